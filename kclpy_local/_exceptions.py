@@ -1,0 +1,251 @@
+"""The one exception tree of kclpy-local.
+
+::
+
+    KclpyLocalError                      every error this package raises
+    ├── ProtocolError                    bad input on the multilang pipe (names line and field)
+    ├── ProcessorFailed                  a record processor raised; the batch was not acknowledged
+    ├── CheckpointError                  the daemon refused a checkpoint (``.value`` = Java name)
+    │   ├── ThrottlingError              ThrottlingException: retry with back-off
+    │   ├── ShutdownError                ShutdownException: the processor is shutting down
+    │   ├── InvalidStateError            InvalidStateException: no checkpointer / lease lost
+    │   ├── DependencyError              KinesisClientLibDependencyException: DynamoDB/Kinesis failed
+    │   ├── InvalidSequenceNumberError   IllegalArgumentException: bad or out-of-range number
+    │   └── UnknownCheckpointError       any other exception name
+    ├── PropertiesError                  a .properties file is unreadable or invalid
+    ├── BootstrapError                   jars, cache or launcher build
+    │   ├── ArtifactDownloadError        a jar could not be fetched (names artifact and URL)
+    │   ├── ArtifactIntegrityError       a jar's sha256 does not match the lockfile
+    │   └── JavaNotFoundError            no java/javac, or too old
+    ├── DaemonError                      the KCL daemon (JVM) failed
+    │   └── DaemonStartError             it did not become ready (carries its last log lines)
+    └── EmulatorError                    the local AWS emulator failed
+        └── PortInUseError               the port asked for is taken
+
+Checkpoint errors also derive from ``amazon_kclpy.checkpoint_error.CheckpointError``
+and protocol errors from ``amazon_kclpy.dispatch.MalformedAction``, so processors
+written for amazon-kclpy catch them unchanged.
+
+Each class has an ``exit_code`` that the command line uses.
+"""
+
+from __future__ import annotations
+
+from amazon_kclpy.checkpoint_error import CheckpointError as _KclpyCheckpointError
+from amazon_kclpy.dispatch import MalformedAction as _KclpyMalformedAction
+
+__all__ = [
+    "ArtifactDownloadError",
+    "ArtifactIntegrityError",
+    "BootstrapError",
+    "CheckpointError",
+    "DaemonError",
+    "DaemonStartError",
+    "DependencyError",
+    "EmulatorError",
+    "InvalidSequenceNumberError",
+    "InvalidStateError",
+    "JavaNotFoundError",
+    "KclpyLocalError",
+    "PortInUseError",
+    "ProcessorFailed",
+    "PropertiesError",
+    "ProtocolError",
+    "ShutdownError",
+    "ThrottlingError",
+    "UnknownCheckpointError",
+    "checkpoint_error_for",
+]
+
+
+class KclpyLocalError(Exception):
+    """Base class of every error raised by kclpy-local."""
+
+    exit_code: int = 1
+    hint: str | None = None
+
+
+class ProtocolError(KclpyLocalError, _KclpyMalformedAction):
+    """A line on the multilang pipe broke the protocol.
+
+    ``line_number`` counts lines read from the daemon (1-based, or ``None`` when
+    unknown), ``line`` is the offending text (shortened), ``field`` a JSON path
+    such as ``records[3].data`` or ``None`` for the whole line.
+    """
+
+    exit_code = 3
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        line: str | None = None,
+        line_number: int | None = None,
+        field: str | None = None,
+    ) -> None:
+        self.reason = reason
+        self.line = line
+        self.line_number = line_number
+        self.field = field
+        super().__init__(self._render())
+
+    def _render(self) -> str:
+        where = f"line {self.line_number}" if self.line_number is not None else "input"
+        parts = [f"protocol error on {where}"]
+        if self.field:
+            parts.append(f"field {self.field!r}")
+        text = ", ".join(parts) + f": {self.reason}"
+        if self.line is not None:
+            shown = self.line if len(self.line) <= 200 else self.line[:200] + "..."
+            text += f" (line: {shown!r})"
+        return text
+
+
+class ProcessorFailed(KclpyLocalError):
+    """The record processor raised while handling a message (never acknowledged)."""
+
+    exit_code = 4
+
+
+class CheckpointError(KclpyLocalError, _KclpyCheckpointError):
+    """The daemon answered a checkpoint with an error.
+
+    ``value`` is the Java exception's simple class name, as amazon-kclpy has it.
+    """
+
+    java_name: str = ""
+
+    def __init__(self, value: str, sequence_number: str | None = None) -> None:
+        self.value = value
+        self.sequence_number = sequence_number
+        Exception.__init__(self, value)
+
+    def __str__(self) -> str:
+        at = f" at sequence number {self.sequence_number}" if self.sequence_number else ""
+        return f"checkpoint failed{at}: {self.value}"
+
+
+class ThrottlingError(CheckpointError):
+    """ThrottlingException: the lease table is throttled; retry with back-off."""
+
+    java_name = "ThrottlingException"
+
+
+class ShutdownError(CheckpointError):
+    """ShutdownException: the processor is being shut down; stop processing."""
+
+    java_name = "ShutdownException"
+
+
+class InvalidStateError(CheckpointError):
+    """InvalidStateException: no checkpointer now (initialize, lease lost) or bad table state."""
+
+    java_name = "InvalidStateException"
+
+
+class DependencyError(CheckpointError):
+    """KinesisClientLibDependencyException: DynamoDB or Kinesis failed; retryable."""
+
+    java_name = "KinesisClientLibDependencyException"
+
+
+class InvalidSequenceNumberError(CheckpointError):
+    """IllegalArgumentException: the sequence number is malformed or out of range."""
+
+    java_name = "IllegalArgumentException"
+
+
+class UnknownCheckpointError(CheckpointError):
+    """Any other exception name the daemon reported."""
+
+
+_BY_JAVA_NAME: dict[str, type[CheckpointError]] = {
+    cls.java_name: cls
+    for cls in (
+        ThrottlingError,
+        ShutdownError,
+        InvalidStateError,
+        DependencyError,
+        InvalidSequenceNumberError,
+    )
+}
+
+
+def checkpoint_error_for(value: str, sequence_number: str | None = None) -> CheckpointError:
+    """Map the daemon's error string to an exception instance of this tree."""
+    cls = _BY_JAVA_NAME.get(value, UnknownCheckpointError)
+    return cls(value, sequence_number)
+
+
+class PropertiesError(KclpyLocalError):
+    """A properties file is missing, unreadable or invalid."""
+
+    exit_code = 2
+
+
+class BootstrapError(KclpyLocalError):
+    """The jars, the cache or the launcher build failed."""
+
+    exit_code = 5
+
+
+class ArtifactDownloadError(BootstrapError):
+    """A jar could not be downloaded."""
+
+    def __init__(self, artifact: str, url: str, reason: str) -> None:
+        self.artifact = artifact
+        self.url = url
+        self.reason = reason
+        super().__init__(f"cannot download {artifact} from {url}: {reason}")
+
+
+class ArtifactIntegrityError(BootstrapError):
+    """A jar's content does not match its pinned sha256."""
+
+    def __init__(self, artifact: str, location: str, expected: str, actual: str) -> None:
+        self.artifact = artifact
+        self.location = location
+        self.expected = expected
+        self.actual = actual
+        super().__init__(
+            f"{artifact} from {location} has sha256 {actual}, expected {expected}"
+        )
+
+
+class JavaNotFoundError(BootstrapError):
+    """No usable ``java`` or ``javac`` was found, or it is too old."""
+
+    exit_code = 6
+
+
+class DaemonError(KclpyLocalError):
+    """The KCL daemon failed."""
+
+    exit_code = 7
+
+
+class DaemonStartError(DaemonError):
+    """The daemon did not become ready; ``log_tail`` holds its last log lines."""
+
+    def __init__(self, message: str, log_tail: tuple[str, ...] = ()) -> None:
+        self.log_tail = log_tail
+        text = message
+        if log_tail:
+            text += "\nlast daemon log lines:\n" + "\n".join(f"  {ln}" for ln in log_tail)
+        super().__init__(text)
+
+
+class EmulatorError(KclpyLocalError):
+    """The local AWS emulator failed or is unreachable."""
+
+    exit_code = 8
+
+
+class PortInUseError(EmulatorError):
+    """The requested port is already bound by another process."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host = host
+        self.port = port
+        super().__init__(f"port {port} on {host} is already in use")
+        self.hint = f"stop what listens on {host}:{port}, or pick another port with --port"
