@@ -1,0 +1,125 @@
+#!/usr/bin/env python3
+"""Regenerate the pinned jar lockfile of one KCL generation (maintainers only).
+
+Usage::
+
+    python3 scripts/lock_jars.py --kcl 1
+    python3 scripts/lock_jars.py --kcl 3 --root software.amazon.kinesis:amazon-kinesis-client-multilang:3.x.y
+
+What it does: writes a one-dependency ``pom.xml`` into a temporary directory,
+asks Maven (``mvn``, with strict checksums) to copy the runtime closure of the
+root artifact in repository layout, computes the sha256 and size of every jar
+itself, and rewrites ``kclpy_local/jars/kcl<N>.json``.  Every key of an existing
+lockfile other than ``artifacts`` (``root``, ``launcher``) is kept, so the
+launcher settings stay as a maintainer wrote them; ``--root`` changes the root.
+
+Review the diff before committing: a new version of any artifact is a change of
+the software users run.  Installing kclpy-local never runs this script; users'
+bootstraps download exactly the pinned files and check them against the pinned
+sha256 values.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.6.1"
+LOCK_DIR = Path(__file__).resolve().parent.parent / "kclpy_local" / "jars"
+
+POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>kclpy-local</groupId>
+  <artifactId>lock</artifactId>
+  <version>0</version>
+  <dependencies>
+    <dependency>
+      <groupId>{group}</groupId>
+      <artifactId>{artifact}</artifactId>
+      <version>{version}</version>
+    </dependency>
+  </dependencies>
+</project>
+"""
+
+
+def resolve(root: str, workdir: Path) -> list[dict[str, Any]]:
+    """Run Maven and describe every jar of the runtime closure of ``root``."""
+    group, artifact, version = root.split(":")
+    (workdir / "pom.xml").write_text(
+        POM.format(group=group, artifact=artifact, version=version), encoding="utf-8"
+    )
+    out = workdir / "jars"
+    argv = [
+        "mvn",
+        "--batch-mode",
+        "--quiet",
+        "--strict-checksums",
+        "-f",
+        str(workdir / "pom.xml"),
+        f"{DEPENDENCY_PLUGIN}:copy-dependencies",
+        "-DincludeScope=runtime",
+        "-Dmdep.useRepositoryLayout=true",
+        f"-DoutputDirectory={out}",
+    ]
+    subprocess.run(argv, check=True)
+    entries: list[dict[str, Any]] = []
+    for jar in sorted(out.rglob("*.jar")):
+        rel = jar.relative_to(out).parts  # group/parts/.../artifact/version/file.jar
+        a_version, a_artifact = rel[-2], rel[-3]
+        a_group = ".".join(rel[:-3])
+        if jar.name != f"{a_artifact}-{a_version}.jar":
+            raise SystemExit(f"unexpected file name (classifier?): {jar}")
+        data = jar.read_bytes()
+        entries.append(
+            {
+                "group": a_group,
+                "artifact": a_artifact,
+                "version": a_version,
+                "sha256": hashlib.sha256(data).hexdigest(),
+                "size": len(data),
+            }
+        )
+    names = [(e["group"], e["artifact"]) for e in entries]
+    if len(names) != len(set(names)):
+        raise SystemExit("two versions of one artifact in the closure")
+    if (group, artifact) not in names:
+        raise SystemExit(f"the root {root} is not in the resolved closure")
+    entries.sort(key=lambda e: (e["group"], e["artifact"]))
+    return entries
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--kcl", type=int, required=True, help="KCL generation (1, 3, ...)")
+    parser.add_argument("--root", help="group:artifact:version of the KCL artifact")
+    parser.add_argument("--output", type=Path, help="lockfile path (default: the package's)")
+    args = parser.parse_args(argv)
+    if shutil.which("mvn") is None:
+        print("mvn not found on PATH; install Apache Maven", file=sys.stderr)
+        return 1
+    path: Path = args.output or LOCK_DIR / f"kcl{args.kcl}.json"
+    lock: dict[str, Any] = (
+        json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    )
+    lock["generation"] = args.kcl
+    if args.root:
+        lock["root"] = args.root
+    if "root" not in lock:
+        parser.error("--root is required for a new generation")
+    with tempfile.TemporaryDirectory(prefix="kclpy-lock-") as tmp:
+        lock["artifacts"] = resolve(lock["root"], Path(tmp))
+    path.write_text(json.dumps(lock, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {path} ({len(lock['artifacts'])} artifacts)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
