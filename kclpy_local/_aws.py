@@ -1,0 +1,364 @@
+"""boto3 helpers for tooling and tests: clients, streams, puts, leases, metrics.
+
+This module is never imported by the processor runtime (it imports boto3).
+
+Clients for an endpoint URL that is not an ``amazonaws.com`` host get dummy
+static credentials, so a local run can never sign with, or reach, a real
+account. Without an endpoint URL the default credential chain applies (real AWS).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import urllib.parse
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from ._exceptions import KclpyLocalError
+
+__all__ = [
+    "DUMMY_CREDENTIALS",
+    "Datapoint",
+    "Lease",
+    "Metric",
+    "PutRecordsError",
+    "PutResult",
+    "StreamInfo",
+    "client",
+    "ensure_stream",
+    "is_local_endpoint",
+    "list_metrics",
+    "metric_statistics",
+    "put_records",
+    "read_leases",
+    "session",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Access key, secret key and session token used for every non-AWS endpoint.
+DUMMY_CREDENTIALS = ("test", "test", "test")
+
+MAX_BATCH_RECORDS = 500
+MAX_BATCH_BYTES = 5 * 1024 * 1024
+_CONFIG = Config(
+    retries={"max_attempts": 5, "mode": "standard"},
+    connect_timeout=5,
+    read_timeout=60,
+)
+
+# boto3 ships no type information; clients are plain objects here.
+Client = Any
+
+
+class PutRecordsError(KclpyLocalError):
+    """Some records were still refused after every retry (``failed`` = error codes)."""
+
+    def __init__(self, stream: str, failed: Sequence[tuple[str, str]]) -> None:
+        self.stream = stream
+        self.failed = tuple(failed)
+        codes = sorted({code for code, _ in failed})
+        super().__init__(
+            f"{len(failed)} record(s) not accepted by stream {stream!r}: {', '.join(codes)}"
+        )
+
+
+# -- clients ------------------------------------------------------------------
+
+
+def is_local_endpoint(endpoint_url: str | None) -> bool:
+    """True for an endpoint URL whose host is not an AWS (``amazonaws.com``) host."""
+    if not endpoint_url:
+        return False
+    host = (urllib.parse.urlsplit(endpoint_url).hostname or "").lower().rstrip(".")
+    return not (
+        host.endswith((".amazonaws.com", ".amazonaws.com.cn"))
+        or host in ("amazonaws.com", "amazonaws.com.cn")
+    )
+
+
+def session(endpoint_url: str | None = None, region: str = "us-east-1") -> Any:
+    """A boto3 session; dummy static credentials when ``endpoint_url`` is local."""
+    if is_local_endpoint(endpoint_url):
+        key, secret, token = DUMMY_CREDENTIALS
+        return boto3.session.Session(
+            aws_access_key_id=key,
+            aws_secret_access_key=secret,
+            aws_session_token=token,
+            region_name=region,
+        )
+    return boto3.session.Session(region_name=region)
+
+
+def client(service: str, endpoint_url: str | None = None, region: str = "us-east-1") -> Client:
+    """A boto3 client for ``service`` (``kinesis``, ``dynamodb``, ``cloudwatch``)."""
+    return session(endpoint_url, region).client(
+        service, endpoint_url=endpoint_url, region_name=region, config=_CONFIG
+    )
+
+
+# -- streams and records --------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StreamInfo:
+    name: str
+    arn: str
+    status: str
+    shard_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PutResult:
+    """Where one record landed, in the order the records were given."""
+
+    shard_id: str
+    sequence_number: str
+    partition_key: str
+    data: bytes
+
+
+def _describe(kinesis: Client, name: str) -> StreamInfo:
+    shard_ids: list[str] = []
+    paginator = kinesis.get_paginator("list_shards")
+    summary = kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]
+    if summary["StreamStatus"] in ("ACTIVE", "UPDATING"):
+        for page in paginator.paginate(StreamName=name):
+            shard_ids.extend(s["ShardId"] for s in page["Shards"])
+    return StreamInfo(name, summary["StreamARN"], summary["StreamStatus"], tuple(shard_ids))
+
+
+def ensure_stream(kinesis: Client, name: str, shards: int = 1, timeout: float = 30.0) -> StreamInfo:
+    """Create stream ``name`` with ``shards`` shards unless it exists; wait until ACTIVE.
+
+    An existing stream is left as it is, whatever its shard count.
+    """
+    try:
+        kinesis.create_stream(StreamName=name, ShardCount=shards)
+        logger.info("created stream %s with %d shard(s)", name, shards)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "ResourceInUseException":
+            raise
+    deadline = time.monotonic() + timeout
+    while True:
+        info = _describe(kinesis, name)
+        if info.status == "ACTIVE":
+            return info
+        if info.status == "DELETING" or time.monotonic() >= deadline:
+            raise KclpyLocalError(
+                f"stream {name!r} is {info.status}, not ACTIVE, after {timeout:.1f}s"
+            )
+        time.sleep(0.1)
+
+
+def _batches(records: Iterable[tuple[bytes, str]]) -> Iterator[list[tuple[bytes, str]]]:
+    batch: list[tuple[bytes, str]] = []
+    size = 0
+    for data, key in records:
+        item = len(data) + len(key.encode())
+        if batch and (len(batch) == MAX_BATCH_RECORDS or size + item > MAX_BATCH_BYTES):
+            yield batch
+            batch, size = [], 0
+        batch.append((data, key))
+        size += item
+    if batch:
+        yield batch
+
+
+def put_records(
+    kinesis: Client,
+    stream: str,
+    records: Iterable[tuple[bytes, str]],
+    *,
+    max_attempts: int = 8,
+    backoff: float = 0.05,
+) -> list[PutResult]:
+    """Put ``(data, partition_key)`` records with PutRecords, 500 (and 5 MiB) a call.
+
+    Entries the service refuses (throttling, internal failure) are sent again
+    with exponential back-off, up to ``max_attempts`` calls per batch; then
+    :class:`PutRecordsError`. Results come back in input order.
+    """
+    results: list[PutResult] = []
+    for batch in _batches(records):
+        done: list[PutResult | None] = [None] * len(batch)
+        pending = list(range(len(batch)))
+        failures: list[tuple[str, str]] = []
+        for attempt in range(max_attempts):
+            if attempt:
+                time.sleep(min(backoff * 2 ** (attempt - 1), 2.0))
+            response = kinesis.put_records(
+                StreamName=stream,
+                Records=[{"Data": batch[i][0], "PartitionKey": batch[i][1]} for i in pending],
+            )
+            failures = []
+            retry: list[int] = []
+            for index, entry in zip(pending, response["Records"], strict=True):
+                if entry.get("ErrorCode"):
+                    retry.append(index)
+                    failures.append((entry["ErrorCode"], entry.get("ErrorMessage", "")))
+                else:
+                    data, key = batch[index]
+                    done[index] = PutResult(entry["ShardId"], entry["SequenceNumber"], key, data)
+            pending = retry
+            if not pending:
+                break
+            logger.info("%d of %d record(s) refused; retrying", len(pending), len(batch))
+        if pending:
+            raise PutRecordsError(stream, failures)
+        results.extend(r for r in done if r is not None)
+    return results
+
+
+# -- leases ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """One item of a KCL 1.x lease table (``KinesisClientLeaseSerializer``)."""
+
+    lease_key: str
+    owner: str | None
+    checkpoint: str | None
+    checkpoint_sub: int
+    lease_counter: int
+    parent_shard_ids: tuple[str, ...]
+    owner_switches: int = 0
+    pending_checkpoint: str | None = None
+    raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+
+def _plain(value: Mapping[str, Any]) -> Any:
+    """A DynamoDB attribute value as a plain Python value."""
+    (kind, inner), = value.items()
+    if kind == "S":
+        return inner
+    if kind == "N":
+        number = Decimal(inner)
+        return int(number) if number == number.to_integral_value() else number
+    if kind == "SS":
+        return sorted(inner)
+    if kind == "NS":
+        return sorted(Decimal(n) for n in inner)
+    if kind == "BOOL":
+        return bool(inner)
+    if kind == "NULL":
+        return None
+    if kind == "L":
+        return [_plain(v) for v in inner]
+    if kind == "M":
+        return {k: _plain(v) for k, v in inner.items()}
+    return inner
+
+
+def _lease(item: Mapping[str, Mapping[str, Any]]) -> Lease:
+    raw = {k: _plain(v) for k, v in item.items()}
+    parents = raw.get("parentShardId") or ()
+    if isinstance(parents, str):
+        parents = (parents,)
+    return Lease(
+        lease_key=str(raw["leaseKey"]),
+        owner=raw.get("leaseOwner"),
+        checkpoint=raw.get("checkpoint"),
+        checkpoint_sub=int(raw.get("checkpointSubSequenceNumber", 0)),
+        lease_counter=int(raw.get("leaseCounter", 0)),
+        parent_shard_ids=tuple(parents),
+        owner_switches=int(raw.get("ownerSwitchesSinceCheckpoint", 0)),
+        pending_checkpoint=raw.get("pendingCheckpoint"),
+        raw=raw,
+    )
+
+
+def read_leases(dynamodb: Client, table: str) -> list[Lease]:
+    """Every lease of the KCL table ``table`` (a consistent scan), sorted by lease key."""
+    leases: list[Lease] = []
+    for page in dynamodb.get_paginator("scan").paginate(TableName=table, ConsistentRead=True):
+        leases.extend(_lease(item) for item in page["Items"])
+    return sorted(leases, key=lambda lease: lease.lease_key)
+
+
+# -- metrics --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Metric:
+    namespace: str
+    name: str
+    dimensions: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Datapoint:
+    timestamp: datetime
+    unit: str | None
+    sample_count: float | None = None
+    sum: float | None = None
+    average: float | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+
+
+def list_metrics(
+    cloudwatch: Client, namespace: str, metric_name: str | None = None
+) -> list[Metric]:
+    """Distinct metrics of ``namespace`` (sorted; dimensions sorted by name)."""
+    kwargs: dict[str, Any] = {"Namespace": namespace}
+    if metric_name:
+        kwargs["MetricName"] = metric_name
+    seen: set[Metric] = set()
+    for page in cloudwatch.get_paginator("list_metrics").paginate(**kwargs):
+        for m in page["Metrics"]:
+            dims = tuple(sorted((d["Name"], d["Value"]) for d in m.get("Dimensions", [])))
+            seen.add(Metric(m["Namespace"], m["MetricName"], dims))
+    return sorted(seen, key=lambda m: (m.name, m.dimensions))
+
+
+_STATISTICS = ("SampleCount", "Sum", "Average", "Minimum", "Maximum")
+
+
+def metric_statistics(
+    cloudwatch: Client,
+    namespace: str,
+    metric_name: str,
+    dimensions: Mapping[str, str] | Iterable[tuple[str, str]] = (),
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    period: int = 60,
+    statistics: Sequence[str] = _STATISTICS,
+) -> list[Datapoint]:
+    """GetMetricStatistics for one metric; by default the last hour. Sorted by time."""
+    now = datetime.now(UTC)
+    end = end or now + timedelta(minutes=1)
+    start = start or now - timedelta(hours=1)
+    pairs = dimensions.items() if isinstance(dimensions, Mapping) else dimensions
+    response = cloudwatch.get_metric_statistics(
+        Namespace=namespace,
+        MetricName=metric_name,
+        Dimensions=[{"Name": k, "Value": v} for k, v in pairs],
+        StartTime=start,
+        EndTime=end,
+        Period=period,
+        Statistics=list(statistics),
+    )
+    points = [
+        Datapoint(
+            timestamp=p["Timestamp"].astimezone(UTC),
+            unit=p.get("Unit"),
+            sample_count=p.get("SampleCount"),
+            sum=p.get("Sum"),
+            average=p.get("Average"),
+            minimum=p.get("Minimum"),
+            maximum=p.get("Maximum"),
+        )
+        for p in response["Datapoints"]
+    ]
+    return sorted(points, key=lambda p: p.timestamp)
