@@ -65,7 +65,7 @@ class KclpyLocalError(Exception):
     hint: str | None = None
 
 
-class ProtocolError(KclpyLocalError, _KclpyMalformedAction):
+class ProtocolError(KclpyLocalError, _KclpyMalformedAction):  # type: ignore[misc]
     """A line on the multilang pipe broke the protocol.
 
     ``line_number`` counts lines read from the daemon (1-based, or ``None`` when
@@ -107,7 +107,7 @@ class ProcessorFailed(KclpyLocalError):
     exit_code = 4
 
 
-class CheckpointError(KclpyLocalError, _KclpyCheckpointError):
+class CheckpointError(KclpyLocalError, _KclpyCheckpointError):  # type: ignore[misc]
     """The daemon answered a checkpoint with an error.
 
     ``value`` is the Java exception's simple class name, as amazon-kclpy has it.
