@@ -364,6 +364,16 @@ class EmbeddedEmulator:
         """Stop the server (SIGTERM, wait, SIGKILL). Safe to call twice."""
         self._cleanup(timeout)
 
+    def wait(self, timeout: float | None = None) -> int | None:
+        """Wait for the server to exit; its exit code, or ``None`` on timeout or if not started."""
+        proc = self._process
+        if proc is None:
+            return None
+        try:
+            return proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
     def release(self) -> int:
         """Forget a detached, running server without stopping it; return its pid."""
         if self._process is None or not self._detach:

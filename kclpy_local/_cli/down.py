@@ -1,0 +1,45 @@
+"""``kclpy-local down``: stop the emulator that ``kclpy-local up`` started."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .._emulator import stop_pid
+from .up import PID_FILE, locked, read_record, record_is_live, remove_record, state_dir_of
+
+__all__ = ["register"]
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = subparsers.add_parser(
+        "down",
+        help="stop the emulator started by 'kclpy-local up'",
+        description="Stop the background emulator (SIGTERM, then SIGKILL) and remove its pid file.",
+    )
+    p.add_argument("--state-dir", type=Path, default=None, help="where the pid file is")
+    p.add_argument(
+        "--timeout", type=float, default=5.0, help="seconds to wait after SIGTERM (default 5)"
+    )
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    state_dir = state_dir_of(args)
+    if not (state_dir / PID_FILE).exists():
+        print(f"no emulator running (no pid file in {state_dir})")
+        return 0
+    with locked(state_dir):
+        record = read_record(state_dir)
+        if record is None:
+            remove_record(state_dir)
+            print("no emulator running (removed an unreadable pid file)")
+            return 0
+        if not record_is_live(record):
+            remove_record(state_dir)
+            print(f"no emulator running (pid {record.pid} is gone; removed its pid file)")
+            return 0
+        stop_pid(record.pid, timeout=args.timeout)
+        remove_record(state_dir)
+    print(f"emulator stopped (pid {record.pid}, {record.endpoint})")
+    return 0

@@ -1,0 +1,261 @@
+"""``kclpy-local up``: start the embedded emulator in the background.
+
+The emulator's state (a pid file and its log) lives in a per-user state
+directory: ``--state-dir``, else ``$KCLPY_LOCAL_STATE``, else
+``$XDG_STATE_HOME/kclpy-local``, else ``~/.local/state/kclpy-local``. The pid
+file is JSON: ``{"pid", "port", "endpoint", "started_at", "log_file"}``.
+
+``up`` prints the endpoint URL on stdout (and nothing else there), so that
+``ENDPOINT=$(kclpy-local up)`` works. Running it again while the emulator
+answers only reports it (exit 0); a pid file naming a dead process is removed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import signal
+import sys
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+
+from .._emulator import (
+    DEFAULT_PORT,
+    READY_PATH,
+    EmbeddedEmulator,
+    is_moto_process,
+    pid_alive,
+    require_moto,
+    wait_ready,
+)
+from .._exceptions import EmulatorError
+
+__all__ = [
+    "EmulatorRecord",
+    "default_state_dir",
+    "locked",
+    "read_record",
+    "register",
+    "remove_record",
+    "write_record",
+]
+
+logger = logging.getLogger(__name__)
+
+STATE_ENV = "KCLPY_LOCAL_STATE"
+PID_FILE = "emulator.json"
+LOG_FILE = "emulator.log"
+LOCK_FILE = ".lock"
+
+
+@dataclass(frozen=True, slots=True)
+class EmulatorRecord:
+    """What the pid file says about a running emulator."""
+
+    pid: int
+    port: int
+    endpoint: str
+    started_at: str
+    log_file: str
+
+
+def default_state_dir() -> Path:
+    explicit = os.environ.get(STATE_ENV)
+    if explicit:
+        return Path(explicit).expanduser()
+    xdg = os.environ.get("XDG_STATE_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".local" / "state"
+    return base / "kclpy-local"
+
+
+def state_dir_of(args: argparse.Namespace) -> Path:
+    chosen: Path | None = args.state_dir
+    return chosen if chosen is not None else default_state_dir()
+
+
+@contextlib.contextmanager
+def locked(state_dir: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the state directory (one ``up``/``down`` at a time)."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    with (state_dir / LOCK_FILE).open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def read_record(state_dir: Path) -> EmulatorRecord | None:
+    """The pid file's record; ``None`` when there is none or it is unreadable."""
+    path = state_dir / PID_FILE
+    try:
+        data = json.loads(path.read_text())
+        return EmulatorRecord(
+            pid=int(data["pid"]),
+            port=int(data["port"]),
+            endpoint=str(data["endpoint"]),
+            started_at=str(data.get("started_at", "")),
+            log_file=str(data.get("log_file", "")),
+        )
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        logger.warning("ignoring unreadable pid file %s: %s", path, exc)
+        return None
+
+
+def write_record(state_dir: Path, record: EmulatorRecord) -> Path:
+    """Write the pid file atomically; return its path."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    path = state_dir / PID_FILE
+    tmp = path.with_name(f".{PID_FILE}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(asdict(record), indent=2) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def remove_record(state_dir: Path, pid: int | None = None) -> None:
+    """Remove the pid file (only if it still names ``pid``, when given)."""
+    if pid is not None:
+        current = read_record(state_dir)
+        if current is not None and current.pid != pid:
+            return
+    (state_dir / PID_FILE).unlink(missing_ok=True)
+
+
+def record_is_live(record: EmulatorRecord) -> bool:
+    """Whether the recorded process still exists and is (as far as can be told) moto."""
+    return pid_alive(record.pid) and is_moto_process(record.pid) is not False
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = subparsers.add_parser(
+        "up",
+        help="start the embedded emulator (moto) in the background",
+        description="Start moto in server mode on 127.0.0.1 (Kinesis, DynamoDB, CloudWatch).",
+    )
+    p.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help="port to serve (0: any free port)"
+    )
+    p.add_argument("--foreground", action="store_true", help="run in this terminal until Ctrl-C")
+    p.add_argument("--state-dir", type=Path, default=None, help="where the pid file and log go")
+    p.add_argument(
+        "--timeout", type=float, default=30.0, help="seconds to wait for readiness (default 30)"
+    )
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    state_dir = state_dir_of(args)
+    if args.foreground:
+        return _run_foreground(args, state_dir)
+    with locked(state_dir):
+        existing = _existing(state_dir)
+        if existing is not None:
+            return existing
+        require_moto()
+        log_path = state_dir / LOG_FILE
+        emulator = EmbeddedEmulator(
+            args.port, log_path=log_path, detach=True, startup_timeout=args.timeout
+        )
+        emulator.start()
+        try:
+            _write(state_dir, emulator, log_path)
+        except BaseException:
+            emulator.stop()
+            raise
+        pid = emulator.release()
+    print(emulator.endpoint_url)
+    print(
+        f"emulator started: pid {pid}, ready in {emulator.startup_seconds or 0.0:.2f}s, "
+        f"log {log_path}; stop it with: kclpy-local down",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _existing(state_dir: Path) -> int | None:
+    """Report an emulator that already runs (0), fail on a hung one, clean a stale file."""
+    record = read_record(state_dir)
+    if record is None:
+        if (state_dir / PID_FILE).exists():
+            remove_record(state_dir)
+        return None
+    if not record_is_live(record):
+        print(f"removing stale pid file (pid {record.pid} is gone)", file=sys.stderr)
+        remove_record(state_dir)
+        return None
+    try:
+        wait_ready(record.endpoint, timeout=3.0, path=READY_PATH)
+    except EmulatorError as exc:
+        err = EmulatorError(f"emulator pid {record.pid} is running but does not answer: {exc}")
+        err.hint = "stop it with: kclpy-local down"
+        raise err from exc
+    print(record.endpoint)
+    print(
+        f"emulator already running: pid {record.pid}, since {record.started_at}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _write(state_dir: Path, emulator: EmbeddedEmulator, log_path: Path) -> None:
+    assert emulator.pid is not None
+    write_record(
+        state_dir,
+        EmulatorRecord(
+            pid=emulator.pid,
+            port=emulator.port,
+            endpoint=emulator.endpoint_url,
+            started_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            log_file=str(log_path),
+        ),
+    )
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def _run_foreground(args: argparse.Namespace, state_dir: Path) -> int:
+    with locked(state_dir):
+        existing = _existing(state_dir)
+        if existing is not None:
+            return existing
+        require_moto()
+        log_path = state_dir / LOG_FILE
+        emulator = EmbeddedEmulator(args.port, log_path=log_path, startup_timeout=args.timeout)
+        emulator.start()
+        try:
+            _write(state_dir, emulator, log_path)
+        except BaseException:
+            emulator.stop()
+            raise
+    pid = emulator.pid
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        print(emulator.endpoint_url, flush=True)
+        print(
+            f"emulator running in the foreground: pid {pid}, log {log_path}; Ctrl-C stops it",
+            file=sys.stderr,
+            flush=True,
+        )
+        code = emulator.wait()
+    except KeyboardInterrupt:
+        code = None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        emulator.stop()
+        remove_record(state_dir, pid)
+    if code is None or code in (0, -signal.SIGTERM, -signal.SIGINT):
+        print("emulator stopped", file=sys.stderr)
+        return 0
+    tail = "\n".join(f"  {ln}" for ln in emulator.output_tail())
+    raise EmulatorError(f"the emulator exited with code {code}\n{tail}".rstrip())
