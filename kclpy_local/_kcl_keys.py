@@ -61,7 +61,9 @@ class KeySpec:
     """One property key: its decoded type, default and meaning.
 
     ``default`` is the effective default as text (``None``: unset / computed),
-    ``source`` says who reads the key (``kcl``, ``multilang`` or ``launcher``),
+    ``source`` says who reads the key: ``configurator`` (read by name by
+    ``KinesisClientLibConfigurator``), ``kcl`` (a ``with<Key>`` setter of
+    ``KinesisClientLibConfiguration``), ``multilang`` or ``launcher``;
     ``choices`` lists accepted values for enum-like strings (compared upper-case),
     ``minimum`` is the smallest value the setter accepts.
     """
@@ -89,35 +91,34 @@ def _kcl(
     return KeySpec(name, type_, default, description, required, "kcl", choices, minimum)
 
 
+def _cfg(name: str, type_: KeyType, description: str, *, required: bool = False) -> KeySpec:
+    return KeySpec(name, type_, None, description, required, "configurator")
+
+
 _I, _L, _B, _S = KeyType.INT, KeyType.LONG, KeyType.BOOLEAN, KeyType.STRING
 
 KCL1_KEYS: tuple[KeySpec, ...] = (
-    # Read by KinesisClientLibConfigurator itself.
-    _kcl(
-        "applicationName", _S, None, "Application name; also the lease table name.", required=True
-    ),
-    _kcl("streamName", _S, None, "Kinesis stream to consume.", required=True),
-    _kcl(
+    # Read by name by KinesisClientLibConfigurator itself.
+    _cfg("applicationName", _S, "Application name; also the lease table name.", required=True),
+    _cfg("streamName", _S, "Kinesis stream to consume.", required=True),
+    _cfg(
         "AWSCredentialsProvider",
         KeyType.CREDENTIALS_PROVIDER,
-        None,
         "Comma list of provider classes (prefix com.amazonaws.auth. optional); "
         "'Class|arg1|arg2' calls a String constructor; classes that fail to load are skipped.",
         required=True,
     ),
-    _kcl(
+    _cfg(
         "AWSCredentialsProviderDynamoDB",
         KeyType.CREDENTIALS_PROVIDER,
-        None,
         "Credentials for DynamoDB; defaults to AWSCredentialsProvider.",
     ),
-    _kcl(
+    _cfg(
         "AWSCredentialsProviderCloudWatch",
         KeyType.CREDENTIALS_PROVIDER,
-        None,
         "Credentials for CloudWatch; defaults to AWSCredentialsProvider.",
     ),
-    _kcl("workerId", _S, None, "Worker identity in the lease table; a random UUID when unset."),
+    _cfg("workerId", _S, "Worker identity in the lease table; a random UUID when unset."),
     # with<Key> setters of KinesisClientLibConfiguration.
     _kcl("tableName", _S, None, "Lease table name; defaults to applicationName."),
     _kcl(

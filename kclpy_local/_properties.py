@@ -410,10 +410,22 @@ def validate_properties(
 
 
 def _check_entry(key: str, value: str, line: int | None) -> list[Problem]:
+    problems = []
     spec = KCL1_KEYS_BY_NAME.get(key)
     if spec is None:
-        return [_unknown_key(key, line)]
-    problems = []
+        # The configurator calls "with" + key with its first letter upper-cased.
+        spec = KCL1_KEYS_BY_NAME.get(key[:1].lower() + key[1:])
+        if spec is None or spec.source != "kcl":
+            return [_unknown_key(key, line)]
+        problems.append(
+            Problem(
+                key,
+                line,
+                "warning",
+                f"KCL accepts this spelling, but kclpy-local's checks expect {spec.name!r}",
+                f"rename it to {spec.name}",
+            )
+        )
     reason = check_value(spec, value)
     padded = java_trim(value) != value
     if reason:
