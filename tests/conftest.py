@@ -12,7 +12,7 @@ from kclpy_local._emulator import EmbeddedEmulator
 @pytest.fixture(scope="session")
 def emulator() -> Iterator[EmbeddedEmulator]:
     """moto's server for the whole session; state is shared between tests."""
-    pytest.importorskip("moto.server", reason="needs moto[server] (pip install 'kclpy-local[emulator]')")
+    pytest.importorskip("moto.server", reason="needs pip install 'kclpy-local[emulator]'")
     with EmbeddedEmulator(port=0) as emu:
         yield emu
 
