@@ -38,7 +38,7 @@ from ._messages import (
 )
 from ._processor import RecordProcessor
 
-__all__ = ["OnError", "Runtime", "claim_stdout", "configure_logging", "run"]
+__all__ = ["OnError", "Runtime", "claim_stdout", "configure_logging", "run", "run_to_exit_code"]
 
 OnError = Literal["exit", "continue"]
 _ENV_ON_ERROR = "KCLPY_LOCAL_ON_ERROR"
@@ -206,14 +206,22 @@ def run(
     """
     configure_logging()
     output = claim_stdout()
+    runtime = Runtime(processor, _stdin(), output, sys.stderr, on_error=on_error, strict=strict)
+    raise SystemExit(run_to_exit_code(runtime, sys.stderr))
+
+
+def run_to_exit_code(runtime: Runtime, error_file: TextIO) -> int:
+    """Run to the end and map the outcome to the process exit status."""
     try:
-        Runtime(processor, _stdin(), output, sys.stderr, on_error=on_error, strict=strict).run()
+        runtime.run()
     except ProtocolError as exc:
-        print(f"kclpy-local: {exc}", file=sys.stderr, flush=True)
-        raise SystemExit(exc.exit_code) from None
+        error_file.write(f"kclpy-local: {exc}\n")
+        error_file.flush()
+        return exc.exit_code
     except ProcessorFailed as exc:
-        raise SystemExit(exc.exit_code) from None
+        return exc.exit_code
     except BrokenPipeError:
-        print("kclpy-local: the daemon closed the pipe", file=sys.stderr, flush=True)
-        raise SystemExit(1) from None
-    raise SystemExit(0)
+        error_file.write("kclpy-local: the daemon closed the pipe\n")
+        error_file.flush()
+        return 1
+    return 0
