@@ -366,6 +366,7 @@ def validate_properties(
     elif profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}")
     values: dict[str, str] = {}
+    unresolved: set[str] = set()
     seen: dict[str, int | None] = {}
     for entry in document.entries:
         if entry.key in seen:
@@ -391,7 +392,11 @@ def validate_properties(
                 Problem(entry.key, entry.line, "error", _missing_message(entry.key, variable), hint)
             )
         values[entry.key] = expanded
-        problems.extend(_check_entry(entry.key, expanded, entry.line))
+        if missing:
+            unresolved.add(entry.key)
+        else:
+            unresolved.discard(entry.key)
+            problems.extend(_check_entry(entry.key, expanded, entry.line))
     for line in document.non_ascii_lines:
         problems.append(
             Problem(
@@ -402,9 +407,13 @@ def validate_properties(
                 "write them as \\uXXXX escapes",
             )
         )
-    problems.extend(_check_required(values, document))
+    # A value that could not be substituted was reported once; checks that
+    # would report it again see it as set to something valid.
+    for key in unresolved:
+        values.pop(key)
+    problems.extend(_check_required(values, document, unresolved))
     problems.extend(_check_initial_position(values, document))
-    problems.extend(_check_endpoints(values, document, profile))
+    problems.extend(_check_endpoints(values, document, profile, unresolved))
     problems.sort(key=lambda p: (p.line is None, p.line or 0))
     return problems
 
@@ -478,10 +487,16 @@ def _unknown_key(key: str, line: int | None) -> Problem:
     return Problem(key, line, "warning", "unknown key; KCL ignores it silently")
 
 
-def _check_required(values: Mapping[str, str], document: PropertiesDocument) -> list[Problem]:
+def _check_required(
+    values: Mapping[str, str], document: PropertiesDocument, unresolved: set[str]
+) -> list[Problem]:
     problems = []
     for spec in KCL1_KEYS:
-        if spec.required and not java_trim(values.get(spec.name, "")):
+        if (
+            spec.required
+            and spec.name not in unresolved
+            and not java_trim(values.get(spec.name, ""))
+        ):
             state = "is empty" if spec.name in values else "is missing"
             problems.append(
                 Problem(
@@ -553,7 +568,10 @@ def _is_loopback(host: str) -> bool:
 
 
 def _check_endpoints(
-    values: Mapping[str, str], document: PropertiesDocument, profile: Profile | None
+    values: Mapping[str, str],
+    document: PropertiesDocument,
+    profile: Profile | None,
+    unresolved: set[str],
 ) -> list[Problem]:
     problems: list[Problem] = []
     endpoints = {
@@ -588,7 +606,7 @@ def _check_endpoints(
             problems.append(
                 Problem(key, line, "warning", f"loopback endpoint {url} in the aws profile")
             )
-    missing = [key for key in ENDPOINT_KEYS if key not in endpoints]
+    missing = [key for key in ENDPOINT_KEYS if key not in endpoints and key not in unresolved]
     if profile in ("local", "localstack"):
         for key in missing:
             problems.append(
@@ -600,7 +618,7 @@ def _check_endpoints(
                     f"set {key} to the emulator URL",
                 )
             )
-        if not java_trim(values.get("regionName", "")):
+        if "regionName" not in unresolved and not java_trim(values.get("regionName", "")):
             problems.append(
                 Problem(
                     "regionName",

@@ -1,0 +1,555 @@
+"""The .properties reader/writer, substitution, key table and validator."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import javaproperties
+import pytest
+
+from kclpy_local._exceptions import PropertiesError
+from kclpy_local._kcl_keys import (
+    KCL1_KEYS,
+    KCL1_KEYS_BY_NAME,
+    KCL1_UNSETTABLE,
+    KeyType,
+    check_value,
+)
+from kclpy_local._properties import (
+    Problem,
+    check_file,
+    detect_profile,
+    effective_properties,
+    load_properties_file,
+    parse_properties,
+    read_properties,
+    require_valid,
+    resolve_file,
+    substitute,
+    validate_properties,
+    write_properties,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+PROFILE_DIR = REPO / "properties"
+
+GOOD_LOCAL = {
+    "applicationName": "app",
+    "streamName": "stream",
+    "AWSCredentialsProvider": "EnvironmentVariableCredentialsProvider",
+    "executableName": "python3 processor.py",
+    "regionName": "us-east-1",
+    "kinesisEndpoint": "http://127.0.0.1:4566",
+    "dynamoDBEndpoint": "http://127.0.0.1:4566",
+    "cloudWatchEndpoint": "http://localhost:4566",
+}
+
+
+def errors(problems: list[Problem]) -> list[Problem]:
+    return [p for p in problems if p.severity == "error"]
+
+
+def only(problems: list[Problem], key: str) -> list[Problem]:
+    return [p for p in problems if p.key == key]
+
+
+# -- syntax ----------------------------------------------------------------
+
+SYNTAX = (
+    "# hash comment\n"
+    "! bang comment\n"
+    "equals = one\n"
+    "colon:two\n"
+    "space three\n"
+    "tabbed\t\tfour\n"
+    "continued = a\\\n"
+    "    b\\\n"
+    "\tc\n"
+    "escaped\\ key\\=x = tab\\there\\nnewline\n"
+    "unicode = \\u00e9\\u0041\n"
+    "   # indented comment\n"
+    "empty\n"
+    "trailing = kept \n"
+)
+
+
+def test_parse_covers_java_syntax() -> None:
+    doc = parse_properties(SYNTAX)
+    values = doc.as_dict()
+    assert values == {
+        "equals": "one",
+        "colon": "two",
+        "space": "three",
+        "tabbed": "four",
+        "continued": "abc",
+        "escaped key=x": "tab\there\nnewline",
+        "unicode": "\u00e9A",
+        "empty": "",
+        "trailing": "kept ",
+    }
+    lines = {e.key: e.line for e in doc.entries}
+    assert lines["equals"] == 3
+    assert lines["continued"] == 7
+    assert lines["escaped key=x"] == 10
+    assert lines["trailing"] == 14
+    assert [c[0] for c in doc.comments] == [1, 2, 12]
+
+
+def test_round_trip_keeps_comments_and_layout(tmp_path: Path) -> None:
+    path = tmp_path / "a.properties"
+    path.write_text(SYNTAX, encoding="iso-8859-1")
+    document = load_properties_file(path)
+    write_properties(path, document)
+    assert path.read_text(encoding="iso-8859-1") == SYNTAX
+
+    document["colon"] = "changed"
+    document["added"] = "\u00fc"
+    write_properties(path, document)
+    text = path.read_text(encoding="iso-8859-1")
+    assert "# hash comment\n! bang comment\n" in text
+    assert "   # indented comment\n" in text
+    assert "continued = a\\\n    b\\\n\tc\n" in text
+    assert "added = \\u00fc" in text or "added=\\u00fc" in text
+    assert read_properties(path).as_dict()["added"] == "\u00fc"
+    assert read_properties(path).as_dict()["colon"] == "changed"
+
+
+def test_write_mapping_with_header_is_atomic(tmp_path: Path) -> None:
+    path = tmp_path / "out.properties"
+    write_properties(path, {"a": "1", "b c": "x=y"}, ["first line", "second"])
+    text = path.read_text(encoding="iso-8859-1")
+    assert text.startswith("#first line\n#second\n") or text.startswith("# first line\n")
+    assert read_properties(path).as_dict() == {"a": "1", "b c": "x=y"}
+    assert [p.name for p in tmp_path.iterdir()] == ["out.properties"]
+
+
+def test_write_failure_leaves_no_temp_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def boom(src: str, dst: str) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", boom)
+    with pytest.raises(OSError):
+        write_properties(tmp_path / "x.properties", {"a": "1"})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_read_is_latin1_like_java(tmp_path: Path) -> None:
+    path = tmp_path / "u.properties"
+    path.write_bytes("name = caf\u00e9\n".encode())
+    doc = read_properties(path)
+    assert doc.as_dict()["name"] == "caf\u00c3\u00a9"  # what Properties.load(InputStream) sees
+    warnings = [p for p in validate_properties(doc) if "ISO-8859-1" in p.message]
+    assert warnings and warnings[0].line == 1
+
+
+def test_missing_file_and_bad_escape(tmp_path: Path) -> None:
+    with pytest.raises(PropertiesError, match="not found"):
+        read_properties(tmp_path / "nope.properties")
+    with pytest.raises(PropertiesError, match="not found"):
+        check_file(tmp_path / "nope.properties")
+    bad = tmp_path / "bad.properties"
+    bad.write_text("a = \\u12x4\n")
+    with pytest.raises(PropertiesError, match="uXXXX"):
+        read_properties(bad)
+
+
+def test_unreadable_file(tmp_path: Path) -> None:
+    with pytest.raises(PropertiesError, match="cannot read"):
+        read_properties(tmp_path)  # a directory
+
+
+# -- substitution ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("${A}", "alpha"),
+        ("x-${A}-y", "x-alpha-y"),
+        ("${UNSET:-fallback}", "fallback"),
+        ("${EMPTY:-fallback}", "fallback"),
+        ("${A:-fallback}", "alpha"),
+        ("${UNSET:-}", ""),
+        ("${UNSET:-http://127.0.0.1:4566}", "http://127.0.0.1:4566"),
+        ("$${A}", "${A}"),
+        ("Outer$Inner", "Outer$Inner"),
+        ("$A", "$A"),
+    ],
+)
+def test_substitute(value: str, expected: str) -> None:
+    env = {"A": "alpha", "EMPTY": ""}
+    assert substitute(value, key="k", environ=env) == expected
+
+
+def test_substitute_unset_names_key_and_variable() -> None:
+    with pytest.raises(PropertiesError, match=r"'streamName'.*NOT_SET_VAR"):
+        substitute("${NOT_SET_VAR}", key="streamName", environ={})
+    with pytest.raises(PropertiesError, match="malformed"):
+        substitute("${not closed", key="k", environ={})
+
+
+def test_validator_reports_unset_variable() -> None:
+    props = {**GOOD_LOCAL, "streamName": "${KCLPY_TEST_UNSET_VAR}"}
+    problems = validate_properties(props, profile="local", environ={})
+    (problem,) = errors(problems)
+    assert problem.key == "streamName"
+    assert "KCLPY_TEST_UNSET_VAR" in problem.message
+
+
+def test_effective_properties_and_resolve_file(tmp_path: Path) -> None:
+    base = tmp_path / "local.properties"
+    base.write_text("# keep me\nstreamName = ${S:-dflt}\nregionName = ${R}\n")
+    env = {"R": "eu-west-1"}
+    document = effective_properties(base, {"workerId": "${literal}"}, environ=env)
+    assert dict(document) == {
+        "streamName": "dflt",
+        "regionName": "eu-west-1",
+        "workerId": "${literal}",
+    }
+    assert "# keep me" in document.dumps()
+
+    resolved = resolve_file(base, directory=tmp_path, environ=env)
+    try:
+        assert resolved.parent == tmp_path
+        assert read_properties(resolved).as_dict() == {
+            "streamName": "dflt",
+            "regionName": "eu-west-1",
+        }
+        assert "# keep me" in resolved.read_text()
+    finally:
+        resolved.unlink()
+    with pytest.raises(PropertiesError, match="regionName"):
+        effective_properties(base, environ={})
+
+
+# -- key table ---------------------------------------------------------------
+
+
+def test_key_table_shape() -> None:
+    names = [spec.name for spec in KCL1_KEYS]
+    assert len(names) == len(set(names))
+    assert {s.name for s in KCL1_KEYS if s.required} == {
+        "applicationName",
+        "streamName",
+        "AWSCredentialsProvider",
+        "executableName",
+    }
+    assert KCL1_KEYS_BY_NAME["cloudWatchEndpoint"].type is KeyType.STRING
+    assert KCL1_KEYS_BY_NAME["isCBORProtocolDisabled"].type is KeyType.BOOLEAN
+    assert KCL1_KEYS_BY_NAME["shutdownGraceMillis"].type is KeyType.LONG
+    assert KCL1_KEYS_BY_NAME["failoverTimeMillis"].default == "10000"
+    assert KCL1_KEYS_BY_NAME["timestampAtInitialPositionInStream"].type is KeyType.DATE
+    assert not set(names) & set(KCL1_UNSETTABLE)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "ok"),
+    [
+        ("maxRecords", "100", True),
+        ("maxRecords", "+100", True),
+        ("maxRecords", "100 ", False),
+        ("maxRecords", " 100", False),
+        ("maxRecords", "1_000", False),
+        ("maxRecords", "2147483648", False),
+        ("maxRecords", "0", False),  # must be positive
+        ("maxRecords", "", False),
+        ("failoverTimeMillis", "2147483648", True),
+        ("failoverTimeMillis", "9223372036854775808", False),
+        ("maxActiveThreads", "-1", True),
+        ("callProcessRecordsEvenForEmptyRecordList", "TRUE", True),
+        ("callProcessRecordsEvenForEmptyRecordList", "False", True),
+        ("callProcessRecordsEvenForEmptyRecordList", "true ", False),
+        ("callProcessRecordsEvenForEmptyRecordList", "yes", False),
+        ("callProcessRecordsEvenForEmptyRecordList", "1", False),
+        ("initialPositionInStream", "trim_horizon", True),
+        ("initialPositionInStream", "TRIM_HORIZON ", False),
+        ("initialPositionInStream", "OLDEST", False),
+        ("timestampAtInitialPositionInStream", "1700000000", True),
+        ("timestampAtInitialPositionInStream", "1700000000000", False),  # milliseconds
+        ("timestampAtInitialPositionInStream", "2024-01-01", False),
+        ("metricsLevel", " none ", True),  # String values are trimmed
+        ("metricsLevel", "VERBOSE", False),
+        ("maxLeaseRenewalThreads", "1", False),
+        ("AWSCredentialsProvider", "DefaultAWSCredentialsProviderChain", True),
+        (
+            "AWSCredentialsProvider",
+            "ProfileCredentialsProvider|dev, EnvironmentVariableCredentialsProvider",
+            True,
+        ),
+        ("AWSCredentialsProvider", "AWSStaticCredentialsProvider", False),
+        ("AWSCredentialsProvider", "not a class", False),
+        ("AWSCredentialsProvider", " , ", False),
+    ],
+)
+def test_check_value_mirrors_java(key: str, value: str, ok: bool) -> None:
+    assert (check_value(KCL1_KEYS_BY_NAME[key], value) is None) is ok
+
+
+def _javap_setters(jar: Path) -> set[str]:
+    javap = shutil.which("javap")
+    if javap is None:
+        pytest.skip("javap is not on PATH")
+    out = subprocess.run(
+        [
+            javap,
+            "-p",
+            "-cp",
+            str(jar),
+            "com.amazonaws.services.kinesis.clientlibrary.lib.worker.KinesisClientLibConfiguration",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    names = re.findall(r"public \S+ with(\w+)\(", out)
+    return {name[0].lower() + name[1:] for name in names}
+
+
+def test_key_table_covers_every_setter_of_the_real_class() -> None:
+    location = os.environ.get("KCLPY_LOCAL_KCL_JAR")
+    if not location or not Path(location).is_file():
+        pytest.skip(
+            "set KCLPY_LOCAL_KCL_JAR to the amazon-kinesis-client-1.15.3.jar of the bootstrap"
+        )
+    setters = _javap_setters(Path(location))
+    setter_keys = {s.name for s in KCL1_KEYS if s.source == "kcl"}
+    read_by_name = {s.name for s in KCL1_KEYS if s.source == "configurator"}
+    assert setters - setter_keys - read_by_name - set(KCL1_UNSETTABLE) == set()
+    assert setter_keys - setters == set()
+    assert set(KCL1_UNSETTABLE) <= setters
+
+
+# -- validator rules ----------------------------------------------------------
+
+
+def test_good_local_is_clean() -> None:
+    assert validate_properties(GOOD_LOCAL, profile="local") == []
+
+
+def test_misspelled_key_gets_suggestion() -> None:
+    props = {**GOOD_LOCAL, "failoverTimeMilis": "5000", "idletimebetweenreadsinmillis": "100"}
+    problems = validate_properties(props, profile="local")
+    (typo,) = only(problems, "failoverTimeMilis")
+    assert typo.severity == "error"
+    assert typo.hint is not None and "failoverTimeMillis" in typo.hint
+    (case,) = only(problems, "idletimebetweenreadsinmillis")
+    assert case.hint is not None and "idleTimeBetweenReadsInMillis" in case.hint
+
+
+def test_unrelated_unknown_key_is_a_warning() -> None:
+    (problem,) = validate_properties({**GOOD_LOCAL, "zzzz": "1"}, profile="local")
+    assert problem.severity == "warning"
+    assert problem.hint is None
+
+
+def test_capitalised_setter_key_is_accepted_with_warning() -> None:
+    (problem,) = validate_properties({**GOOD_LOCAL, "FailoverTimeMillis": "5000"}, profile="local")
+    assert problem.severity == "warning"
+    assert "failoverTimeMillis" in problem.message
+
+
+def test_unsettable_key_is_an_error() -> None:
+    (problem,) = validate_properties(
+        {**GOOD_LOCAL, "billingMode": "PAY_PER_REQUEST"}, profile="local"
+    )
+    assert problem.severity == "error"
+    assert "BillingMode" in problem.message
+
+
+def test_true_with_trailing_space() -> None:
+    doc = parse_properties("callProcessRecordsEvenForEmptyRecordList = true \n")
+    (problem,) = only(validate_properties(doc), "callProcessRecordsEvenForEmptyRecordList")
+    assert problem.severity == "error"
+    assert problem.line == 1
+    assert "false" in problem.message
+    assert problem.hint is not None and "whitespace" in problem.hint
+
+
+def test_int_with_trailing_space() -> None:
+    (problem,) = only(validate_properties({**GOOD_LOCAL, "maxRecords": "100 "}), "maxRecords")
+    assert problem.severity == "error"
+    assert "int" in problem.message
+
+
+def test_string_with_trailing_space_is_a_warning() -> None:
+    (problem,) = validate_properties({**GOOD_LOCAL, "streamName": "stream "}, profile="local")
+    assert problem.severity == "warning"
+    assert "whitespace" in problem.message
+
+
+def test_missing_required_keys_all_reported() -> None:
+    problems = validate_properties({"applicationName": " "})
+    missing = {p.key for p in errors(problems)}
+    assert missing == {"applicationName", "streamName", "AWSCredentialsProvider", "executableName"}
+
+
+def test_at_timestamp_without_timestamp() -> None:
+    props = {**GOOD_LOCAL, "initialPositionInStream": "AT_TIMESTAMP"}
+    (problem,) = validate_properties(props, profile="local")
+    assert problem.key == "initialPositionInStream"
+    assert problem.severity == "error"
+    props["timestampAtInitialPositionInStream"] = "1700000000"
+    assert validate_properties(props, profile="local") == []
+
+
+def test_timestamp_without_at_timestamp() -> None:
+    props = {**GOOD_LOCAL, "timestampAtInitialPositionInStream": "1700000000"}
+    (warning,) = validate_properties(props, profile="local")
+    assert warning.severity == "warning"
+    props["initialPositionInStream"] = "LATEST"
+    (error,) = validate_properties(props, profile="local")
+    assert error.severity == "error"
+    assert error.key == "timestampAtInitialPositionInStream"
+
+
+def test_amazonaws_endpoint_refused_in_local_profiles() -> None:
+    props = {**GOOD_LOCAL, "kinesisEndpoint": "https://kinesis.us-east-1.amazonaws.com"}
+    for profile in ("local", "localstack"):
+        (problem,) = validate_properties(props, profile=profile)  # type: ignore[arg-type]
+        assert problem.key == "kinesisEndpoint"
+        assert problem.severity == "error"
+        assert "AWS host" in problem.message
+    assert errors(validate_properties(props, profile="aws")) == []
+
+
+def test_non_loopback_endpoint_only_refused_in_local() -> None:
+    props = {**GOOD_LOCAL, "dynamoDBEndpoint": "http://localstack.internal:4566"}
+    (problem,) = validate_properties(props, profile="local")
+    assert problem.key == "dynamoDBEndpoint"
+    assert validate_properties(props, profile="localstack") == []
+
+
+def test_missing_cloudwatch_endpoint_in_local_profile() -> None:
+    props = {k: v for k, v in GOOD_LOCAL.items() if k != "cloudWatchEndpoint"}
+    (problem,) = validate_properties(props, profile="local")
+    assert problem.key == "cloudWatchEndpoint"
+    assert problem.severity == "error"
+    assert "real AWS" in problem.message
+    (warning,) = validate_properties(props)  # no profile: a warning only
+    assert warning.severity == "warning"
+
+
+def test_region_required_in_local_profile() -> None:
+    props = {k: v for k, v in GOOD_LOCAL.items() if k != "regionName"}
+    (problem,) = validate_properties(props, profile="localstack")
+    assert problem.key == "regionName"
+
+
+def test_bad_endpoint_url() -> None:
+    props = {**GOOD_LOCAL, "kinesisEndpoint": "127.0.0.1:4566"}
+    (problem,) = validate_properties(props, profile="local")
+    assert "URL" in problem.message
+
+
+def test_all_problems_reported_in_line_order() -> None:
+    doc = parse_properties(
+        "# kclpy-local: profile=local\n"
+        "applicationName = a\n"
+        "maxRecords = 100 \n"
+        "streamNme = s\n"
+        "maxRecords = 7\n"
+        "kinesisEndpoint = https://kinesis.eu-west-1.amazonaws.com\n"
+    )
+    problems = validate_properties(doc)
+    lines = [p.line for p in problems if p.line is not None]
+    assert lines == sorted(lines)
+    keys = {p.key for p in problems}
+    assert {
+        "maxRecords",
+        "streamNme",
+        "kinesisEndpoint",
+        "cloudWatchEndpoint",
+        "regionName",
+    } <= keys
+    assert any("more than once" in p.message and p.line == 5 for p in problems)
+
+
+# -- profiles ---------------------------------------------------------------
+
+
+def test_profile_detection(tmp_path: Path) -> None:
+    assert detect_profile(parse_properties("# kclpy-local: profile=aws\n")) == "aws"
+    assert detect_profile(parse_properties("a=b\n", tmp_path / "local.properties")) == "local"
+    assert (
+        detect_profile(parse_properties("a=b\n", tmp_path / "dev-localstack.properties"))
+        == "localstack"
+    )
+    assert detect_profile(parse_properties("a=b\n", tmp_path / "app.properties")) is None
+    assert (
+        detect_profile(
+            parse_properties("#kclpy-local: profile=local\n", tmp_path / "aws.properties")
+        )
+        == "local"
+    )
+    (problem,) = [
+        p
+        for p in validate_properties(parse_properties("# kclpy-local: profile=prod\n"))
+        if p.line == 1
+    ]
+    assert "prod" in problem.message
+
+
+def test_explicit_profile_wins(tmp_path: Path) -> None:
+    path = tmp_path / "local.properties"
+    write_properties(path, {k: v for k, v in GOOD_LOCAL.items() if "Endpoint" not in k})
+    assert errors(check_file(path))  # local by name: endpoints missing
+    assert errors(check_file(path, profile="aws")) == []
+
+
+@pytest.mark.parametrize("profile", ["local", "localstack", "aws"])
+def test_shipped_profiles_are_clean(profile: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in (
+        "KCLPY_LOCAL_ENDPOINT",
+        "LOCALSTACK_ENDPOINT",
+        "KCLPY_LOCAL_STREAM",
+        "KCLPY_LOCAL_APP",
+    ):
+        monkeypatch.delenv(var, raising=False)
+    path = PROFILE_DIR / f"{profile}.properties"
+    assert detect_profile(read_properties(path)) == profile
+    assert check_file(path) == []
+    assert check_file(path, profile=profile) == []  # type: ignore[arg-type]
+
+
+def test_local_profile_refuses_aws_endpoint_from_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("KCLPY_LOCAL_ENDPOINT", "https://kinesis.us-east-1.amazonaws.com")
+    problems = check_file(PROFILE_DIR / "local.properties")
+    assert {p.key for p in errors(problems)} == {
+        "kinesisEndpoint",
+        "dynamoDBEndpoint",
+        "cloudWatchEndpoint",
+    }
+
+
+def test_require_valid(tmp_path: Path) -> None:
+    good = tmp_path / "good.properties"
+    write_properties(good, {**GOOD_LOCAL, "zzz": "1"})
+    (warning,) = require_valid(good, "local")
+    assert warning.severity == "warning"
+    bad = tmp_path / "bad.properties"
+    write_properties(bad, {"maxRecords": "x"})
+    with pytest.raises(PropertiesError) as info:
+        require_valid(bad, "local")
+    text = str(info.value)
+    for key in ("maxRecords", "streamName", "executableName", "kinesisEndpoint", "regionName"):
+        assert key in text
+    assert info.value.exit_code == 2
+
+
+def test_problem_render() -> None:
+    problem = Problem("k", 3, "error", "bad", "fix it")
+    assert problem.render("f.properties") == "f.properties:3: error: k: bad (hint: fix it)"
+    assert Problem(None, None, "warning", "w").render() == "warning: w"
+
+
+def test_javaproperties_is_the_parser() -> None:
+    # The shipped files use only syntax Java and javaproperties agree on.
+    for path in PROFILE_DIR.glob("*.properties"):
+        text = path.read_text(encoding="iso-8859-1")
+        assert read_properties(path).as_dict() == javaproperties.loads(text)
