@@ -1,0 +1,338 @@
+/*
+ * kclpy-local launcher for the KCL 1.x MultiLangDaemon.
+ * SPDX-License-Identifier: Apache-2.0
+ */
+package dev.kclpylocal.kcl1;
+
+import com.amazonaws.ClientConfiguration;
+import com.amazonaws.auth.AWSCredentialsProvider;
+import com.amazonaws.client.builder.AwsClientBuilder;
+import com.amazonaws.regions.Regions;
+import com.amazonaws.services.cloudwatch.AmazonCloudWatch;
+import com.amazonaws.services.cloudwatch.AmazonCloudWatchClientBuilder;
+import com.amazonaws.services.dynamodbv2.AmazonDynamoDB;
+import com.amazonaws.services.dynamodbv2.AmazonDynamoDBClientBuilder;
+import com.amazonaws.services.kinesis.AmazonKinesis;
+import com.amazonaws.services.kinesis.AmazonKinesisClientBuilder;
+import com.amazonaws.services.kinesis.clientlibrary.lib.worker.KinesisClientLibConfiguration;
+import com.amazonaws.services.kinesis.clientlibrary.lib.worker.Worker;
+import com.amazonaws.services.kinesis.clientlibrary.lib.worker.WorkerStateChangeListener;
+import com.amazonaws.services.kinesis.multilang.MultiLangDaemon;
+import com.amazonaws.services.kinesis.multilang.MultiLangDaemonConfig;
+
+import java.io.File;
+import java.io.FileInputStream;
+import java.io.FileOutputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.nio.charset.Charset;
+import java.util.Properties;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import java.util.concurrent.atomic.AtomicBoolean;
+
+/**
+ * Runs the KCL 1.x MultiLangDaemon from one properties file, as the stock
+ * {@code MultiLangDaemon} does, by composition of its public classes.
+ *
+ * <p>Additions to the stock daemon:
+ * <ul>
+ *   <li>{@code cloudWatchEndpoint} (String): endpoint of the CloudWatch client
+ *       (the stock daemon has no such setting);</li>
+ *   <li>{@code isCBORProtocolDisabled} (boolean): sets the system property
+ *       {@code com.amazonaws.sdk.disableCbor=true} before any client is built;</li>
+ *   <li>the three AWS clients are built with the SDK's client builders, with an
+ *       {@code EndpointConfiguration(endpoint, regionName)} when an endpoint is
+ *       set, and injected into the Worker;</li>
+ *   <li>exit code {@value #EXIT_NEVER_STARTED} when the worker never reaches
+ *       STARTED (the stock daemon exits 0), and the line {@value #READY_LINE}
+ *       on stderr when it does;</li>
+ *   <li>on SIGTERM/SIGINT a graceful shutdown (record processors receive
+ *       shutdownRequested and may checkpoint), bounded by {@code shutdownGraceMillis}
+ *       (default {@value #DEFAULT_GRACE_MILLIS} when the key is absent).</li>
+ * </ul>
+ * The key names {@code cloudWatchEndpoint} and {@code isCBORProtocolDisabled}
+ * are those of the unmerged upstream pull request #785, so files stay portable.
+ * Every other key is read by the stock {@code MultiLangDaemonConfig}.
+ *
+ * <p>{@code --self-check} builds a configuration, clients and a Worker from a
+ * throw-away properties file without touching the network, proving the class
+ * path is complete.
+ */
+public final class KclLocalLauncher {
+
+    public static final String READY_LINE = "kclpy-local: worker STARTED";
+    static final String PREFIX = "kclpy-local: ";
+    static final String CLOUDWATCH_ENDPOINT = "cloudWatchEndpoint";
+    static final String CBOR_DISABLED = "isCBORProtocolDisabled";
+    static final String GRACE = "shutdownGraceMillis";
+    static final String CBOR_SYSTEM_PROPERTY = "com.amazonaws.sdk.disableCbor";
+    static final long DEFAULT_GRACE_MILLIS = 20000L;
+    static final int EXIT_FAILED = 1;
+    static final int EXIT_CHARSET = 2;
+    static final int EXIT_NEVER_STARTED = 3;
+
+    private KclLocalLauncher() {
+    }
+
+    public static void main(String[] args) {
+        if (args.length == 1 && "--self-check".equals(args[0])) {
+            System.exit(selfCheck());
+        }
+        if (args.length != 1) {
+            MultiLangDaemon.printUsage(System.err, "expected exactly one argument, the properties file");
+            System.exit(EXIT_FAILED);
+        }
+        System.exit(run(args[0]));
+    }
+
+    static void say(String message) {
+        System.err.println(PREFIX + message);
+        System.err.flush();
+    }
+
+    /** Stock behaviour of the multilang pipes depends on the default charset. */
+    static boolean charsetIsUtf8() {
+        String name = Charset.defaultCharset().name();
+        if ("UTF-8".equalsIgnoreCase(name)) {
+            return true;
+        }
+        say("the JVM's default charset is " + name + ", not UTF-8: the record processors' "
+                + "pipes would garble non-ASCII text; run java with -Dfile.encoding=UTF-8");
+        return false;
+    }
+
+    static int run(String propertiesPath) {
+        if (!charsetIsUtf8()) {
+            return EXIT_CHARSET;
+        }
+        final Prepared prepared;
+        try {
+            prepared = prepare(propertiesPath);
+        } catch (IOException | IllegalArgumentException e) {
+            MultiLangDaemon.printUsage(System.err, e.getMessage());
+            return EXIT_FAILED;
+        }
+        final AtomicBoolean finished = new AtomicBoolean(false);
+        Runtime.getRuntime().addShutdownHook(new Thread(new Runnable() {
+            @Override
+            public void run() {
+                if (!finished.get()) {
+                    shutdownGracefully(prepared);
+                }
+            }
+        }, "kclpy-local-shutdown"));
+
+        int code;
+        try {
+            Future<?> running = prepared.executor.submit(prepared.worker);
+            running.get();
+            if (prepared.listener.hasStarted()) {
+                code = 0;
+            } else {
+                say("the worker never reached STARTED (initialization failed; see the errors above)");
+                code = EXIT_NEVER_STARTED;
+            }
+        } catch (ExecutionException e) {
+            say("the worker failed: " + e.getCause());
+            e.getCause().printStackTrace();
+            code = EXIT_FAILED;
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            code = EXIT_FAILED;
+        }
+        finished.set(true);
+        return code;
+    }
+
+    /** Everything needed to run, built from one properties file. */
+    static final class Prepared {
+        final Worker worker;
+        final StateListener listener;
+        final ExecutorService executor;
+        final long graceMillis;
+
+        Prepared(Worker worker, StateListener listener, ExecutorService executor, long graceMillis) {
+            this.worker = worker;
+            this.listener = listener;
+            this.executor = executor;
+            this.graceMillis = graceMillis;
+        }
+    }
+
+    static Prepared prepare(String propertiesPath) throws IOException {
+        Properties extra = loadProperties(propertiesPath);
+        boolean cborDisabled = parseBoolean(extra, CBOR_DISABLED);
+        if (cborDisabled) {
+            System.setProperty(CBOR_SYSTEM_PROPERTY, "true");
+            say("CBOR disabled (" + CBOR_DISABLED + " = true)");
+        }
+        String cloudWatchEndpoint = trimmedOrNull(extra.getProperty(CLOUDWATCH_ENDPOINT));
+
+        MultiLangDaemonConfig config = new MultiLangDaemonConfig(propertiesPath);
+        KinesisClientLibConfiguration kcl = config.getKinesisClientLibConfiguration();
+        String region = kcl.getRegionName();
+
+        AmazonKinesis kinesis = buildClient(AmazonKinesisClientBuilder.standard(),
+                kcl.getKinesisCredentialsProvider(), kcl.getKinesisClientConfiguration(),
+                kcl.getKinesisEndpoint(), region, "Kinesis");
+        AmazonDynamoDB dynamoDB = buildClient(AmazonDynamoDBClientBuilder.standard(),
+                kcl.getDynamoDBCredentialsProvider(), kcl.getDynamoDBClientConfiguration(),
+                kcl.getDynamoDBEndpoint(), region, "DynamoDB");
+        AmazonCloudWatch cloudWatch = buildClient(AmazonCloudWatchClientBuilder.standard(),
+                kcl.getCloudWatchCredentialsProvider(), kcl.getCloudWatchClientConfiguration(),
+                cloudWatchEndpoint, region, "CloudWatch");
+
+        StateListener listener = new StateListener(kcl);
+        ExecutorService executor = config.getExecutorService();
+        Worker worker = new Worker.Builder()
+                .recordProcessorFactory(config.getRecordProcessorFactory())
+                .config(kcl)
+                .execService(executor)
+                .kinesisClient(kinesis)
+                .dynamoDBClient(dynamoDB)
+                .cloudWatchClient(cloudWatch)
+                .workerStateChangeListener(listener)
+                .build();
+        long grace = extra.getProperty(GRACE) != null ? kcl.getShutdownGraceMillis() : DEFAULT_GRACE_MILLIS;
+        return new Prepared(worker, listener, executor, grace);
+    }
+
+    /** Same lookup as the stock daemon: a class path resource first, then a file. */
+    static Properties loadProperties(String path) throws IOException {
+        Properties properties = new Properties();
+        ClassLoader loader = Thread.currentThread().getContextClassLoader();
+        InputStream in = loader == null ? null : loader.getResourceAsStream(path);
+        if (in == null) {
+            in = new FileInputStream(path);
+        }
+        try {
+            properties.load(in);
+        } finally {
+            in.close();
+        }
+        return properties;
+    }
+
+    static String trimmedOrNull(String value) {
+        if (value == null) {
+            return null;
+        }
+        String trimmed = value.trim();
+        return trimmed.isEmpty() ? null : trimmed;
+    }
+
+    static boolean parseBoolean(Properties properties, String key) {
+        String value = trimmedOrNull(properties.getProperty(key));
+        if (value == null || "false".equalsIgnoreCase(value)) {
+            return false;
+        }
+        if ("true".equalsIgnoreCase(value)) {
+            return true;
+        }
+        throw new IllegalArgumentException(key + " must be true or false, not '" + value + "'");
+    }
+
+    /** As the stock Worker.Builder: endpoint (signed for the region), else region, else us-east-1. */
+    static <B extends AwsClientBuilder<B, T>, T> T buildClient(B builder, AWSCredentialsProvider credentials,
+            ClientConfiguration clientConfiguration, String endpoint, String region, String service) {
+        builder.withCredentials(credentials).withClientConfiguration(clientConfiguration);
+        if (endpoint != null && !endpoint.isEmpty()) {
+            builder.withEndpointConfiguration(new AwsClientBuilder.EndpointConfiguration(endpoint, region));
+            say(service + " endpoint " + endpoint + " (signing region " + region + ")");
+        } else if (region != null && !region.isEmpty()) {
+            builder.withRegion(region);
+        } else {
+            builder.withRegion(Regions.US_EAST_1);
+        }
+        return builder.build();
+    }
+
+    static void shutdownGracefully(Prepared prepared) {
+        try {
+            if (!prepared.listener.hasStarted()) {
+                say("stop requested before the worker started; shutting it down");
+                prepared.worker.shutdown();
+                return;
+            }
+            say("stop requested; graceful shutdown (up to " + prepared.graceMillis + " ms)");
+            Future<Boolean> done = prepared.worker.startGracefulShutdown();
+            Boolean complete = done.get(prepared.graceMillis, TimeUnit.MILLISECONDS);
+            say("graceful shutdown " + (Boolean.TRUE.equals(complete) ? "complete" : "ended early"));
+        } catch (TimeoutException e) {
+            say("graceful shutdown did not finish within " + prepared.graceMillis + " ms; exiting anyway");
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        } catch (Exception e) {
+            say("error during graceful shutdown: " + e);
+        }
+    }
+
+    /** Reports worker states; the STARTED line is what callers wait for. */
+    static final class StateListener implements WorkerStateChangeListener {
+        private final KinesisClientLibConfiguration kcl;
+        private volatile boolean started;
+
+        StateListener(KinesisClientLibConfiguration kcl) {
+            this.kcl = kcl;
+        }
+
+        boolean hasStarted() {
+            return started;
+        }
+
+        @Override
+        public void onWorkerStateChange(WorkerState state) {
+            if (state == WorkerState.STARTED) {
+                started = true;
+                System.err.println(READY_LINE + " (application " + kcl.getApplicationName() + ", stream "
+                        + kcl.getStreamName() + ", worker " + kcl.getWorkerIdentifier() + ")");
+                System.err.flush();
+            } else {
+                say("worker " + state);
+            }
+        }
+    }
+
+    /** Builds everything from a throw-away file, without any network call. */
+    static int selfCheck() {
+        File file = null;
+        try {
+            System.setProperty("aws.accessKeyId", "self-check");
+            System.setProperty("aws.secretKey", "self-check");
+            file = File.createTempFile("kclpy-local-self-check", ".properties");
+            Properties p = new Properties();
+            p.setProperty("applicationName", "kclpy-local-self-check");
+            p.setProperty("streamName", "self-check");
+            p.setProperty("executableName", "self-check");
+            p.setProperty("AWSCredentialsProvider", "SystemPropertiesCredentialsProvider");
+            p.setProperty("regionName", "us-east-1");
+            p.setProperty("kinesisEndpoint", "http://127.0.0.1:9");
+            p.setProperty("dynamoDBEndpoint", "http://127.0.0.1:9");
+            p.setProperty(CLOUDWATCH_ENDPOINT, "http://127.0.0.1:9");
+            p.setProperty(CBOR_DISABLED, "true");
+            OutputStream out = new FileOutputStream(file);
+            try {
+                p.store(out, "kclpy-local self-check");
+            } finally {
+                out.close();
+            }
+            Prepared prepared = prepare(file.getAbsolutePath());
+            prepared.executor.shutdownNow();
+            System.out.println(PREFIX + "self-check OK (charset " + Charset.defaultCharset().name() + ")");
+            return 0;
+        } catch (Throwable t) {
+            say("self-check failed: " + t);
+            t.printStackTrace();
+            return EXIT_FAILED;
+        } finally {
+            if (file != null && !file.delete()) {
+                file.deleteOnExit();
+            }
+        }
+    }
+}
