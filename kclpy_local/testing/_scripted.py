@@ -162,10 +162,8 @@ class ScriptedDaemon:
                         notes.append(f"no answer for transcript line {step.source_line}")
                         break
                     got.append(line)
-            try:
+            with contextlib.suppress(OSError):
                 proc.stdin.close()
-            except OSError:
-                pass
             code = proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             proc.kill()
