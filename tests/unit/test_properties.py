@@ -309,13 +309,27 @@ def _javap_setters(jar: Path) -> set[str]:
     return {name[0].lower() + name[1:] for name in names}
 
 
+def _kcl1_jar() -> Path | None:
+    """The KCL 1.15.3 jar: ``$KCLPY_LOCAL_KCL_JAR``, else the bootstrap cache."""
+    explicit = os.environ.get("KCLPY_LOCAL_KCL_JAR")
+    if explicit:
+        return Path(explicit)
+    try:
+        from kclpy_local._cache import CacheLayout, default_cache_dir
+    except ImportError:
+        return None
+    jar = CacheLayout(default_cache_dir(), 1).jars_dir / "amazon-kinesis-client-1.15.3.jar"
+    return jar if jar.is_file() else None
+
+
 def test_key_table_covers_every_setter_of_the_real_class() -> None:
-    location = os.environ.get("KCLPY_LOCAL_KCL_JAR")
-    if not location or not Path(location).is_file():
+    jar = _kcl1_jar()
+    if jar is None or not jar.is_file():
         pytest.skip(
-            "set KCLPY_LOCAL_KCL_JAR to the amazon-kinesis-client-1.15.3.jar of the bootstrap"
+            "the KCL 1.15.3 jar is not bootstrapped (run kclpy-local bootstrap, "
+            "or set KCLPY_LOCAL_KCL_JAR)"
         )
-    setters = _javap_setters(Path(location))
+    setters = _javap_setters(jar)
     setter_keys = {s.name for s in KCL1_KEYS if s.source == "kcl"}
     read_by_name = {s.name for s in KCL1_KEYS if s.source == "configurator"}
     assert setters - setter_keys - read_by_name - set(KCL1_UNSETTABLE) == set()
