@@ -40,9 +40,13 @@ class _Record(_kmsg.Record):  # type: ignore[misc]
 
 
 def is_kclpy_processor(processor: object) -> bool:
-    """True for a processor written against amazon-kclpy's interfaces."""
+    """True for a processor written against amazon-kclpy's interfaces.
+
+    As amazon-kclpy does, anything with a ``process_records`` method counts,
+    dispatched by its ``version`` attribute (1, 2, else 3).
+    """
     bases = (_kcl.RecordProcessorBase, _v2.RecordProcessorBase, _v3.RecordProcessorBase)
-    return isinstance(processor, bases) or getattr(processor, "version", None) in (1, 2, 3)
+    return isinstance(processor, bases) or callable(getattr(processor, "process_records", None))
 
 
 class KclpyAdapter:

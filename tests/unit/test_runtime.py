@@ -1,0 +1,218 @@
+"""Runtime behaviour that transcripts do not cover: API surface, types, stdout ownership."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+import textwrap
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from amazon_kclpy import kcl as upstream_kcl
+
+import kclpy_local
+from kclpy_local import (
+    CheckpointError,
+    Checkpointer,
+    InvalidStateError,
+    ProtocolError,
+    Record,
+    RecordProcessor,
+    RetryPolicy,
+    ThrottlingError,
+    decode_daemon_line,
+    encode,
+)
+from kclpy_local._exceptions import checkpoint_error_for
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_public_surface_is_pinned() -> None:
+    assert set(kclpy_local.__all__) == {
+        "ArtifactDownloadError", "ArtifactIntegrityError", "BootstrapError", "CheckpointError",
+        "CheckpointReply", "CheckpointRequest", "Checkpointer", "DaemonError", "DaemonStartError",
+        "DependencyError", "EmulatorError", "Initialize", "InvalidSequenceNumberError",
+        "InvalidStateError", "JavaNotFoundError", "KCLProcess", "KclpyLocalError", "LeaseLost",
+        "PortInUseError", "ProcessRecords", "ProcessorFailed", "PropertiesError", "ProtocolError",
+        "Record", "RecordProcessor", "RetryPolicy", "ShardEnded", "Shutdown", "ShutdownError",
+        "ShutdownRequested", "Status", "ThrottlingError", "UnknownCheckpointError", "__version__",
+        "decode_child_line", "decode_daemon_line", "encode", "run",
+    }
+    for name in kclpy_local.__all__:
+        assert hasattr(kclpy_local, name)
+
+
+def test_abstract_methods_are_enforced() -> None:
+    class Incomplete(RecordProcessor):
+        def process_records(self, batch, checkpointer):  # type: ignore[no-untyped-def]
+            pass
+
+    with pytest.raises(TypeError, match="abstract"):
+        Incomplete()  # type: ignore[abstract]
+
+
+def test_record_arrival_time_is_utc_aware_and_null_safe() -> None:
+    r = Record(b"x", "k", "1", None, 1_700_000_000_123)
+    assert r.approximate_arrival_timestamp == datetime(2023, 11, 14, 22, 13, 20, 123000, tzinfo=UTC)
+    assert Record(b"x", "k", "1").approximate_arrival_timestamp is None
+
+
+def test_messages_are_immutable() -> None:
+    r = Record(b"x", "k", "1")
+    with pytest.raises(AttributeError):
+        r.data = b"y"  # type: ignore[misc]
+
+
+def test_round_trip_of_a_daemon_line() -> None:
+    line = '{"action":"processRecords","records":[{"action":"record","data":"aGk=","partitionKey":"p","sequenceNumber":"9","approximateArrivalTimestamp":5,"subSequenceNumber":null}],"millisBehindLatest":3}'
+    message = decode_daemon_line(line)
+    assert json.loads(encode(message)) == json.loads(line)
+
+
+def test_strict_mode_reports_the_field() -> None:
+    line = '{"action":"initialize","shardId":"s","sequenceNumber":null,"subSequenceNumber":"x"}'
+    with pytest.raises(ProtocolError) as info:
+        decode_daemon_line(line, 7, strict=True)
+    assert info.value.line_number == 7
+    assert info.value.field == "subSequenceNumber"
+
+
+@pytest.mark.parametrize(
+    ("java", "cls"),
+    [
+        ("ThrottlingException", "ThrottlingError"),
+        ("ShutdownException", "ShutdownError"),
+        ("InvalidStateException", "InvalidStateError"),
+        ("KinesisClientLibDependencyException", "DependencyError"),
+        ("IllegalArgumentException", "InvalidSequenceNumberError"),
+        ("AnythingElse", "UnknownCheckpointError"),
+    ],
+)
+def test_checkpoint_errors_map_to_one_tree(java: str, cls: str) -> None:
+    exc = checkpoint_error_for(java, "42")
+    assert type(exc).__name__ == cls
+    assert isinstance(exc, CheckpointError)
+    assert isinstance(exc, kclpy_local.KclpyLocalError)
+    assert isinstance(exc, upstream_kcl.CheckpointError), "amazon-kclpy processors catch it unchanged"
+    assert exc.value == java
+
+
+def test_protocol_error_is_amazon_kclpys_malformed_action() -> None:
+    from amazon_kclpy.dispatch import MalformedAction
+
+    assert issubclass(ProtocolError, MalformedAction)
+
+
+def test_retry_policy_is_bounded_and_backs_off() -> None:
+    waits: list[float] = []
+    calls = 0
+
+    def throttled() -> None:
+        nonlocal calls
+        calls += 1
+        raise ThrottlingError("ThrottlingException")
+
+    policy = RetryPolicy(attempts=4, initial_delay=0.1, multiplier=2.0, max_delay=0.3, sleep=waits.append)
+    with pytest.raises(ThrottlingError):
+        policy.call(throttled)
+    assert calls == 4
+    assert waits == [0.1, 0.2, 0.3]
+
+
+def test_retry_policy_does_not_retry_other_errors() -> None:
+    calls = 0
+
+    def fails() -> None:
+        nonlocal calls
+        calls += 1
+        raise InvalidStateError("InvalidStateException")
+
+    with pytest.raises(InvalidStateError):
+        RetryPolicy(sleep=lambda _s: None).call(fails)
+    assert calls == 1
+
+
+def test_checkpointer_without_channel_refuses_locally() -> None:
+    with pytest.raises(InvalidStateError):
+        Checkpointer(None, unavailable="lease lost").checkpoint()
+
+
+def test_checkpointer_rejects_bad_arguments() -> None:
+    cp = Checkpointer(None)
+    with pytest.raises(TypeError):
+        cp.checkpoint(123)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        cp.checkpoint("1", "2")  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        cp.checkpoint(Record(b"", "k", "1"), 3)
+
+
+def test_kclprocess_rejects_unknown_processor_type() -> None:
+    with pytest.raises(TypeError, match="neither"):
+        kclpy_local.KCLProcess(object(), io.StringIO(), io.StringIO(), io.StringIO()).run()
+
+
+STRAY = textwrap.dedent(
+    """
+    import logging, os, subprocess, sys
+    from kclpy_local import RecordProcessor, run
+
+    class Noisy(RecordProcessor):
+        def initialize(self, shard):
+            print("print to stdout")
+            sys.stdout.write("sys.stdout write\\n")
+            os.write(1, b"raw fd 1 write\\n")
+            subprocess.run(["echo", "child process echo"], check=True)
+            logging.getLogger("user").warning("a warning")
+        def process_records(self, batch, checkpointer): pass
+        def lease_lost(self): pass
+        def shard_ended(self, checkpointer): checkpointer.checkpoint()
+        def shutdown_requested(self, checkpointer): checkpointer.checkpoint()
+
+    run(Noisy())
+    """
+)
+
+
+def test_stdout_belongs_to_the_protocol(tmp_path: Path) -> None:
+    script = tmp_path / "noisy.py"
+    script.write_text(STRAY)
+    line = '{"action":"initialize","shardId":"s","sequenceNumber":null,"subSequenceNumber":null}\n'
+    proc = subprocess.run(
+        [sys.executable, str(script)], input=line, capture_output=True, text=True, timeout=30, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ['{"action":"status","responseFor":"initialize"}']
+    for text in ("print to stdout", "sys.stdout write", "raw fd 1 write", "child process echo"):
+        assert text in proc.stderr
+    assert "WARNING user: a warning" in proc.stderr
+
+
+def test_processor_failure_exits_non_zero_without_status(tmp_path: Path) -> None:
+    script = tmp_path / "fails.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            from kclpy_local import RecordProcessor, run
+            class Fails(RecordProcessor):
+                def process_records(self, batch, checkpointer): raise ValueError("bad record")
+                def lease_lost(self): pass
+                def shard_ended(self, checkpointer): pass
+                def shutdown_requested(self, checkpointer): pass
+            run(Fails())
+            """
+        )
+    )
+    lines = (
+        '{"action":"initialize","shardId":"s","sequenceNumber":null,"subSequenceNumber":null}\n'
+        '{"action":"processRecords","records":[],"millisBehindLatest":null}\n'
+    )
+    proc = subprocess.run([sys.executable, str(script)], input=lines, capture_output=True, text=True, timeout=30, check=False)
+    assert proc.returncode == 4
+    assert proc.stdout.splitlines() == ['{"action":"status","responseFor":"initialize"}']
+    assert "ValueError: bad record" in proc.stderr
+    assert "Traceback" in proc.stderr
