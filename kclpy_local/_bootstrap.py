@@ -35,9 +35,9 @@ from ._exceptions import ArtifactDownloadError, ArtifactIntegrityError, Bootstra
 from ._fetch import (
     DEFAULT_REPOSITORY,
     REPOSITORY_ENV,
+    DownloadRetry,
     Fetcher,
     Opener,
-    RetryPolicy,
     copy_from_dir,
     resolve_repository,
 )
@@ -52,8 +52,8 @@ __all__ = [
     "REPOSITORY_ENV",
     "BootstrapResult",
     "BootstrapSummary",
+    "DownloadRetry",
     "Installation",
-    "RetryPolicy",
     "bootstrap",
     "default_cache_dir",
     "installation",
@@ -151,7 +151,7 @@ def run_bootstrap(
     offline: bool = False,
     progress: bool | None = None,
     progress_stream: TextIO | None = None,
-    retry: RetryPolicy | None = None,
+    retry: DownloadRetry | None = None,
     sleep: Callable[[float], None] = time.sleep,
     opener: Opener = urllib.request.urlopen,
     java: str | os.PathLike[str] | None = None,
@@ -173,7 +173,7 @@ def run_bootstrap(
     source_dir = Path(from_dir) if from_dir is not None else None
     if source_dir is not None and not source_dir.is_dir():
         raise BootstrapError(f"--from {source_dir}: not a directory")
-    fetcher = Fetcher(repo, retry or RetryPolicy(), sleep, opener)
+    fetcher = Fetcher(repo, retry or DownloadRetry(), sleep, opener)
     stamps = Stamps(layout.stamps_path)
     tally = _Tally()
     total = len(lock.artifacts)

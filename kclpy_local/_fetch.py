@@ -1,7 +1,7 @@
 """Downloading pinned jars: retries with back-off, verification, atomic writes.
 
 urllib only.  429, 5xx, connection errors, timeouts and truncated bodies are
-retried with bounded exponential back-off (:class:`RetryPolicy`); other HTTP
+retried with bounded exponential back-off (:class:`DownloadRetry`); other HTTP
 errors are not.  A body whose sha256 differs from the lockfile's is never put
 in place.  Every failure names the artifact and the URL.
 """
@@ -27,9 +27,9 @@ from ._version import __version__
 __all__ = [
     "DEFAULT_REPOSITORY",
     "REPOSITORY_ENV",
+    "DownloadRetry",
     "Fetcher",
     "Opener",
-    "RetryPolicy",
     "copy_from_dir",
     "resolve_repository",
 ]
@@ -47,7 +47,7 @@ def resolve_repository(repository: str | None = None) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class RetryPolicy:
+class DownloadRetry:
     """Bounded exponential back-off for transient download failures.
 
     The delay before retry ``n`` (1-based) is ``base_delay * 2**(n-1)`` capped
@@ -89,7 +89,7 @@ class Fetcher:
     def __init__(
         self,
         repository: str,
-        policy: RetryPolicy,
+        policy: DownloadRetry,
         sleep: Callable[[float], None],
         opener: Opener,
     ) -> None:

@@ -23,7 +23,7 @@ from .._version import __version__
 __all__ = ["main"]
 
 # Module names under kclpy_local._cli, in the order --help lists them.
-COMMANDS: tuple[str, ...] = ("validate", "up", "down", "properties")
+COMMANDS: tuple[str, ...] = ("validate", "up", "down", "properties", "bootstrap", "daemon")
 
 
 def build_parser() -> argparse.ArgumentParser:

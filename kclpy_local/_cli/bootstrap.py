@@ -1,0 +1,81 @@
+"""``kclpy-local bootstrap``: fetch and verify the KCL jars, build the launcher.
+
+Idempotent: a second run finds everything in the cache and makes no network
+request.  Prints a one-line summary (or, with ``--json``, a JSON object with
+the classpath and what was done) on stdout; progress goes to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+from .._bootstrap import default_cache_dir, run_bootstrap
+from .._jars import DEFAULT_GENERATION
+
+__all__ = ["register"]
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = subparsers.add_parser(
+        "bootstrap",
+        help="fetch and verify the KCL jars and build the launcher (once)",
+        description=__doc__.splitlines()[0] if __doc__ else None,
+    )
+    p.add_argument("--kcl", type=int, default=DEFAULT_GENERATION, metavar="N",
+                   help="KCL generation (default: %(default)s)")
+    p.add_argument("--cache-dir", type=Path, metavar="DIR",
+                   help="cache directory (default: $KCLPY_LOCAL_CACHE, $XDG_CACHE_HOME/kclpy-local "
+                        "or ~/.cache/kclpy-local)")
+    p.add_argument("--repository", metavar="URL",
+                   help="Maven repository base URL (default: $KCLPY_LOCAL_MAVEN_REPO or Maven Central)")
+    p.add_argument("--from", dest="from_dir", type=Path, metavar="DIR",
+                   help="install from a directory of jars (flat or Maven layout), without network")
+    p.add_argument("--offline", action="store_true",
+                   help="never download; fail if a jar is missing or damaged")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="show progress on stderr (default: when stderr is a terminal)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    result = run_bootstrap(
+        args.kcl,
+        cache_dir=args.cache_dir,
+        repository=args.repository,
+        from_dir=args.from_dir,
+        offline=args.offline,
+        progress=args.progress,
+    )
+    inst, summary = result.installation, result.summary
+    cache = args.cache_dir or default_cache_dir()
+    if args.json:
+        payload = {
+            "generation": inst.generation,
+            "cache_dir": str(cache),
+            "main_class": inst.main_class,
+            "launcher_jar": str(inst.launcher_jar),
+            "jars": [str(j) for j in inst.jars],
+            "classpath": inst.classpath(),
+            "summary": asdict(summary),
+        }
+        json.dump(payload, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        done = [
+            f"{len(summary.downloaded)} downloaded" if summary.downloaded else "",
+            f"{len(summary.copied)} copied" if summary.copied else "",
+            f"{len(summary.replaced)} replaced" if summary.replaced else "",
+            f"{len(summary.reused)} already cached" if summary.reused else "",
+            "launcher built" if summary.launcher_built else "launcher up to date",
+        ]
+        print(
+            f"KCL {inst.generation}: {len(inst.jars)} jars verified in "
+            f"{inst.launcher_jar.parent} ({', '.join(d for d in done if d)}; "
+            f"{summary.seconds:.1f}s)"
+        )
+    return 0

@@ -1,0 +1,87 @@
+"""``kclpy-local daemon PROPERTIES``: run the KCL daemon in the foreground.
+
+The JVM's log goes to stderr.  SIGINT and SIGTERM ask it to stop gracefully
+(record processors get shutdownRequested); a second signal kills it.  The exit
+code is the daemon's (128+N when it died of signal N).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+
+from .._daemon import Daemon
+from .._jars import DEFAULT_GENERATION
+
+__all__ = ["register"]
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = subparsers.add_parser(
+        "daemon",
+        help="run the KCL daemon (our launcher) on a properties file, in the foreground",
+        description=__doc__.splitlines()[0] if __doc__ else None,
+    )
+    p.add_argument("properties", type=Path, metavar="PROPERTIES")
+    p.add_argument("--kcl", type=int, default=DEFAULT_GENERATION, metavar="N",
+                   help="KCL generation (default: %(default)s)")
+    p.add_argument("--cache-dir", type=Path, metavar="DIR", help="the bootstrap cache directory")
+    p.add_argument("--java", metavar="PATH", help="the java executable to use")
+    p.add_argument("--print-command", action="store_true",
+                   help="print the java command line and exit")
+    p.add_argument("--stop-timeout", type=float, default=30.0, metavar="SECONDS",
+                   help="grace period after SIGTERM before SIGKILL (default: %(default)s)")
+    p.add_argument("--no-validate", dest="validate", action="store_false",
+                   help="start even if the properties validator reports errors")
+    p.set_defaults(func=_run)
+
+
+def _exit_code(code: int) -> int:
+    return 128 - code if code < 0 else code
+
+
+def _run(args: argparse.Namespace) -> int:
+    daemon = Daemon(
+        args.properties,
+        generation=args.kcl,
+        cache_dir=args.cache_dir,
+        java=args.java,
+        log=sys.stderr,
+        ready_timeout=None,
+        stop_timeout=args.stop_timeout,
+        validate=args.validate,
+    )
+    if args.print_command:
+        print(shlex.join(daemon.argv()))
+        return 0
+    requested = threading.Event()
+    signals = 0
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        nonlocal signals
+        signals += 1
+        requested.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        daemon.start(wait_ready=False)
+        code: int | None = None
+        stopping = False
+        while code is None:
+            code = daemon.wait(timeout=0.2)
+            if code is None and requested.is_set() and not stopping:
+                stopping = True
+                print("kclpy-local: stopping the daemon (again to kill it)", file=sys.stderr)
+                daemon.terminate()
+            if code is None and signals > 1:
+                code = daemon.stop(timeout=0)
+        return _exit_code(daemon.stop() if code is None else code)
+    finally:
+        daemon.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
