@@ -35,7 +35,7 @@ class Channel:
             if not line:
                 return None
             self.line_number += 1
-            if line.strip():
+            if not line.isspace():
                 return self._decode(line)
 
     def _decode(self, line: str) -> tuple[dict[str, Any], DaemonMessage]:

@@ -60,11 +60,10 @@ class _Bad(Exception):
 
 def load_line(line: str, line_number: int | None = None) -> dict[str, Any]:
     """Parse one protocol line into a JSON object, or raise ProtocolError."""
-    text = line.strip()
-    if not text:
+    if not line or line.isspace():
         raise ProtocolError("empty line", line=line, line_number=line_number)
     try:
-        obj = json.loads(text)
+        obj = json.loads(line)  # surrounding whitespace is fine; no copy of a long line
     except (ValueError, RecursionError) as exc:
         raise ProtocolError(f"not JSON ({exc})", line=line, line_number=line_number) from None
     if not isinstance(obj, dict):
@@ -127,6 +126,61 @@ def _kind(value: object) -> str:
     return f"a JSON {'array' if isinstance(value, list) else 'object'}"
 
 
+def _records(records: list[Any]) -> tuple[Record, ...]:
+    """Check and build every record; the common all-good case stays on one fast loop."""
+    out: list[Record] = []
+    append = out.append
+    a2b = _a2b
+    make = _make_record
+    lo, hi = _LONG_MIN, _LONG_MAX
+    for index, obj in enumerate(records):
+        try:
+            data = obj["data"]
+            pk = obj["partitionKey"]
+            seq = obj["sequenceNumber"]
+            ts = obj["approximateArrivalTimestamp"]
+            sub = obj["subSequenceNumber"]
+            good = (
+                type(data) is str
+                and type(pk) is str
+                and type(seq) is str
+                and (ts is None or (type(ts) is int and lo <= ts <= hi))
+                and (sub is None or (type(sub) is int and lo <= sub <= hi))
+                and obj["action"] == "record"
+            )
+            if good:
+                append(make(a2b(data, strict_mode=True), pk, seq, sub, ts))
+                continue
+        except (KeyError, TypeError, ValueError):
+            pass
+        append(_record(obj, index))  # the careful path: normalises or names the bad field
+    return tuple(out)
+
+
+_new = object.__new__
+_set_fields = (
+    Record.data.__set__,  # type: ignore[attr-defined]
+    Record.partition_key.__set__,  # type: ignore[attr-defined]
+    Record.sequence_number.__set__,  # type: ignore[attr-defined]
+    Record.sub_sequence_number.__set__,  # type: ignore[attr-defined]
+    Record.approximate_arrival_timestamp_ms.__set__,  # type: ignore[attr-defined]
+)
+
+
+def _make_record(
+    data: bytes, pk: str, seq: str, sub: int | None, ts: int | None,
+    _new: Any = _new, _f: tuple[Any, ...] = _set_fields,
+) -> Record:
+    """Record(...) without the frozen dataclass's per-field ``object.__setattr__`` calls."""
+    record: Record = _new(Record)
+    _f[0](record, data)
+    _f[1](record, pk)
+    _f[2](record, seq)
+    _f[3](record, sub)
+    _f[4](record, ts)
+    return record
+
+
 def _record(obj: object, index: int) -> Record:
     where = f"records[{index}]."
     if type(obj) is not dict:
@@ -158,7 +212,7 @@ def _decode(obj: dict[str, Any]) -> DaemonMessage:
         if type(records) is not list:
             raise _Bad("records", f"expected an array, got {_kind(records)}")
         millis = _opt_long(obj, "millisBehindLatest", "")
-        return ProcessRecords(tuple([_record(r, i) for i, r in enumerate(records)]), millis)
+        return ProcessRecords(_records(records), millis)
     if action == "initialize":
         return Initialize(
             _str(obj, "shardId", ""),
