@@ -41,9 +41,8 @@ from ._fetch import (
     copy_from_dir,
     resolve_repository,
 )
-from ._jars import DEFAULT_GENERATION, Artifact, load_lock
-from ._java import find_tool
-from ._launcher import build_launcher, launcher_problem
+from ._jars import DEFAULT_GENERATION, Artifact, Lock, load_lock
+from ._launcher import compile_launcher, install_launcher, launcher_problem
 
 __all__ = [
     "CACHE_ENV",
@@ -155,17 +154,19 @@ def run_bootstrap(
     sleep: Callable[[float], None] = time.sleep,
     opener: Opener = urllib.request.urlopen,
     java: str | os.PathLike[str] | None = None,
+    lock: Lock | None = None,
 ) -> BootstrapResult:
     """Install KCL ``generation`` into the cache; return it and what was done.
 
     ``from_dir`` installs from a directory of jars (flat, or a Maven repository
     layout such as ``~/.m2/repository``) without any network access;
     ``offline`` forbids downloads (missing or corrupt jars are errors).
-    ``progress`` ``None`` means "when stderr is a terminal".  ``sleep`` and
-    ``opener`` are for tests.
+    ``progress`` ``None`` means "when stderr is a terminal".  ``sleep``,
+    ``opener`` and ``lock`` (instead of the generation's lockfile) are for tests.
     """
     started = time.monotonic()
-    lock = load_lock(generation)
+    if lock is None:
+        lock = load_lock(generation)
     layout = CacheLayout(Path(cache_dir) if cache_dir is not None else default_cache_dir(), generation)
     _prepare_dir(layout.jars_dir)
     show = _Progress(progress, progress_stream)
@@ -215,11 +216,8 @@ def run_bootstrap(
     built = False
     if problem is not None:
         show(f"building the launcher ({problem})")
-        java_tool = find_tool("java", explicit=java, min_major=lock.launcher.min_jdk,
-                              purpose="build the KCL launcher")
-        javac_tool = find_tool("javac", near=java_tool.path.resolve(), min_major=lock.launcher.min_jdk,
-                               purpose="build the KCL launcher")
-        build_launcher(layout, lock, jars, source, javac=javac_tool, java=java_tool)
+        jar, built_by = compile_launcher(lock, jars, source, workdir=layout.base, java=java)
+        install_launcher(layout, lock, jar, source, built_by)
         built = True
         show(f"launcher built: {layout.launcher_jar}")
     result = BootstrapResult(
@@ -271,6 +269,8 @@ def installation(
     generation: int = DEFAULT_GENERATION,
     cache_dir: str | os.PathLike[str] | None = None,
     verify: Verify = True,
+    *,
+    lock: Lock | None = None,
 ) -> Installation:
     """The installed KCL ``generation``, checked; never downloads anything.
 
@@ -280,7 +280,8 @@ def installation(
     something is missing or stale and :class:`ArtifactIntegrityError` when a jar
     is damaged.
     """
-    lock = load_lock(generation)
+    if lock is None:
+        lock = load_lock(generation)
     layout = CacheLayout(Path(cache_dir) if cache_dir is not None else default_cache_dir(), generation)
     stamps = Stamps(layout.stamps_path)
     jars: list[Path] = []

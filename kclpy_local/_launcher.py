@@ -21,10 +21,10 @@ from pathlib import Path, PurePosixPath
 from ._cache import CacheLayout, Verify, atomic_write_bytes, sha256_file
 from ._exceptions import BootstrapError
 from ._jars import Lock
-from ._java import JavaTool
+from ._java import find_tool
 from ._version import __version__
 
-__all__ = ["build_launcher", "launcher_problem"]
+__all__ = ["compile_launcher", "install_launcher", "launcher_problem"]
 
 log = logging.getLogger(__name__)
 
@@ -51,19 +51,30 @@ def launcher_problem(layout: CacheLayout, lock: Lock, source_sha: str, verify: V
     return None
 
 
-def build_launcher(
-    layout: CacheLayout,
+def compile_launcher(
     lock: Lock,
     jars: tuple[Path, ...],
     source: bytes,
     *,
-    javac: JavaTool,
-    java: JavaTool,
-) -> None:
+    workdir: Path,
+    java: str | os.PathLike[str] | None = None,
+) -> tuple[bytes, str]:
+    """Compile, pack and self-check the launcher; return the jar's bytes and the javac used.
+
+    Raises :class:`JavaNotFoundError` without a JDK of at least the lockfile's
+    ``min_jdk``, :class:`BootstrapError` when javac or the self-check fails.
+    """
     spec = lock.launcher
+    java_tool = find_tool(
+        "java", explicit=java, min_major=spec.min_jdk, purpose="build the KCL launcher"
+    )
+    javac = find_tool(
+        "javac", near=java_tool.path.resolve(), min_major=spec.min_jdk,
+        purpose="build the KCL launcher",
+    )
     classpath = os.pathsep.join(str(p) for p in jars)
-    layout.base.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=layout.base, prefix=".build-") as tmp_name:
+    workdir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=workdir, prefix=".build-") as tmp_name:
         tmp = Path(tmp_name)
         src = tmp / "src" / PurePosixPath(spec.source).name
         classes = tmp / "classes"
@@ -82,14 +93,17 @@ def build_launcher(
                 f"({spec.source}, exit {proc.returncode}):\n{(proc.stderr or proc.stdout).strip()[-4000:]}"
             )
         built = tmp / "launcher.jar"
-        manifest = f"Manifest-Version: 1.0\r\nMain-Class: {spec.main_class}\r\nCreated-By: kclpy-local {__version__}\r\n\r\n"
+        manifest = (
+            f"Manifest-Version: 1.0\r\nMain-Class: {spec.main_class}\r\n"
+            f"Created-By: kclpy-local {__version__}\r\n\r\n"
+        )
         with zipfile.ZipFile(built, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-            info = zipfile.ZipInfo("META-INF/MANIFEST.MF", _ZIP_EPOCH)
-            zf.writestr(info, manifest, compress_type=zipfile.ZIP_DEFLATED)
+            zf.writestr(zipfile.ZipInfo("META-INF/MANIFEST.MF", _ZIP_EPOCH), manifest,
+                        compress_type=zipfile.ZIP_DEFLATED)
             for path in sorted(classes.rglob("*.class")):
                 info = zipfile.ZipInfo(path.relative_to(classes).as_posix(), _ZIP_EPOCH)
                 zf.writestr(info, path.read_bytes(), compress_type=zipfile.ZIP_DEFLATED)
-        check = [str(java.path), "-Dfile.encoding=UTF-8", "-cp",
+        check = [str(java_tool.path), "-Dfile.encoding=UTF-8", "-cp",
                  os.pathsep.join([str(built), classpath]), spec.main_class, "--self-check"]
         proc = subprocess.run(check, capture_output=True, text=True, check=False, timeout=120)
         if proc.returncode != 0:
@@ -97,16 +111,20 @@ def build_launcher(
                 f"the KCL {lock.generation} launcher failed its self-check (exit {proc.returncode}):\n"
                 f"{(proc.stderr + proc.stdout).strip()[-4000:]}"
             )
-        atomic_write_bytes(layout.launcher_jar, built.read_bytes())
+        return built.read_bytes(), f"{javac.path} (Java {javac.major})"
+
+
+def install_launcher(layout: CacheLayout, lock: Lock, jar: bytes, source: bytes, built_by: str) -> None:
+    """Put the built launcher in the cache (atomically) with its stamp."""
+    atomic_write_bytes(layout.launcher_jar, jar)
     st = layout.launcher_jar.stat()
     stamp = {
-        "source": spec.source,
+        "source": lock.launcher.source,
         "source_sha256": hashlib.sha256(source).hexdigest(),
-        "main_class": spec.main_class,
-        "jar_sha256": sha256_file(layout.launcher_jar),
+        "main_class": lock.launcher.main_class,
+        "jar_sha256": hashlib.sha256(jar).hexdigest(),
         "jar_size": st.st_size,
         "jar_mtime_ns": st.st_mtime_ns,
-        "javac": str(javac.path),
-        "javac_major": javac.major,
+        "built_by": built_by,
     }
     atomic_write_bytes(layout.launcher_stamp, json.dumps(stamp, indent=1).encode())
