@@ -1,0 +1,479 @@
+"""Bootstrap against a real HTTP server on 127.0.0.1 serving a small fake lockfile.
+
+The launcher build (javac) is replaced by a stub here; the real build is in
+tests/integration/test_launcher.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kclpy_local import _bootstrap
+from kclpy_local._bootstrap import (
+    DownloadRetry,
+    default_cache_dir,
+    installation,
+    run_bootstrap,
+)
+from kclpy_local._cache import atomic_writer
+from kclpy_local._cli import main
+from kclpy_local._exceptions import ArtifactDownloadError, ArtifactIntegrityError, BootstrapError
+from kclpy_local._fetch import DEFAULT_REPOSITORY, resolve_repository
+from kclpy_local._jars import Artifact, LauncherSpec, Lock
+
+# --------------------------------------------------------------------------- stub repository
+
+
+@dataclass
+class MavenStub:
+    """A Maven repository on 127.0.0.1: files from ``root``, faults from ``plan``."""
+
+    root: Path
+    url: str = ""
+    requests: list[str] = field(default_factory=list)
+    plan: dict[str, list[Any]] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def fault(self, path: str) -> Any:
+        with self.lock:
+            self.requests.append(path)
+            queue = self.plan.get(path)
+            return queue.pop(0) if queue else None
+
+
+def _handler(stub: MavenStub) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            rel = self.path.lstrip("/")
+            fault = stub.fault(rel)
+            target = stub.root / rel
+            if isinstance(fault, int):
+                self.send_response(fault)
+                if fault == 429:
+                    self.send_header("Retry-After", "0")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            if not target.is_file():
+                self.send_error(404)
+                return
+            data = target.read_bytes()
+            if fault == "slow":
+                time.sleep(1.0)
+            elif fault == "garbage":
+                data = bytes(len(data))
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            if fault == "truncate":
+                self.wfile.write(data[: len(data) // 2])
+                self.wfile.flush()
+                self.close_connection = True
+                return
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                self.wfile.write(data)
+
+    return Handler
+
+
+@pytest.fixture
+def stub(tmp_path: Path) -> Iterator[MavenStub]:
+    repo = MavenStub(tmp_path / "repo")
+    repo.root.mkdir()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(repo))
+    server.daemon_threads = True
+    repo.url = f"http://127.0.0.1:{server.server_address[1]}/maven2"
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield repo
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+# --------------------------------------------------------------------------- fake lock
+
+
+def _artifact(group: str, name: str, data: bytes) -> Artifact:
+    return Artifact(group, name, "1.0", hashlib.sha256(data).hexdigest(), len(data))
+
+
+@dataclass
+class Fake:
+    lock: Lock
+    payloads: dict[str, bytes]
+    stub: MavenStub
+    cache: Path
+    sleeps: list[float]
+    builds: list[str]
+
+    def path(self, index: int) -> str:
+        return "maven2/" + self.lock.artifacts[index].repository_path
+
+    def run(self, **kwargs: Any) -> _bootstrap.BootstrapResult:
+        kwargs.setdefault("repository", self.stub.url)
+        kwargs.setdefault("retry", DownloadRetry(attempts=4, base_delay=0.25, max_delay=1.0, timeout=0.4))
+        return run_bootstrap(
+            1, cache_dir=self.cache, lock=self.lock, sleep=self.sleeps.append, progress=False, **kwargs
+        )
+
+    def jar(self, index: int) -> Path:
+        return self.cache / "kcl1" / "jars" / self.lock.artifacts[index].filename
+
+
+@pytest.fixture
+def fake(stub: MavenStub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Fake:
+    monkeypatch.delenv("KCLPY_LOCAL_MAVEN_REPO", raising=False)
+    monkeypatch.delenv("KCLPY_LOCAL_CACHE", raising=False)
+    payloads = {
+        "alpha": os.urandom(1000),
+        "beta": os.urandom(200_000),  # several read chunks
+        "gamma": b"tiny",
+    }
+    artifacts = tuple(_artifact("org.example", name, data) for name, data in payloads.items())
+    for art in artifacts:
+        dest = stub.root / "maven2" / art.repository_path
+        dest.parent.mkdir(parents=True)
+        dest.write_bytes(payloads[art.artifact])
+    lock = Lock(
+        generation=1,
+        root="org.example:alpha:1.0",
+        launcher=LauncherSpec(
+            main_class="dev.kclpylocal.kcl1.KclLocalLauncher",
+            source="java/kcl1/KclLocalLauncher.java",
+            java_release=8,
+            min_jdk=11,
+        ),
+        artifacts=artifacts,
+    )
+    builds: list[str] = []
+
+    def compile_stub(lock: Lock, jars: tuple[Path, ...], source: bytes, **_: Any) -> tuple[bytes, str]:
+        builds.append(hashlib.sha256(source).hexdigest())
+        return b"PK-fake-launcher", "stub"
+
+    monkeypatch.setattr(_bootstrap, "compile_launcher", compile_stub)
+    return Fake(lock, payloads, stub, tmp_path / "cache", [], builds)
+
+
+# --------------------------------------------------------------------------- tests
+
+
+def test_cold_install_downloads_verifies_and_builds(fake: Fake) -> None:
+    result = fake.run()
+    assert result.summary.downloaded == tuple(a.coordinate for a in fake.lock.artifacts)
+    assert result.summary.requests == 3
+    assert result.summary.launcher_built
+    assert fake.builds and len(fake.builds) == 1
+    inst = result.installation
+    for art, path in zip(fake.lock.artifacts, inst.jars, strict=True):
+        assert path.read_bytes() == fake.payloads[art.artifact]
+    assert inst.launcher_jar.read_bytes() == b"PK-fake-launcher"
+    assert inst.classpath().split(os.pathsep) == [str(inst.launcher_jar), *map(str, inst.jars)]
+    leftovers = [p for p in (fake.cache / "kcl1").rglob("*") if p.name.endswith(".part")]
+    assert leftovers == []
+
+
+def test_second_run_makes_no_request_and_is_fast(fake: Fake) -> None:
+    fake.run()
+    before = len(fake.stub.requests)
+    started = time.monotonic()
+    result = fake.run()
+    assert time.monotonic() - started < 1.0
+    assert len(fake.stub.requests) == before
+    assert result.summary.requests == 0
+    assert not result.summary.launcher_built
+    assert len(result.summary.reused) == 3
+
+
+def test_retries_429_and_503_with_backoff(fake: Fake) -> None:
+    fake.stub.plan[fake.path(1)] = [429, 503]
+    result = fake.run()
+    assert fake.stub.requests.count(fake.path(1)) == 3
+    assert fake.sleeps == [0.25, 0.5]
+    assert "org.example:beta:1.0" in result.summary.downloaded
+
+
+def test_retries_a_timeout(fake: Fake) -> None:
+    fake.stub.plan[fake.path(0)] = ["slow"]
+    fake.run()
+    assert fake.stub.requests.count(fake.path(0)) == 2
+    assert fake.jar(0).read_bytes() == fake.payloads["alpha"]
+
+
+def test_retries_a_truncated_body(fake: Fake) -> None:
+    fake.stub.plan[fake.path(1)] = ["truncate"]
+    fake.run()
+    assert fake.stub.requests.count(fake.path(1)) == 2
+    assert fake.jar(1).read_bytes() == fake.payloads["beta"]
+
+
+def test_gives_up_after_bounded_attempts_naming_artifact_and_url(fake: Fake) -> None:
+    fake.stub.plan[fake.path(2)] = [503] * 10
+    with pytest.raises(ArtifactDownloadError) as info:
+        fake.run()
+    err = info.value
+    assert err.artifact == "org.example:gamma:1.0"
+    assert err.url == f"{fake.stub.url}/{fake.lock.artifacts[2].repository_path}"
+    assert "HTTP 503" in str(err) and "4 attempts" in str(err)
+    assert err.url in str(err) and err.artifact in str(err)
+    assert fake.stub.requests.count(fake.path(2)) == 4
+    assert fake.sleeps == [0.25, 0.5, 1.0]
+    assert not fake.jar(2).exists()
+
+
+def test_404_is_not_retried(fake: Fake) -> None:
+    (fake.stub.root / fake.path(0)).unlink()
+    with pytest.raises(ArtifactDownloadError, match=r"org\.example:alpha:1\.0.*HTTP 404"):
+        fake.run()
+    assert fake.stub.requests.count(fake.path(0)) == 1
+    assert fake.sleeps == []
+
+
+def test_connection_refused_is_retried_then_reported(fake: Fake) -> None:
+    with pytest.raises(ArtifactDownloadError, match="connection failed") as info:
+        fake.run(repository="http://127.0.0.1:9/maven2")
+    assert info.value.url.startswith("http://127.0.0.1:9/maven2/org/example/alpha/")
+    assert len(fake.sleeps) == 3
+
+
+def test_sha_mismatch_is_never_put_in_place(fake: Fake) -> None:
+    fake.stub.plan[fake.path(0)] = ["garbage"]
+    with pytest.raises(ArtifactIntegrityError) as info:
+        fake.run()
+    err = info.value
+    assert err.artifact == "org.example:alpha:1.0"
+    assert err.location.endswith("/org/example/alpha/1.0/alpha-1.0.jar")
+    assert err.expected == fake.lock.artifacts[0].sha256
+    assert err.actual == hashlib.sha256(bytes(1000)).hexdigest()
+    assert not fake.jar(0).exists()
+    assert list(fake.jar(0).parent.glob("*.part")) == []
+
+
+def test_corrupt_cached_jar_is_detected_and_replaced(fake: Fake) -> None:
+    fake.run()
+    jar = fake.jar(1)
+    data = bytearray(jar.read_bytes())
+    data[100] ^= 0xFF  # same size, new content, new mtime
+    jar.write_bytes(bytes(data))
+    os.utime(jar, ns=(jar.stat().st_atime_ns, jar.stat().st_mtime_ns + 1_000_000))
+    result = fake.run()
+    assert result.summary.replaced == ("org.example:beta:1.0",)
+    assert result.summary.requests == 1
+    assert jar.read_bytes() == fake.payloads["beta"]
+
+
+def test_truncated_cached_jar_is_detected_by_size(fake: Fake) -> None:
+    fake.run()
+    jar = fake.jar(0)
+    jar.write_bytes(jar.read_bytes()[:10])
+    with pytest.raises(ArtifactIntegrityError, match=r"size is 10 bytes") as info:
+        installation(1, fake.cache, lock=fake.lock)
+    assert info.value.hint and "kclpy-local bootstrap" in info.value.hint
+    result = fake.run()
+    assert result.summary.replaced == ("org.example:alpha:1.0",)
+
+
+def test_offline_reports_damage_and_absence_instead_of_fetching(fake: Fake) -> None:
+    fake.run()
+    fake.jar(2).write_bytes(b"TINY")  # same size as b"tiny"
+    with pytest.raises(ArtifactIntegrityError, match=r"org\.example:gamma:1\.0"):
+        fake.run(offline=True)
+    fake.jar(2).unlink()
+    requests = len(fake.stub.requests)
+    with pytest.raises(ArtifactDownloadError, match="offline") as info:
+        fake.run(offline=True)
+    assert info.value.artifact == "org.example:gamma:1.0"
+    assert len(fake.stub.requests) == requests
+
+
+def test_from_dir_flat_and_maven_layout(fake: Fake, tmp_path: Path) -> None:
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for art in fake.lock.artifacts:
+        (flat / art.filename).write_bytes(fake.payloads[art.artifact])
+    result = fake.run(from_dir=flat, repository="http://127.0.0.1:9/unused")
+    assert len(result.summary.copied) == 3
+    assert fake.stub.requests == []
+    # a Maven repository layout (e.g. ~/.m2/repository) works too
+    for jar in (fake.cache / "kcl1" / "jars").glob("*.jar"):
+        jar.unlink()
+    result = fake.run(from_dir=fake.stub.root / "maven2")
+    assert len(result.summary.copied) == 3
+    assert fake.stub.requests == []
+
+
+def test_from_dir_missing_or_bad_jar_is_named(fake: Fake, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "alpha-1.0.jar").write_bytes(fake.payloads["alpha"])
+    (src / "beta-1.0.jar").write_bytes(b"not beta")
+    with pytest.raises(ArtifactIntegrityError) as bad:
+        fake.run(from_dir=src)
+    assert bad.value.artifact == "org.example:beta:1.0"
+    assert bad.value.location == str(src / "beta-1.0.jar")
+    (src / "beta-1.0.jar").write_bytes(fake.payloads["beta"])
+    with pytest.raises(ArtifactDownloadError, match=r"gamma-1\.0\.jar") as missing:
+        fake.run(from_dir=src)
+    assert missing.value.artifact == "org.example:gamma:1.0"
+    assert fake.stub.requests == []
+
+
+def test_installation_before_bootstrap_says_how_to_install(fake: Fake) -> None:
+    with pytest.raises(BootstrapError, match="not installed") as info:
+        installation(1, fake.cache, lock=fake.lock)
+    assert info.value.hint == "run `kclpy-local bootstrap`"
+    fake.run()
+    inst = installation(1, fake.cache, lock=fake.lock)
+    assert inst.main_class == "dev.kclpylocal.kcl1.KclLocalLauncher"
+    assert installation(1, fake.cache, verify="full", lock=fake.lock) == inst
+
+
+def test_launcher_is_rebuilt_when_its_source_changes(fake: Fake) -> None:
+    fake.run()
+    stamp = fake.cache / "kcl1" / "launcher.json"
+    data = json.loads(stamp.read_text())
+    data["source_sha256"] = "0" * 64
+    stamp.write_text(json.dumps(data))
+    with pytest.raises(BootstrapError, match="another source"):
+        installation(1, fake.cache, lock=fake.lock)
+    result = fake.run()
+    assert result.summary.launcher_built
+    assert len(fake.builds) == 2
+
+
+def test_stamp_avoids_rehashing_until_mtime_changes(fake: Fake, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake.run()
+    hashed: list[Path] = []
+    real = _bootstrap.check_cached.__globals__["sha256_file"]
+
+    def counting(path: Path) -> str:
+        hashed.append(path)
+        digest: str = real(path)
+        return digest
+
+    monkeypatch.setitem(_bootstrap.check_cached.__globals__, "sha256_file", counting)
+    installation(1, fake.cache, lock=fake.lock)
+    assert hashed == []
+    os.utime(fake.jar(0), ns=(0, 0))
+    installation(1, fake.cache, lock=fake.lock)
+    assert hashed == [fake.jar(0)]
+
+
+def test_atomic_writer_leaves_old_file_and_no_temp_on_failure(tmp_path: Path) -> None:
+    dest = tmp_path / "x.jar"
+    dest.write_bytes(b"old")
+    with pytest.raises(RuntimeError), atomic_writer(dest) as fh:
+        fh.write(b"new, partial")
+        raise RuntimeError("interrupted")
+    assert dest.read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.jar"]
+    with atomic_writer(dest) as fh:
+        fh.write(b"new")
+    assert dest.read_bytes() == b"new"
+
+
+def test_repository_and_cache_resolution(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("KCLPY_LOCAL_MAVEN_REPO", raising=False)
+    assert resolve_repository() == DEFAULT_REPOSITORY == "https://repo1.maven.org/maven2/"
+    monkeypatch.setenv("KCLPY_LOCAL_MAVEN_REPO", "http://mirror.test/m2")
+    assert resolve_repository() == "http://mirror.test/m2/"
+    assert resolve_repository("http://flag.test/x/") == "http://flag.test/x/"
+    monkeypatch.delenv("KCLPY_LOCAL_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert default_cache_dir() == tmp_path / "xdg" / "kclpy-local"
+    monkeypatch.setenv("KCLPY_LOCAL_CACHE", str(tmp_path / "explicit"))
+    assert default_cache_dir() == tmp_path / "explicit"
+    monkeypatch.delenv("KCLPY_LOCAL_CACHE")
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    assert default_cache_dir() == Path.home() / ".cache" / "kclpy-local"
+
+
+def test_repository_from_environment_is_used(fake: Fake, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KCLPY_LOCAL_MAVEN_REPO", fake.stub.url)
+    fake.run(repository=None)
+    assert len(fake.stub.requests) == 3
+
+
+def test_progress_only_when_asked_or_on_a_terminal(fake: Fake) -> None:
+    quiet = io.StringIO()
+    run_bootstrap(1, cache_dir=fake.cache, lock=fake.lock, repository=fake.stub.url,
+                  progress=None, progress_stream=quiet)
+    assert quiet.getvalue() == ""
+    loud = io.StringIO()
+    run_bootstrap(1, cache_dir=fake.cache, lock=fake.lock, repository=fake.stub.url,
+                  progress=True, progress_stream=loud)
+    assert "[ 1/3] alpha-1.0.jar: cached" in loud.getvalue()
+
+
+def test_library_logging_is_silent() -> None:
+    for name in ("kclpy_local._bootstrap", "kclpy_local._fetch", "kclpy_local._cache",
+                 "kclpy_local._launcher", "kclpy_local._daemon"):
+        assert logging.getLogger(name).handlers == []
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+@pytest.fixture
+def cli_lock(fake: Fake, monkeypatch: pytest.MonkeyPatch) -> Fake:
+    monkeypatch.setattr(_bootstrap, "load_lock", lambda generation=1: fake.lock)
+    return fake
+
+
+def test_cli_bootstrap_json(cli_lock: Fake, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["bootstrap", "--cache-dir", str(cli_lock.cache), "--repository", cli_lock.stub.url,
+                 "--json", "--no-progress"])
+    out = capsys.readouterr().out
+    assert code == 0
+    payload = json.loads(out)
+    assert payload["generation"] == 1
+    assert payload["main_class"] == "dev.kclpylocal.kcl1.KclLocalLauncher"
+    assert len(payload["jars"]) == 3
+    assert payload["summary"]["requests"] == 3
+    assert payload["classpath"].split(os.pathsep)[0].endswith("launcher.jar")
+    code = main(["bootstrap", "--cache-dir", str(cli_lock.cache), "--repository", cli_lock.stub.url])
+    assert code == 0
+    assert "3 already cached" in capsys.readouterr().out
+
+
+def test_cli_bootstrap_failure_exit_code_names_artifact_and_url(
+    cli_lock: Fake, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (cli_lock.stub.root / cli_lock.path(2)).unlink()
+    code = main(["bootstrap", "--cache-dir", str(cli_lock.cache), "--repository", cli_lock.stub.url])
+    err = capsys.readouterr().err
+    assert code == 5
+    assert "org.example:gamma:1.0" in err
+    assert f"{cli_lock.stub.url}/org/example/gamma/1.0/gamma-1.0.jar" in err
+
+
+def test_cli_bootstrap_offline_and_from(cli_lock: Fake, tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["bootstrap", "--cache-dir", str(cli_lock.cache), "--offline"])
+    assert code == 5
+    assert "offline" in capsys.readouterr().err
+    code = main(["bootstrap", "--cache-dir", str(cli_lock.cache), "--from",
+                 str(cli_lock.stub.root / "maven2")])
+    assert code == 0
+    assert "3 copied" in capsys.readouterr().out
+    assert cli_lock.stub.requests == []

@@ -1,0 +1,99 @@
+"""The pinned jar lockfiles: shape, completeness markers, validation."""
+
+from __future__ import annotations
+
+import copy
+import json
+from importlib import resources
+from typing import Any
+
+import pytest
+
+from kclpy_local._exceptions import BootstrapError
+from kclpy_local._jars import Artifact, available_generations, load_lock, parse_lock
+
+
+def _raw(generation: int = 1) -> dict[str, Any]:
+    text = resources.files("kclpy_local").joinpath("jars", f"kcl{generation}.json").read_text("utf-8")
+    data: dict[str, Any] = json.loads(text)
+    return data
+
+
+def test_generation_1_is_available() -> None:
+    assert 1 in available_generations()
+
+
+def test_kcl1_lock_pins_the_1_15_3_closure() -> None:
+    lock = load_lock(1)
+    assert lock.generation == 1
+    assert lock.root == "com.amazonaws:amazon-kinesis-client:1.15.3"
+    by_name = {(a.group, a.artifact): a for a in lock.artifacts}
+    assert by_name[("com.amazonaws", "amazon-kinesis-client")].version == "1.15.3"
+    assert by_name[("com.google.protobuf", "protobuf-java")].version == "4.31.0"
+    for sdk in ("core", "kinesis", "dynamodb", "cloudwatch", "s3", "kms"):
+        assert by_name[("com.amazonaws", f"aws-java-sdk-{sdk}")].version == "1.12.681"
+    # the pom's direct dependencies and the transitive ones named in KCL_FACTS
+    for needed in [
+        ("com.google.guava", "guava"),
+        ("org.apache.commons", "commons-lang3"),
+        ("commons-logging", "commons-logging"),
+        ("com.fasterxml.jackson.core", "jackson-core"),
+        ("com.fasterxml.jackson.core", "jackson-databind"),
+        ("com.fasterxml.jackson.dataformat", "jackson-dataformat-cbor"),
+        ("org.apache.httpcomponents", "httpclient"),
+        ("joda-time", "joda-time"),
+        ("com.amazonaws", "jmespath-java"),
+    ]:
+        assert needed in by_name, needed
+    assert len(lock.artifacts) == 26
+    assert all(len(a.sha256) == 64 and a.size > 0 for a in lock.artifacts)
+
+
+def test_kcl1_launcher_spec_and_source() -> None:
+    lock = load_lock(1)
+    assert lock.launcher.main_class == "dev.kclpylocal.kcl1.KclLocalLauncher"
+    assert lock.launcher.java_release == 8
+    source = lock.launcher_source().decode("utf-8")
+    assert "package dev.kclpylocal.kcl1;" in source
+    assert "public final class KclLocalLauncher" in source
+    assert '"kclpy-local: worker STARTED"' in source
+
+
+def test_artifact_urls_follow_the_maven_layout() -> None:
+    art = Artifact("com.google.guava", "guava", "33.2.0-jre", "0" * 64, 1)
+    assert art.coordinate == "com.google.guava:guava:33.2.0-jre"
+    assert art.filename == "guava-33.2.0-jre.jar"
+    assert art.url("https://repo.example/maven2") == (
+        "https://repo.example/maven2/com/google/guava/guava/33.2.0-jre/guava-33.2.0-jre.jar"
+    )
+    assert art.url("https://repo.example/maven2/") == art.url("https://repo.example/maven2")
+
+
+def test_unknown_generation_names_the_known_ones() -> None:
+    with pytest.raises(BootstrapError, match=r"generation 99 \(known: 1"):
+        load_lock(99)
+
+
+def _broken(mutate: Any) -> dict[str, Any]:
+    data = copy.deepcopy(_raw())
+    mutate(data)
+    return data
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda d: d["artifacts"].append(dict(d["artifacts"][0])), "pinned twice"),
+        (lambda d: d["artifacts"][0].update(sha256="abc"), "64 hex digits"),
+        (lambda d: d["artifacts"][0].pop("sha256"), "has no 'sha256'"),
+        (lambda d: d["artifacts"][0].update(size=0), "size must be positive"),
+        (lambda d: d["artifacts"][0].update(version="1.0/../x"), "bad name"),
+        (lambda d: d.update(root="a:b:c"), "not among the artifacts"),
+        (lambda d: d.update(artifacts=[]), "pins no artifacts"),
+        (lambda d: d["launcher"].update(main_class="not a class"), "bad main_class"),
+        (lambda d: d.update(generation="1"), "generation must be int"),
+    ],
+)
+def test_malformed_lockfiles_are_rejected(mutate: Any, message: str) -> None:
+    with pytest.raises(BootstrapError, match=message):
+        parse_lock(_broken(mutate), source="kcl1.json")
