@@ -180,7 +180,14 @@ public final class KclLocalLauncher {
         AmazonKinesis kinesis = buildClient(AmazonKinesisClientBuilder.standard(),
                 kcl.getKinesisCredentialsProvider(), kcl.getKinesisClientConfiguration(),
                 kcl.getKinesisEndpoint(), region, "Kinesis");
-        AmazonDynamoDB dynamoDB = buildClient(AmazonDynamoDBClientBuilder.standard(),
+        AmazonDynamoDBClientBuilder dynamoBuilder = AmazonDynamoDBClientBuilder.standard();
+        if (trimmedOrNull(kcl.getDynamoDBEndpoint()) != null) {
+            // Emulators (moto) evaluate {Value, ComparisonOperator} as equality; the
+            // equivalent {AttributeValueList, ComparisonOperator} form works everywhere.
+            dynamoBuilder.withRequestHandlers(new ExpectedValueRewriter());
+            say("DynamoDB conditions sent in AttributeValueList form (local endpoint)");
+        }
+        AmazonDynamoDB dynamoDB = buildClient(dynamoBuilder,
                 kcl.getDynamoDBCredentialsProvider(), kcl.getDynamoDBClientConfiguration(),
                 kcl.getDynamoDBEndpoint(), region, "DynamoDB");
         AmazonCloudWatch cloudWatch = buildClient(AmazonCloudWatchClientBuilder.standard(),
@@ -333,6 +340,36 @@ public final class KclLocalLauncher {
             if (file != null && !file.delete()) {
                 file.deleteOnExit();
             }
+        }
+    }
+
+    /**
+     * Rewrites legacy conditions {Value, ComparisonOperator} to the equivalent
+     * {AttributeValueList: [Value], ComparisonOperator}. DynamoDB treats both alike;
+     * some emulators ignore the operator in the first form (the KCL's checkpoint
+     * update uses it with NE, so every checkpoint would fail there).
+     */
+    static final class ExpectedValueRewriter extends com.amazonaws.handlers.RequestHandler2 {
+        @Override
+        public com.amazonaws.AmazonWebServiceRequest beforeExecution(com.amazonaws.AmazonWebServiceRequest request) {
+            java.util.Map<String, com.amazonaws.services.dynamodbv2.model.ExpectedAttributeValue> expected = null;
+            if (request instanceof com.amazonaws.services.dynamodbv2.model.UpdateItemRequest) {
+                expected = ((com.amazonaws.services.dynamodbv2.model.UpdateItemRequest) request).getExpected();
+            } else if (request instanceof com.amazonaws.services.dynamodbv2.model.PutItemRequest) {
+                expected = ((com.amazonaws.services.dynamodbv2.model.PutItemRequest) request).getExpected();
+            } else if (request instanceof com.amazonaws.services.dynamodbv2.model.DeleteItemRequest) {
+                expected = ((com.amazonaws.services.dynamodbv2.model.DeleteItemRequest) request).getExpected();
+            }
+            if (expected != null) {
+                for (com.amazonaws.services.dynamodbv2.model.ExpectedAttributeValue e : expected.values()) {
+                    if (e.getValue() != null && e.getComparisonOperator() != null
+                            && e.getAttributeValueList() == null) {
+                        e.setAttributeValueList(java.util.Collections.singletonList(e.getValue()));
+                        e.setValue(null);
+                    }
+                }
+            }
+            return request;
         }
     }
 }

@@ -1,0 +1,79 @@
+"""Example processor: records every record it processes, checkpointing each batch.
+
+Each processed record becomes one JSON line in the ledger file named by
+``KCLPY_LOCAL_LEDGER`` (default ``ledger.jsonl`` in the working directory):
+shard, sequence number, sub-sequence number, partition key, data (base64) and
+the time it was processed. The ledger is flushed before each checkpoint, so it
+never claims less than what was checkpointed (at-least-once accounting).
+
+Run by the daemon (``executableName = python3 processors/recorder.py``).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import time
+from typing import TextIO
+
+from kclpy_local import (
+    Checkpointer,
+    Initialize,
+    ProcessRecords,
+    RecordProcessor,
+    RetryPolicy,
+    run,
+)
+
+log = logging.getLogger("recorder")
+RETRY = RetryPolicy()
+
+
+class RecorderProcessor(RecordProcessor):
+    def __init__(self, ledger_path: str | None = None) -> None:
+        self.ledger_path = ledger_path or os.environ.get("KCLPY_LOCAL_LEDGER", "ledger.jsonl")
+        self.shard_id = "?"
+        self._ledger: TextIO | None = None
+
+    def initialize(self, shard: Initialize) -> None:
+        self.shard_id = shard.shard_id
+        self._ledger = open(self.ledger_path, "a", encoding="utf-8")  # noqa: SIM115
+        log.info("processing %s from %s", shard.shard_id, shard.sequence_number)
+
+    def process_records(self, batch: ProcessRecords, checkpointer: Checkpointer) -> None:
+        ledger = self._ledger
+        assert ledger is not None
+        now = time.time()
+        for record in batch.records:
+            ledger.write(json.dumps({
+                "shard": self.shard_id,
+                "sequence_number": record.sequence_number,
+                "sub_sequence_number": record.sub_sequence_number,
+                "partition_key": record.partition_key,
+                "data": base64.b64encode(record.data).decode("ascii"),
+                "arrival_ms": record.approximate_arrival_timestamp_ms,
+                "processed_at": now,
+            }) + "\n")
+        ledger.flush()
+        os.fsync(ledger.fileno())
+        if batch.records:
+            checkpointer.checkpoint(batch.records[-1], retry=RETRY)
+            log.info("%s: %d records, checkpoint %s, %s ms behind", self.shard_id,
+                     len(batch.records), batch.records[-1].sequence_number, batch.millis_behind_latest)
+
+    def lease_lost(self) -> None:
+        log.info("%s: lease lost", self.shard_id)
+
+    def shard_ended(self, checkpointer: Checkpointer) -> None:
+        log.info("%s: shard ended", self.shard_id)
+        checkpointer.checkpoint(retry=RETRY)
+
+    def shutdown_requested(self, checkpointer: Checkpointer) -> None:
+        log.info("%s: shutdown requested", self.shard_id)
+        checkpointer.checkpoint(retry=RETRY)
+
+
+if __name__ == "__main__":
+    run(RecorderProcessor())
