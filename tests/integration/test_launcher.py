@@ -1,0 +1,135 @@
+"""The KCL 1 launcher, compiled for real against the pinned jars."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import pytest
+
+from kclpy_local._bootstrap import Installation, installation
+from kclpy_local._jars import load_lock
+
+pytestmark = pytest.mark.integration
+
+MAIN = "dev.kclpylocal.kcl1.KclLocalLauncher"
+PropsFactory = Callable[..., Path]
+
+
+def run_launcher(
+    java: str, inst: Installation, *args: str, jvm: tuple[str, ...] = (), timeout: float = 180
+) -> subprocess.CompletedProcess[str]:
+    argv = [
+        java, "-Dfile.encoding=UTF-8", "-Daws.accessKeyId=it", "-Daws.secretKey=it", *jvm,
+        "-cp", inst.classpath(), inst.main_class, *args,
+    ]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def test_launcher_is_built_for_java_8_with_a_manifest(kcl1: Installation) -> None:
+    assert kcl1.main_class == MAIN
+    with zipfile.ZipFile(kcl1.launcher_jar) as jar:
+        manifest = jar.read("META-INF/MANIFEST.MF").decode()
+        main_class = jar.read("dev/kclpylocal/kcl1/KclLocalLauncher.class")
+    assert f"Main-Class: {MAIN}" in manifest
+    assert main_class[:4] == b"\xca\xfe\xba\xbe"
+    assert int.from_bytes(main_class[6:8], "big") == 52  # class file version of Java 8
+
+
+def test_installation_is_verified_and_matches_the_lockfile(kcl1: Installation, kcl_cache: Path) -> None:
+    assert installation(1, kcl_cache, verify="full") == kcl1
+    assert [p.name for p in kcl1.jars] == [a.filename for a in load_lock(1).artifacts]
+
+
+def test_self_check(java_bin: str, kcl1: Installation) -> None:
+    proc = run_launcher(java_bin, kcl1, "--self-check")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "kclpy-local: self-check OK (charset UTF-8)" in proc.stdout
+    for service in ("Kinesis", "DynamoDB", "CloudWatch"):
+        assert f"kclpy-local: {service} endpoint http://127.0.0.1:9 (signing region us-east-1)" in proc.stderr
+
+
+def test_launcher_links_only_against_the_pinned_jars(kcl1: Installation) -> None:
+    jdeps = shutil.which("jdeps")
+    if jdeps is None:
+        pytest.skip("jdeps is not on PATH (it ships with full JDKs)")
+    cp = ":".join(str(p) for p in kcl1.jars)
+    proc = subprocess.run(
+        [jdeps, "--multi-release", "base", "--missing-deps", "-cp", cp, str(kcl1.launcher_jar)],
+        capture_output=True, text=True, check=False, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == ""
+
+
+def test_every_class_loaded_comes_from_the_lockfile_or_the_jdk(
+    java_bin: str, kcl1: Installation, unreachable_properties: PropsFactory
+) -> None:
+    """A failed start with -verbose:class: config, clients, Worker, HTTP retries, exit 3."""
+    props = unreachable_properties()
+    proc = run_launcher(java_bin, kcl1, str(props), jvm=("-verbose:class",))
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 3, output[-3000:]  # the stock daemon exits 0 here
+    assert "kclpy-local: the worker never reached STARTED" in proc.stderr
+    assert "kclpy-local: worker STARTED" not in proc.stderr
+    assert "kclpy-local: CBOR disabled" in proc.stderr
+    log_lines = [ln for ln in output.splitlines() if "[class,load]" not in ln]
+    assert not [ln for ln in log_lines if "NoClassDefFoundError" in ln or "ClassNotFoundException" in ln]
+    allowed = {str(p.resolve()) for p in (*kcl1.jars, kcl1.launcher_jar)}
+    loaded_from: dict[str, int] = {}
+    strangers: list[str] = []
+    for match in re.finditer(r"\[class,load\] (\S+) source: (.+)", output):
+        name, source = match.group(1), match.group(2).strip()
+        if source.startswith("jrt:/") or source == "shared objects file" or not (
+            source.startswith("file:") or source.startswith("jar:")
+        ):
+            continue  # the JDK itself, or classes generated at run time
+        path = unquote(urlsplit(source.removeprefix("jar:").split("!/")[0]).path)
+        if str(Path(path).resolve()) in allowed:
+            loaded_from[Path(path).name] = loaded_from.get(Path(path).name, 0) + 1
+        else:
+            strangers.append(f"{name} from {source}")
+    assert strangers == []
+    for needed in (
+        kcl1.launcher_jar.name,
+        "amazon-kinesis-client-1.15.3.jar",
+        "aws-java-sdk-core-1.12.681.jar",
+        "aws-java-sdk-cloudwatch-1.12.681.jar",
+        "httpclient-4.5.13.jar",
+        "jackson-databind-2.12.7.1.jar",
+    ):
+        assert loaded_from.get(needed, 0) > 0, (needed, sorted(loaded_from))
+
+
+def test_non_utf8_jvm_is_refused(
+    java_bin: str, kcl1: Installation, unreachable_properties: PropsFactory
+) -> None:
+    props = unreachable_properties()
+    argv = [java_bin, "-Dfile.encoding=ISO-8859-1", "-cp", kcl1.classpath(), kcl1.main_class, str(props)]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    if "UTF-8" in proc.stdout and proc.returncode == 0:
+        pytest.skip("this JVM ignores -Dfile.encoding")
+    assert proc.returncode == 2
+    assert "run java with -Dfile.encoding=UTF-8" in proc.stderr
+
+
+def test_usage_errors_exit_1(java_bin: str, kcl1: Installation, tmp_path: Path) -> None:
+    proc = run_launcher(java_bin, kcl1)
+    assert proc.returncode == 1
+    assert "expected exactly one argument" in proc.stderr
+    proc = run_launcher(java_bin, kcl1, str(tmp_path / "missing.properties"))
+    assert proc.returncode == 1
+
+
+def test_bad_cbor_value_is_a_usage_error(
+    java_bin: str, kcl1: Installation, unreachable_properties: PropsFactory
+) -> None:
+    props = unreachable_properties(isCBORProtocolDisabled="yes")
+    proc = run_launcher(java_bin, kcl1, str(props))
+    assert proc.returncode == 1
+    assert "isCBORProtocolDisabled must be true or false, not 'yes'" in proc.stderr
