@@ -190,12 +190,8 @@ class Daemon:
             self._validate(document, environ)
         values = document.as_dict()
         if self.overrides or any("${" in v for v in values.values()):
-            self._resolved = resolve_file(
-                self.properties_path,
-                self.overrides,
-                directory=self.properties_path.parent,
-                environ=environ,
-            )
+            # In the system temp dir, never next to the user's file (often in a source tree).
+            self._resolved = resolve_file(self.properties_path, self.overrides, environ=environ)
             values = read_properties(self._resolved).as_dict()
         executable = values.get("executableName")
         if executable is None:
