@@ -158,12 +158,15 @@ def _records(records: list[Any]) -> tuple[Record, ...]:
 
 
 _new = object.__new__
-_set_fields = (
-    Record.data.__set__,  # type: ignore[attr-defined]
-    Record.partition_key.__set__,  # type: ignore[attr-defined]
-    Record.sequence_number.__set__,  # type: ignore[attr-defined]
-    Record.sub_sequence_number.__set__,  # type: ignore[attr-defined]
-    Record.approximate_arrival_timestamp_ms.__set__,  # type: ignore[attr-defined]
+_set_fields: tuple[Any, ...] = tuple(
+    vars(Record)[name].__set__  # the slot descriptors, which bypass the frozen __setattr__
+    for name in (
+        "data",
+        "partition_key",
+        "sequence_number",
+        "sub_sequence_number",
+        "approximate_arrival_timestamp_ms",
+    )
 )
 
 

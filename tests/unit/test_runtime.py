@@ -15,8 +15,8 @@ from amazon_kclpy import kcl as upstream_kcl
 
 import kclpy_local
 from kclpy_local import (
-    CheckpointError,
     Checkpointer,
+    CheckpointError,
     InvalidStateError,
     ProtocolError,
     Record,
