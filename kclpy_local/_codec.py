@@ -288,23 +288,25 @@ def schema_check(
             raise ValueError("no schema")
         check(obj)
     except Exception:  # report with the reference validator: every violation, with paths
-        found = list(_schemas.iter_violations(obj, direction))
-        if found:
-            first = found[0]
-            reason = "; ".join(f"{v.path or '<root>'}: {v.message}" for v in found)
-            raise ProtocolError(
-                reason, line=line, line_number=line_number, field=first.path or None
-            ) from None
+        _raise_violations(obj, direction, line, line_number)
+
+
+def _raise_violations(
+    obj: dict[str, Any], direction: _schemas.Direction, line: str, line_number: int | None
+) -> None:
+    """Raise one ProtocolError listing every schema violation of ``obj`` (if any)."""
+    found = list(_schemas.iter_violations(obj, direction))
+    if found:
+        reason = "; ".join(f"{v.path or '<root>'}: {v.message}" for v in found)
+        raise ProtocolError(
+            reason, line=line, line_number=line_number, field=found[0].path or None
+        ) from None
 
 
 def decode_child_line(line: str, line_number: int | None = None) -> ChildMessage:
     """Decode one line written by a processor (used by the scripted daemon)."""
     obj = load_line(line, line_number)
-    found = list(_schemas.iter_violations(obj, "child"))
-    if found:
-        first = found[0]
-        reason = "; ".join(f"{v.path or '<root>'}: {v.message}" for v in found)
-        raise ProtocolError(reason, line=line, line_number=line_number, field=first.path or None)
+    _raise_violations(obj, "child", line, line_number)
     if obj["action"] == "status":
         return Status(obj["responseFor"])
     return CheckpointRequest(obj["sequenceNumber"], obj["subSequenceNumber"])
