@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import pkgutil
 import sys
 from collections.abc import Sequence
 
@@ -22,8 +23,19 @@ from .._version import __version__
 
 __all__ = ["main"]
 
-# Module names under kclpy_local._cli, in the order --help lists them.
-COMMANDS: tuple[str, ...] = ("validate", "up", "down", "properties", "bootstrap", "daemon")
+# The order --help lists commands in; any other public module of this package
+# (a name without a leading underscore) is a command too, listed after these.
+ORDER: tuple[str, ...] = (
+    "run", "put", "leases", "metrics", "up", "down", "daemon", "bootstrap",
+    "properties", "doctor", "validate",
+)
+
+
+def commands() -> tuple[str, ...]:
+    """Module names under kclpy_local._cli that define a command, in --help order."""
+    found = {m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")}
+    known = tuple(name for name in ORDER if name in found)
+    return known + tuple(sorted(found - set(ORDER)))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
         "-v", "--verbose", action="count", default=0, help="more log output (repeat for debug)"
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMANDS:
+    for name in commands():
         module = importlib.import_module(f"{__name__}.{name}")
         module.register(subparsers)
     return parser

@@ -1,0 +1,55 @@
+"""What several commands share: the endpoint options and JSON output."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any
+
+from .up import default_state_dir, read_record, record_is_live
+
+__all__ = [
+    "DEFAULT_ENDPOINT",
+    "ENDPOINT_ENV",
+    "add_endpoint_arguments",
+    "print_json",
+    "resolve_endpoint",
+]
+
+ENDPOINT_ENV = "KCLPY_LOCAL_ENDPOINT"
+DEFAULT_ENDPOINT = "http://127.0.0.1:4566"
+
+
+def add_endpoint_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--endpoint URL`` and ``--region NAME``."""
+    parser.add_argument(
+        "--endpoint",
+        metavar="URL",
+        default=None,
+        help=(
+            "Kinesis/DynamoDB/CloudWatch endpoint (default: $KCLPY_LOCAL_ENDPOINT, else the "
+            f"emulator started by `kclpy-local up`, else {DEFAULT_ENDPOINT})"
+        ),
+    )
+    parser.add_argument("--region", default="us-east-1", help="AWS region name (default: %(default)s)")
+
+
+def resolve_endpoint(explicit: str | None) -> str:
+    """The endpoint a command talks to: explicit, environment, running emulator, default."""
+    if explicit:
+        return explicit
+    from_env = os.environ.get(ENDPOINT_ENV)
+    if from_env:
+        return from_env
+    record = read_record(default_state_dir())
+    if record is not None and record_is_live(record):
+        return record.endpoint
+    return DEFAULT_ENDPOINT
+
+
+def print_json(value: Any) -> None:
+    """One JSON document on stdout (sorted keys, a trailing newline)."""
+    json.dump(value, sys.stdout, indent=2, sort_keys=True, default=str)
+    sys.stdout.write("\n")
