@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, TextIO
 
 from ._codec import check_daemon_object, encode, load_line, schema_check
@@ -24,6 +25,8 @@ class Channel:
         self._strict = strict
         self.line_number = 0
         self.failure: ProtocolError | None = None
+        #: Called with the request and the reply after each accepted checkpoint.
+        self.on_checkpoint: Callable[[CheckpointRequest, CheckpointReply], None] | None = None
 
     def read(self) -> tuple[dict[str, Any], DaemonMessage] | None:
         """The next message as (raw object, typed value), or ``None`` at end of input.
@@ -56,10 +59,13 @@ class Channel:
         process even if the processor catches it.
         """
         try:
-            return self._exchange(request)
+            reply = self._exchange(request)
         except ProtocolError as exc:
             self.failure = exc
             raise
+        if reply.error is None and self.on_checkpoint is not None:
+            self.on_checkpoint(request, reply)
+        return reply
 
     def _exchange(self, request: CheckpointRequest) -> CheckpointReply:
         self.write(request)

@@ -27,6 +27,7 @@ from ._checkpointer import Checkpointer
 from ._exceptions import ProcessorFailed, ProtocolError
 from ._messages import (
     CheckpointReply,
+    CheckpointRequest,
     DaemonMessage,
     Initialize,
     LeaseLost,
@@ -37,6 +38,7 @@ from ._messages import (
     Status,
 )
 from ._processor import RecordProcessor
+from ._progress import ProgressWriter
 
 __all__ = ["OnError", "Runtime", "claim_stdout", "configure_logging", "run", "run_to_exit_code"]
 
@@ -110,9 +112,15 @@ class Runtime:
         *,
         on_error: OnError | None = None,
         strict: bool | None = None,
+        progress: ProgressWriter | None = None,
     ) -> None:
         self._adapter = _adapter(processor)
         self.channel = Channel(input_file, output_file, strict=_resolve_strict(strict))
+        # Progress events for `kclpy-local run` (see _progress); off unless asked for.
+        self._progress = progress if progress is not None else ProgressWriter.from_env()
+        self._last_delivered: str | None = None
+        if self._progress is not None:
+            self.channel.on_checkpoint = self._checkpointed
         self._error_file = error_file
         self._on_error = _resolve_on_error(on_error)
         self._checkpointer = Checkpointer(self.channel)
@@ -136,8 +144,40 @@ class Runtime:
                     line_number=channel.line_number,
                     field="action",
                 )
+            progress = self._progress
+            if progress is not None:
+                if isinstance(message, Initialize):
+                    progress.initialized(message.shard_id, message.sequence_number)
+                    self._last_delivered = message.sequence_number
+                elif isinstance(message, ProcessRecords) and message.records:
+                    self._last_delivered = message.records[-1].sequence_number
             self._handle(raw, message)
             channel.write(Status(message.action))
+            if progress is not None:
+                self._report_progress(progress, message)
+
+    def _checkpointed(self, request: CheckpointRequest, reply: CheckpointReply) -> None:
+        assert self._progress is not None
+        # A bare checkpoint() is at the last record delivered; the 1.x daemon's
+        # reply does not always say which one that was.
+        sequence = reply.sequence_number or request.sequence_number or self._last_delivered
+        subsequence = reply.sub_sequence_number if reply.sequence_number else request.sub_sequence_number
+        self._progress.checkpointed(sequence, subsequence)
+
+    @staticmethod
+    def _report_progress(progress: ProgressWriter, message: DaemonMessage) -> None:
+        if isinstance(message, ProcessRecords):
+            records = message.records
+            last = records[-1].sequence_number if records else None
+            progress.batch(len(records), message.millis_behind_latest, last)
+        elif isinstance(message, ShardEnded) or (
+            isinstance(message, Shutdown) and message.reason == "TERMINATE"
+        ):
+            progress.ended("shard ended")
+        elif isinstance(message, LeaseLost | Shutdown):
+            progress.ended("lease lost")
+        elif isinstance(message, ShutdownRequested):
+            progress.ended("shutdown requested")
 
     def _handle(self, raw: dict[str, Any], message: DaemonMessage) -> None:
         lost = isinstance(message, LeaseLost) or (

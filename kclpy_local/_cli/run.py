@@ -1,0 +1,465 @@
+"""``kclpy-local run PROCESSOR.py``: run a record processor locally, in one command.
+
+Starts the embedded emulator (moto on a free loopback port) unless
+``--endpoint`` names one, creates the stream when it is missing (on a local
+endpoint only), writes the effective properties (a profile, ``--properties``
+or the built-in local one, plus this command's overrides), starts the KCL
+daemon on them and shows live progress per shard: records processed, lag
+(``millisBehindLatest``) and the last checkpoint.
+
+Ctrl-C (or SIGTERM) asks the daemon for a graceful shutdown: each record
+processor gets ``shutdownRequested`` and may checkpoint; a second Ctrl-C kills
+the daemon.  The daemon's log goes to ``daemon.log`` in the run directory
+(``--log -`` sends it to stderr); its last lines are shown when it fails.
+
+Exit codes: the daemon's (0 after a graceful shutdown that completed; 3 when
+the worker never started; 128+N when it died of signal N); 2 for bad
+arguments or properties; 5/6 when the jars or Java are missing; 8 when the
+emulator cannot be started or the endpoint cannot be reached.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import re
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from types import FrameType
+from typing import TextIO
+
+from .. import _aws
+from .._daemon import READY_MARKER, Daemon
+from .._emulator import EmbeddedEmulator, free_port
+from .._exceptions import EmulatorError, KclpyLocalError, PropertiesError
+from .._jars import DEFAULT_GENERATION
+from .._progress import PROGRESS_ENV, ProgressBoard, ShardProgress
+from .._properties import detect_profile, effective_properties, read_properties, write_properties
+from ._common import ENDPOINT_ENV
+from .up import default_state_dir
+
+__all__ = ["RUN_PROFILE", "register"]
+
+#: The built-in properties used when ``--properties`` is not given.
+RUN_PROFILE = Path(__file__).resolve().parent.parent / "profiles" / "local.properties"
+GRACEFUL_MARKER = "kclpy-local: graceful shutdown complete"
+_ENDPOINT_KEYS = ("kinesisEndpoint", "dynamoDBEndpoint", "cloudWatchEndpoint")
+_DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = subparsers.add_parser(
+        "run",
+        help="run a record processor under the KCL daemon against the embedded emulator",
+        description=__doc__.split("\n\n")[1] if __doc__ else None,
+    )
+    p.add_argument("processor", type=Path, metavar="PROCESSOR",
+                   help="the processor script (run with this Python) or an executable")
+    p.add_argument("--stream", metavar="NAME",
+                   help="the Kinesis stream (default: the properties' streamName)")
+    p.add_argument("--shards", type=int, default=1, metavar="N",
+                   help="shard count when the stream is created (default: %(default)s)")
+    p.add_argument("--app", metavar="NAME",
+                   help="applicationName, also the lease table (default: the properties' value, "
+                        "or PROCESSOR's file name without suffix)")
+    p.add_argument("--properties", type=Path, metavar="FILE",
+                   help="a properties file to start from (default: the built-in local profile)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one property (repeatable)")
+    p.add_argument("--endpoint", metavar="URL",
+                   help="use this endpoint for Kinesis, DynamoDB and CloudWatch instead of "
+                        "starting the embedded emulator")
+    p.add_argument("--port", type=int, default=0, metavar="PORT",
+                   help="the embedded emulator's port (default: any free port)")
+    p.add_argument("--print-properties", action="store_true",
+                   help="print the effective properties and exit without starting anything")
+    p.add_argument("--kcl", type=int, default=DEFAULT_GENERATION, metavar="N",
+                   help="KCL generation (default: %(default)s)")
+    p.add_argument("--run-dir", type=Path, metavar="DIR",
+                   help="where the effective properties, the daemon log and the progress "
+                        "file go (default: a directory per application in the state directory)")
+    p.add_argument("--log", metavar="FILE",
+                   help="the daemon's log file ('-' for stderr; default: daemon.log in the run directory)")
+    p.add_argument("--cache-dir", type=Path, metavar="DIR", help="the bootstrap cache directory")
+    p.add_argument("--java", metavar="PATH", help="the java executable to use")
+    p.add_argument("--ready-timeout", type=float, default=None, metavar="SECONDS",
+                   help="give up when the worker has not started by then (default: wait)")
+    p.add_argument("--no-progress", dest="progress", action="store_false",
+                   help="do not show per-shard progress")
+    p.set_defaults(func=_run)
+
+
+# -- planning ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """Everything decided before anything is started."""
+
+    base: Path
+    profile: str | None
+    executable: str
+    overrides: Mapping[str, str]
+    environ: Mapping[str, str]
+    stream: str
+    app: str
+    embedded: bool
+    create_stream: bool
+
+
+def _parse_overrides(items: list[str]) -> dict[str, str]:
+    result = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise _usage(f"--set expects KEY=VALUE, not {item!r}")
+        result[key.strip()] = value.strip()
+    return result
+
+
+def _usage(message: str, hint: str | None = None) -> PropertiesError:
+    exc = PropertiesError(message)
+    exc.hint = hint
+    return exc
+
+
+def _executable(processor: Path) -> str:
+    if not processor.is_file():
+        raise _usage(f"processor not found: {processor}")
+    path = processor.resolve()
+    if path.suffix == ".py":
+        argv = [sys.executable, str(path)]
+    elif os.access(path, os.X_OK):
+        argv = [str(path)]
+    else:
+        raise _usage(f"{processor} is neither a .py file nor executable", f"chmod +x {processor}")
+    # The 1.x daemon splits executableName on single spaces.
+    for part in argv:
+        if any(ch.isspace() for ch in part):
+            raise _usage(
+                f"the KCL daemon splits executableName on spaces, and this path has one: {part!r}",
+                "move the processor (or the Python environment) to a path without spaces",
+            )
+    return " ".join(argv)
+
+
+def plan(args: argparse.Namespace, environ: Mapping[str, str]) -> Plan:
+    base: Path = args.properties if args.properties is not None else RUN_PROFILE
+    if not base.is_file():
+        raise _usage(f"properties file not found: {base}")
+    document = read_properties(base)
+    profile = detect_profile(document)
+    values = document.as_dict()
+    overrides = _parse_overrides(args.overrides)
+    overrides["executableName"] = _executable(args.processor)
+
+    env = dict(environ)
+    stream = args.stream or values.get("streamName")
+    if not stream:
+        raise _usage("no stream: give --stream NAME (the properties file has no streamName)")
+    if args.stream:
+        overrides["streamName"] = args.stream
+    env.setdefault("KCLPY_LOCAL_STREAM", stream)
+    if args.app:
+        overrides["applicationName"] = args.app
+    default_app = args.app or _SAFE_NAME.sub("-", args.processor.stem) or "kclpy-local"
+    env.setdefault("KCLPY_LOCAL_APP", default_app)
+
+    embedded = args.endpoint is None and profile != "aws"
+    if args.endpoint is not None:
+        for key in _ENDPOINT_KEYS:
+            overrides[key] = args.endpoint
+        env[ENDPOINT_ENV] = args.endpoint
+    endpoint = args.endpoint if args.endpoint is not None else values.get("kinesisEndpoint")
+    local = embedded or _aws.is_local_endpoint(endpoint)
+    if local:
+        for key, value in _DUMMY_CREDENTIALS.items():
+            env.setdefault(key, value)
+    # The application name after substitution (the file may use ${KCLPY_LOCAL_APP}).
+    app = overrides.get("applicationName") or _substituted(base, "applicationName", env) or default_app
+    return Plan(
+        base=base,
+        profile=profile,
+        executable=overrides["executableName"],
+        overrides=overrides,
+        environ=env,
+        stream=overrides.get("streamName") or _substituted(base, "streamName", env) or stream,
+        app=app,
+        embedded=embedded,
+        create_stream=local,
+    )
+
+
+def _substituted(base: Path, key: str, environ: Mapping[str, str]) -> str | None:
+    try:
+        value = effective_properties(base, environ=environ).get(key)
+    except PropertiesError:
+        return None
+    return str(value) if value is not None else None
+
+
+def _with_endpoint(the_plan: Plan, endpoint: str) -> Plan:
+    overrides = {**the_plan.overrides, **dict.fromkeys(_ENDPOINT_KEYS, endpoint)}
+    return replace(the_plan, overrides=overrides, environ={**the_plan.environ, ENDPOINT_ENV: endpoint})
+
+
+def write_effective(the_plan: Plan, path: Path) -> Path:
+    """Write the effective properties to ``path`` atomically (temp file, then rename)."""
+    document = effective_properties(the_plan.base, the_plan.overrides, environ=the_plan.environ)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_properties(path, document)
+    return path
+
+
+def _endpoint_of(the_plan: Plan) -> str | None:
+    return the_plan.overrides.get("kinesisEndpoint") or the_plan.environ.get(ENDPOINT_ENV)
+
+
+# -- running ---------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _emulator(the_plan: Plan, port: int, log_path: Path) -> Iterator[Plan]:
+    if not the_plan.embedded:
+        yield the_plan
+        return
+    # A session of its own: Ctrl-C in the terminal must not stop the emulator
+    # before the processors have checkpointed.
+    emulator = EmbeddedEmulator(port, log_path=log_path, detach=True)
+    emulator.start()
+    try:
+        yield _with_endpoint(the_plan, emulator.endpoint_url)
+    finally:
+        emulator.stop()
+
+
+def _ensure_stream(the_plan: Plan, shards: int) -> _aws.StreamInfo:
+    endpoint = _endpoint_of(the_plan)
+    try:
+        kinesis = _aws.client("kinesis", endpoint)
+        if the_plan.create_stream:
+            return _aws.ensure_stream(kinesis, the_plan.stream, shards)
+        return _aws._describe(kinesis, the_plan.stream)
+    except KclpyLocalError:
+        raise
+    except Exception as exc:  # botocore's connection and client errors
+        err = EmulatorError(f"cannot use stream {the_plan.stream!r} at {endpoint or 'AWS'}: {exc}")
+        err.hint = "is the endpoint up? (kclpy-local doctor; kclpy-local up)"
+        raise err from exc
+
+
+class _LogSink:
+    """The daemon's log: to a file or stderr, watching for the graceful-shutdown line."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self.graceful = False
+        self.started_at: float | None = None
+
+    def __call__(self, line: str) -> None:
+        if GRACEFUL_MARKER in line:
+            self.graceful = True
+        if self.started_at is None and READY_MARKER in line:
+            self.started_at = time.time()
+        self._stream.write(line + "\n")
+        self._stream.flush()
+
+
+class _View:
+    """Per-shard progress on stderr: redrawn in place on a terminal, lines otherwise."""
+
+    def __init__(self, stream: TextIO, enabled: bool) -> None:
+        self._stream = stream
+        self._enabled = enabled
+        self._tty = stream.isatty()
+        self._drawn = 0
+        self._last_line = ""
+        self._last_print = 0.0
+
+    def show(self, board: ProgressBoard) -> None:
+        if not self._enabled:
+            return
+        lines = render(board.shards())
+        if self._tty:
+            if self._drawn:
+                self._stream.write(f"\x1b[{self._drawn}F\x1b[J")
+            self._stream.write("\n".join(lines) + "\n")
+            self._drawn = len(lines)
+        else:
+            line = "progress: " + "; ".join(_summary(s) for s in board.shards())
+            now = time.monotonic()
+            if line != self._last_line and now - self._last_print >= 2.0:
+                self._stream.write(line + "\n")
+                self._last_line, self._last_print = line, now
+        self._stream.flush()
+
+    def forget(self) -> None:
+        """Print below the table from now on."""
+        self._drawn = 0
+
+
+def _summary(shard: ShardProgress) -> str:
+    lag = "?" if shard.millis_behind_latest is None else f"{shard.millis_behind_latest}ms"
+    return f"{shard.shard_id} {shard.records} records, lag {lag}, checkpoint {shard.checkpoint or '-'}"
+
+
+def render(shards: list[ShardProgress]) -> list[str]:
+    """The progress table's lines."""
+    header = ("shard", "state", "records", "lag ms", "checkpoint")
+    rows = [
+        (
+            s.shard_id,
+            s.state,
+            str(s.records),
+            "-" if s.millis_behind_latest is None else str(s.millis_behind_latest),
+            s.checkpoint or "-",
+        )
+        for s in shards
+    ]
+    if not rows:
+        return ["waiting for the first shard to be assigned ..."]
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    return ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in [header, *rows]]
+
+
+def _run_dir(args: argparse.Namespace, the_plan: Plan) -> Path:
+    if args.run_dir is not None:
+        return Path(args.run_dir)
+    return default_state_dir() / "run" / _SAFE_NAME.sub("-", the_plan.app)
+
+
+def _exit_code(code: int) -> int:
+    return 128 - code if code < 0 else code
+
+
+def _run(args: argparse.Namespace) -> int:
+    the_plan = plan(args, os.environ)
+    if args.print_properties:
+        shown = the_plan if not the_plan.embedded else _with_endpoint(
+            the_plan, f"http://127.0.0.1:{args.port or free_port()}"
+        )
+        document = effective_properties(shown.base, shown.overrides, environ=shown.environ)
+        sys.stdout.write(f"# effective properties: {shown.base} plus kclpy-local run's overrides\n")
+        if the_plan.embedded:
+            sys.stdout.write("# (the embedded emulator's port is chosen when it starts)\n")
+        sys.stdout.write(document.dumps(separator=" = ", ensure_ascii=True))
+        return 0
+
+    run_dir = _run_dir(args, the_plan)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    progress_path = run_dir / "progress.jsonl"
+    progress_path.unlink(missing_ok=True)
+    properties_path = run_dir / "effective.properties"
+    started = time.time()
+    err = sys.stderr
+
+    with contextlib.ExitStack() as stack:
+        if args.log == "-":
+            log_stream: TextIO = err
+        else:
+            log_path = Path(args.log) if args.log else run_dir / "daemon.log"
+            log_stream = stack.enter_context(log_path.open("w", encoding="utf-8"))
+            print(f"kclpy-local: daemon log: {log_path}", file=err)
+        live = stack.enter_context(_emulator(the_plan, args.port, run_dir / "emulator.log"))
+        endpoint = _endpoint_of(live)
+        if live.embedded:
+            print(f"kclpy-local: embedded emulator at {endpoint}", file=err)
+        info = _ensure_stream(live, args.shards)
+        if info.shard_ids and len(info.shard_ids) != args.shards and args.shards != 1:
+            print(f"kclpy-local: stream {info.name!r} exists with {len(info.shard_ids)} shard(s); "
+                  f"--shards {args.shards} ignored", file=err)
+        live = replace(live, environ={**live.environ, PROGRESS_ENV: str(progress_path)})
+        write_effective(live, properties_path)
+        sink = _LogSink(log_stream)
+        daemon = Daemon(
+            properties_path,
+            generation=args.kcl,
+            cache_dir=args.cache_dir,
+            java=args.java,
+            env=live.environ,
+            log=sink,
+            ready_timeout=args.ready_timeout,
+            cwd=Path.cwd(),
+        )
+        print(f"kclpy-local: application {live.app!r}, stream {live.stream!r} "
+              f"({len(info.shard_ids)} shard(s)), processor {live.executable}", file=err)
+        print(f"kclpy-local: effective properties: {properties_path}", file=err)
+        return _supervise(daemon, sink=sink, board=ProgressBoard(progress_path),
+                          view=_View(err, args.progress), started=started, err=err,
+                          ready_timeout=args.ready_timeout)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _supervise(
+    daemon: Daemon,
+    *,
+    sink: _LogSink,
+    board: ProgressBoard,
+    view: _View,
+    started: float,
+    err: TextIO,
+    ready_timeout: float | None,
+) -> int:
+    requested = threading.Event()
+    signals = 0
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        nonlocal signals
+        signals += 1
+        requested.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    announced_start = announced_first = stopping = False
+    try:
+        daemon.start(wait_ready=False)
+        code: int | None = None
+        while code is None:
+            code = daemon.wait(timeout=0.5)
+            if not announced_start and sink.started_at is not None:
+                announced_start = True
+                print(f"kclpy-local: worker started after {sink.started_at - started:.1f}s; "
+                      "Ctrl-C stops it gracefully", file=err)
+            if (ready_timeout is not None and sink.started_at is None and code is None
+                    and time.time() - started > ready_timeout):
+                print(f"kclpy-local: the worker did not start within {ready_timeout:.0f}s; stopping",
+                      file=err)
+                requested.set()
+            if board.poll():
+                first = board.first_record_at
+                if not announced_first and first is not None:
+                    announced_first = True
+                    print(f"kclpy-local: first record processed {first - started:.1f}s after start",
+                          file=err)
+                view.show(board)
+            if code is None and requested.is_set() and not stopping:
+                stopping = True
+                view.forget()
+                print("kclpy-local: stopping gracefully (Ctrl-C again to kill)", file=err)
+                daemon.terminate()
+            if code is None and signals > 1:
+                code = daemon.stop(timeout=0)
+        code = daemon.stop() if code is None else code
+    finally:
+        daemon.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    board.poll()
+    view.forget()
+    if board.shards():
+        print("kclpy-local: final: " + "; ".join(_summary(s) for s in board.shards()), file=err)
+    if stopping and sink.graceful:
+        print("kclpy-local: stopped gracefully", file=err)
+        return 0
+    result = _exit_code(code)
+    if result != 0:
+        tail = "\n".join(f"  {line}" for line in daemon.log_tail()[-20:])
+        print(f"kclpy-local: error: the daemon exited with code {result}; its last lines:\n{tail}",
+              file=err)
+    return result
