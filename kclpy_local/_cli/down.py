@@ -1,12 +1,26 @@
-"""``kclpy-local down``: stop the emulator that ``kclpy-local up`` started."""
+"""``kclpy-local down``: stop the emulator that ``kclpy-local up`` started.
+
+``down --localstack [--compose-file FILE]`` runs ``docker compose -f FILE down``.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from .._emulator import stop_pid
-from .up import PID_FILE, locked, read_record, record_is_live, remove_record, state_dir_of
+from .._localstack import compose_down
+from .up import (
+    PID_FILE,
+    add_localstack_arguments,
+    compose_file_of,
+    locked,
+    read_record,
+    record_is_live,
+    remove_record,
+    state_dir_of,
+)
 
 __all__ = ["register"]
 
@@ -21,10 +35,22 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument(
         "--timeout", type=float, default=5.0, help="seconds to wait after SIGTERM (default 5)"
     )
+    add_localstack_arguments(p, "stop")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.localstack:
+        if args.state_dir is not None:
+            print("kclpy-local: error: --localstack takes no --state-dir", file=sys.stderr)
+            return 2
+        compose_file = compose_file_of(args)
+        compose_down(compose_file)
+        print(f"LocalStack stopped ({compose_file})")
+        return 0
+    if args.compose_file is not None:
+        print("kclpy-local: error: --compose-file needs --localstack", file=sys.stderr)
+        return 2
     state_dir = state_dir_of(args)
     if not (state_dir / PID_FILE).exists():
         print(f"no emulator running (no pid file in {state_dir})")

@@ -8,6 +8,11 @@ file is JSON: ``{"pid", "port", "endpoint", "started_at", "log_file"}``.
 ``up`` prints the endpoint URL on stdout (and nothing else there), so that
 ``ENDPOINT=$(kclpy-local up)`` works. Running it again while the emulator
 answers only reports it (exit 0); a pid file naming a dead process is removed.
+
+``up --localstack [--compose-file FILE]`` starts LocalStack instead, with
+``docker compose -f FILE up -d --wait`` (default FILE: ``docker-compose.yml`` in
+the current directory), and prints its endpoint URL the same way. Without a
+docker CLI or a reachable Docker engine it fails with exit code 8.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from .._emulator import (
     wait_ready,
 )
 from .._exceptions import EmulatorError
+from .._localstack import DEFAULT_COMPOSE_FILE, compose_up
 
 __all__ = [
     "EmulatorRecord",
@@ -147,12 +153,45 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--foreground", action="store_true", help="run in this terminal until Ctrl-C")
     p.add_argument("--state-dir", type=Path, default=None, help="where the pid file and log go")
     p.add_argument(
-        "--timeout", type=float, default=30.0, help="seconds to wait for readiness (default 30)"
+        "--timeout",
+        type=float,
+        default=None,
+        help="seconds to wait for readiness (default 30; 600 with --localstack, "
+        "which may pull the image first)",
     )
+    add_localstack_arguments(p, "start")
     p.set_defaults(func=run)
 
 
+def add_localstack_arguments(parser: argparse.ArgumentParser, verb: str) -> None:
+    """``--localstack`` and ``--compose-file FILE`` (shared with ``down``)."""
+    parser.add_argument(
+        "--localstack",
+        action="store_true",
+        help=f"{verb} LocalStack with docker compose instead (needs Docker)",
+    )
+    parser.add_argument(
+        "--compose-file",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help=f"the compose file for --localstack (default: ./{DEFAULT_COMPOSE_FILE})",
+    )
+
+
+def compose_file_of(args: argparse.Namespace) -> Path:
+    chosen: Path | None = args.compose_file
+    return chosen if chosen is not None else Path(DEFAULT_COMPOSE_FILE)
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.localstack:
+        return _run_localstack(args)
+    if args.compose_file is not None:
+        print("kclpy-local: error: --compose-file needs --localstack", file=sys.stderr)
+        return 2
+    if args.timeout is None:
+        args.timeout = 30.0
     state_dir = state_dir_of(args)
     if args.foreground:
         return _run_foreground(args, state_dir)
@@ -176,6 +215,25 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"emulator started: pid {pid}, ready in {emulator.startup_seconds or 0.0:.2f}s, "
         f"log {log_path}; stop it with: kclpy-local down",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _run_localstack(args: argparse.Namespace) -> int:
+    if args.foreground or args.port != DEFAULT_PORT or args.state_dir is not None:
+        print(
+            "kclpy-local: error: --localstack takes no --foreground, --port or --state-dir "
+            "(the compose file sets the port)",
+            file=sys.stderr,
+        )
+        return 2
+    compose_file = compose_file_of(args)
+    endpoint = compose_up(compose_file, timeout=args.timeout or 600.0)
+    print(endpoint)
+    option = "" if args.compose_file is None else f" --compose-file {compose_file}"
+    print(
+        f"LocalStack is up ({compose_file}); stop it with: kclpy-local down --localstack{option}",
         file=sys.stderr,
     )
     return 0
