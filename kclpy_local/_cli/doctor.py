@@ -1,0 +1,411 @@
+"""``kclpy-local doctor``: check that this machine can run the KCL daemon locally.
+
+::
+
+    kclpy-local doctor [--properties FILE] [--endpoint URL] [--kcl N]
+                       [--cache-dir DIR] [--json]
+
+Checks, in this order: the Python version; the installed kclpy-local,
+amazon-kclpy, boto3 and moto (moto is optional: without it the embedded emulator
+is unavailable); ``java`` (Java 8 or newer runs the daemon); ``javac`` (needed
+only to build the launcher, so its absence fails only while the launcher is not
+built); the jar cache (every jar of the generation's lockfile present and its
+sha256 verified, nothing is downloaded or rewritten); the launcher (built from
+the current source, intact, and holding its main class); whether anything
+answers HTTP at the endpoint (``--endpoint``, else ``$KCLPY_LOCAL_ENDPOINT``,
+else the emulator of ``kclpy-local up``, else the default); and, with
+``--properties FILE``, every problem the properties validator finds.
+
+Each check prints one line ``ok|warn|FAIL  <check>: <finding>``, followed by an
+indented ``fix: <what to do>`` line when it is not ok; a summary goes to
+stderr. ``--json`` prints a JSON list of ``{"check", "status", "finding",
+"fix"}`` objects instead (``fix`` is ``null`` for ok).
+
+Exit codes: 0 when no check failed (warnings allowed), 1 when one did, 2 on a
+usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import platform
+import sys
+import urllib.error
+import urllib.request
+import zipfile
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Literal
+
+from .._cache import CacheLayout, Stamps, check_cached, default_cache_dir
+from .._emulator import INSTALL_HINT as EMULATOR_INSTALL_HINT
+from .._emulator import require_moto
+from .._exceptions import KclpyLocalError, PropertiesError
+from .._jars import DEFAULT_GENERATION, Lock, available_generations, load_lock
+from .._java import JavaTool, find_tool
+from .._launcher import launcher_problem
+from .._properties import Problem, detect_profile, read_properties, validate_properties
+from .._version import __version__
+from ._common import DEFAULT_ENDPOINT, ENDPOINT_ENV, print_json, resolve_endpoint
+
+__all__ = [
+    "Check",
+    "check_emulator",
+    "check_jars",
+    "check_java",
+    "check_javac",
+    "check_launcher",
+    "check_package",
+    "check_properties",
+    "check_python",
+    "find_java",
+    "register",
+    "run_checks",
+]
+
+Status = Literal["ok", "warn", "FAIL"]
+
+MIN_PYTHON = (3, 11)
+MIN_JAVA = 8
+PROBE_TIMEOUT = 1.0
+_RUN_DAEMON = "run the KCL daemon"
+_BUILD_LAUNCHER = "build the KCL launcher"
+# No proxy for the probe: a loopback emulator must not be reached through HTTP_PROXY.
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """The outcome of one check; ``fix`` says what to do when it is not ok."""
+
+    check: str
+    status: Status
+    finding: str
+    fix: str | None = None
+
+    def render(self) -> str:
+        """``status  check: finding`` and, when not ok, an indented ``fix:`` line."""
+        text = f"{self.status:<4}  {self.check}: {self.finding}"
+        if self.status != "ok" and self.fix:
+            text += f"\n      fix: {self.fix}"
+        return text
+
+
+# -- Python and packages ---------------------------------------------------------
+
+
+def check_python() -> Check:
+    """The running interpreter and whether it is new enough."""
+    found = f"Python {platform.python_version()} ({sys.executable})"
+    if sys.version_info < MIN_PYTHON:
+        need = ".".join(str(n) for n in MIN_PYTHON)
+        return Check("python", "FAIL", f"{found}; kclpy-local needs {need} or newer",
+                     f"run kclpy-local with Python {need}+")
+    return Check("python", "ok", found)
+
+
+def _installed_version(distribution: str) -> str | None:
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def check_package(distribution: str) -> Check:
+    """An installed distribution's version; moto is optional (warn), the others are not."""
+    if distribution == "kclpy-local":
+        here = Path(__file__).resolve().parents[1]
+        return Check(distribution, "ok", f"{__version__} (from {here})")
+    version = _installed_version(distribution)
+    if distribution == "moto":
+        if version is None:
+            return Check("moto", "warn", "not installed: the embedded emulator is unavailable",
+                         EMULATOR_INSTALL_HINT)
+        try:
+            require_moto()
+        except KclpyLocalError as exc:
+            return Check("moto", "warn", f"{version}, but {exc}", exc.hint)
+        return Check("moto", "ok", f"{version} (embedded emulator available)")
+    if version is None:
+        return Check(distribution, "FAIL", "not installed (kclpy-local requires it)",
+                     f"pip install {distribution}")
+    return Check(distribution, "ok", version)
+
+
+# -- Java ----------------------------------------------------------------------
+
+
+def find_java() -> JavaTool | KclpyLocalError:
+    """The ``java`` the daemon would run with, or why there is none."""
+    try:
+        return find_tool("java", min_major=MIN_JAVA, purpose=_RUN_DAEMON)
+    except KclpyLocalError as exc:
+        return exc
+
+
+def _origin(path: Path, name: str, near: Path | None = None) -> str:
+    """Which lookup rule of :mod:`kclpy_local._java` found ``path``."""
+    if near is not None and path == near.parent / name:
+        return "next to java"
+    explicit = os.environ.get("KCLPY_LOCAL_JAVA")
+    if explicit and name == "java" and Path(explicit) == path:
+        return "$KCLPY_LOCAL_JAVA"
+    home = os.environ.get("JAVA_HOME")
+    if home and Path(home) / "bin" / name == path:
+        return "$JAVA_HOME"
+    return "PATH"
+
+
+def check_java(found: JavaTool | KclpyLocalError) -> Check:
+    """``java`` present and at least Java 8."""
+    if isinstance(found, KclpyLocalError):
+        return Check("java", "FAIL", str(found), found.hint)
+    return Check(
+        "java", "ok",
+        f"Java {found.major} at {found.path} (found via {_origin(found.path, 'java')}; "
+        f"Java {MIN_JAVA}+ runs the daemon)",
+    )
+
+
+def check_javac(java: JavaTool | None, *, launcher_built: bool, min_jdk: int) -> Check:
+    """``javac`` of at least ``min_jdk``; only needed while the launcher is not built."""
+    near = java.path.resolve() if java is not None else None
+    try:
+        javac = find_tool(
+            "javac",
+            near=near,
+            min_major=min_jdk,
+            purpose=_BUILD_LAUNCHER,
+        )
+    except KclpyLocalError as exc:
+        if launcher_built:
+            return Check("javac", "ok", f"{exc}; not needed while the launcher is built")
+        return Check("javac", "FAIL", f"{exc}; `kclpy-local bootstrap` needs it once",
+                     exc.hint)
+    return Check(
+        "javac", "ok",
+        f"Java {javac.major} at {javac.path} (found via {_origin(javac.path, 'javac', near)}; "
+        f"JDK {min_jdk}+ builds the launcher)",
+    )
+
+
+# -- the jar cache -------------------------------------------------------------
+
+
+def _bootstrap_command(generation: int, cache_dir: Path | None) -> str:
+    command = "kclpy-local bootstrap"
+    if generation != DEFAULT_GENERATION:
+        command += f" --kcl {generation}"
+    if cache_dir is not None:
+        command += f" --cache-dir {cache_dir}"
+    return f"`{command}`"
+
+
+def check_jars(lock: Lock, layout: CacheLayout, fix: str) -> Check:
+    """Every jar of ``lock`` in the cache, its sha256 re-computed and compared.
+
+    Read-only: the verification stamps are consulted by nobody and not saved.
+    """
+    stamps = Stamps(layout.stamps_path)
+    missing: list[str] = []
+    damaged: list[str] = []
+    for artifact in lock.artifacts:
+        path = layout.jars_dir / artifact.filename
+        try:
+            problem = check_cached(path, artifact, stamps, verify="full")
+        except OSError as exc:
+            problem = f"unreadable ({exc.strerror or exc})"
+        if problem == "missing":
+            missing.append(artifact.filename)
+        elif problem is not None:
+            damaged.append(f"{artifact.filename}: {problem}, expected {artifact.sha256}"
+                           if problem.startswith("sha256") else f"{artifact.filename}: {problem}")
+    total = len(lock.artifacts)
+    if len(missing) == total:
+        return Check("jars", "FAIL", f"KCL {lock.generation} is not installed in {layout.base}", fix)
+    if damaged:
+        return Check("jars", "FAIL",
+                     f"{len(damaged)} of {total} jars in {layout.jars_dir} do not match the "
+                     f"lockfile: {'; '.join(damaged)}",
+                     f"{fix} (it replaces damaged jars)")
+    if missing:
+        return Check("jars", "FAIL",
+                     f"{len(missing)} of {total} jars missing in {layout.jars_dir}: "
+                     f"{', '.join(missing)}", fix)
+    return Check("jars", "ok",
+                 f"{total} jars in {layout.jars_dir}, sha256 verified against the KCL "
+                 f"{lock.generation} lockfile ({lock.root})")
+
+
+def check_launcher(lock: Lock, layout: CacheLayout, fix: str) -> Check:
+    """The launcher built from the current source, intact, with its main class."""
+    try:
+        source_sha = hashlib.sha256(lock.launcher_source()).hexdigest()
+    except KclpyLocalError as exc:
+        return Check("launcher", "FAIL", str(exc), "reinstall kclpy-local")
+    problem = launcher_problem(layout, lock, source_sha, verify="full")
+    if problem is not None:
+        return Check("launcher", "FAIL", f"{layout.launcher_jar} is {problem}", fix)
+    entry = lock.launcher.main_class.replace(".", "/") + ".class"
+    try:
+        with zipfile.ZipFile(layout.launcher_jar) as jar:
+            present = entry in jar.namelist()
+    except (OSError, zipfile.BadZipFile) as exc:
+        return Check("launcher", "FAIL", f"{layout.launcher_jar} cannot be read as a jar: {exc}",
+                     f"delete it, then run {fix}")
+    if not present:
+        return Check("launcher", "FAIL",
+                     f"{layout.launcher_jar} has no {lock.launcher.main_class}",
+                     f"delete it, then run {fix}")
+    return Check("launcher", "ok", f"{layout.launcher_jar} has {lock.launcher.main_class}")
+
+
+# -- the emulator ----------------------------------------------------------------
+
+
+def _endpoint_origin(explicit: str | None, endpoint: str) -> str:
+    if explicit:
+        return "--endpoint"
+    if os.environ.get(ENDPOINT_ENV):
+        return f"${ENDPOINT_ENV}"
+    if endpoint != DEFAULT_ENDPOINT:
+        return "`kclpy-local up`"
+    return "the default"
+
+
+def check_emulator(endpoint: str, origin: str = "--endpoint",
+                   timeout: float = PROBE_TIMEOUT) -> Check:
+    """One HTTP request to ``endpoint``: any HTTP answer, whatever its status, is ok."""
+    fix = "start the emulator with `kclpy-local up`, or point --endpoint at a running one"
+    if not endpoint.startswith(("http://", "https://")):
+        return Check("emulator", "warn", f"{endpoint!r} ({origin}) is not an http(s) URL", fix)
+    try:
+        with _OPENER.open(endpoint.rstrip("/") + "/", timeout=timeout) as response:
+            status = response.status
+    except urllib.error.HTTPError as exc:
+        status = exc.code
+        exc.close()
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        return Check("emulator", "warn", f"nothing answers at {endpoint} ({origin}): {reason}", fix)
+    return Check("emulator", "ok", f"{endpoint} answers (HTTP {status}; from {origin})")
+
+
+# -- properties ------------------------------------------------------------------
+
+
+def _problem_check(problem: Problem, path: Path) -> Check:
+    where = f"{path}:{problem.line}" if problem.line is not None else str(path)
+    subject = f"{problem.key}: " if problem.key else ""
+    status: Status = "FAIL" if problem.severity == "error" else "warn"
+    fix = problem.hint or (
+        f"edit line {problem.line} of {path}" if problem.line is not None else f"edit {path}"
+    )
+    return Check("properties", status, f"{where}: {subject}{problem.message}", fix)
+
+
+def check_properties(path: Path) -> tuple[Check, ...]:
+    """One check per problem of the validator (errors FAIL), or one ok."""
+    try:
+        document = read_properties(path)
+    except PropertiesError as exc:
+        return (Check("properties", "FAIL", str(exc), exc.hint or "pass an existing file"),)
+    profile = detect_profile(document)
+    problems = validate_properties(document, profile=profile)
+    if not problems:
+        return (Check("properties", "ok", f"{path}: no problems (profile {profile or 'none'})"),)
+    return tuple(_problem_check(problem, path) for problem in problems)
+
+
+# -- all together ----------------------------------------------------------------
+
+
+def run_checks(
+    *,
+    generation: int = DEFAULT_GENERATION,
+    cache_dir: Path | None = None,
+    endpoint: str | None = None,
+    properties: Path | None = None,
+) -> list[Check]:
+    """Every check, in report order."""
+    checks = [check_python()]
+    checks += [check_package(name) for name in ("kclpy-local", "amazon-kclpy", "boto3", "moto")]
+    java = find_java()
+    checks.append(check_java(java))
+    layout = CacheLayout(cache_dir if cache_dir is not None else default_cache_dir(), generation)
+    fix = _bootstrap_command(generation, cache_dir)
+    try:
+        lock: Lock | None = load_lock(generation)
+    except KclpyLocalError as exc:
+        lock = None
+        cache_checks = [Check("jars", "FAIL", str(exc), "reinstall kclpy-local")]
+    if lock is not None:
+        cache_checks = [check_jars(lock, layout, fix), check_launcher(lock, layout, fix)]
+    checks.append(
+        check_javac(
+            java if isinstance(java, JavaTool) else None,
+            launcher_built=lock is not None and cache_checks[-1].status == "ok",
+            min_jdk=lock.launcher.min_jdk if lock is not None else MIN_JAVA,
+        )
+    )
+    checks += cache_checks
+    resolved = resolve_endpoint(endpoint)
+    checks.append(check_emulator(resolved, _endpoint_origin(endpoint, resolved)))
+    if properties is not None:
+        checks += check_properties(properties)
+    return checks
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = subparsers.add_parser(
+        "doctor",
+        help="check Python, packages, Java, the jar cache, the emulator and a properties file",
+        description=(
+            "Check what running the KCL daemon locally needs and say how to fix what is "
+            "missing. Exit 0 when nothing failed (warnings allowed), 1 otherwise."
+        ),
+    )
+    p.add_argument("--properties", type=Path, metavar="FILE",
+                   help="also validate this daemon .properties file")
+    p.add_argument("--endpoint", metavar="URL", default=None,
+                   help=f"emulator endpoint to probe (default: ${ENDPOINT_ENV}, else the emulator "
+                        f"started by `kclpy-local up`, else {DEFAULT_ENDPOINT})")
+    p.add_argument("--kcl", type=int, default=DEFAULT_GENERATION, metavar="N",
+                   choices=available_generations(),
+                   help="KCL generation whose jars to verify (default: %(default)s)")
+    p.add_argument("--cache-dir", type=Path, metavar="DIR",
+                   help="cache directory (default: $KCLPY_LOCAL_CACHE, "
+                        "$XDG_CACHE_HOME/kclpy-local or ~/.cache/kclpy-local)")
+    p.add_argument("--json", action="store_true",
+                   help="print a JSON list of {check, status, finding, fix}")
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    checks = run_checks(
+        generation=args.kcl,
+        cache_dir=args.cache_dir,
+        endpoint=args.endpoint,
+        properties=args.properties,
+    )
+    failed = sum(1 for c in checks if c.status == "FAIL")
+    warned = sum(1 for c in checks if c.status == "warn")
+    if args.json:
+        print_json([asdict(c) for c in checks])
+    else:
+        for check in checks:
+            print(check.render())
+        print(f"kclpy-local doctor: {_summary(failed, warned)}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _summary(failed: int, warned: int) -> str:
+    parts: Sequence[str] = [
+        f"{failed} failed" if failed else "nothing failed",
+        f"{warned} warning(s)" if warned else "no warnings",
+    ]
+    return ", ".join(parts)
