@@ -5,6 +5,12 @@ The jars are downloaded once per session into a temporary cache (or into
 from ``$KCLPY_LOCAL_TEST_JARS`` (a directory of jars) without network.
 Tests that need it are skipped, with the reason, only when a JDK is missing or
 the Maven repository cannot be reached at all.
+
+Local AWS targets for end-to-end tests (the ``target`` fixture): the session's
+embedded emulator, wiped before each test; a moto started as a background
+process by ``kclpy-local up`` and known only by its URL; LocalStack in Docker
+(skipped, with the reason, without a Docker engine, or without
+``LOCALSTACK_AUTH_TOKEN`` for an image that needs one).
 """
 
 from __future__ import annotations
@@ -12,14 +18,19 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import subprocess
 import sys
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from kclpy_local import _localstack
 from kclpy_local._bootstrap import Installation, bootstrap
-from kclpy_local._exceptions import ArtifactDownloadError, JavaNotFoundError
+from kclpy_local._emulator import DEFAULT_HOST, EmbeddedEmulator, wait_ready
+from kclpy_local._exceptions import ArtifactDownloadError, EmulatorError, JavaNotFoundError
 
 
 @pytest.fixture(scope="session")
@@ -90,3 +101,162 @@ def unreachable_properties(tmp_path: Path) -> Callable[..., Path]:
         return _unreachable_properties(tmp_path, **extra)
 
     return make
+
+
+# -- local AWS targets ------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[2]
+LOCAL_PROFILE = ROOT / "properties" / "local.properties"
+LOCALSTACK_PROFILE = ROOT / "properties" / "localstack.properties"
+
+
+def _cli() -> list[str]:
+    """The kclpy-local command of this interpreter (its console script, else ``-m``)."""
+    script = Path(sys.executable).with_name("kclpy-local")
+    return [str(script)] if script.is_file() else [sys.executable, "-m", "kclpy_local"]
+
+
+@pytest.fixture(scope="session")
+def cli_emulator_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A moto server started in the background by ``kclpy-local up --port 0``; its URL.
+
+    It is stopped with ``kclpy-local down`` at the end of the session. Nothing but
+    the URL is known to the tests, so they cannot reset it: they use unique names.
+    """
+    pytest.importorskip("moto.server", reason="needs pip install 'kclpy-local[emulator]'")
+    state_dir = tmp_path_factory.mktemp("cli-emulator")
+    up = subprocess.run(
+        [*_cli(), "up", "--port", "0", "--state-dir", str(state_dir)],
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120, check=False,
+    )
+    try:
+        if up.returncode != 0:
+            pytest.fail(f"kclpy-local up exited with {up.returncode}:\n{up.stderr}")
+        endpoint = up.stdout.strip()
+        assert endpoint.startswith(f"http://{DEFAULT_HOST}:"), up.stdout
+        yield endpoint
+    finally:
+        down = subprocess.run(
+            [*_cli(), "down", "--state-dir", str(state_dir)],
+            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60, check=False,
+        )
+        assert down.returncode == 0, f"kclpy-local down exited with {down.returncode}: {down.stderr}"
+
+
+def _localstack_container_class() -> type:
+    try:
+        from testcontainers.community.localstack import LocalStackContainer
+    except ImportError:
+        try:  # testcontainers before the community namespace
+            from testcontainers.localstack import LocalStackContainer
+        except ImportError:
+            pytest.skip("needs testcontainers: pip install 'kclpy-local[localstack]'")
+    return LocalStackContainer  # type: ignore[no-any-return]
+
+
+def _container_logs(container: object, limit: int = 3000) -> str:
+    try:
+        out, err = container.get_logs()  # type: ignore[attr-defined]
+    except Exception as exc:  # not created, or already gone
+        return f"(no container logs: {exc})"
+    return (out + err).decode(errors="replace")[-limit:]
+
+
+@pytest.fixture(scope="session")
+def localstack_endpoint() -> Iterator[str]:
+    """LocalStack in Docker for the session (testcontainers); its endpoint URL.
+
+    The image is the one docker-compose.yml pins (``$KCLPY_LOCAL_LOCALSTACK_IMAGE``
+    overrides it), with Kinesis, DynamoDB and CloudWatch, port 4566 published on
+    127.0.0.1 only and ``LOCALSTACK_AUTH_TOKEN`` passed in. Testcontainers' reaper
+    container is not started (it would publish a port on every interface); the
+    container is stopped when the session ends.
+    """
+    problem = _localstack.engine_problem()
+    if problem is not None:
+        pytest.skip(f"no Docker engine: {problem}")
+    image = _localstack.configured_image()
+    token = os.environ.get(_localstack.AUTH_TOKEN_ENV)
+    if _localstack.image_needs_token(image) and not token:
+        pytest.skip(
+            f"LocalStack image {image} needs {_localstack.AUTH_TOKEN_ENV}, which is unset "
+            f"(or set {_localstack.IMAGE_ENV} to a community tag such as "
+            "localstack/localstack:4.14.0)"
+        )
+    container_class = _localstack_container_class()
+    from testcontainers.core.config import testcontainers_config
+
+    ryuk_was_disabled = testcontainers_config.ryuk_disabled
+    if "TESTCONTAINERS_RYUK_DISABLED" not in os.environ:
+        testcontainers_config.ryuk_disabled = True
+    container = container_class(image=image, region_name="us-east-1")
+    container.with_services(*_localstack.SERVICES)
+    container.with_env("KINESIS_LATENCY", "0")
+    if token:
+        container.with_env(_localstack.AUTH_TOKEN_ENV, token)
+    # Published on loopback only, on a free port (docker-py reads (host_ip, None)).
+    container.ports[str(_localstack.EDGE_PORT)] = (DEFAULT_HOST, None)
+    try:
+        try:
+            container.start(timeout=300)
+        except Exception as exc:
+            pytest.fail(f"LocalStack ({image}) did not start: {exc}\n{_container_logs(container)}")
+        port = container.get_exposed_port(_localstack.EDGE_PORT)
+        endpoint = f"http://{DEFAULT_HOST}:{port}"
+        try:
+            wait_ready(endpoint, timeout=120, path=_localstack.HEALTH_PATH)
+        except EmulatorError as exc:
+            pytest.fail(f"LocalStack ({image}) does not answer: {exc}")
+        yield endpoint
+    finally:
+        try:
+            container.stop()
+        finally:
+            testcontainers_config.ryuk_disabled = ryuk_was_disabled
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where an end-to-end test's Kinesis, DynamoDB and CloudWatch live.
+
+    ``profile`` is the properties file the daemon runs with (its endpoints come
+    from ``KCLPY_LOCAL_ENDPOINT`` / ``LOCALSTACK_ENDPOINT``). When ``resets`` is
+    true the target was wiped before the test; otherwise state from earlier
+    tests is still there, and :meth:`name` makes names unique to the test.
+    """
+
+    kind: str
+    endpoint_url: str
+    profile: Path
+    resets: bool
+    run_id: str
+
+    def name(self, base: str) -> str:
+        """A stream, application or table name that no earlier test on this target used."""
+        return base if self.resets else f"{base}-{self.run_id}"
+
+    def daemon_env(self) -> dict[str, str]:
+        """The variables the properties profiles read their endpoints from."""
+        return {"KCLPY_LOCAL_ENDPOINT": self.endpoint_url, "LOCALSTACK_ENDPOINT": self.endpoint_url}
+
+
+TARGETS = (
+    "embedded",
+    "endpoint",
+    pytest.param("localstack", marks=pytest.mark.docker),
+)
+
+
+@pytest.fixture(params=TARGETS)
+def target(request: pytest.FixtureRequest) -> Target:
+    """Each local AWS target in turn (see the module docstring)."""
+    kind: str = request.param
+    run_id = uuid.uuid4().hex[:10]
+    if kind == "embedded":
+        emulator: EmbeddedEmulator = request.getfixturevalue("fresh_emulator")
+        return Target(kind, emulator.endpoint_url, LOCAL_PROFILE, True, run_id)
+    if kind == "endpoint":
+        endpoint: str = request.getfixturevalue("cli_emulator_endpoint")
+        return Target(kind, endpoint, LOCAL_PROFILE, False, run_id)
+    endpoint = request.getfixturevalue("localstack_endpoint")
+    return Target(kind, endpoint, LOCALSTACK_PROFILE, False, run_id)

@@ -1,5 +1,10 @@
-"""End to end: the real JVM running KCL 1.15.3 through our launcher, the real moto
-server on loopback, real pipes to Python processors."""
+"""End to end: the real JVM running KCL 1.15.3 through our launcher, a real local
+AWS, real pipes to Python processors.
+
+Every test runs on each target of the ``target`` fixture (tests/integration/
+conftest.py): the embedded moto server, a moto started by ``kclpy-local up`` and
+known only by its URL, and LocalStack in Docker (skipped without Docker).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Protocol
 
 import pytest
 
@@ -20,7 +26,6 @@ from kclpy_local._emulator import EmbeddedEmulator
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-LOCAL = ROOT / "properties" / "local.properties"
 DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
 
 
@@ -39,30 +44,42 @@ def ledger(path: Path) -> list[dict[str, object]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-class Run:
-    """One application on the emulator: stream, ledger, and a way to start daemons."""
+class Target(Protocol):
+    """What a test needs of the ``target`` fixture's value."""
 
-    def __init__(self, emulator: EmbeddedEmulator, kcl1: Installation, tmp: Path, name: str, shards: int) -> None:
-        self.emulator = emulator
+    kind: str
+    endpoint_url: str
+    profile: Path
+
+    def name(self, base: str) -> str: ...
+
+    def daemon_env(self) -> dict[str, str]: ...
+
+
+class Run:
+    """One application on a target: stream, ledger, and a way to start daemons."""
+
+    def __init__(self, target: Target, kcl1: Installation, tmp: Path, name: str, shards: int) -> None:
+        self.target = target
         self.kcl1 = kcl1
-        self.app = f"app-{name}"
-        self.stream = f"stream-{name}"
+        self.app = target.name(f"app-{name}")
+        self.stream = target.name(f"stream-{name}")
         self.ledger = tmp / "ledger.jsonl"
         self.log: list[str] = []
-        self.kinesis = _aws.client("kinesis", emulator.endpoint_url)
-        self.dynamodb = _aws.client("dynamodb", emulator.endpoint_url)
+        self.kinesis = _aws.client("kinesis", target.endpoint_url)
+        self.dynamodb = _aws.client("dynamodb", target.endpoint_url)
         _aws.ensure_stream(self.kinesis, self.stream, shards)
 
     def daemon(self, processor: str = "processors/recorder.py", **overrides: str) -> Daemon:
         env = {
             **DUMMY_CREDENTIALS,
-            "KCLPY_LOCAL_ENDPOINT": self.emulator.endpoint_url,
+            **self.target.daemon_env(),
             "KCLPY_LOCAL_APP": self.app,
             "KCLPY_LOCAL_STREAM": self.stream,
             "KCLPY_LOCAL_LEDGER": str(self.ledger),
         }
         return Daemon(
-            LOCAL,
+            self.target.profile,
             installation=self.kcl1,
             env=env,
             cwd=ROOT,
@@ -86,8 +103,8 @@ class Run:
 
 
 @pytest.fixture
-def run_factory(fresh_emulator: EmbeddedEmulator, kcl1: Installation, tmp_path: Path) -> Iterator[Callable[[str, int], Run]]:
-    yield lambda name, shards: Run(fresh_emulator, kcl1, tmp_path, name, shards)
+def run_factory(target: Target, kcl1: Installation, tmp_path: Path) -> Iterator[Callable[[str, int], Run]]:
+    yield lambda name, shards: Run(target, kcl1, tmp_path, name, shards)
 
 
 def test_records_exact_checkpoints_and_restart(run_factory: Callable[[str, int], Run]) -> None:
@@ -131,7 +148,9 @@ def test_cloudwatch_metrics_go_to_the_cloudwatch_endpoint(run_factory: Callable[
             wait_for(lambda: bool(_aws.list_metrics(cw, run.app)), 60, f"KCL metrics in namespace {run.app}")
         names = {m.name for m in _aws.list_metrics(cw, run.app)}
         assert "RecordsProcessed" in names or "DataBytesProcessed" in names, names
-    main_cw = _aws.client("cloudwatch", run.emulator.endpoint_url)
+    # On every target (LocalStack included) the metrics go to a second, embedded
+    # emulator; the target's own CloudWatch must not see them.
+    main_cw = _aws.client("cloudwatch", run.target.endpoint_url)
     assert _aws.list_metrics(main_cw, run.app) == [], "metrics reached the Kinesis/DynamoDB endpoint"
 
 
