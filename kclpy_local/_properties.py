@@ -4,7 +4,9 @@ The full ``java.util.Properties`` syntax (``=``/``:``/whitespace separators,
 ``#``/``!`` comments, backslash continuations and escapes, ``\\uXXXX``) is
 handled by the ``javaproperties`` library. Files are read as ISO-8859-1, as
 ``Properties.load(InputStream)`` does in the daemon, and written with non-ASCII
-characters escaped; rewriting a file keeps its comments and layout.
+characters escaped; rewriting a file keeps its comments and layout byte for
+byte, and writes changed entries as ``key = value`` escaped the way
+``Properties.store`` escapes them (``:`` and ``=`` included). Writes are atomic.
 
 Environment substitution (done by kclpy-local, never by the daemon: the JVM is
 given an already substituted copy, see :func:`resolve_file`), in values only:
@@ -28,6 +30,7 @@ import ipaddress
 import logging
 import os
 import re
+import stat
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -60,6 +63,7 @@ __all__ = [
     "load_properties_file",
     "parse_properties",
     "read_properties",
+    "render_properties",
     "require_valid",
     "resolve_file",
     "substitute",
@@ -79,6 +83,9 @@ _ENCODING = "iso-8859-1"  # what Properties.load(InputStream) assumes
 _SUBST = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}|\$\{")
 _PROFILE_COMMENT = re.compile(r"^\s*kclpy-local:\s*profile\s*=\s*(\S+)\s*$")
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
+# An odd number of backslashes, then only whitespace up to the end of the line:
+# an escaped space, where a line continuation was almost surely meant.
+_ESCAPED_SPACE_AT_END = re.compile(r"(?<!\\)(?:\\\\)*\\[ \t\f]+$")
 _AWS_HOST_SUFFIXES = ("amazonaws.com", "amazonaws.com.cn", "api.aws")
 
 
@@ -119,6 +126,7 @@ class PropertiesDocument:
     path: Path | None = None
     comments: tuple[tuple[int, str], ...] = ()
     non_ascii_lines: tuple[int, ...] = field(default=())
+    escaped_space_lines: tuple[int, ...] = field(default=())
 
     def as_dict(self) -> dict[str, str]:
         """The values the JVM sees: the last of duplicate keys wins."""
@@ -136,11 +144,18 @@ def parse_properties(text: str, path: Path | None = None) -> PropertiesDocument:
     """Parse ``.properties`` text, keeping line numbers and comments."""
     entries: list[Entry] = []
     comments: list[tuple[int, str]] = []
+    escaped_space: list[int] = []
     line = 1
     try:
         for element in javaproperties.parse(text):
             if isinstance(element, javaproperties.KeyValue):
                 entries.append(Entry(element.key, element.value, line))
+                physical = _LINE_BREAK.split(element.source)
+                escaped_space.extend(
+                    line + offset
+                    for offset, raw in enumerate(physical)
+                    if _ESCAPED_SPACE_AT_END.search(raw)
+                )
             elif isinstance(element, javaproperties.Comment):
                 comments.append((line, element.value))
             line += len(_LINE_BREAK.findall(element.source))
@@ -152,7 +167,7 @@ def parse_properties(text: str, path: Path | None = None) -> PropertiesDocument:
         for number, raw in enumerate(_LINE_BREAK.split(text), start=1)
         if any(ord(ch) > 0x7F for ch in raw)
     )
-    return PropertiesDocument(tuple(entries), path, tuple(comments), non_ascii)
+    return PropertiesDocument(tuple(entries), path, tuple(comments), non_ascii, tuple(escaped_space))
 
 
 def _read_text(path: Path) -> str:
@@ -180,17 +195,11 @@ def load_properties_file(path: str | os.PathLike[str]) -> javaproperties.Propert
         raise PropertiesError(f"{p}: malformed \\uXXXX escape {exc.escape!r}") from exc
 
 
-def write_properties(
-    path: str | os.PathLike[str],
+def render_properties(
     mapping: Mapping[str, str],
     comments: str | Sequence[str] | None = None,
-) -> None:
-    """Write ``mapping`` atomically (temporary file, then ``os.replace``).
-
-    A :class:`javaproperties.PropertiesFile` keeps its own comments and layout;
-    ``comments`` (one string with newlines, or a sequence of lines) becomes the
-    header comment. Non-ASCII characters are written as ``\\uXXXX``.
-    """
+) -> str:
+    """The text :func:`write_properties` writes for ``mapping`` (see there)."""
     if isinstance(mapping, javaproperties.PropertiesFile):
         document = mapping.copy()
     else:
@@ -198,17 +207,55 @@ def write_properties(
         document.update(mapping)
     if comments is not None:
         document.header_comment = comments if isinstance(comments, str) else "\n".join(comments)
-    text = document.dumps(separator=" = ", ensure_ascii=True)
+    text: str = document.dumps(separator=" = ", ensure_ascii=True)
+    return text
+
+
+def write_properties(
+    path: str | os.PathLike[str],
+    mapping: Mapping[str, str],
+    comments: str | Sequence[str] | None = None,
+) -> None:
+    """Write ``mapping`` atomically (temporary file, then ``os.replace``).
+
+    A :class:`javaproperties.PropertiesFile` keeps its own comments and layout:
+    only changed or added entries are written anew (``key = value``).
+    ``comments`` (one string with newlines, or a sequence of lines) becomes the
+    header comment. Non-ASCII characters are written as ``\\uXXXX``.
+
+    An existing file keeps its permission bits, and a symbolic link is followed
+    (the file it points to is replaced, the link stays). On failure the file is
+    untouched, no temporary file is left behind, and :class:`PropertiesError`
+    is raised.
+    """
+    text = render_properties(mapping, comments)
     target = Path(path)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    if target.is_symlink():
+        target = Path(os.path.realpath(target))
+    try:
+        mode = stat.S_IMODE(target.stat().st_mode)
+    except FileNotFoundError:
+        mode = 0o644
+    except OSError as exc:
+        raise PropertiesError(f"cannot write {target}: {exc.strerror or exc}") from exc
+    try:
+        fd, tmp_name = tempfile.mkstemp(
+            prefix=f".{target.name}.", suffix=".tmp", dir=target.parent
+        )
+    except OSError as exc:
+        raise PropertiesError(f"cannot write {target}: {exc.strerror or exc}") from exc
     try:
         with os.fdopen(fd, "w", encoding=_ENCODING, newline="") as fp:
+            if os.name == "posix":  # mkstemp makes 0600
+                os.fchmod(fp.fileno(), mode)
             fp.write(text)
             fp.flush()
             os.fsync(fp.fileno())
         os.replace(tmp_name, target)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp_name).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise PropertiesError(f"cannot write {target}: {exc.strerror or exc}") from exc
         raise
 
 
@@ -397,6 +444,17 @@ def validate_properties(
         else:
             unresolved.discard(entry.key)
             problems.extend(_check_entry(entry.key, expanded, entry.line))
+    for line in document.escaped_space_lines:
+        problems.append(
+            Problem(
+                None,
+                line,
+                "warning",
+                "the line ends with a backslash and whitespace: that is an escaped space, "
+                "not a line continuation, so the next line is read as an entry of its own",
+                "remove the whitespace after the backslash",
+            )
+        )
     for line in document.non_ascii_lines:
         problems.append(
             Problem(
@@ -580,7 +638,9 @@ def _check_endpoints(
     for key, url in endpoints.items():
         line = document.line_of(key)
         host = _host_of(url)
-        if host is None:
+        if host is not None:
+            host = host.rstrip(".")  # "amazonaws.com." is the same host
+        if not host:
             problems.append(
                 Problem(key, line, "error", f"{url!r} is not an http(s) URL with a host")
             )

@@ -1,9 +1,20 @@
-"""``kclpy-local properties``: check a daemon properties file, list the keys.
+"""``kclpy-local properties``: check or edit a daemon properties file, list the keys.
 
 ``properties check FILE [--profile P] [--json]`` prints every problem (errors
 and warnings) and exits 0 when there is no error, 2 otherwise. ``--json``
 prints one JSON object instead: ``{"file", "profile", "errors", "warnings",
 "problems": [{"key", "line", "severity", "message", "hint"}]}``.
+
+``properties set FILE KEY=VALUE... [--unset KEY]... [--profile P] [--force]``
+changes keys in place: every comment, blank line, continuation and escape of
+the rest of the file is kept byte for byte; a changed key is rewritten as one
+``key = value`` line, a new key is appended. Values are taken literally
+(``${VAR}`` is written as is). The file is replaced atomically (a temporary
+file, then a rename; its permissions are kept), so an error never leaves a
+half-written file. A change that introduces a validation error (an unknown key,
+a wrong type, an AWS endpoint in a local profile...) is refused with exit 2 and
+the file untouched, unless ``--force``; errors already in the file do not block
+it. Exit 0 when the file was written.
 
 ``properties keys [--json]`` lists the keys KCL 1.15.3, its multilang daemon and
 the kclpy-local launcher read, with type and default.
@@ -14,11 +25,27 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
+from .._exceptions import PropertiesError
 from .._kcl_keys import KCL1_KEYS
-from .._properties import PROFILES, detect_profile, read_properties, validate_properties
+from .._properties import (
+    PROFILES,
+    Problem,
+    Profile,
+    PropertiesDocument,
+    detect_profile,
+    load_properties_file,
+    parse_properties,
+    read_properties,
+    render_properties,
+    validate_properties,
+    write_properties,
+)
 
 __all__ = ["register"]
 
@@ -38,6 +65,29 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     check.add_argument("--json", action="store_true", help="print the result as JSON")
     check.set_defaults(func=_check)
+
+    edit = commands.add_parser(
+        "set",
+        help="change keys in place, keeping comments and layout (atomic write)",
+        description=(
+            "Set KEY=VALUE pairs (and remove --unset keys) in FILE, keeping the rest of the "
+            "file byte for byte. A change that introduces a validation error is refused "
+            "(exit 2, file untouched) unless --force."
+        ),
+    )
+    edit.add_argument("file", help="the .properties file (must exist)")
+    edit.add_argument("assignments", nargs="*", metavar="KEY=VALUE",
+                      help="a key and its literal value (${VAR} is kept as written)")
+    edit.add_argument("--unset", action="append", default=[], metavar="KEY",
+                      help="remove KEY (every line of it); repeatable")
+    edit.add_argument(
+        "--profile",
+        choices=PROFILES,
+        help="endpoint rules to apply (default: the file's '# kclpy-local: profile=' comment or name)",
+    )
+    edit.add_argument("--force", action="store_true",
+                      help="write even when the change introduces validation errors")
+    edit.set_defaults(func=_set)
 
     keys = commands.add_parser("keys", help="list the keys the KCL 1.15.3 daemon reads")
     keys.add_argument("--json", action="store_true", help="print the table as JSON")
@@ -69,6 +119,71 @@ def _check(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return 2 if errors else 0
+
+
+def _assignments(items: Sequence[str]) -> dict[str, str]:
+    pairs: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            err = PropertiesError(f"{item!r} is not KEY=VALUE")
+            err.hint = "write e.g. maxRecords=500 (quote the whole pair for the shell)"
+            raise err
+        pairs[key] = value
+    return pairs
+
+
+def _introduced_errors(
+    before: PropertiesDocument, after: PropertiesDocument, profile: Profile | None
+) -> list[Problem]:
+    """Errors of ``after`` that ``before`` did not have (compared by key and message)."""
+    old = Counter(
+        (p.key, p.message) for p in validate_properties(before, profile=profile)
+        if p.severity == "error"
+    )
+    introduced = []
+    for problem in validate_properties(after, profile=profile):
+        if problem.severity != "error":
+            continue
+        signature = (problem.key, problem.message)
+        if old[signature]:
+            old[signature] -= 1
+        else:
+            introduced.append(problem)
+    return introduced
+
+
+def _set(args: argparse.Namespace) -> int:
+    path = Path(args.file)
+    pairs = _assignments(args.assignments)
+    if not pairs and not args.unset:
+        err = PropertiesError("nothing to change")
+        err.hint = "give KEY=VALUE pairs or --unset KEY"
+        raise err
+    before = read_properties(path)
+    document = load_properties_file(path)
+    for key in args.unset:
+        if key not in document:
+            err = PropertiesError(f"{path}: cannot unset {key!r}: it is not set")
+            err.hint = f"list the keys with: kclpy-local properties check {path}"
+            raise err
+        del document[key]
+    for key, value in pairs.items():
+        document[key] = value
+    after = parse_properties(render_properties(document), path)
+    profile = args.profile or detect_profile(before)
+    introduced = _introduced_errors(before, after, profile)
+    for problem in introduced:
+        print(problem.render(path))
+    if introduced and not args.force:
+        noun = "error" if len(introduced) == 1 else "errors"
+        err = PropertiesError(f"{path} not changed: the change introduces {len(introduced)} {noun}")
+        err.hint = "correct the value, or pass --force to write it anyway"
+        raise err
+    write_properties(path, document)
+    done = [f"set {', '.join(pairs)}" if pairs else "", f"unset {', '.join(args.unset)}" if args.unset else ""]
+    print(f"{path}: {'; '.join(d for d in done if d)}", file=sys.stderr)
+    return 0
 
 
 def _keys(args: argparse.Namespace) -> int:

@@ -415,7 +415,7 @@ def _hide_distribution(monkeypatch: pytest.MonkeyPatch, hidden: str) -> None:
             raise metadata.PackageNotFoundError(name)
         return real(name)
 
-    monkeypatch.setattr(doctor.metadata, "version", version)
+    monkeypatch.setattr(metadata, "version", version)
 
 
 def test_missing_moto_is_a_warning_with_the_extra_to_install(

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 from pathlib import Path
 
 import pytest
 
 from kclpy_local._cli import main
 from kclpy_local._kcl_keys import KCL1_KEYS
+from kclpy_local._properties import read_properties
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -118,4 +121,170 @@ def test_subcommand_required(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
         main(["properties"])
     assert info.value.code == 2
+    capsys.readouterr()
+
+
+# -- properties set ----------------------------------------------------------------
+
+LAYOUT = """\
+# kclpy-local: profile=local
+! a bang comment
+
+applicationName = app
+streamName : stream
+AWSCredentialsProvider EnvironmentVariableCredentialsProvider
+executableName = python3 \\
+    processor.py
+regionName = us-east-1
+kinesisEndpoint = ${KCLPY_TEST_ENDPOINT:-http://127.0.0.1:4566}
+dynamoDBEndpoint = http://127.0.0.1:4566
+cloudWatchEndpoint = http://127.0.0.1:4566
+workerId = caf\\u00e9\\ \\=x
+   # indented comment
+maxRecords = 100
+"""
+
+
+@pytest.fixture
+def layout_file(tmp_path: Path) -> Path:
+    path = tmp_path / "app.properties"
+    path.write_bytes(LAYOUT.encode("iso-8859-1"))
+    return path
+
+
+def test_set_changes_one_line_and_keeps_the_rest(
+    layout_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["properties", "set", str(layout_file), "maxRecords=500", "streamName=other"]) == 0
+    expected = LAYOUT.replace("maxRecords = 100", "maxRecords = 500").replace(
+        "streamName : stream", "streamName = other"
+    )
+    assert layout_file.read_bytes() == expected.encode("iso-8859-1")
+    _, err = capsys.readouterr()
+    assert f"{layout_file}: set maxRecords, streamName" in err
+    assert main(["properties", "check", str(layout_file)]) == 0
+    capsys.readouterr()
+
+
+def test_set_appends_new_keys_escaped_and_literal(
+    layout_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["properties", "set", str(layout_file),
+                 "processingLanguage=caf\u00e9 \u20ac", "userAgent=${CI_AGENT:-local}"])
+    assert code == 0
+    text = layout_file.read_bytes().decode("iso-8859-1")
+    assert text.startswith(LAYOUT)
+    # Escaped as java.util.Properties.store() does (':' and '=' too), read back literally.
+    assert text[len(LAYOUT):] == (
+        "processingLanguage = caf\\u00e9 \\u20ac\nuserAgent = ${CI_AGENT\\:-local}\n"
+    )
+    values = read_properties(layout_file).as_dict()
+    assert values["processingLanguage"] == "caf\u00e9 \u20ac"
+    assert values["userAgent"] == "${CI_AGENT:-local}"
+    capsys.readouterr()
+
+
+def test_unset_removes_every_line_of_a_key(
+    layout_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["properties", "set", str(layout_file), "--unset", "workerId",
+                 "--unset", "maxRecords"]) == 0
+    expected = LAYOUT.replace("workerId = caf\\u00e9\\ \\=x\n", "").replace("maxRecords = 100\n", "")
+    assert layout_file.read_text(encoding="iso-8859-1") == expected
+    assert "unset workerId, maxRecords" in capsys.readouterr().err
+
+
+def test_set_refuses_a_change_that_adds_errors(
+    layout_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = layout_file.read_bytes()
+    code = main(["properties", "set", str(layout_file), "maxRecrods=5",
+                 "kinesisEndpoint=https://kinesis.us-east-1.amazonaws.com", "maxRecords=ten"])
+    assert code == 2
+    out, err = capsys.readouterr()
+    assert "did you mean 'maxRecords'?" in out
+    assert "AWS host, refused in the local profile" in out
+    assert "'ten' is not a Java int" in out
+    assert "not changed: the change introduces 3 errors" in err
+    assert "--force" in err
+    assert layout_file.read_bytes() == before
+    assert [p.name for p in layout_file.parent.iterdir()] == [layout_file.name]
+
+
+def test_set_force_writes_anyway(layout_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["properties", "set", "--force", str(layout_file), "maxRecords=ten"]) == 0
+    out, _ = capsys.readouterr()
+    assert "'ten' is not a Java int" in out
+    assert "maxRecords = ten\n" in layout_file.read_text()
+
+
+def test_existing_errors_do_not_block_a_set(
+    layout_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    layout_file.write_text(LAYOUT.replace("maxRecords = 100", "maxRecords = 100 "))
+    assert main(["properties", "check", str(layout_file)]) == 2
+    assert main(["properties", "set", str(layout_file), "streamName=s2"]) == 0
+    assert main(["properties", "set", str(layout_file), "maxRecords=100"]) == 0
+    assert main(["properties", "check", str(layout_file)]) == 0
+    capsys.readouterr()
+
+
+def test_set_profile_option_applies_its_rules(
+    layout_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["properties", "set", str(layout_file), "dynamoDBEndpoint=http://emulator.lan:4566"]
+    assert main(args) == 2
+    assert main([*args, "--profile", "localstack"]) == 0
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["maxRecords"], "is not KEY=VALUE"),
+        (["=5"], "is not KEY=VALUE"),
+        ([], "nothing to change"),
+        (["--unset", "nope"], "cannot unset 'nope'"),
+    ],
+)
+def test_set_usage_errors_exit_2(
+    layout_file: Path, argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = layout_file.read_bytes()
+    assert main(["properties", "set", str(layout_file), *argv]) == 2
+    assert message in capsys.readouterr().err
+    assert layout_file.read_bytes() == before
+
+
+def test_set_on_a_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "nope.properties"
+    assert main(["properties", "set", str(missing), "a=b"]) == 2
+    assert "not found" in capsys.readouterr().err
+    assert not missing.exists()
+
+
+def test_set_failure_leaves_the_file_whole(
+    layout_file: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def fail(src: object, dst: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    before = layout_file.read_bytes()
+    monkeypatch.setattr(os, "replace", fail)
+    assert main(["properties", "set", str(layout_file), "maxRecords=7"]) == 2
+    assert "cannot write" in capsys.readouterr().err
+    assert layout_file.read_bytes() == before
+    assert [p.name for p in layout_file.parent.iterdir()] == [layout_file.name]
+
+
+def test_set_through_a_symlink_keeps_the_link(
+    layout_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    layout_file.chmod(0o600)
+    link = layout_file.parent / "link.properties"
+    link.symlink_to(layout_file.name)
+    assert main(["properties", "set", str(link), "maxRecords=9"]) == 0
+    assert link.is_symlink()
+    assert "maxRecords = 9\n" in layout_file.read_text()
+    assert stat.S_IMODE(layout_file.stat().st_mode) == 0o600
     capsys.readouterr()

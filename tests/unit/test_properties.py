@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import os
+import random
 import re
 import shutil
+import stat
 import subprocess
 from pathlib import Path
 
 import javaproperties
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from kclpy_local._exceptions import PropertiesError
+from kclpy_local._exceptions import JavaNotFoundError, PropertiesError
+from kclpy_local._java import find_tool
 from kclpy_local._kcl_keys import (
     KCL1_KEYS,
     KCL1_KEYS_BY_NAME,
@@ -27,6 +32,7 @@ from kclpy_local._properties import (
     load_properties_file,
     parse_properties,
     read_properties,
+    render_properties,
     require_valid,
     resolve_file,
     substitute,
@@ -132,9 +138,233 @@ def test_write_failure_leaves_no_temp_file(tmp_path: Path, monkeypatch: pytest.M
         raise OSError("disk full")
 
     monkeypatch.setattr(os, "replace", boom)
-    with pytest.raises(OSError):
+    with pytest.raises(PropertiesError, match=r"cannot write .*disk full"):
         write_properties(tmp_path / "x.properties", {"a": "1"})
     assert list(tmp_path.iterdir()) == []
+    existing = tmp_path / "y.properties"
+    existing.write_bytes(b"# old\na = 1\n")
+    with pytest.raises(PropertiesError):
+        write_properties(existing, {"a": "2"})
+    assert existing.read_bytes() == b"# old\na = 1\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["y.properties"]
+
+
+def test_write_into_a_missing_directory_is_a_properties_error(tmp_path: Path) -> None:
+    with pytest.raises(PropertiesError, match="cannot write"):
+        write_properties(tmp_path / "no" / "such" / "dir.properties", {"a": "1"})
+
+
+def test_write_keeps_permissions_and_follows_symlinks(tmp_path: Path) -> None:
+    real = tmp_path / "real.properties"
+    real.write_text("a = 1\n")
+    real.chmod(0o640)
+    link = tmp_path / "link.properties"
+    link.symlink_to(real)
+    document = load_properties_file(link)
+    document["a"] = "2"
+    write_properties(link, document)
+    assert link.is_symlink()
+    assert real.read_text() == "a = 2\n"
+    assert stat.S_IMODE(real.stat().st_mode) == 0o640
+    new = tmp_path / "new.properties"
+    write_properties(new, {"a": "1"})
+    assert stat.S_IMODE(new.stat().st_mode) == 0o644
+
+
+def test_edit_keeps_every_other_byte(tmp_path: Path) -> None:
+    """Only the edited entry is rewritten; comments, blank lines, continuations stay."""
+    text = "\n\n".join([SYNTAX, "# after a blank line\r\nwindows = crlf\r\nend:of file"])
+    path = tmp_path / "edit.properties"
+    path.write_bytes(text.encode("iso-8859-1"))
+    document = load_properties_file(path)
+    document["colon"] = "changed"  # was "colon:two"
+    document["continued"] = "one line now"  # was three physical lines
+    document["escaped key=x"] = "caf\u00e9 \U0001f600"
+    del document["empty"]
+    write_properties(path, document)
+    expected = (
+        text.replace("colon:two\n", "colon = changed\n")
+        .replace("continued = a\\\n    b\\\n\tc\n", "continued = one line now\n")
+        .replace(
+            "escaped\\ key\\=x = tab\\there\\nnewline\n",
+            "escaped\\ key\\=x = caf\\u00e9 \\ud83d\\ude00\n",
+        )
+        .replace("empty\n", "")
+    )
+    assert path.read_bytes() == expected.encode("iso-8859-1")
+    assert read_properties(path).as_dict()["escaped key=x"] == "caf\u00e9 \U0001f600"
+
+
+def test_edit_of_a_duplicated_key_keeps_one_entry(tmp_path: Path) -> None:
+    path = tmp_path / "dup.properties"
+    path.write_text("# c\na = 1\nb = 2\na = 3\n")
+    document = load_properties_file(path)
+    document["a"] = "4"
+    write_properties(path, document)
+    assert path.read_text() == "# c\na = 4\nb = 2\n"
+
+
+# -- round trips (hypothesis) -------------------------------------------------
+
+# Any unicode (no lone surrogates), and the characters the syntax gives a meaning to.
+_SPECIAL = " \t\f\r\n=:#!\\u"
+_TEXT = st.text(st.one_of(st.characters(codec=None), st.sampled_from(list(_SPECIAL))), max_size=30)
+_SEPARATORS = ("=", ":", " ", " = ", "\t", " :\t", "  ")
+_JAVA_WHITESPACE = (" ", "\t", "\f", "    ")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(_TEXT, _TEXT, max_size=8))
+def test_round_trip_of_any_keys_and_values(mapping: dict[str, str]) -> None:
+    text = render_properties(mapping, ["header: \u00e9 \u20ac # ! \\"])
+    text.encode("iso-8859-1")  # the file's encoding holds all of it
+    assert parse_properties(text).as_dict() == mapping
+    assert javaproperties.loads(text) == mapping
+
+
+@st.composite
+def _raw_entry(draw: st.DrawFn, key: str) -> tuple[str, str]:
+    """One entry written by hand: any separator, continuations at safe points."""
+    value = draw(_TEXT)
+    separator = draw(st.sampled_from(_SEPARATORS))
+    if not key and not separator.strip():
+        separator = "="  # " value" would read as the key "value"
+    cuts = [
+        i for i in range(1, len(value))
+        if value[i - 1].isascii() and value[i - 1].isalnum()
+        and value[i].isascii() and value[i].isalnum()
+    ]
+    chosen = sorted(draw(st.sets(st.sampled_from(cuts), max_size=3))) if cuts else []
+    pieces = [value[a:b] for a, b in zip([0, *chosen], [*chosen, len(value)], strict=True)]
+    raw = javaproperties.join_key_value(key, pieces[0], separator=separator)
+    for piece in pieces[1:]:
+        indent = draw(st.sampled_from(_JAVA_WHITESPACE))
+        raw += "\\\n" + indent + javaproperties.escape(piece)
+    return raw + "\n", value
+
+
+_LATIN1_LINE = st.text(
+    st.characters(max_codepoint=0xFF, exclude_characters="\r\n"), max_size=20
+)
+
+
+@st.composite
+def _document(draw: st.DrawFn) -> tuple[list[str], dict[int, tuple[str, str]]]:
+    """Lines of a file (comments, blanks, entries), and entry index -> (key, value)."""
+    keys = draw(st.lists(_TEXT, unique=True, min_size=1, max_size=6))
+    chunks: list[str] = []
+    entries: dict[int, tuple[str, str]] = {}
+    for key in keys:
+        for _ in range(draw(st.integers(0, 2))):
+            if draw(st.booleans()):
+                lead = draw(st.sampled_from(("", " ", "\t")))
+                chunks.append(lead + draw(st.sampled_from("#!")) + draw(_LATIN1_LINE) + "\n")
+            else:
+                chunks.append(draw(st.sampled_from(("", "  ", "\t", "\f"))) + "\n")
+        raw, value = draw(_raw_entry(key))
+        entries[len(chunks)] = (key, value)
+        chunks.append(raw)
+    return chunks, entries
+
+
+@settings(max_examples=200, deadline=None)
+@given(_document(), st.data())
+def test_editing_one_value_keeps_the_rest_byte_for_byte(
+    doc: tuple[list[str], dict[int, tuple[str, str]]], data: st.DataObject
+) -> None:
+    chunks, entries = doc
+    text = "".join(chunks)
+    expected = {key: value for key, value in entries.values()}
+    assert parse_properties(text).as_dict() == expected
+    document = javaproperties.PropertiesFile.loads(text)
+    assert render_properties(document) == text  # untouched: identical
+    index = data.draw(st.sampled_from(sorted(entries)))
+    key = entries[index][0]
+    new_value = data.draw(_TEXT)
+    document[key] = new_value
+    edited = chunks.copy()
+    edited[index] = javaproperties.join_key_value(key, new_value, separator=" = ") + "\n"
+    out = render_properties(document)
+    assert out == "".join(edited)
+    assert parse_properties(out).as_dict() == {**expected, key: new_value}
+
+
+# -- against the JVM's own reader ----------------------------------------------
+
+_JAVA_DUMP = """\
+import java.io.*;
+import java.util.*;
+
+public class Dump {
+    public static void main(String[] files) throws IOException {
+        for (String file : files) {
+            Properties p = new Properties();
+            try (InputStream in = new FileInputStream(file)) { p.load(in); }
+            for (String key : new TreeSet<>(p.stringPropertyNames())) {
+                System.out.println(hex(key) + " " + hex(p.getProperty(key)));
+            }
+            System.out.println("--");
+        }
+    }
+
+    static String hex(String s) {
+        StringBuilder b = new StringBuilder("x");
+        for (char c : s.toCharArray()) b.append(String.format("%04x", (int) c));
+        return b.toString();
+    }
+}
+"""
+
+
+def _java_loads(tmp_path: Path, paths: list[Path]) -> list[dict[str, str]]:
+    """``Properties.load(InputStream)`` of each file, by a real JVM (11+: runs a source file)."""
+    try:
+        java = find_tool("java", min_major=11)
+    except JavaNotFoundError:
+        pytest.skip("no java >= 11 to run a single-file source program")
+    source = tmp_path / "Dump.java"
+    source.write_text(_JAVA_DUMP)
+    out = subprocess.run(
+        [str(java.path), str(source), *map(str, paths)],
+        check=True, capture_output=True, text=True, timeout=120,
+    ).stdout
+
+    def unhex(token: str) -> str:
+        return bytes.fromhex(token[1:]).decode("utf-16-be", "surrogatepass")
+
+    results: list[dict[str, str]] = [{}]
+    for line in out.splitlines():
+        if line == "--":
+            results.append({})
+        else:
+            key, value = line.split(" ")
+            results[-1][unhex(key)] = unhex(value)
+    return results[:-1]
+
+
+def test_java_reads_what_we_read_and_write(tmp_path: Path) -> None:
+    rng = random.Random(20240601)
+    alphabet = [*_SPECIAL, "a", "Z", "0", "\u00e9", "\u00ff", "\u0100", "\u20ac", "\U0001f600", "\x85"]
+    mappings = [
+        {
+            "".join(rng.choices(alphabet, k=rng.randint(0, 8))): "".join(
+                rng.choices(alphabet, k=rng.randint(0, 12))
+            )
+            for _ in range(rng.randint(1, 6))
+        }
+        for _ in range(40)
+    ]
+    paths = []
+    for number, mapping in enumerate(mappings):
+        path = tmp_path / f"w{number}.properties"
+        write_properties(path, mapping)
+        paths.append(path)
+    syntax = tmp_path / "syntax.properties"
+    syntax.write_text(SYNTAX + "a = one\\ \n   two\nlatin1 = caf\u00e9\n", encoding="iso-8859-1")
+    paths.append(syntax)
+    java = _java_loads(tmp_path, paths)
+    assert java[:-1] == mappings
+    assert java[-1] == read_properties(syntax).as_dict()
 
 
 def test_read_is_latin1_like_java(tmp_path: Path) -> None:
@@ -554,6 +784,25 @@ def test_require_valid(tmp_path: Path) -> None:
     for key in ("maxRecords", "streamName", "executableName", "kinesisEndpoint", "regionName"):
         assert key in text
     assert info.value.exit_code == 2
+
+
+def test_escaped_space_at_line_end_is_not_a_continuation() -> None:
+    doc = parse_properties(
+        "streamName = one\\ \n    two\nok = x\\\\ \nworkerId = w\\\n  continued\n"
+    )
+    assert doc.as_dict()["streamName"] == "one "
+    assert doc.as_dict()["workerId"] == "wcontinued"
+    assert doc.escaped_space_lines == (1,)
+    (problem,) = [p for p in validate_properties(doc) if "escaped space" in p.message]
+    assert (problem.line, problem.severity) == (1, "warning")
+    assert problem.hint == "remove the whitespace after the backslash"
+
+
+def test_aws_host_with_a_trailing_dot_is_still_aws() -> None:
+    props = {**GOOD_LOCAL, "kinesisEndpoint": "https://kinesis.us-east-1.amazonaws.com."}
+    (problem,) = validate_properties(props, profile="localstack")
+    assert problem.key == "kinesisEndpoint"
+    assert "AWS host" in problem.message
 
 
 def test_problem_render() -> None:
