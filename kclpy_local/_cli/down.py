@@ -29,7 +29,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p = subparsers.add_parser(
         "down",
         help="stop the emulator started by 'kclpy-local up'",
-        description="Stop the background emulator (SIGTERM, then SIGKILL) and remove its pid file.",
+        description=(
+            "Stop the background emulator (SIGTERM, then SIGKILL) and remove its pid file; "
+            "with --localstack, docker compose down."
+        ),
     )
     p.add_argument("--state-dir", type=Path, default=None, help="where the pid file is")
     p.add_argument(

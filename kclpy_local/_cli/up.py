@@ -144,8 +144,12 @@ def record_is_live(record: EmulatorRecord) -> bool:
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser(
         "up",
-        help="start the embedded emulator (moto) in the background",
-        description="Start moto in server mode on 127.0.0.1 (Kinesis, DynamoDB, CloudWatch).",
+        help="start the embedded emulator (moto) in the background, or LocalStack",
+        description=(
+            "Start moto in server mode on 127.0.0.1 (Kinesis, DynamoDB, CloudWatch), or "
+            "with --localstack LocalStack in Docker (docker compose up -d --wait). "
+            "The endpoint URL is printed on stdout."
+        ),
     )
     p.add_argument(
         "--port", type=int, default=DEFAULT_PORT, help="port to serve (0: any free port)"
