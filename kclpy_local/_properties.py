@@ -555,14 +555,15 @@ def _check_required(
             and spec.name not in unresolved
             and not java_trim(values.get(spec.name, ""))
         ):
-            state = "is empty" if spec.name in values else "is missing"
+            empty = spec.name in values
+            action = "give it a value" if empty else f"add {spec.name} = <value>"
             problems.append(
                 Problem(
                     spec.name,
                     document.line_of(spec.name),
                     "error",
-                    f"required key {state}",
-                    spec.description,
+                    f"required key {'is empty' if empty else 'is missing'}",
+                    f"{action} ({spec.description.rstrip('.')})",
                 )
             )
     return problems
@@ -649,7 +650,11 @@ def _check_endpoints(
         if profile in ("local", "localstack") and on_aws:
             problems.append(
                 Problem(
-                    key, line, "error", f"{host} is an AWS host, refused in the {profile} profile"
+                    key,
+                    line,
+                    "error",
+                    f"{host} is an AWS host, refused in the {profile} profile",
+                    "point it at the emulator (e.g. http://127.0.0.1:4566), or use the aws profile",
                 )
             )
         elif profile == "local" and not _is_loopback(host):

@@ -567,6 +567,43 @@ def test_key_table_covers_every_setter_of_the_real_class() -> None:
     assert set(KCL1_UNSETTABLE) <= setters
 
 
+# Constants whose name is not DEFAULT_ + the key in upper snake case.
+_CONSTANT_OF_KEY = {
+    "idleTimeBetweenReadsInMillis": "DEFAULT_IDLETIME_BETWEEN_READS_MILLIS",
+    "cleanupLeasesUponShardCompletion": "DEFAULT_CLEANUP_LEASES_UPON_SHARDS_COMPLETION",
+    # Misnamed upstream: the constructors pass it as callProcessRecordsEvenForEmptyRecordList.
+    "callProcessRecordsEvenForEmptyRecordList": "DEFAULT_DONT_CALL_PROCESS_RECORDS_FOR_EMPTY_RECORD_LIST",
+}
+
+
+def test_key_table_defaults_match_the_real_constants() -> None:
+    """Every primitive DEFAULT_* constant of the 1.15.3 class is the default of its key."""
+    jar = _kcl1_jar()
+    if jar is None or not jar.is_file():
+        pytest.skip("the KCL 1.15.3 jar is not bootstrapped")
+    javap = shutil.which("javap")
+    if javap is None:
+        pytest.skip("javap is not on PATH")
+    out = subprocess.run(
+        [javap, "-constants", "-cp", str(jar),
+         "com.amazonaws.services.kinesis.clientlibrary.lib.worker.KinesisClientLibConfiguration"],
+        check=True, capture_output=True, text=True,
+    ).stdout
+    constants = {
+        name: value.rstrip("l")
+        for name, value in re.findall(r"static final (?:int|long|boolean) (DEFAULT_\w+) = (\S+);", out)
+    }
+    assert len(constants) > 20
+    by_constant = {
+        _CONSTANT_OF_KEY.get(spec.name, "DEFAULT_" + re.sub(r"(?<!^)(?=[A-Z])", "_", spec.name).upper()): spec
+        for spec in KCL1_KEYS
+        if spec.source == "kcl"
+    }
+    for constant, value in constants.items():
+        assert constant in by_constant, f"{constant} = {value} has no key in the table"
+        assert by_constant[constant].default == value, constant
+
+
 # -- validator rules ----------------------------------------------------------
 
 
@@ -629,6 +666,10 @@ def test_missing_required_keys_all_reported() -> None:
     problems = validate_properties({"applicationName": " "})
     missing = {p.key for p in errors(problems)}
     assert missing == {"applicationName", "streamName", "AWSCredentialsProvider", "executableName"}
+    hints = {p.key: p.hint for p in problems}
+    assert hints["streamName"] == "add streamName = <value> (Kinesis stream to consume)"
+    assert hints["applicationName"] is not None
+    assert hints["applicationName"].startswith("give it a value (")
 
 
 def test_at_timestamp_without_timestamp() -> None:
