@@ -35,7 +35,6 @@ import sys
 import urllib.error
 import urllib.request
 import zipfile
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
@@ -338,12 +337,12 @@ def run_checks(
     checks.append(check_java(java))
     layout = CacheLayout(cache_dir if cache_dir is not None else default_cache_dir(), generation)
     fix = _bootstrap_command(generation, cache_dir)
+    lock: Lock | None = None
     try:
-        lock: Lock | None = load_lock(generation)
+        lock = load_lock(generation)
     except KclpyLocalError as exc:
-        lock = None
         cache_checks = [Check("jars", "FAIL", str(exc), "reinstall kclpy-local")]
-    if lock is not None:
+    else:
         cache_checks = [check_jars(lock, layout, fix), check_launcher(lock, layout, fix)]
     checks.append(
         check_javac(
@@ -399,13 +398,7 @@ def _run(args: argparse.Namespace) -> int:
     else:
         for check in checks:
             print(check.render())
-        print(f"kclpy-local doctor: {_summary(failed, warned)}", file=sys.stderr)
+        verdict = f"{failed} failed" if failed else "nothing failed"
+        warnings = f"{warned} warning(s)" if warned else "no warnings"
+        print(f"kclpy-local doctor: {verdict}, {warnings}", file=sys.stderr)
     return 1 if failed else 0
-
-
-def _summary(failed: int, warned: int) -> str:
-    parts: Sequence[str] = [
-        f"{failed} failed" if failed else "nothing failed",
-        f"{warned} warning(s)" if warned else "no warnings",
-    ]
-    return ", ".join(parts)
