@@ -9,6 +9,7 @@ account. Without an endpoint URL the default credential chain applies (real AWS)
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import urllib.parse
@@ -20,23 +21,33 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    EndpointConnectionError,
+    HTTPClientError,
+)
+from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from ._exceptions import KclpyLocalError
+from ._exceptions import EmulatorError, KclpyLocalError
 
 __all__ = [
     "DUMMY_CREDENTIALS",
     "Datapoint",
     "Lease",
     "Metric",
+    "PutBatch",
     "PutRecordsError",
     "PutResult",
     "StreamInfo",
     "client",
+    "endpoint_errors",
     "ensure_stream",
+    "error_code",
     "is_local_endpoint",
     "list_metrics",
     "metric_statistics",
+    "put_batches",
     "put_records",
     "read_leases",
     "session",
@@ -98,11 +109,70 @@ def session(endpoint_url: str | None = None, region: str = "us-east-1") -> Any:
     return boto3.session.Session(region_name=region)
 
 
-def client(service: str, endpoint_url: str | None = None, region: str = "us-east-1") -> Client:
-    """A boto3 client for ``service`` (``kinesis``, ``dynamodb``, ``cloudwatch``)."""
+def client(
+    service: str,
+    endpoint_url: str | None = None,
+    region: str = "us-east-1",
+    *,
+    max_attempts: int | None = None,
+) -> Client:
+    """A boto3 client for ``service`` (``kinesis``, ``dynamodb``, ``cloudwatch``).
+
+    ``max_attempts`` caps the calls per request, first one included (by default
+    6: 5 retries); 1 or 2 make a client that reports an unreachable endpoint at
+    once instead of after ~15 s of back-off.
+    """
+    config = _CONFIG
+    if max_attempts is not None:
+        retries = {"total_max_attempts": max_attempts, "mode": "standard"}
+        config = _CONFIG.merge(Config(retries=retries))
     return session(endpoint_url, region).client(
-        service, endpoint_url=endpoint_url, region_name=region, config=_CONFIG
+        service, endpoint_url=endpoint_url, region_name=region, config=config
     )
+
+
+def error_code(exc: ClientError) -> str:
+    """The AWS error code of a ClientError (``ResourceNotFoundException``, ...)."""
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+@contextlib.contextmanager
+def endpoint_errors(endpoint_url: str | None) -> Iterator[None]:
+    """Translate botocore errors escaping the block into this package's errors.
+
+    A connection failure becomes :class:`EmulatorError` naming the endpoint; any
+    other ClientError or botocore error becomes :class:`KclpyLocalError` with the
+    operation and AWS error code. Handle the codes you expect inside the block.
+    An endpoint URL that is not ``http(s)://HOST...`` is refused on entry
+    (``exit_code`` 2), before botocore fails on it with a bare ValueError.
+    """
+    where = endpoint_url or "AWS"
+    if endpoint_url is not None:
+        parts = urllib.parse.urlsplit(endpoint_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            err = KclpyLocalError(f"invalid endpoint URL {endpoint_url!r}")
+            err.hint = "write it as http://HOST:PORT, e.g. http://127.0.0.1:4566"
+            err.exit_code = 2
+            raise err
+    try:
+        yield
+    except (BotoConnectionError, HTTPClientError) as exc:
+        detail = "" if isinstance(exc, EndpointConnectionError) else f": {exc}"
+        err = EmulatorError(f"cannot reach {where}{detail}")
+        err.hint = (
+            "start the emulator with `kclpy-local up`, or pass --endpoint URL "
+            "(or set $KCLPY_LOCAL_ENDPOINT)"
+            if is_local_endpoint(endpoint_url)
+            else "check the network, --region and your AWS credentials"
+        )
+        raise err from exc
+    except ClientError as exc:
+        message = exc.response.get("Error", {}).get("Message", "")
+        raise KclpyLocalError(
+            f"{exc.operation_name} failed at {where}: {error_code(exc)}: {message}"
+        ) from exc
+    except BotoCoreError as exc:
+        raise KclpyLocalError(f"request to {where} failed: {exc}") from exc
 
 
 # -- streams and records --------------------------------------------------------
@@ -173,6 +243,73 @@ def _batches(records: Iterable[tuple[bytes, str]]) -> Iterator[list[tuple[bytes,
         yield batch
 
 
+@dataclass(frozen=True, slots=True)
+class PutBatch:
+    """One PutRecords batch after its retries.
+
+    ``results`` are the accepted records in input order; ``failed`` holds an
+    ``(error_code, error_message)`` pair per record still refused after the last
+    attempt.
+    """
+
+    results: tuple[PutResult, ...]
+    failed: tuple[tuple[str, str], ...] = ()
+
+
+def _put_batch(
+    kinesis: Client,
+    stream: str,
+    batch: Sequence[tuple[bytes, str]],
+    max_attempts: int,
+    backoff: float,
+) -> PutBatch:
+    done: list[PutResult | None] = [None] * len(batch)
+    pending = list(range(len(batch)))
+    failures: list[tuple[str, str]] = []
+    for attempt in range(max_attempts):
+        if attempt:
+            time.sleep(min(backoff * 2 ** (attempt - 1), 2.0))
+        response = kinesis.put_records(
+            StreamName=stream,
+            Records=[{"Data": batch[i][0], "PartitionKey": batch[i][1]} for i in pending],
+        )
+        failures = []
+        retry: list[int] = []
+        for index, entry in zip(pending, response["Records"], strict=True):
+            if entry.get("ErrorCode"):
+                retry.append(index)
+                failures.append((entry["ErrorCode"], entry.get("ErrorMessage", "")))
+            else:
+                data, key = batch[index]
+                done[index] = PutResult(entry["ShardId"], entry["SequenceNumber"], key, data)
+        pending = retry
+        if not pending:
+            break
+        logger.info("%d of %d record(s) refused; retrying", len(pending), len(batch))
+    return PutBatch(tuple(r for r in done if r is not None), tuple(failures))
+
+
+def put_batches(
+    kinesis: Client,
+    stream: str,
+    records: Iterable[tuple[bytes, str]],
+    *,
+    max_attempts: int = 8,
+    backoff: float = 0.05,
+) -> Iterator[PutBatch]:
+    """Put ``(data, partition_key)`` records with PutRecords, 500 (and 5 MiB) a call.
+
+    ``records`` is consumed lazily, one batch at a time, and a batch is sent only
+    once it is complete: an exception raised by the iterable while a batch fills
+    leaves that batch unsent. Entries the service refuses (throttling, internal
+    failure) are sent again with exponential back-off, up to ``max_attempts``
+    calls per batch; what is still refused then is reported in
+    :attr:`PutBatch.failed` and the next batch follows.
+    """
+    for batch in _batches(records):
+        yield _put_batch(kinesis, stream, batch, max_attempts, backoff)
+
+
 def put_records(
     kinesis: Client,
     stream: str,
@@ -185,36 +322,16 @@ def put_records(
 
     Entries the service refuses (throttling, internal failure) are sent again
     with exponential back-off, up to ``max_attempts`` calls per batch; then
-    :class:`PutRecordsError`. Results come back in input order.
+    :class:`PutRecordsError` (later batches are not sent). Results come back in
+    input order. :func:`put_batches` is the same, batch by batch, without raising.
     """
     results: list[PutResult] = []
-    for batch in _batches(records):
-        done: list[PutResult | None] = [None] * len(batch)
-        pending = list(range(len(batch)))
-        failures: list[tuple[str, str]] = []
-        for attempt in range(max_attempts):
-            if attempt:
-                time.sleep(min(backoff * 2 ** (attempt - 1), 2.0))
-            response = kinesis.put_records(
-                StreamName=stream,
-                Records=[{"Data": batch[i][0], "PartitionKey": batch[i][1]} for i in pending],
-            )
-            failures = []
-            retry: list[int] = []
-            for index, entry in zip(pending, response["Records"], strict=True):
-                if entry.get("ErrorCode"):
-                    retry.append(index)
-                    failures.append((entry["ErrorCode"], entry.get("ErrorMessage", "")))
-                else:
-                    data, key = batch[index]
-                    done[index] = PutResult(entry["ShardId"], entry["SequenceNumber"], key, data)
-            pending = retry
-            if not pending:
-                break
-            logger.info("%d of %d record(s) refused; retrying", len(pending), len(batch))
-        if pending:
-            raise PutRecordsError(stream, failures)
-        results.extend(r for r in done if r is not None)
+    for batch in put_batches(
+        kinesis, stream, records, max_attempts=max_attempts, backoff=backoff
+    ):
+        if batch.failed:
+            raise PutRecordsError(stream, batch.failed)
+        results.extend(batch.results)
     return results
 
 

@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 
 from kclpy_local import _aws
-from kclpy_local._aws import Lease, PutRecordsError, PutResult
-from kclpy_local._emulator import EmbeddedEmulator
+from kclpy_local._aws import Lease, PutBatch, PutRecordsError, PutResult
+from kclpy_local._emulator import EmbeddedEmulator, free_port
+from kclpy_local._exceptions import EmulatorError, KclpyLocalError
 
 pytest.importorskip("moto.server")
 
@@ -119,6 +120,80 @@ def test_put_records_gives_up() -> None:
         _aws.put_records(fake, "s", [(b"a", "k")], max_attempts=3, backoff=0)
     assert len(fake.calls) == 3
     assert info.value.failed == (("ProvisionedThroughputExceededException", ""),)
+
+
+def test_put_batches_reports_refusals_and_goes_on() -> None:
+    fake = _FakeKinesis([2, 2, 2, 0])
+    batches = list(
+        _aws.put_batches(fake, "s", ((b"x", str(i)) for i in range(503)), max_attempts=3, backoff=0)
+    )
+    assert [len(c) for c in fake.calls] == [500, 2, 2, 3]
+    first, second = batches
+    assert first.failed == (("ProvisionedThroughputExceededException", ""),) * 2
+    assert [r.partition_key for r in first.results] == [str(i) for i in range(2, 500)]
+    assert second == PutBatch(tuple(PutResult("shardId-0", str(i), str(i), b"x") for i in range(500, 503)))
+
+
+def test_put_batches_leaves_a_batch_unsent_when_the_input_fails() -> None:
+    fake = _FakeKinesis([])
+
+    def records() -> Any:
+        for i in range(700):
+            yield b"x", str(i)
+        raise ValueError("bad line")
+
+    sent = []
+    with pytest.raises(ValueError, match="bad line"):
+        for batch in _aws.put_batches(fake, "s", records()):
+            sent.append(len(batch.results))
+    assert sent == [500]
+    assert [len(c) for c in fake.calls] == [500]
+
+
+def test_put_records_stops_at_the_first_failed_batch() -> None:
+    fake = _FakeKinesis([1] * 10)
+    with pytest.raises(PutRecordsError):
+        _aws.put_records(fake, "s", ((b"x", str(i)) for i in range(1000)), max_attempts=2, backoff=0)
+    assert [len(c) for c in fake.calls] == [500, 1]
+
+
+def test_client_retry_budget() -> None:
+    default = _aws.client("kinesis", "http://127.0.0.1:4566")
+    once = _aws.client("kinesis", "http://127.0.0.1:4566", max_attempts=1)
+    assert default.meta.config.retries["total_max_attempts"] == 6
+    assert once.meta.config.retries == {"total_max_attempts": 1, "mode": "standard"}
+    assert once.meta.config.connect_timeout == default.meta.config.connect_timeout
+
+
+def test_endpoint_errors_unreachable() -> None:
+    endpoint = f"http://127.0.0.1:{free_port()}"
+    kinesis = _aws.client("kinesis", endpoint, max_attempts=1)
+    with pytest.raises(EmulatorError) as info, _aws.endpoint_errors(endpoint):
+        kinesis.list_streams()
+    assert str(info.value) == f"cannot reach {endpoint}"
+    assert info.value.hint is not None
+    assert "kclpy-local up" in info.value.hint
+    assert info.value.exit_code == 8
+
+
+def test_endpoint_errors_client_error(fresh_emulator: EmbeddedEmulator) -> None:
+    kinesis = _aws.client("kinesis", fresh_emulator.endpoint_url)
+    with pytest.raises(KclpyLocalError) as info, _aws.endpoint_errors(fresh_emulator.endpoint_url):
+        kinesis.describe_stream_summary(StreamName="missing")
+    assert str(info.value).startswith(
+        f"DescribeStreamSummary failed at {fresh_emulator.endpoint_url}: ResourceNotFoundException: "
+    )
+    assert isinstance(info.value.__cause__, _aws.ClientError)
+    assert _aws.error_code(info.value.__cause__) == "ResourceNotFoundException"
+
+
+@pytest.mark.parametrize("url", ["localhost:4566", "127.0.0.1", "ftp://host", "http://"])
+def test_endpoint_errors_refuse_a_malformed_url(url: str) -> None:
+    with pytest.raises(KclpyLocalError) as info, _aws.endpoint_errors(url):
+        pytest.fail("the block must not run")
+    assert str(info.value) == f"invalid endpoint URL {url!r}"
+    assert info.value.exit_code == 2
+    assert KclpyLocalError.exit_code == 1
 
 
 def _lease_table(dynamodb: Any, name: str) -> None:

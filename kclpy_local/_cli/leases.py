@@ -1,0 +1,152 @@
+"""kclpy-local leases APPLICATION: show the KCL lease table of an application.
+
+A KCL 1.x worker keeps one lease per shard in a DynamoDB table named after its
+applicationName; APPLICATION is that name. One row per lease:
+
+    shard                 owner     checkpoint         counter  parents               switches
+    shardId-000000000000  worker-a  TRIM_HORIZON            12  -                            0
+    shardId-000000000001  -         4959... (sub 3)          4  shardId-000000000000         1
+
+checkpoint is the sequence number the application checkpointed (or
+TRIM_HORIZON, LATEST, SHARD_END), with (sub N) when its sub-sequence number
+is not 0; counter is the lease counter, which the owner bumps on every
+renewal; parents are the parent shards; switches (owner switches since
+the last checkpoint) and pending (a pending checkpoint) appear when any
+lease has them. --json prints a list of objects instead: {"shard",
+"owner", "checkpoint", "checkpoint_sub_sequence", "lease_counter",
+"parent_shards", "owner_switches_since_checkpoint", "pending_checkpoint"}
+(the last two null when the lease has no such attribute).
+
+Exit codes: 0 the table was read (also when it holds no lease yet); 1 there is
+no such table (no worker of that application has started against this
+endpoint; a state to report, not a usage mistake) or the endpoint refused the
+request; 2 bad arguments (an invalid --endpoint URL too); 8 the endpoint
+cannot be reached.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from .. import _aws
+from .._aws import Lease
+from .._exceptions import KclpyLocalError
+from . import _common
+from ._table import Column, render
+
+__all__ = ["lease_document", "register", "run"]
+
+_COLUMNS = (
+    Column("shard"),
+    Column("owner"),
+    Column("checkpoint"),
+    Column("counter", numeric=True),
+    Column("parents"),
+)
+_SWITCHES = Column("switches", numeric=True)
+_PENDING = Column("pending")
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = subparsers.add_parser(
+        "leases",
+        help="show the lease table of a KCL application (owners, checkpoints)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("application", metavar="APPLICATION", help="the KCL applicationName")
+    _common.add_endpoint_arguments(p)
+    p.add_argument("--json", action="store_true", help="print a JSON list of leases")
+    p.set_defaults(func=run)
+
+
+def _checkpoint(lease: Lease) -> str | None:
+    if lease.checkpoint is None:
+        return None
+    if lease.checkpoint_sub:
+        return f"{lease.checkpoint} (sub {lease.checkpoint_sub})"
+    return lease.checkpoint
+
+
+def lease_document(lease: Lease) -> dict[str, Any]:
+    """One lease as the JSON object ``--json`` prints."""
+    switches = lease.owner_switches if "ownerSwitchesSinceCheckpoint" in lease.raw else None
+    return {
+        "shard": lease.lease_key,
+        "owner": lease.owner,
+        "checkpoint": lease.checkpoint,
+        "checkpoint_sub_sequence": lease.checkpoint_sub,
+        "lease_counter": lease.lease_counter,
+        "parent_shards": list(lease.parent_shard_ids),
+        "owner_switches_since_checkpoint": switches,
+        "pending_checkpoint": lease.pending_checkpoint,
+    }
+
+
+def _table(leases: list[Lease]) -> str:
+    columns = list(_COLUMNS)
+    with_switches = any("ownerSwitchesSinceCheckpoint" in lease.raw for lease in leases)
+    with_pending = any(lease.pending_checkpoint is not None for lease in leases)
+    if with_switches:
+        columns.append(_SWITCHES)
+    if with_pending:
+        columns.append(_PENDING)
+    rows = []
+    for lease in leases:
+        row: list[object] = [
+            lease.lease_key,
+            lease.owner,
+            _checkpoint(lease),
+            lease.lease_counter,
+            ", ".join(lease.parent_shard_ids),
+        ]
+        if with_switches:
+            present = "ownerSwitchesSinceCheckpoint" in lease.raw
+            row.append(lease.owner_switches if present else None)
+        if with_pending:
+            row.append(lease.pending_checkpoint)
+        rows.append(row)
+    return render(columns, rows)
+
+
+def _missing_table(dynamodb: Any, table: str, endpoint: str) -> KclpyLocalError:
+    err = KclpyLocalError(
+        f"no lease table {table} at {endpoint}: has a worker of that application started?"
+    )
+    try:
+        names = dynamodb.list_tables(Limit=20).get("TableNames", [])
+    except ClientError:
+        names = []
+    there = f"tables there: {', '.join(names)}" if names else "there are no tables there"
+    err.hint = (
+        f"APPLICATION is the applicationName of the daemon's properties; {there}; "
+        "check --endpoint and --region"
+    )
+    return err
+
+
+def run(args: argparse.Namespace) -> int:
+    endpoint = _common.resolve_endpoint(args.endpoint)
+    with _aws.endpoint_errors(endpoint):
+        dynamodb = _aws.client("dynamodb", endpoint, args.region, max_attempts=2)
+        try:
+            leases = _aws.read_leases(dynamodb, args.application)
+        except ClientError as exc:
+            if _aws.error_code(exc) != "ResourceNotFoundException":
+                raise
+            raise _missing_table(dynamodb, args.application, endpoint) from exc
+    if args.json:
+        _common.print_json([lease_document(lease) for lease in leases])
+    elif leases:
+        print(_table(leases))
+    if not leases:
+        print(
+            f"lease table {args.application} has no leases yet "
+            "(the first worker creates them at its first shard sync)",
+            file=sys.stderr,
+        )
+    return 0

@@ -1,0 +1,195 @@
+"""``kclpy-local leases`` through ``main()``, with lease items shaped as KCL 1.x writes them."""
+
+from __future__ import annotations
+
+import json
+import socket
+from typing import Any
+
+import pytest
+
+from kclpy_local import _aws
+from kclpy_local._cli import main
+from kclpy_local._emulator import EmbeddedEmulator
+
+pytest.importorskip("moto.server")
+
+SEQ = "49590338271490256608559692538361571095921575989136588898"
+
+
+@pytest.fixture(autouse=True)
+def _no_ambient_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KCLPY_LOCAL_ENDPOINT", raising=False)
+
+
+def _table(emu: EmbeddedEmulator, name: str, *items: dict[str, Any]) -> None:
+    """A lease table as KCL 1.x's LeaseManager creates it, holding ``items``."""
+    dynamodb = _aws.client("dynamodb", emu.endpoint_url)
+    dynamodb.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "leaseKey", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "leaseKey", "AttributeType": "S"}],
+        ProvisionedThroughput={"ReadCapacityUnits": 10, "WriteCapacityUnits": 10},
+    )
+    for item in items:
+        dynamodb.put_item(TableName=name, Item=item)
+
+
+OWNED = {
+    "leaseKey": {"S": "shardId-000000000002"},
+    "leaseOwner": {"S": "worker-a"},
+    "leaseCounter": {"N": "17"},
+    "ownerSwitchesSinceCheckpoint": {"N": "1"},
+    "checkpoint": {"S": SEQ},
+    "checkpointSubSequenceNumber": {"N": "3"},
+    "parentShardId": {"SS": ["shardId-000000000000", "shardId-000000000001"]},
+}
+UNOWNED = {
+    "leaseKey": {"S": "shardId-000000000000"},
+    "leaseCounter": {"N": "1"},
+    "ownerSwitchesSinceCheckpoint": {"N": "0"},
+    "checkpoint": {"S": "TRIM_HORIZON"},
+    "checkpointSubSequenceNumber": {"N": "0"},
+}
+
+
+def test_table(fresh_emulator: EmbeddedEmulator, capsys: pytest.CaptureFixture[str]) -> None:
+    _table(fresh_emulator, "app", OWNED, UNOWNED)
+    assert main(["leases", "app", "--endpoint", fresh_emulator.endpoint_url]) == 0
+    out, err = capsys.readouterr()
+    assert err == ""
+    checkpoint = f"{SEQ} (sub 3)"
+    width = len(checkpoint)
+    assert out.splitlines() == [
+        f"shard                 owner     {'checkpoint'.ljust(width)}  counter  "
+        "parents                                     switches",
+        f"shardId-000000000000  -         {'TRIM_HORIZON'.ljust(width)}        1  "
+        "-                                                  0",
+        f"shardId-000000000002  worker-a  {checkpoint}       17  "
+        "shardId-000000000000, shardId-000000000001         1",
+    ]
+
+
+def test_optional_columns_only_when_present(
+    fresh_emulator: EmbeddedEmulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bare = {"leaseKey": {"S": "shardId-000000000000"}, "leaseCounter": {"N": "4"}}
+    pending = {
+        "leaseKey": {"S": "shardId-000000000001"},
+        "leaseOwner": {"S": "w"},
+        "leaseCounter": {"N": "2"},
+        "checkpoint": {"S": "5"},
+        "pendingCheckpoint": {"S": "9"},
+    }
+    _table(fresh_emulator, "bare", bare)
+    assert main(["leases", "bare", "--endpoint", fresh_emulator.endpoint_url]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "shard                 owner  checkpoint  counter  parents",
+        "shardId-000000000000  -      -                 4  -",
+    ]
+    _table(fresh_emulator, "pending", bare, pending)
+    assert main(["leases", "pending", "--endpoint", fresh_emulator.endpoint_url]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "shard                 owner  checkpoint  counter  parents  pending",
+        "shardId-000000000000  -      -                 4  -        -",
+        "shardId-000000000001  w      5                 2  -        9",
+    ]
+
+
+def test_json(fresh_emulator: EmbeddedEmulator, capsys: pytest.CaptureFixture[str]) -> None:
+    bare = {"leaseKey": {"S": "shardId-000000000009"}, "leaseCounter": {"N": "4"}}
+    _table(fresh_emulator, "app", OWNED, UNOWNED, bare)
+    assert main(["leases", "app", "--endpoint", fresh_emulator.endpoint_url, "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert err == ""
+    assert json.loads(out) == [
+        {
+            "shard": "shardId-000000000000",
+            "owner": None,
+            "checkpoint": "TRIM_HORIZON",
+            "checkpoint_sub_sequence": 0,
+            "lease_counter": 1,
+            "parent_shards": [],
+            "owner_switches_since_checkpoint": 0,
+            "pending_checkpoint": None,
+        },
+        {
+            "shard": "shardId-000000000002",
+            "owner": "worker-a",
+            "checkpoint": SEQ,
+            "checkpoint_sub_sequence": 3,
+            "lease_counter": 17,
+            "parent_shards": ["shardId-000000000000", "shardId-000000000001"],
+            "owner_switches_since_checkpoint": 1,
+            "pending_checkpoint": None,
+        },
+        {
+            "shard": "shardId-000000000009",
+            "owner": None,
+            "checkpoint": None,
+            "checkpoint_sub_sequence": 0,
+            "lease_counter": 4,
+            "parent_shards": [],
+            "owner_switches_since_checkpoint": None,
+            "pending_checkpoint": None,
+        },
+    ]
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_empty_table(
+    fresh_emulator: EmbeddedEmulator, capsys: pytest.CaptureFixture[str], as_json: bool
+) -> None:
+    _table(fresh_emulator, "new")
+    argv = ["leases", "new", "--endpoint", fresh_emulator.endpoint_url]
+    assert main(argv + (["--json"] if as_json else [])) == 0
+    out, err = capsys.readouterr()
+    assert out == ("[]\n" if as_json else "")
+    assert "lease table new has no leases yet" in err
+
+
+def test_missing_table_exit_1(
+    fresh_emulator: EmbeddedEmulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    endpoint = fresh_emulator.endpoint_url
+    assert main(["leases", "nope", "--endpoint", endpoint]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.splitlines() == [
+        f"kclpy-local: error: no lease table nope at {endpoint}: "
+        "has a worker of that application started?",
+        "hint: APPLICATION is the applicationName of the daemon's properties; "
+        "there are no tables there; check --endpoint and --region",
+    ]
+    _table(fresh_emulator, "orders-app")
+    assert main(["leases", "orders", "--endpoint", endpoint, "--json"]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert "tables there: orders-app;" in err
+
+
+def test_unreachable_endpoint(capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        endpoint = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    assert main(["leases", "app", "--endpoint", endpoint]) == 8
+    _, err = capsys.readouterr()
+    assert err.splitlines()[0] == f"kclpy-local: error: cannot reach {endpoint}"
+    assert err.splitlines()[1].startswith("hint: start the emulator with `kclpy-local up`")
+
+
+def test_bad_arguments(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["leases"])
+    assert info.value.code == 2
+    assert "the following arguments are required: APPLICATION" in capsys.readouterr().err
+    assert main(["leases", "app", "--endpoint", "127.0.0.1:4566"]) == 2
+    assert "invalid endpoint URL '127.0.0.1:4566'" in capsys.readouterr().err
+
+
+def test_help_describes_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["leases", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "Exit codes: 0 the table was read" in text
+    assert "1 there is no such table" in text
