@@ -37,7 +37,7 @@ from typing import TextIO
 from .. import _aws
 from .._daemon import READY_MARKER, Daemon
 from .._emulator import EmbeddedEmulator, free_port
-from .._exceptions import EmulatorError, KclpyLocalError, PropertiesError
+from .._exceptions import PropertiesError
 from .._jars import DEFAULT_GENERATION
 from .._progress import PROGRESS_ENV, ProgressBoard, ShardProgress
 from .._properties import detect_profile, effective_properties, read_properties, write_properties
@@ -161,7 +161,8 @@ def plan(args: argparse.Namespace, environ: Mapping[str, str]) -> Plan:
     overrides["executableName"] = _executable(args.processor)
 
     env = dict(environ)
-    stream = args.stream or values.get("streamName")
+    # The built-in profile's stream is only a placeholder: a run names its stream.
+    stream = args.stream or (values.get("streamName") if args.properties is not None else None)
     if not stream:
         raise _usage("no stream: give --stream NAME (the properties file has no streamName)")
     if args.stream:
@@ -242,17 +243,12 @@ def _emulator(the_plan: Plan, port: int, log_path: Path) -> Iterator[Plan]:
 
 def _ensure_stream(the_plan: Plan, shards: int) -> _aws.StreamInfo:
     endpoint = _endpoint_of(the_plan)
-    try:
-        kinesis = _aws.client("kinesis", endpoint)
+    with _aws.endpoint_errors(endpoint):
+        kinesis = _aws.client("kinesis", endpoint, max_attempts=2)
         if the_plan.create_stream:
             return _aws.ensure_stream(kinesis, the_plan.stream, shards)
         return _aws._describe(kinesis, the_plan.stream)
-    except KclpyLocalError:
-        raise
-    except Exception as exc:  # botocore's connection and client errors
-        err = EmulatorError(f"cannot use stream {the_plan.stream!r} at {endpoint or 'AWS'}: {exc}")
-        err.hint = "is the endpoint up? (kclpy-local doctor; kclpy-local up)"
-        raise err from exc
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 class _LogSink:
@@ -283,11 +279,14 @@ class _View:
         self._last_line = ""
         self._last_print = 0.0
 
-    def show(self, board: ProgressBoard) -> None:
+    def show(self, board: ProgressBoard, changed: bool) -> None:
+        """Called on every tick; draws when something changed (lines at most every 2 s)."""
         if not self._enabled:
             return
-        lines = render(board.shards())
         if self._tty:
+            if not changed:
+                return
+            lines = render(board.shards())
             if self._drawn:
                 self._stream.write(f"\x1b[{self._drawn}F\x1b[J")
             self._stream.write("\n".join(lines) + "\n")
@@ -431,13 +430,13 @@ def _supervise(
                 print(f"kclpy-local: the worker did not start within {ready_timeout:.0f}s; stopping",
                       file=err)
                 requested.set()
-            if board.poll():
-                first = board.first_record_at
-                if not announced_first and first is not None:
-                    announced_first = True
-                    print(f"kclpy-local: first record processed {first - started:.1f}s after start",
-                          file=err)
-                view.show(board)
+            changed = board.poll()
+            first = board.first_record_at
+            if changed and not announced_first and first is not None:
+                announced_first = True
+                print(f"kclpy-local: first record processed {first - started:.1f}s after start",
+                      file=err)
+            view.show(board, changed)
             if code is None and requested.is_set() and not stopping:
                 stopping = True
                 view.forget()

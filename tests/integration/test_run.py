@@ -1,0 +1,174 @@
+"""``kclpy-local run`` end to end: the real CLI in a subprocess, the real JVM and
+jars, moto on loopback (embedded, or named with ``--endpoint``), real pipes."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from kclpy_local import _aws
+from kclpy_local._bootstrap import Installation
+from kclpy_local._emulator import EmbeddedEmulator
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+RECORDER = ROOT / "processors" / "recorder.py"
+
+
+def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+class RunProcess:
+    """``python -m kclpy_local run ...`` with its stderr collected."""
+
+    def __init__(self, argv: list[str], env: dict[str, str], tmp: Path) -> None:
+        self.stderr_path = tmp / "run.stderr"
+        self._stderr = self.stderr_path.open("w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "kclpy_local", "run", *argv],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            env=env,
+            cwd=tmp,
+            text=True,
+        )
+
+    @property
+    def stderr(self) -> str:
+        return self.stderr_path.read_text()
+
+    def interrupt(self, timeout: float = 60) -> int:
+        self.proc.send_signal(signal.SIGINT)
+        return self.proc.wait(timeout)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self._stderr.close()
+
+
+@pytest.fixture
+def start_run(kcl1: Installation, kcl_cache: Path, tmp_path: Path) -> Iterator[Callable[..., RunProcess]]:
+    runs: list[RunProcess] = []
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "KCLPY_LOCAL_"))}
+    env["KCLPY_LOCAL_LEDGER"] = str(tmp_path / "ledger.jsonl")
+    env["KCLPY_LOCAL_STATE"] = str(tmp_path / "state")
+
+    def start(*argv: str) -> RunProcess:
+        run = RunProcess([*argv, "--cache-dir", str(kcl_cache), "--run-dir", str(tmp_path / "run")], env, tmp_path)
+        runs.append(run)
+        return run
+
+    yield start
+    for run in runs:
+        run.close()
+
+
+def ledger(tmp: Path) -> list[dict[str, object]]:
+    path = tmp / "ledger.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _exercise(run: RunProcess, endpoint: str, tmp: Path, *, app: str, stream: str, shards: int) -> None:
+    wait_for(lambda: "worker started after" in run.stderr or run.proc.poll() is not None, 120,
+             "the worker to start")
+    assert run.proc.poll() is None, run.stderr
+    kinesis = _aws.client("kinesis", endpoint)
+    assert len(_aws.ensure_stream(kinesis, stream).shard_ids) == shards  # created by `run`
+    put = _aws.put_records(kinesis, stream, [(f"r{i}".encode(), f"pk{i}") for i in range(40)])
+    wanted = {(p.shard_id, p.sequence_number) for p in put}
+    wait_for(lambda: wanted <= {(e["shard"], e["sequence_number"]) for e in ledger(tmp)}, 60,
+             "the records in the ledger")
+    per_shard: dict[str, int] = {}
+    for p in put:
+        per_shard[p.shard_id] = per_shard.get(p.shard_id, 0) + 1
+    # Live progress names each shard with its record count.
+    wait_for(lambda: all(f"{shard} {n} records" in run.stderr for shard, n in per_shard.items()), 30,
+             f"progress lines for {per_shard}")
+    last: dict[str, int] = {}
+    for p in put:
+        last[p.shard_id] = max(last.get(p.shard_id, 0), int(p.sequence_number))
+    expected = {s: str(n) for s, n in last.items()}
+    dynamodb = _aws.client("dynamodb", endpoint)
+
+    def checkpoints() -> dict[str, str | None]:
+        leases = {lease.lease_key: lease.checkpoint for lease in _aws.read_leases(dynamodb, app)}
+        return {shard: leases.get(shard) for shard in last}
+
+    # The progress view's checkpoints are the lease table's.
+    wait_for(lambda: checkpoints() == expected, 30, f"checkpoints {expected}")
+    for shard, sequence in expected.items():
+        assert f"{shard} {per_shard[shard]} records, lag 0ms, checkpoint {sequence}" in run.stderr
+    assert run.interrupt() == 0, run.stderr
+    assert "stopped gracefully" in run.stderr
+    assert re.search(r"first record processed [0-9.]+s after start", run.stderr), run.stderr
+
+
+def test_run_against_a_plain_endpoint(start_run: Callable[..., RunProcess], fresh_emulator: EmbeddedEmulator,
+                                      tmp_path: Path) -> None:
+    endpoint = fresh_emulator.endpoint_url
+    run = start_run(str(RECORDER), "--stream", "run-ep", "--shards", "2", "--app", "run-ep-app",
+                    "--endpoint", endpoint)
+    _exercise(run, endpoint, tmp_path, app="run-ep-app", stream="run-ep", shards=2)
+    assert "embedded emulator" not in run.stderr
+    # The endpoint outlives the run: both leases are there, checkpointed past TRIM_HORIZON.
+    leases = _aws.read_leases(_aws.client("dynamodb", endpoint), "run-ep-app")
+    assert len(leases) == 2 and all(lease.checkpoint not in (None, "TRIM_HORIZON") for lease in leases), leases
+
+
+def test_run_starts_the_embedded_emulator(start_run: Callable[..., RunProcess], tmp_path: Path) -> None:
+    run = start_run(str(RECORDER), "--stream", "run-emb", "--shards", "3")
+    wait_for(lambda: "embedded emulator at" in run.stderr or run.proc.poll() is not None, 60, "the emulator")
+    match = re.search(r"embedded emulator at (http://127\.0\.0\.1:\d+)", run.stderr)
+    assert match, run.stderr
+    # The application name defaults to the processor's file name.
+    _exercise(run, match.group(1), tmp_path, app="recorder", stream="run-emb", shards=3)
+    # The emulator was the run's own: it is gone now.
+    with pytest.raises(Exception):  # noqa: B017 - any connection error
+        _aws.client("kinesis", match.group(1)).list_streams()
+
+
+def test_run_exit_code_is_the_daemons_when_the_processor_fails(
+    start_run: Callable[..., RunProcess], fresh_emulator: EmbeddedEmulator, tmp_path: Path
+) -> None:
+    failing = tmp_path / "failing.py"
+    failing.write_text(
+        "from kclpy_local import RecordProcessor, run\n"
+        "class P(RecordProcessor):\n"
+        "    def process_records(self, batch, checkpointer):\n"
+        "        raise RuntimeError('boom')\n"
+        "    def lease_lost(self): pass\n"
+        "    def shard_ended(self, checkpointer): checkpointer.checkpoint()\n"
+        "    def shutdown_requested(self, checkpointer): pass\n"
+        "run(P())\n"
+    )
+    endpoint = fresh_emulator.endpoint_url
+    run = start_run(str(failing), "--stream", "run-fail", "--endpoint", endpoint, "--log", "-")
+    wait_for(lambda: "worker started after" in run.stderr or run.proc.poll() is not None, 120, "start")
+    _aws.put_records(_aws.client("kinesis", endpoint), "run-fail", [(b"x", "k")])
+    # The processor exits with 4 on the exception; the KCL 1.x worker then shuts down.
+    code = run.proc.wait(120)
+    assert code != 0, run.stderr
+    assert "RuntimeError: boom" in run.stderr
+    leases = _aws.read_leases(_aws.client("dynamodb", endpoint), "failing")
+    assert all(lease.checkpoint in ("TRIM_HORIZON", None) for lease in leases), leases
