@@ -25,6 +25,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -38,7 +39,7 @@ from ._jars import DEFAULT_GENERATION
 from ._java import find_tool
 from ._properties import PropertiesDocument, read_properties, resolve_file, validate_properties
 
-__all__ = ["READY_MARKER", "Daemon", "LogSink", "daemon_argv"]
+__all__ = ["LOCAL_PROFILE", "READY_MARKER", "Daemon", "LogSink", "daemon_argv", "processor_command"]
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,39 @@ READY_MARKER = "kclpy-local: worker STARTED"
 TAIL_LINES = 50
 
 LogSink = Callable[[str], object] | TextIO
+
+#: The built-in local profile (fast timings, one loopback endpoint from
+#: ``$KCLPY_LOCAL_ENDPOINT``); ``properties/local.properties`` in the project.
+LOCAL_PROFILE = Path(__file__).resolve().parent / "profiles" / "local.properties"
+
+
+def processor_command(processor: str | os.PathLike[str], python: str | None = None) -> str:
+    """The ``executableName`` that runs ``processor``: a ``.py`` file with ``python``
+    (default: this interpreter), anything else as an executable.
+
+    :class:`DaemonError` when the file is missing, not runnable, or its path has
+    a space (the 1.x daemon splits ``executableName`` on single spaces).
+    """
+    given = Path(processor)
+    if not given.is_file():
+        raise DaemonError(f"processor not found: {given}")
+    path = given.resolve()
+    if path.suffix == ".py":
+        argv = [python or sys.executable, str(path)]
+    elif os.access(path, os.X_OK):
+        argv = [str(path)]
+    else:
+        err = DaemonError(f"{given} is neither a .py file nor executable")
+        err.hint = f"chmod +x {given}"
+        raise err
+    for part in argv:
+        if any(ch.isspace() for ch in part):
+            err = DaemonError(
+                f"the KCL daemon splits executableName on spaces, and this path has one: {part!r}"
+            )
+            err.hint = "move the processor (or the Python environment) to a path without spaces"
+            raise err
+    return " ".join(argv)
 
 
 def daemon_argv(

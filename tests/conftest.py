@@ -8,6 +8,8 @@ import pytest
 
 from kclpy_local._emulator import EmbeddedEmulator
 
+pytest_plugins = ["pytester"]
+
 
 @pytest.fixture(scope="session")
 def emulator() -> Iterator[EmbeddedEmulator]:

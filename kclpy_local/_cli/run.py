@@ -35,9 +35,9 @@ from types import FrameType
 from typing import TextIO
 
 from .. import _aws
-from .._daemon import READY_MARKER, Daemon
+from .._daemon import LOCAL_PROFILE, READY_MARKER, Daemon, processor_command
 from .._emulator import EmbeddedEmulator, free_port
-from .._exceptions import PropertiesError
+from .._exceptions import DaemonError, PropertiesError
 from .._jars import DEFAULT_GENERATION
 from .._progress import PROGRESS_ENV, ProgressBoard, ShardProgress
 from .._properties import detect_profile, effective_properties, read_properties, write_properties
@@ -47,7 +47,7 @@ from .up import default_state_dir
 __all__ = ["RUN_PROFILE", "register"]
 
 #: The built-in properties used when ``--properties`` is not given.
-RUN_PROFILE = Path(__file__).resolve().parent.parent / "profiles" / "local.properties"
+RUN_PROFILE = LOCAL_PROFILE
 GRACEFUL_MARKER = "kclpy-local: graceful shutdown complete"
 _ENDPOINT_KEYS = ("kinesisEndpoint", "dynamoDBEndpoint", "cloudWatchEndpoint")
 _DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
@@ -130,26 +130,6 @@ def _usage(message: str, hint: str | None = None) -> PropertiesError:
     return exc
 
 
-def _executable(processor: Path) -> str:
-    if not processor.is_file():
-        raise _usage(f"processor not found: {processor}")
-    path = processor.resolve()
-    if path.suffix == ".py":
-        argv = [sys.executable, str(path)]
-    elif os.access(path, os.X_OK):
-        argv = [str(path)]
-    else:
-        raise _usage(f"{processor} is neither a .py file nor executable", f"chmod +x {processor}")
-    # The 1.x daemon splits executableName on single spaces.
-    for part in argv:
-        if any(ch.isspace() for ch in part):
-            raise _usage(
-                f"the KCL daemon splits executableName on spaces, and this path has one: {part!r}",
-                "move the processor (or the Python environment) to a path without spaces",
-            )
-    return " ".join(argv)
-
-
 def plan(args: argparse.Namespace, environ: Mapping[str, str]) -> Plan:
     base: Path = args.properties if args.properties is not None else RUN_PROFILE
     if not base.is_file():
@@ -158,7 +138,10 @@ def plan(args: argparse.Namespace, environ: Mapping[str, str]) -> Plan:
     profile = detect_profile(document)
     values = document.as_dict()
     overrides = _parse_overrides(args.overrides)
-    overrides["executableName"] = _executable(args.processor)
+    try:
+        overrides["executableName"] = processor_command(args.processor)
+    except DaemonError as exc:
+        raise _usage(str(exc), exc.hint) from None
 
     env = dict(environ)
     # The built-in profile's stream is only a placeholder: a run names its stream.

@@ -1,0 +1,65 @@
+"""The pytest plugin's fixtures as a user's test uses them: the real daemon and
+emulator behind ``kclpy_stream`` and ``kclpy_processor``."""
+
+from __future__ import annotations
+
+import base64
+import json
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+RECORDER = ROOT / "processors" / "recorder.py"
+
+
+def test_a_users_end_to_end_test(kclpy_stream: Callable[..., Any], kclpy_processor: Callable[..., Any],
+                                 tmp_path: Path) -> None:
+    # What the README shows, with the example processor.
+    stream = kclpy_stream(shards=2)
+    run = kclpy_processor(RECORDER, stream, env={"KCLPY_LOCAL_LEDGER": str(tmp_path / "ledger.jsonl")})
+    put = stream.put([b"alpha", "beta", (b"gamma", "key-g")])
+    run.wait_processed(put)
+    ledger = [json.loads(line) for line in (tmp_path / "ledger.jsonl").read_text().splitlines()]
+    assert sorted(base64.b64decode(e["data"]) for e in ledger) == [b"alpha", b"beta", b"gamma"]
+    assert {e["partition_key"] for e in ledger if base64.b64decode(e["data"]) == b"gamma"} == {"key-g"}
+    # Progress and the lease table agree on where each shard was checkpointed.
+    by_shard = {p.shard_id: p for p in run.progress()}
+    for lease in run.leases():
+        if lease.lease_key in by_shard:
+            assert lease.checkpoint == by_shard[lease.lease_key].checkpoint
+
+
+def test_wait_processed_names_what_is_missing(kclpy_stream: Callable[..., Any],
+                                              kclpy_processor: Callable[..., Any], tmp_path: Path) -> None:
+    stream = kclpy_stream()
+    # A processor that never gets past initialize: nothing is ever processed.
+    stuck = tmp_path / "stuck.py"
+    stuck.write_text(textwrap.dedent("""
+        import time
+        from kclpy_local import RecordProcessor, run
+
+        class Stuck(RecordProcessor):
+            def process_records(self, batch, checkpointer):
+                time.sleep(3600)
+            def lease_lost(self): pass
+            def shard_ended(self, checkpointer): pass
+            def shutdown_requested(self, checkpointer): pass
+
+        run(Stuck())
+    """))
+    run = kclpy_processor(stuck, stream)
+    put = stream.put([b"x"])
+    with pytest.raises(AssertionError, match=rf"not processed within 5s: {put[0].shard_id} up to {put[0].sequence_number}"):
+        run.wait_processed(put, timeout=5)
+
+
+def test_the_plugin_is_registered_for_users(pytester: pytest.Pytester) -> None:
+    # Loaded through the package's pytest11 entry point, not through this conftest.
+    result = pytester.runpytest_subprocess("--fixtures", "-p", "no:cacheprovider")
+    result.stdout.fnmatch_lines(["*kclpy_endpoint*", "*kclpy_stream*", "*kclpy_processor*"])
