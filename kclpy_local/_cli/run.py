@@ -1,8 +1,9 @@
 """``kclpy-local run PROCESSOR.py``: run a record processor locally, in one command.
 
-Starts the embedded emulator (moto on a free loopback port) unless
-``--endpoint`` names one, creates the stream when it is missing (on a local
-endpoint only), writes the effective properties (a profile, ``--properties``
+Starts the embedded emulator (moto on 127.0.0.1:4566, or a free port when
+that is taken) unless an endpoint is given: ``--endpoint``, else
+``$KCLPY_LOCAL_ENDPOINT``, else the emulator ``kclpy-local up`` started.  It
+creates the stream when it is missing (on a local endpoint only), writes the effective properties (a profile, ``--properties``
 or the built-in local one, plus this command's overrides), starts the KCL
 daemon on them and shows live progress per shard: records processed, lag
 (``millisBehindLatest``) and the last checkpoint.
@@ -36,13 +37,13 @@ from typing import TextIO
 
 from .. import _aws
 from .._daemon import LOCAL_PROFILE, READY_MARKER, Daemon, processor_command
-from .._emulator import EmbeddedEmulator, free_port
-from .._exceptions import DaemonError, PropertiesError
+from .._emulator import DEFAULT_HOST, DEFAULT_PORT, EmbeddedEmulator, ensure_port_free, free_port
+from .._exceptions import DaemonError, EmulatorError, PropertiesError
 from .._jars import DEFAULT_GENERATION
 from .._progress import PROGRESS_ENV, ProgressBoard, ShardProgress
 from .._properties import detect_profile, effective_properties, read_properties, write_properties
 from ._common import ENDPOINT_ENV
-from .up import default_state_dir
+from .up import default_state_dir, read_record, record_is_live
 
 __all__ = ["RUN_PROFILE", "register"]
 
@@ -76,8 +77,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--endpoint", metavar="URL",
                    help="use this endpoint for Kinesis, DynamoDB and CloudWatch instead of "
                         "starting the embedded emulator")
-    p.add_argument("--port", type=int, default=0, metavar="PORT",
-                   help="the embedded emulator's port (default: any free port)")
+    p.add_argument("--port", type=int, default=None, metavar="PORT",
+                   help="the embedded emulator's port (default: 4566 if free, else any free port; "
+                        "0: any free port)")
     p.add_argument("--print-properties", action="store_true",
                    help="print the effective properties and exit without starting anything")
     p.add_argument("--kcl", type=int, default=DEFAULT_GENERATION, metavar="N",
@@ -156,12 +158,15 @@ def plan(args: argparse.Namespace, environ: Mapping[str, str]) -> Plan:
     default_app = args.app or _SAFE_NAME.sub("-", args.processor.stem) or "kclpy-local"
     env.setdefault("KCLPY_LOCAL_APP", default_app)
 
-    embedded = args.endpoint is None and profile != "aws"
-    if args.endpoint is not None:
+    target = args.endpoint
+    if target is None and profile != "aws":
+        target = _running_endpoint(environ)
+    embedded = target is None and profile != "aws"
+    if target is not None:
         for key in _ENDPOINT_KEYS:
-            overrides[key] = args.endpoint
-        env[ENDPOINT_ENV] = args.endpoint
-    endpoint = args.endpoint if args.endpoint is not None else values.get("kinesisEndpoint")
+            overrides[key] = target
+        env[ENDPOINT_ENV] = target
+    endpoint = target if target is not None else values.get("kinesisEndpoint")
     local = embedded or _aws.is_local_endpoint(endpoint)
     if local:
         for key, value in _DUMMY_CREDENTIALS.items():
@@ -179,6 +184,27 @@ def plan(args: argparse.Namespace, environ: Mapping[str, str]) -> Plan:
         embedded=embedded,
         create_stream=local,
     )
+
+
+def _running_endpoint(environ: Mapping[str, str]) -> str | None:
+    """``$KCLPY_LOCAL_ENDPOINT``, else the emulator ``kclpy-local up`` started, if it runs."""
+    if environ.get(ENDPOINT_ENV):
+        return environ[ENDPOINT_ENV]
+    record = read_record(default_state_dir())
+    if record is not None and record_is_live(record):
+        return record.endpoint
+    return None
+
+
+def _embedded_port(requested: int | None) -> int:
+    """The requested port; by default 4566 (where the other commands look) when it is free."""
+    if requested is not None:
+        return requested
+    try:
+        ensure_port_free(DEFAULT_HOST, DEFAULT_PORT)
+    except EmulatorError:
+        return 0
+    return DEFAULT_PORT
 
 
 def _substituted(base: Path, key: str, environ: Mapping[str, str]) -> str | None:
@@ -325,7 +351,7 @@ def _run(args: argparse.Namespace) -> int:
     the_plan = plan(args, os.environ)
     if args.print_properties:
         shown = the_plan if not the_plan.embedded else _with_endpoint(
-            the_plan, f"http://127.0.0.1:{args.port or free_port()}"
+            the_plan, f"http://{DEFAULT_HOST}:{_embedded_port(args.port) or free_port()}"
         )
         document = effective_properties(shown.base, shown.overrides, environ=shown.environ)
         sys.stdout.write(f"# effective properties: {shown.base} plus kclpy-local run's overrides\n")
@@ -349,10 +375,17 @@ def _run(args: argparse.Namespace) -> int:
             log_path = Path(args.log) if args.log else run_dir / "daemon.log"
             log_stream = stack.enter_context(log_path.open("w", encoding="utf-8"))
             print(f"kclpy-local: daemon log: {log_path}", file=err)
-        live = stack.enter_context(_emulator(the_plan, args.port, run_dir / "emulator.log"))
+        live = stack.enter_context(
+            _emulator(the_plan, _embedded_port(args.port), run_dir / "emulator.log")
+        )
         endpoint = _endpoint_of(live)
         if live.embedded:
             print(f"kclpy-local: embedded emulator at {endpoint}", file=err)
+            if endpoint != f"http://{DEFAULT_HOST}:{DEFAULT_PORT}":
+                print(f"kclpy-local: (port {DEFAULT_PORT} was taken: give other commands "
+                      f"--endpoint {endpoint})", file=err)
+        else:
+            print(f"kclpy-local: endpoint {endpoint}", file=err)
         info = _ensure_stream(live, args.shards)
         if info.shard_ids and len(info.shard_ids) != args.shards and args.shards != 1:
             print(f"kclpy-local: stream {info.name!r} exists with {len(info.shard_ids)} shard(s); "

@@ -35,6 +35,16 @@ def test_a_users_end_to_end_test(kclpy_stream: Callable[..., Any], kclpy_process
             assert lease.checkpoint == by_shard[lease.lease_key].checkpoint
 
 
+def test_the_readme_example(kclpy_stream: Callable[..., Any], kclpy_processor: Callable[..., Any],
+                            tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)  # the README's paths are relative to the project
+    # --- as in README.md ---
+    stream = kclpy_stream(shards=2)
+    run = kclpy_processor("processors/orders.py", stream, env={"ORDERS_DIR": str(tmp_path)})
+    run.wait_processed(stream.put([b'{"id": 1}', b'{"id": 2}']))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["1.json", "2.json"]
+
+
 def test_wait_processed_names_what_is_missing(kclpy_stream: Callable[..., Any],
                                               kclpy_processor: Callable[..., Any], tmp_path: Path) -> None:
     stream = kclpy_stream()
