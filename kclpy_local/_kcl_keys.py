@@ -371,6 +371,16 @@ KCL1_KEYS: tuple[KeySpec, ...] = (
         "Turn the AWS SDK's CBOR encoding off for Kinesis (kclpy-local launcher).",
         source="launcher",
     ),
+    KeySpec(
+        "initialLeaseSync",
+        _S,
+        "worker",
+        "eager: on an empty lease table the launcher creates the leases before the worker "
+        "starts, skipping the worker's random 1-30 s wait; worker: the KCL's own behaviour "
+        "(kclpy-local launcher).",
+        source="launcher",
+        choices=("WORKER", "EAGER"),
+    ),
 )
 
 KCL1_KEYS_BY_NAME: Mapping[str, KeySpec] = MappingProxyType({spec.name: spec for spec in KCL1_KEYS})

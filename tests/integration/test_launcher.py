@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
+import sys
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -12,13 +14,22 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
+from kclpy_local import _aws
 from kclpy_local._bootstrap import Installation, installation
+from kclpy_local._daemon import READY_MARKER, Daemon
+from kclpy_local._emulator import EmbeddedEmulator
 from kclpy_local._jars import load_lock
 
 pytestmark = pytest.mark.integration
 
 MAIN = "dev.kclpylocal.kcl1.KclLocalLauncher"
 PropsFactory = Callable[..., Path]
+ROOT = Path(__file__).resolve().parents[2]
+LOCAL_PROFILE = ROOT / "properties" / "local.properties"
+EAGER = "kclpy-local: eager initial lease sync"
+# What KCL 1.15's Worker logs while it waits for an empty lease table, and when it syncs itself.
+WORKER_WAIT = "Lease table is still empty"
+WORKER_SYNC = "worker is beginning initial lease sync"
 
 
 def run_launcher(
@@ -133,3 +144,72 @@ def test_bad_cbor_value_is_a_usage_error(
     proc = run_launcher(java_bin, kcl1, str(props))
     assert proc.returncode == 1
     assert "isCBORProtocolDisabled must be true or false, not 'yes'" in proc.stderr
+
+
+def test_bad_initial_lease_sync_value_is_a_usage_error(
+    java_bin: str, kcl1: Installation, unreachable_properties: PropsFactory
+) -> None:
+    props = unreachable_properties(initialLeaseSync="sometimes")
+    proc = run_launcher(java_bin, kcl1, str(props))
+    assert proc.returncode == 1
+    assert "initialLeaseSync must be one of worker, eager, not 'sometimes'" in proc.stderr
+
+
+def test_missing_credentials_are_one_line_and_exit_1(
+    java_bin: str, kcl1: Installation, unreachable_properties: PropsFactory
+) -> None:
+    props = unreachable_properties(AWSCredentialsProvider="EnvironmentVariableCredentialsProvider")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and k != "JAVA_TOOL_OPTIONS"}
+    argv = [java_bin, "-Dfile.encoding=UTF-8", "-cp", kcl1.classpath(), kcl1.main_class, str(props)]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False, env=env)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert "Exception in thread" not in proc.stderr
+    assert not [line for line in proc.stderr.splitlines() if line.startswith("\tat ")], proc.stderr[-3000:]
+    problem = [line for line in proc.stderr.splitlines() if line.startswith("kclpy-local: cannot start:")]
+    assert len(problem) == 1, proc.stderr[-3000:]
+    assert "no AWS credentials: AWSCredentialsProvider = EnvironmentVariableCredentialsProvider" in problem[0]
+
+
+def _start_local_profile(
+    kcl1: Installation, endpoint: str, app: str, stream: str, tmp_path: Path, lines: list[str]
+) -> Daemon:
+    env = {"AWS_ACCESS_KEY_ID": "it", "AWS_SECRET_ACCESS_KEY": "it", "KCLPY_LOCAL_ENDPOINT": endpoint,
+           "KCLPY_LOCAL_APP": app, "KCLPY_LOCAL_STREAM": stream,
+           "KCLPY_LOCAL_LEDGER": str(tmp_path / "ledger.jsonl")}
+    return Daemon(LOCAL_PROFILE, installation=kcl1, env=env, cwd=ROOT, log=lines.append, ready_timeout=120,
+                  overrides={"executableName": f"{sys.executable} processors/recorder.py"})
+
+
+def test_local_profile_creates_every_lease_before_the_worker_starts(
+    kcl1: Installation, fresh_emulator: EmbeddedEmulator, tmp_path: Path
+) -> None:
+    """initialLeaseSync = eager: the leases exist before the worker's own initial sync could run."""
+    pytest.importorskip("boto3")
+    endpoint = fresh_emulator.endpoint_url
+    kinesis = _aws.client("kinesis", endpoint)
+    _aws.ensure_stream(kinesis, "it-eager", 3)
+    shard_ids = sorted(s["ShardId"] for s in kinesis.list_shards(StreamName="it-eager")["Shards"])
+    lines: list[str] = []
+    with _start_local_profile(kcl1, endpoint, "it-eager-app", "it-eager", tmp_path, lines):
+        leases = _aws.read_leases(_aws.client("dynamodb", endpoint), "it-eager-app")
+    eager = [i for i, line in enumerate(lines) if line.startswith(EAGER)]
+    assert [lines[i] for i in eager] == [
+        f"{EAGER}: created the lease table it-eager-app",
+        lines[eager[1]],
+    ], lines
+    assert lines[eager[1]].startswith(f"{EAGER}: 3 lease(s) in it-eager-app for stream it-eager in "), lines
+    # Before the worker initializes: its shouldInitiateLeaseSync() finds the table filled.
+    assert eager[1] < lines.index("kclpy-local: worker INITIALIZING")
+    assert eager[1] < next(i for i, line in enumerate(lines) if line.startswith(READY_MARKER))
+    assert not [line for line in lines if WORKER_WAIT in line or WORKER_SYNC in line]
+    assert [lease.lease_key for lease in leases] == shard_ids
+    assert all(lease.parent_shard_ids == () for lease in leases)
+
+    # A second start of the same application finds the leases and leaves them to the worker.
+    again: list[str] = []
+    with _start_local_profile(kcl1, endpoint, "it-eager-app", "it-eager", tmp_path, again):
+        pass
+    assert [line for line in again if line.startswith(EAGER)] == [
+        f"{EAGER} not needed: the lease table it-eager-app already has leases"
+    ], again
+    assert not [line for line in again if WORKER_WAIT in line or WORKER_SYNC in line]

@@ -5,6 +5,7 @@
 package dev.kclpylocal.kcl1;
 
 import com.amazonaws.ClientConfiguration;
+import com.amazonaws.SdkClientException;
 import com.amazonaws.auth.AWSCredentialsProvider;
 import com.amazonaws.client.builder.AwsClientBuilder;
 import com.amazonaws.regions.Regions;
@@ -15,8 +16,15 @@ import com.amazonaws.services.dynamodbv2.AmazonDynamoDBClientBuilder;
 import com.amazonaws.services.kinesis.AmazonKinesis;
 import com.amazonaws.services.kinesis.AmazonKinesisClientBuilder;
 import com.amazonaws.services.kinesis.clientlibrary.lib.worker.KinesisClientLibConfiguration;
+import com.amazonaws.services.kinesis.clientlibrary.lib.worker.ShardSyncTask;
+import com.amazonaws.services.kinesis.clientlibrary.lib.worker.ShardSyncer;
+import com.amazonaws.services.kinesis.clientlibrary.lib.worker.TaskResult;
 import com.amazonaws.services.kinesis.clientlibrary.lib.worker.Worker;
 import com.amazonaws.services.kinesis.clientlibrary.lib.worker.WorkerStateChangeListener;
+import com.amazonaws.services.kinesis.clientlibrary.proxies.KinesisProxy;
+import com.amazonaws.services.kinesis.leases.impl.KinesisClientLeaseManager;
+import com.amazonaws.services.kinesis.metrics.impl.MetricsHelper;
+import com.amazonaws.services.kinesis.metrics.impl.NullMetricsFactory;
 import com.amazonaws.services.kinesis.multilang.MultiLangDaemon;
 import com.amazonaws.services.kinesis.multilang.MultiLangDaemonConfig;
 
@@ -26,7 +34,9 @@ import java.io.FileOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
+import java.lang.reflect.Constructor;
 import java.nio.charset.Charset;
+import java.util.Locale;
 import java.util.Properties;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
@@ -45,23 +55,61 @@ import java.util.concurrent.atomic.AtomicBoolean;
  *       (the stock daemon has no such setting);</li>
  *   <li>{@code isCBORProtocolDisabled} (boolean): sets the system property
  *       {@code com.amazonaws.sdk.disableCbor=true} before any client is built;</li>
+ *   <li>{@code initialLeaseSync} ({@code worker} or {@code eager}, any case;
+ *       default {@code worker}): see below;</li>
  *   <li>the three AWS clients are built with the SDK's client builders, with an
  *       {@code EndpointConfiguration(endpoint, regionName)} when an endpoint is
  *       set, and injected into the Worker;</li>
- *   <li>exit code {@value #EXIT_NEVER_STARTED} when the worker never reaches
- *       STARTED (the stock daemon exits 0), and the line {@value #READY_LINE}
- *       on stderr when it does;</li>
+ *   <li>the line {@value #READY_LINE} on stderr when the worker reaches STARTED;</li>
  *   <li>on SIGTERM/SIGINT a graceful shutdown (record processors receive
- *       shutdownRequested and may checkpoint), bounded by {@code shutdownGraceMillis}
- *       (default {@value #DEFAULT_GRACE_MILLIS} when the key is absent).</li>
+ *       shutdownRequested and may checkpoint), bounded by {@code shutdownGraceMillis}.
+ *       When the key is absent the launcher waits {@value #DEFAULT_GRACE_MILLIS} ms,
+ *       not the KCL's default of 5000 ms: deliberately, so that processors that
+ *       checkpoint on shutdownRequested (a child process, its own start-up and a
+ *       checkpoint round trip per shard) have time to do it; kclpy-local sends
+ *       SIGKILL only 30 s after SIGTERM by default. A value in the file is used as
+ *       it is.</li>
  * </ul>
  * The key names {@code cloudWatchEndpoint} and {@code isCBORProtocolDisabled}
  * are those of the unmerged upstream pull request #785, so files stay portable.
- * Every other key is read by the stock {@code MultiLangDaemonConfig}.
+ * Every other key is read by the stock {@code MultiLangDaemonConfig}; stock
+ * KCL 1.x ignores the launcher's keys.
  *
- * <p>{@code --self-check} builds a configuration, clients and a Worker from a
- * throw-away properties file without touching the network, proving the class
- * path is complete.
+ * <p><b>{@code initialLeaseSync}.</b> On an empty lease table (a new application)
+ * KCL 1.15's {@code Worker.initialize()} asks {@code Worker.shouldInitiateLeaseSync()},
+ * which waits a random 1 to 30 s, checking every 3 s whether another worker has
+ * filled the table ("Lease table is still empty. Checking again in 3000 ms"),
+ * before the worker creates the leases itself; the constants are private to the
+ * KCL. The jitter spreads the shard listing of many workers that start together.
+ * With {@code worker} (the default) the launcher leaves this as it is. With
+ * {@code eager} the launcher, before the worker starts, creates the lease table as
+ * the worker would ({@code createLeaseTableIfNotExists} with
+ * {@code initialLeaseTableReadCapacity}/{@code WriteCapacity}, the configured
+ * billing mode) and, <em>only if the table is empty</em>, runs the worker's own
+ * initial sync once: a KCL {@code ShardSyncTask} with the KCL's
+ * {@code KinesisShardSyncer} (reached by reflection: the class is package-private),
+ * {@code initialPositionInStream}, {@code cleanupLeasesUponShardCompletion} and
+ * {@code ignoreUnexpectedChildShards}. The same lease manager, shard syncer and
+ * Kinesis proxy are then given to the worker, which finds the table filled and
+ * skips its wait. Leases are created with the KCL's conditional put (only if
+ * absent), so workers that start together each create the missing leases and
+ * none is written twice, as when the workers' own waits end together. The eager
+ * sync publishes no metrics. If it fails, the launcher says so in one line and
+ * the worker does its own initial sync, as with {@code worker}. A value other than
+ * {@code worker} or {@code eager} is a usage error.
+ *
+ * <p>Exit codes: 0 when the worker's loop ends by itself (after SIGTERM or SIGINT the
+ * JVM exits with 128 + the signal's number, as any JVM); {@value #EXIT_FAILED} on a usage
+ * error (no or unreadable file, a value the launcher rejects), on a failure while
+ * preparing the configuration, the clients and the worker (for instance no AWS
+ * credentials: one line on stderr names the problem) or when the worker fails;
+ * {@value #EXIT_CHARSET} when the JVM's default charset is not UTF-8;
+ * {@value #EXIT_NEVER_STARTED} when the worker never reaches STARTED
+ * (initialization failed; the stock daemon exits 0 then).
+ *
+ * <p>{@code --self-check} builds a configuration, clients and a Worker (with the
+ * eager sync's objects) from a throw-away properties file without touching the
+ * network, proving the class path is complete.
  */
 public final class KclLocalLauncher {
 
@@ -70,6 +118,14 @@ public final class KclLocalLauncher {
     static final String CLOUDWATCH_ENDPOINT = "cloudWatchEndpoint";
     static final String CBOR_DISABLED = "isCBORProtocolDisabled";
     static final String GRACE = "shutdownGraceMillis";
+    static final String INITIAL_LEASE_SYNC = "initialLeaseSync";
+    static final String SYNC_WORKER = "worker";
+    static final String SYNC_EAGER = "eager";
+    static final String EAGER_LINE = "eager initial lease sync";
+    static final String KCL_WORKER_PACKAGE = "com.amazonaws.services.kinesis.clientlibrary.lib.worker";
+    /** As {@code KinesisClientLibLeaseCoordinator.initialize()} waits, but polled every second. */
+    static final long TABLE_POLL_SECONDS = 1L;
+    static final long TABLE_TIMEOUT_SECONDS = 600L;
     static final String CBOR_SYSTEM_PROPERTY = "com.amazonaws.sdk.disableCbor";
     static final long DEFAULT_GRACE_MILLIS = 20000L;
     static final int EXIT_FAILED = 1;
@@ -116,6 +172,12 @@ public final class KclLocalLauncher {
         } catch (IOException | IllegalArgumentException e) {
             MultiLangDaemon.printUsage(System.err, e.getMessage());
             return EXIT_FAILED;
+        } catch (StartupException e) {
+            say("cannot start: " + e.getMessage());
+            return EXIT_FAILED;
+        } catch (RuntimeException e) {
+            say("cannot start: " + oneLine(e));
+            return EXIT_FAILED;
         }
         final AtomicBoolean finished = new AtomicBoolean(false);
         Runtime.getRuntime().addShutdownHook(new Thread(new Runnable() {
@@ -127,6 +189,9 @@ public final class KclLocalLauncher {
             }
         }, "kclpy-local-shutdown"));
 
+        if (prepared.eagerSync != null) {
+            prepared.eagerSync.run();
+        }
         int code;
         try {
             Future<?> running = prepared.executor.submit(prepared.worker);
@@ -155,13 +220,33 @@ public final class KclLocalLauncher {
         final StateListener listener;
         final ExecutorService executor;
         final long graceMillis;
+        /** {@code null} unless {@code initialLeaseSync = eager}. */
+        final EagerLeaseSync eagerSync;
 
-        Prepared(Worker worker, StateListener listener, ExecutorService executor, long graceMillis) {
+        Prepared(Worker worker, StateListener listener, ExecutorService executor, long graceMillis,
+                EagerLeaseSync eagerSync) {
             this.worker = worker;
             this.listener = listener;
             this.executor = executor;
             this.graceMillis = graceMillis;
+            this.eagerSync = eagerSync;
         }
+    }
+
+    /** A failure while preparing, with a message that says it all in one line. */
+    static final class StartupException extends RuntimeException {
+        private static final long serialVersionUID = 1L;
+
+        StartupException(String message, Throwable cause) {
+            super(message, cause);
+        }
+    }
+
+    /** The exception's class and message on one line. */
+    static String oneLine(Throwable t) {
+        String message = t.getMessage();
+        String text = t.getClass().getSimpleName() + (message == null ? "" : ": " + message);
+        return text.replaceAll("\\s*[\\r\\n]+\\s*", " ").trim();
     }
 
     static Prepared prepare(String propertiesPath) throws IOException {
@@ -172,8 +257,21 @@ public final class KclLocalLauncher {
             say("CBOR disabled (" + CBOR_DISABLED + " = true)");
         }
         String cloudWatchEndpoint = trimmedOrNull(extra.getProperty(CLOUDWATCH_ENDPOINT));
+        boolean eager = SYNC_EAGER.equals(parseChoice(extra, INITIAL_LEASE_SYNC, SYNC_WORKER, SYNC_EAGER));
 
-        MultiLangDaemonConfig config = new MultiLangDaemonConfig(propertiesPath);
+        MultiLangDaemonConfig config;
+        try {
+            // Resolves the credentials once (it logs their access key id).
+            config = new MultiLangDaemonConfig(propertiesPath);
+        } catch (SdkClientException e) {
+            String message = String.valueOf(e.getMessage());
+            if (message.toLowerCase(Locale.ROOT).contains("credentials")) {
+                throw new StartupException("no AWS credentials: AWSCredentialsProvider = "
+                        + trimmedOrNull(extra.getProperty("AWSCredentialsProvider")) + " found none ("
+                        + oneLine(e) + "); for a local emulator any non-empty values will do", e);
+            }
+            throw e;
+        }
         KinesisClientLibConfiguration kcl = config.getKinesisClientLibConfiguration();
         String region = kcl.getRegionName();
 
@@ -196,17 +294,102 @@ public final class KclLocalLauncher {
 
         StateListener listener = new StateListener(kcl);
         ExecutorService executor = config.getExecutorService();
-        Worker worker = new Worker.Builder()
+        Worker.Builder builder = new Worker.Builder()
                 .recordProcessorFactory(config.getRecordProcessorFactory())
                 .config(kcl)
                 .execService(executor)
                 .kinesisClient(kinesis)
                 .dynamoDBClient(dynamoDB)
                 .cloudWatchClient(cloudWatch)
-                .workerStateChangeListener(listener)
-                .build();
+                .workerStateChangeListener(listener);
+        EagerLeaseSync eagerSync = null;
+        if (eager) {
+            eagerSync = new EagerLeaseSync(kcl, kinesis, dynamoDB);
+            // The objects Worker.Builder would create itself, shared with the eager sync.
+            builder.leaseManager(eagerSync.leaseManager)
+                    .shardSyncer(eagerSync.shardSyncer)
+                    .kinesisProxy(eagerSync.kinesisProxy);
+        }
+        Worker worker = builder.build();
         long grace = extra.getProperty(GRACE) != null ? kcl.getShutdownGraceMillis() : DEFAULT_GRACE_MILLIS;
-        return new Prepared(worker, listener, executor, grace);
+        return new Prepared(worker, listener, executor, grace, eagerSync);
+    }
+
+    /**
+     * The worker's initial lease sync, run once before the worker starts when the
+     * lease table is empty (see {@code initialLeaseSync} in the class comment).
+     */
+    static final class EagerLeaseSync {
+        final KinesisClientLibConfiguration kcl;
+        final KinesisClientLeaseManager leaseManager;
+        final KinesisProxy kinesisProxy;
+        final ShardSyncer shardSyncer;
+
+        EagerLeaseSync(KinesisClientLibConfiguration kcl, AmazonKinesis kinesis, AmazonDynamoDB dynamoDB) {
+            this.kcl = kcl;
+            // As Worker.Builder.build() makes them when none is given.
+            this.leaseManager = new KinesisClientLeaseManager(kcl.getTableName(), dynamoDB, kcl.getBillingMode());
+            this.kinesisProxy = new KinesisProxy(kcl, kinesis);
+            this.shardSyncer = kclShardSyncer();
+        }
+
+        /** {@code new KinesisShardSyncer(new KinesisLeaseCleanupValidator())}: both classes are package-private. */
+        static ShardSyncer kclShardSyncer() {
+            try {
+                Constructor<?> validatorConstructor =
+                        Class.forName(KCL_WORKER_PACKAGE + ".KinesisLeaseCleanupValidator").getDeclaredConstructor();
+                validatorConstructor.setAccessible(true);
+                Constructor<?> syncerConstructor = Class.forName(KCL_WORKER_PACKAGE + ".KinesisShardSyncer")
+                        .getDeclaredConstructor(Class.forName(KCL_WORKER_PACKAGE + ".LeaseCleanupValidator"));
+                syncerConstructor.setAccessible(true);
+                return (ShardSyncer) syncerConstructor.newInstance(validatorConstructor.newInstance());
+            } catch (ReflectiveOperationException | RuntimeException e) {
+                throw new StartupException(INITIAL_LEASE_SYNC + " = " + SYNC_EAGER
+                        + " needs the KCL's KinesisShardSyncer, which this KCL does not offer (" + oneLine(e)
+                        + "); remove the key", e);
+            }
+        }
+
+        /** Never throws: on failure the worker does its own initial sync. */
+        void run() {
+            long start = System.currentTimeMillis();
+            String table = kcl.getTableName();
+            try {
+                if (leaseManager.createLeaseTableIfNotExists((long) kcl.getInitialLeaseTableReadCapacity(),
+                        (long) kcl.getInitialLeaseTableWriteCapacity())) {
+                    say(EAGER_LINE + ": created the lease table " + table);
+                }
+                if (!leaseManager.waitUntilLeaseTableExists(TABLE_POLL_SECONDS, TABLE_TIMEOUT_SECONDS)) {
+                    say(EAGER_LINE + " skipped: the lease table " + table + " is not active after "
+                            + TABLE_TIMEOUT_SECONDS + " s; the worker will sync itself");
+                    return;
+                }
+                if (!leaseManager.isLeaseTableEmpty()) {
+                    say(EAGER_LINE + " not needed: the lease table " + table + " already has leases");
+                    return;
+                }
+                TaskResult result;
+                MetricsHelper.startScope(new NullMetricsFactory(), "EagerInitialLeaseSync");
+                try {
+                    result = new ShardSyncTask(kinesisProxy, leaseManager, kcl.getInitialPositionInStreamExtended(),
+                            kcl.shouldCleanupLeasesUponShardCompletion(), kcl.shouldIgnoreUnexpectedChildShards(),
+                            0L, shardSyncer, null).call();
+                } finally {
+                    MetricsHelper.endScope();
+                }
+                if (result.getException() != null) {
+                    throw result.getException();
+                }
+                int leases = leaseManager.listLeases().size();
+                say(EAGER_LINE + ": " + leases + " lease(s) in " + table + " for stream " + kcl.getStreamName()
+                        + " in " + (System.currentTimeMillis() - start) + " ms; the worker will not wait"
+                        + " for an empty lease table");
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            } catch (Exception e) {
+                say(EAGER_LINE + " failed (" + oneLine(e) + "); the worker will sync itself");
+            }
+        }
     }
 
     /** Same lookup as the stock daemon: a class path resource first, then a file. */
@@ -231,6 +414,21 @@ public final class KclLocalLauncher {
         }
         String trimmed = value.trim();
         return trimmed.isEmpty() ? null : trimmed;
+    }
+
+    /** The trimmed value, lower case, one of {@code choices}; the first choice when the key is absent. */
+    static String parseChoice(Properties properties, String key, String... choices) {
+        String value = trimmedOrNull(properties.getProperty(key));
+        if (value == null) {
+            return choices[0];
+        }
+        for (String choice : choices) {
+            if (choice.equalsIgnoreCase(value)) {
+                return choice;
+            }
+        }
+        throw new IllegalArgumentException(key + " must be one of " + String.join(", ", choices) + ", not '"
+                + value + "'");
     }
 
     static boolean parseBoolean(Properties properties, String key) {
@@ -322,6 +520,7 @@ public final class KclLocalLauncher {
             p.setProperty("dynamoDBEndpoint", "http://127.0.0.1:9");
             p.setProperty(CLOUDWATCH_ENDPOINT, "http://127.0.0.1:9");
             p.setProperty(CBOR_DISABLED, "true");
+            p.setProperty(INITIAL_LEASE_SYNC, SYNC_EAGER);
             OutputStream out = new FileOutputStream(file);
             try {
                 p.store(out, "kclpy-local self-check");
