@@ -544,8 +544,9 @@ _SOURCES: Mapping[str, tuple[str, str]] = {
     "launcher": (
         "kclpy-local launcher",
         "Read by the kclpy-local launcher before the stock configuration; stock KCL 1.x "
-        "ignores them, so a file that sets them still works there. The names are those "
-        "of the unmerged upstream pull request #785 (amazon-kinesis-client).",
+        "ignores them, so a file that sets them still works there. `cloudWatchEndpoint` "
+        "and `isCBORProtocolDisabled` are named as in the unmerged upstream pull request "
+        "#785 (amazon-kinesis-client); the others are kclpy-local's own.",
     ),
 }
 

@@ -290,7 +290,14 @@ KCL1_KEYS: tuple[KeySpec, ...] = (
         None,
         "Time limit for a child's answer; on expiry the JVM halts. Unset: wait forever.",
     ),
-    _kcl("shutdownGraceMillis", _L, "5000", "Grace period for a graceful shutdown.", minimum=1),
+    _kcl(
+        "shutdownGraceMillis",
+        _L,
+        "5000",
+        "Grace period for a graceful shutdown (KCL's default; when the key is absent the "
+        "kclpy-local launcher waits up to 20000 ms for a graceful shutdown on SIGTERM).",
+        minimum=1,
+    ),
     _kcl("idleMillisBetweenCalls", _L, "1500", "Prefetch cache: pause between calls.", minimum=1),
     _kcl(
         "logWarningForTaskAfterMillis",
