@@ -413,6 +413,18 @@ _PROVIDER_CLASS = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*(\.[A-Za-z_$][A-Za-z0-9_$
 _UNBUILDABLE_PROVIDERS = {
     "AWSStaticCredentialsProvider": "its only constructor takes an AWSCredentials object",
 }
+
+#: Credentials providers of the AWS SDK for Java v2 (what KCL 2.x/3.x files name)
+#: that do not exist in SDK v1, which KCL 1.x uses, with the v1 class to name instead.
+SDK2_ONLY_PROVIDERS: dict[str, str | None] = {
+    "DefaultCredentialsProvider": "DefaultAWSCredentialsProviderChain",
+    "SystemPropertyCredentialsProvider": "SystemPropertiesCredentialsProvider",
+    "StaticCredentialsProvider": None,
+    "AnonymousCredentialsProvider": None,
+    "AwsCredentialsProviderChain": None,
+    "WebIdentityTokenFileCredentialsProvider": "WebIdentityTokenCredentialsProvider",
+}
+_SDK2_PACKAGE = "software.amazon.awssdk."
 _MILLIS_LOOKING = 10**11  # seconds after year 5138: surely milliseconds
 
 
@@ -474,7 +486,15 @@ def _check_providers(value: str) -> str | None:
         cls = name.split("|", 1)[0]
         if not _PROVIDER_CLASS.fullmatch(cls):
             return f"{cls!r} is not a Java class name"
-        reason = _UNBUILDABLE_PROVIDERS.get(cls.rsplit(".", 1)[-1])
+        simple = cls.rsplit(".", 1)[-1]
+        reason = _UNBUILDABLE_PROVIDERS.get(simple)
         if reason:
             return f"{cls} cannot be built from a properties file: {reason}"
+        if cls.startswith(_SDK2_PACKAGE) or simple in SDK2_ONLY_PROVIDERS:
+            instead = SDK2_ONLY_PROVIDERS.get(simple)
+            suggestion = f"; name {instead} instead" if instead else ""
+            return (
+                f"{cls} is an AWS SDK for Java v2 class (KCL 2.x/3.x); KCL 1.x builds SDK v1 "
+                f"providers (com.amazonaws.auth){suggestion}"
+            )
     return None

@@ -513,10 +513,23 @@ def test_key_table_shape() -> None:
         ("AWSCredentialsProvider", "AWSStaticCredentialsProvider", False),
         ("AWSCredentialsProvider", "not a class", False),
         ("AWSCredentialsProvider", " , ", False),
+        # SDK v2 names (KCL 2.x/3.x files): the 1.x configurator cannot find them.
+        ("AWSCredentialsProvider", "DefaultCredentialsProvider", False),
+        (
+            "AWSCredentialsProvider",
+            "software.amazon.awssdk.auth.credentials.EnvironmentVariableCredentialsProvider",
+            False,
+        ),
+        ("AWSCredentialsProvider", "com.amazonaws.auth.EnvironmentVariableCredentialsProvider", True),
     ],
 )
 def test_check_value_mirrors_java(key: str, value: str, ok: bool) -> None:
     assert (check_value(KCL1_KEYS_BY_NAME[key], value) is None) is ok
+
+
+def test_an_sdk_v2_provider_names_the_v1_one() -> None:
+    message = check_value(KCL1_KEYS_BY_NAME["AWSCredentialsProvider"], "DefaultCredentialsProvider")
+    assert message is not None and "name DefaultAWSCredentialsProviderChain instead" in message
 
 
 def _javap_setters(jar: Path) -> set[str]:
