@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import argparse
 import shlex
-import signal
 import sys
-import threading
 from pathlib import Path
-from types import FrameType
 
 from .._daemon import Daemon
 from .._jars import DEFAULT_GENERATION
+from ._common import StopSignals
 
 __all__ = ["register"]
 
@@ -59,29 +57,19 @@ def _run(args: argparse.Namespace) -> int:
     if args.print_command:
         print(shlex.join(daemon.argv()))
         return 0
-    requested = threading.Event()
-    signals = 0
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        nonlocal signals
-        signals += 1
-        requested.set()
-
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        daemon.start(wait_ready=False)
-        code: int | None = None
-        stopping = False
-        while code is None:
-            code = daemon.wait(timeout=0.2)
-            if code is None and requested.is_set() and not stopping:
-                stopping = True
-                print("kclpy-local: stopping the daemon (again to kill it)", file=sys.stderr)
-                daemon.terminate()
-            if code is None and signals > 1:
-                code = daemon.stop(timeout=0)
-        return _exit_code(daemon.stop() if code is None else code)
-    finally:
-        daemon.stop()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    with StopSignals() as signals:
+        try:
+            daemon.start(wait_ready=False)
+            code: int | None = None
+            stopping = False
+            while code is None:
+                code = daemon.wait(timeout=0.2)
+                if code is None and signals.requested.is_set() and not stopping:
+                    stopping = True
+                    print("kclpy-local: stopping the daemon (again to kill it)", file=sys.stderr)
+                    daemon.terminate()
+                if code is None and signals.count > 1:
+                    code = daemon.stop(timeout=0)
+            return _exit_code(daemon.stop() if code is None else code)
+        finally:
+            daemon.stop()
