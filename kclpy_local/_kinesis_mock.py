@@ -2,7 +2,7 @@
 
 moto's Kinesis is fast but its resharding is wrong (records keep landing in a
 closed parent, a drained closed shard never ends). kinesis-mock, the engine
-LocalStack uses, gets resharding, iterators and CBOR right; it is slower
+LocalStack uses, gets resharding and iterators right; it is slower
 (~1,000 puts/s) and runs on Node.js. DynamoDB and CloudWatch stay on moto.
 
 The pinned package is installed on first use into the per-user cache
@@ -68,6 +68,7 @@ from ._emulator import (
 from ._exceptions import EmulatorError, PortInUseError
 
 __all__ = [
+    "CBOR_RECORDS_WORK",
     "DURATION_SETTINGS",
     "ENGINES",
     "INTEGRITY",
@@ -98,6 +99,12 @@ VERSION = "0.6.2"
 INTEGRITY = (
     "sha512-mFlmksPMQP/A3nT22N2E8WzUbJcbEdxkCnhNCx2lHj20CW4vzuVH8zn5ByRg5LS5es8tvnx2mY1DpbZ5kw9PPQ=="
 )
+#: Whether the Java SDK (v1) can read records from it over CBOR. It cannot:
+#: kinesis-mock 0.6.2 answers a CBOR GetRecords with each record's ``Data`` as a
+#: base64 text string where CBOR needs a byte string, and the SDK's parser fails
+#: ("Current token (VALUE_STRING) not VALUE_EMBEDDED_OBJECT"); every other call
+#: works over CBOR. So daemons use JSON for it (``isCBORProtocolDisabled = true``).
+CBOR_RECORDS_WORK = False
 #: Kinesis engines: ``moto`` (one port with DynamoDB and CloudWatch) or this one.
 ENGINES = ("moto", "kinesis-mock")
 NODE_HINT = "install Node.js 20 with npm (e.g. apt-get install nodejs npm), then retry"

@@ -8,6 +8,11 @@ or the built-in local one, plus this command's overrides), starts the KCL
 daemon on them and shows live progress per shard: records processed, lag
 (``millisBehindLatest``) and the last checkpoint.
 
+``--kinesis kinesis-mock`` puts Kinesis on kinesis-mock (started for the run on
+a free loopback port) while DynamoDB and CloudWatch stay on moto or the
+endpoint; it needs Node.js and installs the pinned ``kinesis-local`` into the
+cache on first use.
+
 Ctrl-C (or SIGTERM) asks the daemon for a graceful shutdown: each record
 processor gets ``shutdownRequested`` and may checkpoint; a second Ctrl-C kills
 the daemon.  The daemon's log goes to ``daemon.log`` in the run directory
@@ -40,6 +45,7 @@ from .._daemon import LOCAL_PROFILE, READY_MARKER, Daemon, processor_command
 from .._emulator import DEFAULT_HOST, DEFAULT_PORT, EmbeddedEmulator, ensure_port_free, free_port
 from .._exceptions import DaemonError, EmulatorError, PropertiesError
 from .._jars import DEFAULT_GENERATION
+from .._kinesis_mock import CBOR_RECORDS_WORK, ENGINES, KinesisMock
 from .._progress import PROGRESS_ENV, ProgressBoard, ShardProgress
 from .._properties import detect_profile, effective_properties, read_properties, write_properties
 from ._common import ENDPOINT_ENV
@@ -77,6 +83,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--endpoint", metavar="URL",
                    help="use this endpoint for Kinesis, DynamoDB and CloudWatch instead of "
                         "starting the embedded emulator")
+    p.add_argument("--kinesis", choices=ENGINES, default="moto",
+                   help="the Kinesis engine: moto (default), or kinesis-mock (started for this "
+                        "run on a free loopback port; DynamoDB and CloudWatch stay on "
+                        "moto or the endpoint; needs Node.js, installs kinesis-local on first use)")
     p.add_argument("--port", type=int, default=None, metavar="PORT",
                    help="the embedded emulator's port (default: 4566 if free, else any free port; "
                         "0: any free port)")
@@ -235,19 +245,33 @@ def _endpoint_of(the_plan: Plan) -> str | None:
 # -- running ---------------------------------------------------------------------
 
 
+def _with_kinesis(the_plan: Plan, kinesis_endpoint: str) -> Plan:
+    """Kinesis on kinesis-mock, over JSON: its CBOR GetRecords answers carry each
+    record's Data as base64 text, which the Java SDK's CBOR parser refuses."""
+    overrides = {**the_plan.overrides, "kinesisEndpoint": kinesis_endpoint,
+                 "isCBORProtocolDisabled": str(not CBOR_RECORDS_WORK).lower()}
+    return replace(the_plan, overrides=overrides)
+
+
 @contextlib.contextmanager
-def _emulator(the_plan: Plan, port: int, log_path: Path) -> Iterator[Plan]:
-    if not the_plan.embedded:
-        yield the_plan
-        return
-    # A session of its own: Ctrl-C in the terminal must not stop the emulator
-    # before the processors have checkpointed.
-    emulator = EmbeddedEmulator(port, log_path=log_path, detach=True)
-    emulator.start()
-    try:
-        yield _with_endpoint(the_plan, emulator.endpoint_url)
-    finally:
-        emulator.stop()
+def _emulator(the_plan: Plan, port: int, log_path: Path, kinesis: str = "moto") -> Iterator[Plan]:
+    if kinesis != "moto" and not the_plan.create_stream:
+        raise _usage(f"--kinesis {kinesis} is for local runs; these properties reach AWS")
+    with contextlib.ExitStack() as stack:
+        live = the_plan
+        if the_plan.embedded:
+            # A session of its own: Ctrl-C in the terminal must not stop the emulator
+            # before the processors have checkpointed.
+            emulator = EmbeddedEmulator(port, log_path=log_path, detach=True)
+            emulator.start()
+            stack.callback(emulator.stop)
+            live = _with_endpoint(the_plan, emulator.endpoint_url)
+        if kinesis == "kinesis-mock":  # in a process group of its own, too
+            engine = KinesisMock(log_path=log_path.with_name("kinesis-mock.log"))
+            engine.start()
+            stack.callback(engine.stop)
+            live = _with_kinesis(live, engine.endpoint_url)
+        yield live
 
 
 def _ensure_stream(the_plan: Plan, shards: int) -> _aws.StreamInfo:
@@ -353,6 +377,8 @@ def _run(args: argparse.Namespace) -> int:
         shown = the_plan if not the_plan.embedded else _with_endpoint(
             the_plan, f"http://{DEFAULT_HOST}:{_embedded_port(args.port) or free_port()}"
         )
+        if args.kinesis == "kinesis-mock":
+            shown = _with_kinesis(shown, f"http://{DEFAULT_HOST}:{free_port()}")
         document = effective_properties(shown.base, shown.overrides, environ=shown.environ)
         sys.stdout.write(f"# effective properties: {shown.base} plus kclpy-local run's overrides\n")
         if the_plan.embedded:
@@ -376,9 +402,12 @@ def _run(args: argparse.Namespace) -> int:
             log_stream = stack.enter_context(log_path.open("w", encoding="utf-8"))
             print(f"kclpy-local: daemon log: {log_path}", file=err)
         live = stack.enter_context(
-            _emulator(the_plan, _embedded_port(args.port), run_dir / "emulator.log")
+            _emulator(the_plan, _embedded_port(args.port), run_dir / "emulator.log", args.kinesis)
         )
         endpoint = _endpoint_of(live)
+        if args.kinesis == "kinesis-mock":
+            print(f"kclpy-local: Kinesis on kinesis-mock at {endpoint}", file=err)
+            endpoint = live.overrides.get("dynamoDBEndpoint") or endpoint
         if live.embedded:
             print(f"kclpy-local: embedded emulator at {endpoint}", file=err)
             if endpoint != f"http://{DEFAULT_HOST}:{DEFAULT_PORT}":
