@@ -388,6 +388,16 @@ KCL1_KEYS: tuple[KeySpec, ...] = (
         source="launcher",
         choices=("WORKER", "EAGER"),
     ),
+    KeySpec(
+        "gracefulLeaseHandoff",
+        _B,
+        "true",
+        "true: after a complete graceful shutdown the worker clears the owner of the leases "
+        "it still holds, and takes leases without owner at its next lease-taker pass (up to "
+        "its share) instead of waiting for them to expire; false: the KCL's own behaviour "
+        "(kclpy-local launcher).",
+        source="launcher",
+    ),
 )
 
 KCL1_KEYS_BY_NAME: Mapping[str, KeySpec] = MappingProxyType({spec.name: spec for spec in KCL1_KEYS})

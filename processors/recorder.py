@@ -6,6 +6,12 @@ shard, sequence number, sub-sequence number, partition key, data (base64) and
 the time it was processed. The ledger is flushed before each checkpoint, so it
 never claims less than what was checkpointed (at-least-once accounting).
 
+When ``KCLPY_LOCAL_CHECKPOINTS`` names a file, the recorder also appends one JSON
+line there where each shard starts (``"event": "initialize"``, with the
+sequence number the daemon gave) and after each checkpoint the daemon accepted
+(``"event": "checkpoint"``, with the sequence number checkpointed): shard,
+event, sequence number, time and process id. Record lines never go there.
+
 Run by the daemon (``executableName = python3 processors/recorder.py``).
 """
 
@@ -32,14 +38,35 @@ RETRY = RetryPolicy()
 
 
 class RecorderProcessor(RecordProcessor):
-    def __init__(self, ledger_path: str | None = None) -> None:
+    def __init__(self, ledger_path: str | None = None, checkpoints_path: str | None = None) -> None:
         self.ledger_path = ledger_path or os.environ.get("KCLPY_LOCAL_LEDGER", "ledger.jsonl")
+        self.checkpoints_path = checkpoints_path or os.environ.get("KCLPY_LOCAL_CHECKPOINTS") or None
         self.shard_id = "?"
         self._ledger: TextIO | None = None
+        self._checkpoints: TextIO | None = None
+        self._last_sequence: str | None = None
+
+    def _note(self, event: str, sequence_number: str | None) -> None:
+        """One line in the checkpoint log, if there is one."""
+        out = self._checkpoints
+        if out is None:
+            return
+        out.write(json.dumps({
+            "shard": self.shard_id,
+            "event": event,
+            "sequence_number": sequence_number,
+            "at": time.time(),
+            "pid": os.getpid(),
+        }) + "\n")
+        out.flush()
 
     def initialize(self, shard: Initialize) -> None:
         self.shard_id = shard.shard_id
+        self._last_sequence = shard.sequence_number
         self._ledger = open(self.ledger_path, "a", encoding="utf-8")  # noqa: SIM115
+        if self.checkpoints_path:
+            self._checkpoints = open(self.checkpoints_path, "a", encoding="utf-8")  # noqa: SIM115
+        self._note("initialize", shard.sequence_number)
         log.info("processing %s from %s", shard.shard_id, shard.sequence_number)
 
     def process_records(self, batch: ProcessRecords, checkpointer: Checkpointer) -> None:
@@ -59,7 +86,10 @@ class RecorderProcessor(RecordProcessor):
         ledger.flush()
         os.fsync(ledger.fileno())
         if batch.records:
-            checkpointer.checkpoint(batch.records[-1], retry=RETRY)
+            last = batch.records[-1]
+            self._last_sequence = last.sequence_number
+            checkpointer.checkpoint(last, retry=RETRY)
+            self._note("checkpoint", last.sequence_number)
             log.info("%s: %d records, checkpoint %s, %s ms behind", self.shard_id,
                      len(batch.records), batch.records[-1].sequence_number, batch.millis_behind_latest)
 
@@ -69,10 +99,13 @@ class RecorderProcessor(RecordProcessor):
     def shard_ended(self, checkpointer: Checkpointer) -> None:
         log.info("%s: shard ended", self.shard_id)
         checkpointer.checkpoint(retry=RETRY)
+        self._note("checkpoint", "SHARD_END")
 
     def shutdown_requested(self, checkpointer: Checkpointer) -> None:
         log.info("%s: shutdown requested", self.shard_id)
         checkpointer.checkpoint(retry=RETRY)
+        # At the last record delivered, which is the last one seen here.
+        self._note("checkpoint", self._last_sequence)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,14 @@ import com.amazonaws.services.kinesis.clientlibrary.lib.worker.TaskResult;
 import com.amazonaws.services.kinesis.clientlibrary.lib.worker.Worker;
 import com.amazonaws.services.kinesis.clientlibrary.lib.worker.WorkerStateChangeListener;
 import com.amazonaws.services.kinesis.clientlibrary.proxies.KinesisProxy;
+import com.amazonaws.services.kinesis.clientlibrary.types.ExtendedSequenceNumber;
+import com.amazonaws.services.kinesis.leases.exceptions.DependencyException;
+import com.amazonaws.services.kinesis.leases.exceptions.InvalidStateException;
+import com.amazonaws.services.kinesis.leases.exceptions.ProvisionedThroughputException;
+import com.amazonaws.services.kinesis.leases.impl.KinesisClientLease;
 import com.amazonaws.services.kinesis.leases.impl.KinesisClientLeaseManager;
+import com.amazonaws.services.kinesis.leases.impl.LeaseTaker;
+import com.amazonaws.services.kinesis.leases.interfaces.ILeaseTaker;
 import com.amazonaws.services.kinesis.metrics.impl.MetricsHelper;
 import com.amazonaws.services.kinesis.metrics.impl.NullMetricsFactory;
 import com.amazonaws.services.kinesis.multilang.MultiLangDaemon;
@@ -36,8 +43,14 @@ import java.io.InputStream;
 import java.io.OutputStream;
 import java.lang.reflect.Constructor;
 import java.nio.charset.Charset;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.HashSet;
+import java.util.List;
 import java.util.Locale;
+import java.util.Map;
 import java.util.Properties;
+import java.util.Set;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Future;
@@ -57,6 +70,7 @@ import java.util.concurrent.atomic.AtomicBoolean;
  *       {@code com.amazonaws.sdk.disableCbor=true} before any client is built;</li>
  *   <li>{@code initialLeaseSync} ({@code worker} or {@code eager}, any case;
  *       default {@code worker}): see below;</li>
+ *   <li>{@code gracefulLeaseHandoff} (boolean, default {@code true}): see below;</li>
  *   <li>the three AWS clients are built with the SDK's client builders, with an
  *       {@code EndpointConfiguration(endpoint, regionName)} when an endpoint is
  *       set, and injected into the Worker;</li>
@@ -98,6 +112,37 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * the worker does its own initial sync, as with {@code worker}. A value other than
  * {@code worker} or {@code eager} is a usage error.
  *
+ * <p><b>{@code gracefulLeaseHandoff}.</b> On a graceful shutdown KCL 1.15's worker
+ * ({@code Worker.createWorkerShutdownCallable}, {@code GracefulShutdownCoordinator})
+ * stops its lease taker, lets each record processor checkpoint on
+ * shutdownRequested, then drops the lease from its renewer
+ * ({@code LeaseCoordinator.dropLease}) and stops renewing ({@code Worker.shutdown},
+ * {@code LeaseCoordinator.stop}); the lease table is not written: the leases keep
+ * this worker as owner until they expire. Another running worker's
+ * {@code LeaseTaker} counts a lease as expired only when its counter has not
+ * changed between two of its scans, which run every
+ * 2 x ({@code failoverTimeMillis} + 25 ms); clearing the owner does not help it,
+ * since the cleared lease's new counter reads as a renewal (KCL 2.6 and later treat
+ * a lease without owner as available at once). With {@code true} (the default):
+ * <ul>
+ *   <li>after a graceful shutdown that completed (every record processor finished
+ *       its shutdownRequested step), the launcher releases each lease the table
+ *       still names this worker as owner of, with the KCL's own conditional
+ *       eviction ({@code LeaseManager.evictLease}: the owner is removed and the
+ *       counter incremented only if the owner is still this worker), one line per
+ *       lease; a shutdown that did not complete leaves the leases to expire;</li>
+ *   <li>the worker's lease taker is the KCL's {@code LeaseTaker} (built as the
+ *       worker builds it), followed at each of its passes by a look for leases
+ *       without owner: the worker takes such leases, with the KCL's conditional
+ *       {@code takeLease}, up to its share (the leases divided by the workers
+ *       owning leases, this one included, rounded up, at most
+ *       {@code maxLeasesForWorker}), one line per lease.</li>
+ * </ul>
+ * So a released lease is taken at the next lease-taker pass of a worker that runs
+ * this launcher, at most one taker interval after the release instead of one to
+ * two intervals. With {@code false} the launcher leaves both to the KCL. A value
+ * other than {@code true} or {@code false} is a usage error.
+ *
  * <p>Exit codes: 0 when the worker's loop ends by itself (after SIGTERM or SIGINT the
  * JVM exits with 128 + the signal's number, as any JVM); {@value #EXIT_FAILED} on a usage
  * error (no or unreadable file, a value the launcher rejects), on a failure while
@@ -122,6 +167,9 @@ public final class KclLocalLauncher {
     static final String SYNC_WORKER = "worker";
     static final String SYNC_EAGER = "eager";
     static final String EAGER_LINE = "eager initial lease sync";
+    static final String LEASE_HANDOFF = "gracefulLeaseHandoff";
+    static final String RELEASED_LINE = "released lease ";
+    static final String TOOK_RELEASED_LINE = "took released lease ";
     static final String KCL_WORKER_PACKAGE = "com.amazonaws.services.kinesis.clientlibrary.lib.worker";
     /** As {@code KinesisClientLibLeaseCoordinator.initialize()} waits, but polled every second. */
     static final long TABLE_POLL_SECONDS = 1L;
@@ -222,14 +270,17 @@ public final class KclLocalLauncher {
         final long graceMillis;
         /** {@code null} unless {@code initialLeaseSync = eager}. */
         final EagerLeaseSync eagerSync;
+        /** {@code null} unless {@code gracefulLeaseHandoff = true}. */
+        final LeaseRelease release;
 
         Prepared(Worker worker, StateListener listener, ExecutorService executor, long graceMillis,
-                EagerLeaseSync eagerSync) {
+                EagerLeaseSync eagerSync, LeaseRelease release) {
             this.worker = worker;
             this.listener = listener;
             this.executor = executor;
             this.graceMillis = graceMillis;
             this.eagerSync = eagerSync;
+            this.release = release;
         }
     }
 
@@ -251,13 +302,14 @@ public final class KclLocalLauncher {
 
     static Prepared prepare(String propertiesPath) throws IOException {
         Properties extra = loadProperties(propertiesPath);
-        boolean cborDisabled = parseBoolean(extra, CBOR_DISABLED);
+        boolean cborDisabled = parseBoolean(extra, CBOR_DISABLED, false);
         if (cborDisabled) {
             System.setProperty(CBOR_SYSTEM_PROPERTY, "true");
             say("CBOR disabled (" + CBOR_DISABLED + " = true)");
         }
         String cloudWatchEndpoint = trimmedOrNull(extra.getProperty(CLOUDWATCH_ENDPOINT));
         boolean eager = SYNC_EAGER.equals(parseChoice(extra, INITIAL_LEASE_SYNC, SYNC_WORKER, SYNC_EAGER));
+        boolean handoff = parseBoolean(extra, LEASE_HANDOFF, true);
 
         MultiLangDaemonConfig config;
         try {
@@ -303,16 +355,28 @@ public final class KclLocalLauncher {
                 .cloudWatchClient(cloudWatch)
                 .workerStateChangeListener(listener);
         EagerLeaseSync eagerSync = null;
+        KinesisClientLeaseManager leaseManager = null;
         if (eager) {
             eagerSync = new EagerLeaseSync(kcl, kinesis, dynamoDB);
+            leaseManager = eagerSync.leaseManager;
             // The objects Worker.Builder would create itself, shared with the eager sync.
             builder.leaseManager(eagerSync.leaseManager)
                     .shardSyncer(eagerSync.shardSyncer)
                     .kinesisProxy(eagerSync.kinesisProxy);
         }
+        LeaseRelease release = null;
+        if (handoff) {
+            if (leaseManager == null) {
+                // As Worker.Builder.build() makes it when none is given.
+                leaseManager = new KinesisClientLeaseManager(kcl.getTableName(), dynamoDB, kcl.getBillingMode());
+                builder.leaseManager(leaseManager);
+            }
+            release = new LeaseRelease(leaseManager, kcl.getWorkerIdentifier());
+            builder.leaseTaker(new HandoffLeaseTaker(leaseManager, kcl));
+        }
         Worker worker = builder.build();
         long grace = extra.getProperty(GRACE) != null ? kcl.getShutdownGraceMillis() : DEFAULT_GRACE_MILLIS;
-        return new Prepared(worker, listener, executor, grace, eagerSync);
+        return new Prepared(worker, listener, executor, grace, eagerSync, release);
     }
 
     /**
@@ -431,9 +495,12 @@ public final class KclLocalLauncher {
                 + value + "'");
     }
 
-    static boolean parseBoolean(Properties properties, String key) {
+    static boolean parseBoolean(Properties properties, String key, boolean absent) {
         String value = trimmedOrNull(properties.getProperty(key));
-        if (value == null || "false".equalsIgnoreCase(value)) {
+        if (value == null) {
+            return absent;
+        }
+        if ("false".equalsIgnoreCase(value)) {
             return false;
         }
         if ("true".equalsIgnoreCase(value)) {
@@ -465,15 +532,163 @@ public final class KclLocalLauncher {
                 return;
             }
             say("stop requested; graceful shutdown (up to " + prepared.graceMillis + " ms)");
+            long deadline = System.currentTimeMillis() + prepared.graceMillis;
             Future<Boolean> done = prepared.worker.startGracefulShutdown();
             Boolean complete = done.get(prepared.graceMillis, TimeUnit.MILLISECONDS);
             say("graceful shutdown " + (Boolean.TRUE.equals(complete) ? "complete" : "ended early"));
+            if (prepared.release != null) {
+                if (Boolean.TRUE.equals(complete)) {
+                    prepared.release.run(deadline);
+                } else {
+                    say("leases not released (the record processors did not all finish); they will expire");
+                }
+            }
         } catch (TimeoutException e) {
-            say("graceful shutdown did not finish within " + prepared.graceMillis + " ms; exiting anyway");
+            say("graceful shutdown did not finish within " + prepared.graceMillis + " ms; exiting anyway"
+                    + (prepared.release != null ? "; leases not released, they will expire" : ""));
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         } catch (Exception e) {
             say("error during graceful shutdown: " + e);
+        }
+    }
+
+    /** A lease's checkpoint for a log line: the sequence number, and the sub-sequence number if any. */
+    static String checkpointOf(KinesisClientLease lease) {
+        ExtendedSequenceNumber checkpoint = lease.getCheckpoint();
+        if (checkpoint == null) {
+            return "none";
+        }
+        Long sub = checkpoint.getSubSequenceNumber();
+        return checkpoint.getSequenceNumber() + (sub == null || sub == 0L ? "" : "/" + sub);
+    }
+
+    /**
+     * Releases the leases this worker still owns in the lease table, after a
+     * complete graceful shutdown (see {@code gracefulLeaseHandoff} in the class comment).
+     */
+    static final class LeaseRelease {
+        final KinesisClientLeaseManager leaseManager;
+        final String workerId;
+
+        LeaseRelease(KinesisClientLeaseManager leaseManager, String workerId) {
+            this.leaseManager = leaseManager;
+            this.workerId = workerId;
+        }
+
+        /** Never throws; stops at {@code deadline} (epoch millis), leaving the rest to expire. */
+        void run(long deadline) {
+            List<KinesisClientLease> mine = new ArrayList<>();
+            try {
+                for (KinesisClientLease lease : leaseManager.listLeases()) {
+                    if (workerId.equals(lease.getLeaseOwner())) {
+                        mine.add(lease);
+                    }
+                }
+            } catch (Exception e) {
+                say("cannot list the leases to release them (" + oneLine(e) + "); they will expire");
+                return;
+            }
+            for (int i = 0; i < mine.size(); i++) {
+                KinesisClientLease lease = mine.get(i);
+                if (System.currentTimeMillis() >= deadline) {
+                    say((mine.size() - i) + " lease(s) not released (no time left); they will expire");
+                    return;
+                }
+                try {
+                    if (leaseManager.evictLease(lease)) {
+                        say(RELEASED_LINE + lease.getLeaseKey() + " (checkpoint " + checkpointOf(lease)
+                                + "): no owner, for another worker to take");
+                    } else {
+                        say("lease " + lease.getLeaseKey() + " not released: another worker owns it now");
+                    }
+                } catch (Exception e) {
+                    say("lease " + lease.getLeaseKey() + " not released (" + oneLine(e) + "); it will expire");
+                }
+            }
+        }
+    }
+
+    /**
+     * The KCL's {@code LeaseTaker}, then, at each pass, the leases without owner up to
+     * this worker's share (see {@code gracefulLeaseHandoff} in the class comment).
+     */
+    static final class HandoffLeaseTaker implements ILeaseTaker<KinesisClientLease> {
+        final LeaseTaker<KinesisClientLease> kclTaker;
+        final KinesisClientLeaseManager leaseManager;
+        final String workerId;
+        final int maxLeasesForWorker;
+        private String lastProblem;
+
+        HandoffLeaseTaker(KinesisClientLeaseManager leaseManager, KinesisClientLibConfiguration kcl) {
+            // As Worker.Builder.build() makes it when none is given.
+            this.kclTaker = new LeaseTaker<KinesisClientLease>(leaseManager, kcl.getWorkerIdentifier(),
+                    kcl.getFailoverTimeMillis())
+                    .withMaxLeasesForWorker(kcl.getMaxLeasesForWorker())
+                    .withMaxLeasesToStealAtOneTime(kcl.getMaxLeasesToStealAtOneTime());
+            this.leaseManager = leaseManager;
+            this.workerId = kcl.getWorkerIdentifier();
+            this.maxLeasesForWorker = kcl.getMaxLeasesForWorker();
+        }
+
+        @Override
+        public String getWorkerIdentifier() {
+            return workerId;
+        }
+
+        @Override
+        public Map<String, KinesisClientLease> takeLeases() throws DependencyException, InvalidStateException {
+            Map<String, KinesisClientLease> taken = kclTaker.takeLeases();
+            try {
+                takeReleased(taken);
+                lastProblem = null;
+            } catch (DependencyException | InvalidStateException | ProvisionedThroughputException
+                    | RuntimeException e) {
+                String problem = oneLine(e);
+                if (!problem.equals(lastProblem)) {
+                    say("cannot look for released leases (" + problem + "); they will be taken when they expire");
+                }
+                lastProblem = problem;
+            }
+            return taken;
+        }
+
+        void takeReleased(Map<String, KinesisClientLease> taken)
+                throws DependencyException, InvalidStateException, ProvisionedThroughputException {
+            List<KinesisClientLease> leases = leaseManager.listLeases();
+            List<KinesisClientLease> released = new ArrayList<>();
+            Set<String> owners = new HashSet<>();
+            owners.add(workerId);
+            int mine = 0;
+            for (KinesisClientLease lease : leases) {
+                String owner = lease.getLeaseOwner();
+                if (owner == null) {
+                    released.add(lease);
+                } else {
+                    owners.add(owner);
+                    if (owner.equals(workerId)) {
+                        mine++;
+                    }
+                }
+            }
+            if (released.isEmpty()) {
+                return;
+            }
+            int share = Math.min((leases.size() + owners.size() - 1) / owners.size(), maxLeasesForWorker);
+            int wanted = share - mine;
+            Collections.shuffle(released);
+            for (KinesisClientLease lease : released) {
+                if (wanted <= 0) {
+                    return;
+                }
+                if (leaseManager.takeLease(lease, workerId)) {
+                    // As the KCL's LeaseTaker marks what it took (the renewer needs it).
+                    lease.setLastCounterIncrementNanos(System.nanoTime());
+                    taken.put(lease.getLeaseKey(), lease);
+                    wanted--;
+                    say(TOOK_RELEASED_LINE + lease.getLeaseKey() + " (checkpoint " + checkpointOf(lease) + ")");
+                }
+            }
         }
     }
 
