@@ -16,9 +16,21 @@ cache on first use.
 Ctrl-C (or SIGTERM) asks the daemon for a graceful shutdown: each record
 processor gets ``shutdownRequested`` and may checkpoint; a second Ctrl-C kills
 the daemon.  The daemon's log goes to ``daemon.log`` in the run directory
-(``--log -`` sends it to stderr); its last lines are shown when it fails.
+(``--log -`` sends it to stderr); its last lines are shown when it fails,
+with the reason when the log names one (a record processor that failed or
+timed out).  While the endpoint does not answer the daemon keeps retrying, and
+the run says so once, and again when it answers.
 
-Exit codes: the daemon's (0 after a graceful shutdown that completed; 3 when
+``--restart`` supervises the daemon: when it exits with an error (not after a
+requested stop) it is started again after a back-off (``--backoff`` seconds,
+doubled after each restart up to 30 s, back to the start after 60 s of
+running), at most ``--max-restarts`` times, with one line per restart naming
+the exit code and the reason.  The new daemon resumes from the last
+checkpoints; the progress counts accumulate across restarts.  Ctrl-C during
+a back-off stops at once.
+
+Exit codes: the daemon's, the last one's with ``--restart`` (0 after a
+graceful shutdown that completed; 1 when a record processor failed; 3 when
 the worker never started; 128+N when it died of signal N); 2 for bad
 arguments or properties; 5/6 when the jars or Java are missing; 8 when the
 emulator cannot be started or the endpoint cannot be reached.
@@ -30,14 +42,11 @@ import argparse
 import contextlib
 import os
 import re
-import signal
 import sys
-import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from types import FrameType
 from typing import TextIO
 
 from .. import _aws
@@ -48,7 +57,8 @@ from .._jars import DEFAULT_GENERATION
 from .._kinesis_mock import CBOR_RECORDS_WORK, ENGINES, KinesisMock
 from .._progress import PROGRESS_ENV, ProgressBoard, ShardProgress
 from .._properties import detect_profile, effective_properties, read_properties, write_properties
-from ._common import ENDPOINT_ENV
+from .._supervise import ExitReason, OutageWatch, RestartPolicy, endpoint_answers
+from ._common import ENDPOINT_ENV, StopSignals
 from .up import default_state_dir, read_record, record_is_live
 
 __all__ = ["RUN_PROFILE", "register"]
@@ -56,6 +66,12 @@ __all__ = ["RUN_PROFILE", "register"]
 #: The built-in properties used when ``--properties`` is not given.
 RUN_PROFILE = LOCAL_PROFILE
 GRACEFUL_MARKER = "kclpy-local: graceful shutdown complete"
+#: --restart: the back-off doubles up to this (or --backoff, if larger).
+MAX_BACKOFF = 30.0
+#: --restart: a daemon that ran this long before failing resets the back-off.
+HEALTHY_AFTER = 60.0
+DEFAULT_MAX_RESTARTS = 5
+DEFAULT_BACKOFF = 1.0
 _ENDPOINT_KEYS = ("kinesisEndpoint", "dynamoDBEndpoint", "cloudWatchEndpoint")
 _DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
@@ -105,6 +121,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                    help="give up when the worker has not started by then (default: wait)")
     p.add_argument("--no-progress", dest="progress", action="store_false",
                    help="do not show per-shard progress")
+    p.add_argument("--restart", action="store_true",
+                   help="start the daemon again when it exits with an error (not after Ctrl-C), "
+                        "after a back-off; it resumes from the last checkpoints")
+    p.add_argument("--max-restarts", type=int, default=None, metavar="N",
+                   help=f"with --restart: restart at most N times (default: {DEFAULT_MAX_RESTARTS})")
+    p.add_argument("--backoff", type=float, default=None, metavar="SECONDS",
+                   help=f"with --restart: the first wait, doubled after each restart up to "
+                        f"{MAX_BACKOFF:.0f} s (or SECONDS if larger) and back to SECONDS after "
+                        f"{HEALTHY_AFTER:.0f} s of running (default: {DEFAULT_BACKOFF:g})")
     p.set_defaults(func=_run)
 
 
@@ -285,18 +310,33 @@ def _ensure_stream(the_plan: Plan, shards: int) -> _aws.StreamInfo:
 
 
 class _LogSink:
-    """The daemon's log: to a file or stderr, watching for the graceful-shutdown line."""
+    """The daemon's log: to a file or stderr, watching for the graceful-shutdown line,
+    the reason of an exit and endpoint outages."""
 
-    def __init__(self, stream: TextIO) -> None:
+    def __init__(self, stream: TextIO, watch: OutageWatch | None = None) -> None:
         self._stream = stream
+        self.watch = watch
+        self.begin()
+
+    def begin(self) -> None:
+        """A new daemon starts: forget what the previous one said."""
         self.graceful = False
         self.started_at: float | None = None
+        self.reason = ExitReason()
+
+    def note(self, line: str) -> None:
+        """A line of our own in the log (restarts)."""
+        self._stream.write(line + "\n")
+        self._stream.flush()
 
     def __call__(self, line: str) -> None:
         if GRACEFUL_MARKER in line:
             self.graceful = True
         if self.started_at is None and READY_MARKER in line:
             self.started_at = time.time()
+        self.reason.feed(line)
+        if self.watch is not None:
+            self.watch.feed(line)
         self._stream.write(line + "\n")
         self._stream.flush()
 
@@ -371,7 +411,33 @@ def _exit_code(code: int) -> int:
     return 128 - code if code < 0 else code
 
 
+def restart_policy(args: argparse.Namespace) -> RestartPolicy | None:
+    """The back-off of ``--restart``; ``None`` without it."""
+    if not args.restart:
+        for given, flag in ((args.max_restarts, "--max-restarts"), (args.backoff, "--backoff")):
+            if given is not None:
+                raise _usage(f"{flag} is for --restart", hint="add --restart")
+        return None
+    max_restarts = DEFAULT_MAX_RESTARTS if args.max_restarts is None else args.max_restarts
+    backoff = DEFAULT_BACKOFF if args.backoff is None else args.backoff
+    if max_restarts < 0:
+        raise _usage(f"--max-restarts must be 0 or more, not {max_restarts}")
+    if not backoff >= 0:  # also refuses nan
+        raise _usage(f"--backoff must be 0 or more seconds, not {backoff:g}")
+    return RestartPolicy(max_restarts=max_restarts, initial=backoff, maximum=max(MAX_BACKOFF, backoff),
+                         healthy_after=HEALTHY_AFTER)
+
+
+def _probe(the_plan: Plan) -> Callable[[], bool] | None:
+    """Whether every local endpoint of the run answers; ``None`` for AWS endpoints."""
+    urls = sorted({url for key in _ENDPOINT_KEYS if (url := the_plan.overrides.get(key))})
+    if not urls or not all(_aws.is_local_endpoint(url) for url in urls):
+        return None
+    return lambda: all(endpoint_answers(url) for url in urls)
+
+
 def _run(args: argparse.Namespace) -> int:
+    policy = restart_policy(args)
     the_plan = plan(args, os.environ)
     if args.print_properties:
         shown = the_plan if not the_plan.embedded else _with_endpoint(
@@ -421,28 +487,31 @@ def _run(args: argparse.Namespace) -> int:
                   f"--shards {args.shards} ignored", file=err)
         live = replace(live, environ={**live.environ, PROGRESS_ENV: str(progress_path)})
         write_effective(live, properties_path)
-        sink = _LogSink(log_stream)
-        daemon = Daemon(
-            properties_path,
-            generation=args.kcl,
-            cache_dir=args.cache_dir,
-            java=args.java,
-            env=live.environ,
-            log=sink,
-            ready_timeout=args.ready_timeout,
-            cwd=Path.cwd(),
-        )
+        sink = _LogSink(log_stream, OutageWatch(_probe(live)))
+
+        def make_daemon() -> Daemon:
+            return Daemon(
+                properties_path,
+                generation=args.kcl,
+                cache_dir=args.cache_dir,
+                java=args.java,
+                env=live.environ,
+                log=sink,
+                ready_timeout=args.ready_timeout,
+                cwd=Path.cwd(),
+            )
+
         print(f"kclpy-local: application {live.app!r}, stream {live.stream!r} "
               f"({len(info.shard_ids)} shard(s)), processor {live.executable}", file=err)
         print(f"kclpy-local: effective properties: {properties_path}", file=err)
-        return _supervise(daemon, sink=sink, board=ProgressBoard(progress_path),
+        return _supervise(make_daemon, sink=sink, board=ProgressBoard(progress_path),
                           view=_View(err, args.progress), started=started, err=err,
-                          ready_timeout=args.ready_timeout)
+                          ready_timeout=args.ready_timeout, policy=policy)
     raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _supervise(
-    daemon: Daemon,
+    make_daemon: Callable[[], Daemon],
     *,
     sink: _LogSink,
     board: ProgressBoard,
@@ -450,60 +519,123 @@ def _supervise(
     started: float,
     err: TextIO,
     ready_timeout: float | None,
+    policy: RestartPolicy | None = None,
 ) -> int:
-    requested = threading.Event()
-    signals = 0
+    """Run daemons made by ``make_daemon`` until one ends for good; the exit code."""
+    return _Supervisor(sink=sink, board=board, view=view, started=started, err=err,
+                       ready_timeout=ready_timeout, policy=policy).run(make_daemon)
 
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        nonlocal signals
-        signals += 1
-        requested.set()
 
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    announced_start = announced_first = stopping = False
-    try:
+@dataclass
+class _Life:
+    """How one daemon ended."""
+
+    code: int
+    stopping: bool
+    ran_for: float
+
+
+class _Supervisor:
+    def __init__(self, *, sink: _LogSink, board: ProgressBoard, view: _View, started: float, err: TextIO,
+                 ready_timeout: float | None, policy: RestartPolicy | None) -> None:
+        self.sink, self.board, self.view, self.err = sink, board, view, err
+        self.started = started
+        self.ready_timeout = ready_timeout
+        self.policy = policy
+        self.announced_first = False
+
+    def say(self, text: str) -> None:
+        print(f"kclpy-local: {text}", file=self.err)
+
+    def run(self, make_daemon: Callable[[], Daemon]) -> int:
+        policy, sink = self.policy, self.sink
+        interrupted = gave_up = False
+        with StopSignals() as stop:
+            number = 0
+            while True:
+                daemon = make_daemon()
+                sink.begin()
+                try:
+                    life = self._live(daemon, stop, number)
+                finally:
+                    daemon.stop()  # also ends what is left of its process group
+                result = _exit_code(life.code)
+                if life.stopping or result == 0 or policy is None or sink.reason.permanent:
+                    break
+                delay = policy.next_delay(life.ran_for)
+                if delay is None:
+                    gave_up = True
+                    break
+                self.view.forget()
+                reason = sink.reason.describe() or "no reason in its log"
+                self.say(f"the daemon exited with code {result}: {reason}; "
+                         f"restart {policy.restarts} of {policy.max_restarts} in {delay:g}s")
+                sink.note(f"kclpy-local: restart {policy.restarts} of {policy.max_restarts} "
+                          f"(the daemon exited with code {result}) in {delay:g}s")
+                if stop.requested.wait(delay):
+                    interrupted = True
+                    break
+                number += 1
+        return self._finish(daemon, life, interrupted=interrupted, gave_up=gave_up)
+
+    def _live(self, daemon: Daemon, stop: StopSignals, number: int) -> _Life:
+        """Start ``daemon`` and watch it until it exits."""
+        sink, board, view, err = self.sink, self.board, self.view, self.err
+        began = time.time()
+        origin = self.started if number == 0 else began
+        announced_start = stopping = False
         daemon.start(wait_ready=False)
         code: int | None = None
         while code is None:
             code = daemon.wait(timeout=0.5)
             if not announced_start and sink.started_at is not None:
                 announced_start = True
-                print(f"kclpy-local: worker started after {sink.started_at - started:.1f}s; "
-                      "Ctrl-C stops it gracefully", file=err)
-            if (ready_timeout is not None and sink.started_at is None and code is None
-                    and time.time() - started > ready_timeout):
-                print(f"kclpy-local: the worker did not start within {ready_timeout:.0f}s; stopping",
-                      file=err)
-                requested.set()
+                again = "" if number == 0 else " again"
+                self.say(f"worker started{again} after {sink.started_at - origin:.1f}s; "
+                         "Ctrl-C stops it gracefully")
+            if (self.ready_timeout is not None and sink.started_at is None and code is None
+                    and time.time() - origin > self.ready_timeout):
+                self.say(f"the worker did not start within {self.ready_timeout:.0f}s; stopping")
+                stop.requested.set()
+            if sink.watch is not None:
+                for notice in sink.watch.check():
+                    view.forget()
+                    self.say(notice)
             changed = board.poll()
             first = board.first_record_at
-            if changed and not announced_first and first is not None:
-                announced_first = True
-                print(f"kclpy-local: first record processed {first - started:.1f}s after start",
-                      file=err)
+            if changed and not self.announced_first and first is not None:
+                self.announced_first = True
+                self.say(f"first record processed {first - self.started:.1f}s after start")
             view.show(board, changed)
-            if code is None and requested.is_set() and not stopping:
+            if code is None and stop.requested.is_set() and not stopping:
                 stopping = True
                 view.forget()
                 print("kclpy-local: stopping gracefully (Ctrl-C again to kill)", file=err)
                 daemon.terminate()
-            if code is None and signals > 1:
+            if code is None and stop.count > 1:
                 code = daemon.stop(timeout=0)
-        code = daemon.stop() if code is None else code
-    finally:
-        daemon.stop()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    board.poll()
-    view.forget()
-    if board.shards():
-        print("kclpy-local: final: " + "; ".join(_summary(s) for s in board.shards()), file=err)
-    if stopping and sink.graceful:
-        print("kclpy-local: stopped gracefully", file=err)
-        return 0
-    result = _exit_code(code)
-    if result != 0:
-        tail = "\n".join(f"  {line}" for line in daemon.log_tail()[-20:])
-        print(f"kclpy-local: error: the daemon exited with code {result}; its last lines:\n{tail}",
-              file=err)
-    return result
+        return _Life(code, stopping, time.time() - began)
+
+    def _finish(self, daemon: Daemon, life: _Life, *, interrupted: bool, gave_up: bool) -> int:
+        board, view, policy = self.board, self.view, self.policy
+        board.poll()
+        view.forget()
+        if board.shards():
+            self.say("final: " + "; ".join(_summary(s) for s in board.shards()))
+        if policy is not None:
+            self.say(f"restarts: {policy.restarts}")
+        if life.stopping and self.sink.graceful:
+            self.say("stopped gracefully")
+            return 0
+        result = _exit_code(life.code)
+        if interrupted:
+            self.say(f"stopped during the back-off; the last daemon exited with code {result}")
+            return result
+        if result != 0:
+            reason = self.sink.reason.describe()
+            headline = f"error: the daemon exited with code {result}" + (f": {reason}" if reason else "")
+            if gave_up and policy is not None:
+                headline += f"; no restart left (--max-restarts {policy.max_restarts})"
+            tail = "\n".join(f"  {line}" for line in daemon.log_tail()[-20:])
+            self.say(f"{headline}; its last lines:\n{tail}")
+        return result

@@ -1,0 +1,412 @@
+"""The daemon's supervision without a JVM: the restart back-off, the exit reasons read
+from KCL 1.x log lines, endpoint-outage notices, and ``kclpy-local run``'s restart
+loop driven with stand-in daemons."""
+
+from __future__ import annotations
+
+import http.server
+import io
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+import pytest
+
+from kclpy_local._cli import main
+from kclpy_local._cli.run import GRACEFUL_MARKER, _LogSink, _supervise, _View
+from kclpy_local._daemon import READY_MARKER
+from kclpy_local._progress import ProgressBoard, ProgressWriter
+from kclpy_local._supervise import ExitReason, OutageWatch, RestartPolicy, endpoint_answers
+
+ROOT = Path(__file__).resolve().parents[2]
+RECORDER = ROOT / "processors" / "recorder.py"
+
+# -- RestartPolicy ----------------------------------------------------------------
+
+
+def test_delays_double_up_to_the_maximum() -> None:
+    policy = RestartPolicy(max_restarts=8, initial=1, maximum=30)
+    assert [policy.next_delay(0.5) for _ in range(8)] == [1, 2, 4, 8, 16, 30, 30, 30]
+    assert policy.restarts == 8
+
+
+def test_no_delay_once_the_restarts_are_spent() -> None:
+    policy = RestartPolicy(max_restarts=2, initial=0.5)
+    assert policy.next_delay(0) == 0.5
+    assert policy.next_delay(0) == 1.0
+    assert policy.exhausted
+    assert policy.next_delay(0) is None
+    assert policy.next_delay(1000) is None  # a healthy run does not grant more restarts
+    assert policy.restarts == 2
+
+
+def test_a_healthy_run_resets_the_back_off() -> None:
+    policy = RestartPolicy(max_restarts=10, initial=1, maximum=30, healthy_after=60)
+    assert [policy.next_delay(5) for _ in range(3)] == [1, 2, 4]
+    assert policy.next_delay(60) == 1
+    assert policy.next_delay(59) == 2
+
+
+def test_zero_restarts_and_zero_backoff() -> None:
+    assert RestartPolicy(max_restarts=0).next_delay(0) is None
+    policy = RestartPolicy(max_restarts=3, initial=0, maximum=30)
+    assert [policy.next_delay(0) for _ in range(3)] == [0, 0, 0]
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"max_restarts": -1}, {"initial": -1}, {"initial": 40, "maximum": 30}, {"multiplier": 0.5}],
+)
+def test_bad_policies_are_refused(kwargs: dict[str, float]) -> None:
+    with pytest.raises(ValueError):
+        RestartPolicy(**kwargs)  # type: ignore[arg-type]
+
+
+# -- ExitReason: the KCL 1.15.3 daemon's lines ------------------------------------------
+
+_DATE = "Nov 25, 2026 7:19:49 PM"
+SHARD = "shardId-000000000001"
+
+
+def _stderr(text: str, shard: str = SHARD) -> list[str]:
+    """A child's stderr line as the daemon logs it (DrainChildSTDERRTask), then echoes it."""
+    return [
+        f"{_DATE} com.amazonaws.services.kinesis.multilang.DrainChildSTDERRTask handleLine",
+        f"SEVERE: Received error line from subprocess [{text}] for shard {shard}",
+        text,
+    ]
+
+
+PROCESSOR_RAISED = [
+    "INFO processor: a log line of the processor itself",
+    *_stderr("INFO recorder: shardId-000000000001: 5 records, checkpoint 5, 0 ms behind"),
+    *_stderr("kclpy-local: processor raised while handling processRecords (daemon line 4); not acknowledged, exiting"),
+    *_stderr("Traceback (most recent call last):"),
+    *_stderr('  File "/srv/p.py", line 12, in process_records'),
+    *_stderr("    raise RuntimeError(f'poison record {r.sequence_number}')"),
+    *_stderr("RuntimeError: poison record 8"),
+    f"{_DATE} com.amazonaws.services.kinesis.multilang.MultiLangProtocol futureMethod",
+    f"SEVERE: Failed to get status message for processRecords action for shard {SHARD}",
+    "java.util.concurrent.ExecutionException: java.lang.RuntimeException: Reached end of STDIN of child process",
+    "\tat java.base/java.util.concurrent.FutureTask.report(FutureTask.java:122)",
+    f"{_DATE} com.amazonaws.services.kinesis.multilang.MultiLangRecordProcessor stopProcessing",
+    "SEVERE: Encountered an error while trying to process records",
+    "java.lang.RuntimeException: Child process failed to process records",
+    "\tat com.amazonaws.services.kinesis.multilang.MultiLangRecordProcessor.processRecords(MultiLangRecordProcessor.java:109)",
+    f"{_DATE} com.amazonaws.services.kinesis.multilang.MultiLangRecordProcessor childProcessShutdownSequence",
+    "INFO: Child process exited with value: 4",
+    "kclpy-local: stop requested; graceful shutdown (up to 20000 ms)",
+    "kclpy-local: graceful shutdown did not finish within 20000 ms; exiting anyway",
+]
+
+
+def reason_of(lines: Sequence[str]) -> ExitReason:
+    reason = ExitReason()
+    for line in lines:
+        reason.feed(line)
+    return reason
+
+
+def test_a_processor_that_raised() -> None:
+    reason = reason_of(PROCESSOR_RAISED)
+    assert reason.describe() == (
+        f"the record processor for {SHARD} failed while processing records "
+        "(exit status 4; RuntimeError: poison record 8); the KCL stopped the daemon"
+    )
+    assert not reason.permanent
+
+
+def test_a_processor_that_exited() -> None:
+    lines = [line for line in PROCESSOR_RAISED if "subprocess [" not in line]
+    lines = [line.replace("value: 4", "value: 7") for line in lines]
+    assert reason_of(lines).describe() == (
+        f"the record processor for {SHARD} failed while processing records (exit status 7); "
+        "the KCL stopped the daemon"
+    )
+
+
+def test_a_processor_that_failed_to_initialize() -> None:
+    lines = [
+        f"{_DATE} com.amazonaws.services.kinesis.multilang.MultiLangRecordProcessor stopProcessing",
+        "SEVERE: Encountered an error while trying to initialize record processor",
+        "java.io.IOException: Failed to start client executable",
+    ]
+    assert reason_of(lines).describe() == (
+        "the record processor for a shard failed while initializing; the KCL stopped the daemon"
+    )
+
+
+def test_a_processor_that_timed_out() -> None:
+    lines = [
+        *_stderr("INFO slow: working"),
+        f"{_DATE} com.amazonaws.services.kinesis.multilang.MultiLangProtocol futureMethod",
+        f"SEVERE: Timedout to get status message for processRecords action for shard {SHARD}. Terminating...",
+        "java.util.concurrent.TimeoutException",
+    ]
+    assert reason_of(lines).describe() == (
+        f"the record processor for {SHARD} did not answer processRecords within timeoutInSeconds; "
+        "the KCL halted the JVM"
+    )
+
+
+def test_launcher_lines() -> None:
+    cannot = reason_of(["kclpy-local: cannot start: no AWS credentials: ..."])
+    assert cannot.describe() == "cannot start: no AWS credentials: ..."
+    assert cannot.permanent
+    never = reason_of(["kclpy-local: the worker never reached STARTED (initialization failed; see the errors above)"])
+    assert never.describe() == "the worker never reached STARTED (initialization failed; see the errors above)"
+    assert not never.permanent
+
+
+def test_ordinary_processor_stderr_is_no_reason() -> None:
+    assert reason_of([*_stderr("ERROR mine: something the processor logged"), "kclpy-local: worker STARTED"]).describe() is None
+
+
+# -- OutageWatch -------------------------------------------------------------------------
+
+REFUSED = ("com.amazonaws.SdkClientException: Unable to execute HTTP request: Connect to 127.0.0.1:4566 "
+           "[/127.0.0.1] failed: Connection refused")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_an_outage_is_reported_once_and_its_end_too() -> None:
+    up = [False]
+    clock = Clock()
+    watch = OutageWatch(lambda: up[0], clock=clock)
+    assert watch.check() == []
+    watch.feed(REFUSED)
+    assert watch.check() == ["the daemon cannot reach its endpoint (Connection refused); the KCL keeps retrying"]
+    for _ in range(3):
+        watch.feed(REFUSED)
+        clock.now += 2
+        assert watch.check() == []
+    up[0] = True
+    clock.now += 2
+    assert watch.check() == ["the endpoint answers again (unreachable for 8s)"]
+    # A late error from a request sent during the outage: the probe says it is up.
+    watch.feed(REFUSED)
+    assert watch.check() == []
+    assert watch.outages == 1
+
+
+def test_a_failed_request_while_the_endpoint_answers_is_no_outage() -> None:
+    watch = OutageWatch(lambda: True)
+    watch.feed("com.amazonaws.SdkClientException: Unable to execute HTTP request: 127.0.0.1:4566 failed to respond")
+    assert watch.check() == []
+    assert watch.down_since is None
+
+
+def test_a_lost_lease_table_is_reported_once() -> None:
+    watch = OutageWatch(None)
+    line = ("com.amazonaws.services.kinesis.leases.exceptions.InvalidStateException: Cannot scan lease table "
+            "orders-app because it does not exist.")
+    watch.feed(line)
+    watch.feed(line)
+    notices = watch.check()
+    assert len(notices) == 1 and notices[0].startswith("the lease table orders-app does not exist any more")
+    assert watch.check() == []
+
+
+@pytest.fixture
+def http_server() -> Iterator[str]:
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_error(404)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+def test_endpoint_answers(http_server: str) -> None:
+    assert endpoint_answers(http_server)  # any HTTP status counts
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = sock.getsockname()[1]
+    assert not endpoint_answers(f"http://127.0.0.1:{closed}", timeout=0.5)
+    assert not endpoint_answers("not a url")
+
+
+# -- run's restart loop with stand-in daemons -----------------------------------------
+
+
+class FakeDaemon:
+    """Says ``lines`` when started, then exits with ``code`` after ``runs_for`` seconds
+    (a requested stop ends it at once, gracefully)."""
+
+    def __init__(self, sink: Callable[[str], None], lines: Sequence[str], code: int, runs_for: float = 0.0) -> None:
+        self.sink, self.lines, self.code, self.runs_for = sink, list(lines), code, runs_for
+        self.began: float | None = None
+        self.terminated = False
+        self.stopped = False
+
+    def start(self, *, wait_ready: bool = True) -> FakeDaemon:
+        self.began = time.monotonic()
+        for line in self.lines:
+            self.sink(line)
+        return self
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        assert self.began is not None
+        if self.terminated:
+            return 0
+        left = self.began + self.runs_for - time.monotonic()
+        if left <= 0:
+            return self.code
+        time.sleep(min(left, timeout or left))
+        return None
+
+    def terminate(self) -> None:
+        self.terminated = True
+        self.sink(GRACEFUL_MARKER)
+
+    def stop(self, timeout: float | None = None) -> int:
+        self.stopped = True
+        return 0 if self.terminated else self.code
+
+    def log_tail(self) -> tuple[str, ...]:
+        return tuple(self.lines)
+
+
+class Harness:
+    def __init__(self, tmp: Path, scripts: list[tuple[Sequence[str], int, float]]) -> None:
+        self.log = io.StringIO()
+        self.err = io.StringIO()
+        self.sink = _LogSink(self.log)
+        self.scripts = list(scripts)
+        self.daemons: list[FakeDaemon] = []
+        self.progress = tmp / "progress.jsonl"
+        self.board = ProgressBoard(self.progress)
+
+    def make(self) -> FakeDaemon:
+        lines, code, runs_for = self.scripts.pop(0)
+        daemon = FakeDaemon(self.sink, lines, code, runs_for)
+        self.daemons.append(daemon)
+        return daemon
+
+    def run(self, policy: RestartPolicy | None) -> int:
+        return _supervise(self.make, sink=self.sink, board=self.board,  # type: ignore[arg-type]
+                          view=_View(self.err, False), started=time.time(), err=self.err,
+                          ready_timeout=None, policy=policy)
+
+
+STARTED = f"{READY_MARKER} (application a, stream s, worker w)"
+
+
+def test_a_failed_daemon_is_restarted_and_the_run_ends_with_the_last_code(tmp_path: Path) -> None:
+    h = Harness(tmp_path, [([STARTED, *PROCESSOR_RAISED], 1, 0.0), ([STARTED], 1, 0.0), ([STARTED], 0, 0.0)])
+    assert h.run(RestartPolicy(max_restarts=5, initial=0.01)) == 0
+    err = h.err.getvalue()
+    assert len(h.daemons) == 3 and all(d.stopped for d in h.daemons)
+    assert (f"the daemon exited with code 1: the record processor for {SHARD} failed while processing "
+            "records (exit status 4; RuntimeError: poison record 8); the KCL stopped the daemon; "
+            "restart 1 of 5 in 0.01s") in err
+    assert "restart 2 of 5 in 0.02s" in err
+    assert "the daemon exited with code 1: no reason in its log; restart 2" in err
+    assert "worker started again after" in err
+    assert "kclpy-local: restarts: 2" in err
+    assert "kclpy-local: restart 1 of 5 (the daemon exited with code 1) in 0.01s" in h.log.getvalue()
+
+
+def test_the_restarts_run_out(tmp_path: Path) -> None:
+    h = Harness(tmp_path, [([STARTED, *PROCESSOR_RAISED], 1, 0.0)] * 3)
+    assert h.run(RestartPolicy(max_restarts=2, initial=0)) == 1
+    err = h.err.getvalue()
+    assert len(h.daemons) == 3
+    assert "error: the daemon exited with code 1: the record processor for" in err
+    assert "no restart left (--max-restarts 2); its last lines:" in err
+    assert "restarts: 2" in err
+
+
+def test_without_restart_the_reason_is_in_the_error(tmp_path: Path) -> None:
+    h = Harness(tmp_path, [([STARTED, *PROCESSOR_RAISED], 1, 0.0)])
+    assert h.run(None) == 1
+    assert "error: the daemon exited with code 1: the record processor for shardId-000000000001" in h.err.getvalue()
+    assert "restarts:" not in h.err.getvalue()
+
+
+def test_a_configuration_error_is_not_restarted(tmp_path: Path) -> None:
+    h = Harness(tmp_path, [(["kclpy-local: cannot start: no AWS credentials"], 1, 0.0)] * 2)
+    assert h.run(RestartPolicy(max_restarts=3, initial=0)) == 1
+    assert len(h.daemons) == 1
+    assert "error: the daemon exited with code 1: cannot start: no AWS credentials" in h.err.getvalue()
+
+
+def _interrupt_after(seconds: float) -> threading.Timer:
+    timer = threading.Timer(seconds, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    return timer
+
+
+def test_ctrl_c_during_the_back_off_stops_at_once(tmp_path: Path) -> None:
+    h = Harness(tmp_path, [([STARTED, *PROCESSOR_RAISED], 1, 0.0), ([STARTED], 0, 0.0)])
+    timer = _interrupt_after(0.5)
+    begun = time.monotonic()
+    try:
+        code = h.run(RestartPolicy(max_restarts=3, initial=60, maximum=60))
+    finally:
+        timer.cancel()
+    assert time.monotonic() - begun < 30
+    assert code == 1
+    assert len(h.daemons) == 1
+    assert "stopped during the back-off; the last daemon exited with code 1" in h.err.getvalue()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_requested_stop_is_not_restarted(tmp_path: Path) -> None:
+    h = Harness(tmp_path, [([STARTED], 1, 60.0), ([STARTED], 0, 0.0)])
+    timer = _interrupt_after(0.5)
+    try:
+        code = h.run(RestartPolicy(max_restarts=3, initial=0))
+    finally:
+        timer.cancel()
+    assert code == 0
+    assert len(h.daemons) == 1
+    assert "stopped gracefully" in h.err.getvalue()
+
+
+def test_progress_accumulates_across_restarts(tmp_path: Path) -> None:
+    h = Harness(tmp_path, [([STARTED], 1, 0.0), ([STARTED], 0, 0.0)])
+    writer = ProgressWriter(h.progress)
+    writer.initialized("shardId-0", None)
+    writer.batch(3, 0, "3")
+    writer.initialized("shardId-0", "3")  # the second daemon's processor
+    writer.batch(2, 0, "5")
+    writer.close()
+    assert h.run(RestartPolicy(max_restarts=1, initial=0)) == 0
+    assert "final: shardId-0 5 records" in h.err.getvalue()
+
+
+# -- the command line ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--max-restarts", "3"], "--max-restarts is for --restart"),
+        (["--backoff", "2"], "--backoff is for --restart"),
+        (["--restart", "--max-restarts", "-1"], "--max-restarts must be 0 or more, not -1"),
+        (["--restart", "--backoff", "-2"], "--backoff must be 0 or more seconds, not -2"),
+    ],
+)
+def test_restart_options(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", str(RECORDER), "--stream", "s", *argv]) == 2
+    assert capsys.readouterr().err.startswith(f"kclpy-local: error: {message}")
