@@ -1,5 +1,8 @@
 """``kclpy-local down``: stop the emulator that ``kclpy-local up`` started.
 
+With ``up --kinesis kinesis-mock`` that is moto and kinesis-mock (its process
+group); a kinesis-mock left running after moto went away is stopped too.
+
 ``down --localstack [--compose-file FILE]`` runs ``docker compose -f FILE down``.
 """
 
@@ -20,6 +23,7 @@ from .up import (
     record_is_live,
     remove_record,
     state_dir_of,
+    stop_kinesis,
 )
 
 __all__ = ["register"]
@@ -64,11 +68,17 @@ def run(args: argparse.Namespace) -> int:
             remove_record(state_dir)
             print("no emulator running (removed an unreadable pid file)")
             return 0
+        kinesis_stopped = stop_kinesis(record, timeout=args.timeout)
         if not record_is_live(record):
             remove_record(state_dir)
             print(f"no emulator running (pid {record.pid} is gone; removed its pid file)")
+            if kinesis_stopped and record.kinesis is not None:
+                print(f"kinesis-mock stopped (pid {record.kinesis.pid}, {record.kinesis.endpoint})")
             return 0
         stop_pid(record.pid, timeout=args.timeout)
         remove_record(state_dir)
     print(f"emulator stopped (pid {record.pid}, {record.endpoint})")
+    if record.kinesis is not None:
+        state = "stopped" if kinesis_stopped else "was already gone"
+        print(f"kinesis-mock {state} (pid {record.kinesis.pid}, {record.kinesis.endpoint})")
     return 0

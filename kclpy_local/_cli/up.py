@@ -9,6 +9,16 @@ file is JSON: ``{"pid", "port", "endpoint", "started_at", "log_file"}``.
 ``ENDPOINT=$(kclpy-local up)`` works. Running it again while the emulator
 answers only reports it (exit 0); a pid file naming a dead process is removed.
 
+``up --kinesis kinesis-mock`` starts kinesis-mock (npm ``kinesis-local``,
+installed into the per-user cache on first use; needs Node.js) beside moto, on
+a second loopback port (``--kinesis-port``, default any free port): Kinesis is
+served there, DynamoDB and CloudWatch stay on moto. stdout then has two
+lines, the moto endpoint and the Kinesis endpoint; ``--json`` prints one JSON
+document instead (``endpoint``, ``kinesis_endpoint``, ``dynamodb_endpoint``,
+``cloudwatch_endpoint``, ``kinesis_engine``, pids), with or without
+``--kinesis``. The pid file then also has ``"kinesis": {"engine", "version",
+"pid", "port", "tls_port", "endpoint", "log_file"}``; ``down`` stops both.
+
 ``up --localstack [--compose-file FILE]`` starts LocalStack instead, with
 ``docker compose -f FILE up -d --wait`` (default FILE: ``docker-compose.yml`` in
 the current directory), and prints its endpoint URL the same way. Without a
@@ -41,10 +51,13 @@ from .._emulator import (
     wait_ready,
 )
 from .._exceptions import EmulatorError
+from .._kinesis_mock import ENGINES, KinesisMock, is_kinesis_mock_process, stop_group
+from .._kinesis_mock import VERSION as KINESIS_MOCK_VERSION
 from .._localstack import DEFAULT_COMPOSE_FILE, compose_up
 
 __all__ = [
     "EmulatorRecord",
+    "KinesisRecord",
     "default_state_dir",
     "locked",
     "read_record",
@@ -58,18 +71,42 @@ logger = logging.getLogger(__name__)
 STATE_ENV = "KCLPY_LOCAL_STATE"
 PID_FILE = "emulator.json"
 LOG_FILE = "emulator.log"
+KINESIS_LOG_FILE = "kinesis-mock.log"
 LOCK_FILE = ".lock"
 
 
 @dataclass(frozen=True, slots=True)
+class KinesisRecord:
+    """The Kinesis engine that runs beside moto (``up --kinesis kinesis-mock``)."""
+
+    engine: str
+    version: str
+    pid: int
+    port: int
+    tls_port: int
+    endpoint: str
+    log_file: str
+
+
+@dataclass(frozen=True, slots=True)
 class EmulatorRecord:
-    """What the pid file says about a running emulator."""
+    """What the pid file says about a running emulator.
+
+    ``endpoint`` is moto's (DynamoDB and CloudWatch, and Kinesis unless
+    ``kinesis`` names another engine).
+    """
 
     pid: int
     port: int
     endpoint: str
     started_at: str
     log_file: str
+    kinesis: KinesisRecord | None = None
+
+    @property
+    def kinesis_endpoint(self) -> str:
+        """Where Kinesis is served."""
+        return self.kinesis.endpoint if self.kinesis is not None else self.endpoint
 
 
 def default_state_dir() -> Path:
@@ -103,12 +140,22 @@ def read_record(state_dir: Path) -> EmulatorRecord | None:
     path = state_dir / PID_FILE
     try:
         data = json.loads(path.read_text())
+        kinesis = data.get("kinesis")
         return EmulatorRecord(
             pid=int(data["pid"]),
             port=int(data["port"]),
             endpoint=str(data["endpoint"]),
             started_at=str(data.get("started_at", "")),
             log_file=str(data.get("log_file", "")),
+            kinesis=None if kinesis is None else KinesisRecord(
+                engine=str(kinesis["engine"]),
+                version=str(kinesis.get("version", "")),
+                pid=int(kinesis["pid"]),
+                port=int(kinesis["port"]),
+                tls_port=int(kinesis.get("tls_port", 0)),
+                endpoint=str(kinesis["endpoint"]),
+                log_file=str(kinesis.get("log_file", "")),
+            ),
         )
     except FileNotFoundError:
         return None
@@ -122,7 +169,10 @@ def write_record(state_dir: Path, record: EmulatorRecord) -> Path:
     state_dir.mkdir(parents=True, exist_ok=True)
     path = state_dir / PID_FILE
     tmp = path.with_name(f".{PID_FILE}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(asdict(record), indent=2) + "\n")
+    data = asdict(record)
+    if data["kinesis"] is None:
+        del data["kinesis"]
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
     tmp.replace(path)
     return path
 
@@ -141,6 +191,23 @@ def record_is_live(record: EmulatorRecord) -> bool:
     return pid_alive(record.pid) and is_moto_process(record.pid) is not False
 
 
+def kinesis_is_live(record: EmulatorRecord) -> bool:
+    """Whether the recorded Kinesis engine still runs (``False`` when there is none)."""
+    engine = record.kinesis
+    return (
+        engine is not None
+        and pid_alive(engine.pid)
+        and is_kinesis_mock_process(engine.pid) is not False
+    )
+
+
+def stop_kinesis(record: EmulatorRecord, timeout: float = 5.0) -> bool:
+    """Stop the recorded Kinesis engine if it still runs; True if it ran."""
+    if record.kinesis is None or not kinesis_is_live(record):
+        return False
+    return stop_group(record.kinesis.pid, timeout)
+
+
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser(
         "up",
@@ -148,7 +215,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description=(
             "Start moto in server mode on 127.0.0.1 (Kinesis, DynamoDB, CloudWatch), or "
             "with --localstack LocalStack in Docker (docker compose up -d --wait). "
-            "The endpoint URL is printed on stdout."
+            "The endpoint URL is printed on stdout. With --kinesis kinesis-mock, Kinesis is "
+            "served by kinesis-mock on a second loopback port, and its URL is a second line "
+            "(--json: one JSON document with every endpoint)."
         ),
     )
     p.add_argument(
@@ -162,6 +231,25 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=None,
         help="seconds to wait for readiness (default 30; 600 with --localstack, "
         "which may pull the image first)",
+    )
+    p.add_argument(
+        "--kinesis",
+        choices=ENGINES,
+        default="moto",
+        help="the Kinesis engine: moto (default), or kinesis-mock beside moto on a second "
+        "port (needs Node.js; installs kinesis-local on first use)",
+    )
+    p.add_argument(
+        "--kinesis-port",
+        type=int,
+        default=0,
+        metavar="PORT",
+        help="kinesis-mock's port (default 0: any free port)",
+    )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print the endpoints and pids as one JSON document instead of URL lines",
     )
     add_localstack_arguments(p, "start")
     p.set_defaults(func=run)
@@ -190,9 +278,16 @@ def compose_file_of(args: argparse.Namespace) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     if args.localstack:
+        if args.kinesis != "moto" or args.kinesis_port:
+            print("kclpy-local: error: --localstack takes no --kinesis or --kinesis-port",
+                  file=sys.stderr)
+            return 2
         return _run_localstack(args)
     if args.compose_file is not None:
         print("kclpy-local: error: --compose-file needs --localstack", file=sys.stderr)
+        return 2
+    if args.kinesis_port and args.kinesis == "moto":
+        print("kclpy-local: error: --kinesis-port needs --kinesis kinesis-mock", file=sys.stderr)
         return 2
     if args.timeout is None:
         args.timeout = 30.0
@@ -200,7 +295,7 @@ def run(args: argparse.Namespace) -> int:
     if args.foreground:
         return _run_foreground(args, state_dir)
     with locked(state_dir):
-        existing = _existing(state_dir)
+        existing = _existing(state_dir, args)
         if existing is not None:
             return existing
         require_moto()
@@ -209,19 +304,73 @@ def run(args: argparse.Namespace) -> int:
             args.port, log_path=log_path, detach=True, startup_timeout=args.timeout
         )
         emulator.start()
+        engine: KinesisMock | None = None
         try:
-            _write(state_dir, emulator, log_path)
+            engine = _start_kinesis(args, state_dir, detach=True)
+            record = _write(state_dir, emulator, log_path, engine)
         except BaseException:
+            if engine is not None:
+                engine.stop()
             emulator.stop()
             raise
         pid = emulator.release()
-    print(emulator.endpoint_url)
+        if engine is not None:
+            engine.release()
+    _print_endpoints(args, record)
     print(
         f"emulator started: pid {pid}, ready in {emulator.startup_seconds or 0.0:.2f}s, "
         f"log {log_path}; stop it with: kclpy-local down",
         file=sys.stderr,
     )
+    if engine is not None and record.kinesis is not None:
+        print(
+            f"kinesis-mock {KINESIS_MOCK_VERSION} started for Kinesis: pid {record.kinesis.pid}, "
+            f"ready in {engine.startup_seconds or 0.0:.2f}s, log {record.kinesis.log_file}",
+            file=sys.stderr,
+        )
     return 0
+
+
+def _start_kinesis(
+    args: argparse.Namespace, state_dir: Path, *, detach: bool
+) -> KinesisMock | None:
+    """Start kinesis-mock when ``--kinesis kinesis-mock`` asks for it."""
+    if args.kinesis != "kinesis-mock":
+        return None
+    engine = KinesisMock(
+        args.kinesis_port,
+        log_path=state_dir / KINESIS_LOG_FILE,
+        detach=detach,
+        startup_timeout=max(args.timeout, 60.0),
+    )
+    return engine.start()
+
+
+def _print_json(document: dict[str, object]) -> None:
+    print(json.dumps(document, indent=2, sort_keys=True))
+
+
+def _print_endpoints(args: argparse.Namespace, record: EmulatorRecord) -> None:
+    """The moto endpoint, then the Kinesis one if it differs (or one JSON document)."""
+    if args.json:
+        _print_json({
+            "endpoint": record.endpoint,
+            "kinesis_endpoint": record.kinesis_endpoint,
+            "dynamodb_endpoint": record.endpoint,
+            "cloudwatch_endpoint": record.endpoint,
+            "kinesis_engine": record.kinesis.engine if record.kinesis else "moto",
+            "pid": record.pid,
+            "kinesis_pid": record.kinesis.pid if record.kinesis else record.pid,
+            "started_at": record.started_at,
+        })
+        return
+    print(record.endpoint)
+    if record.kinesis is not None:
+        if args.kinesis != "moto":
+            print(record.kinesis.endpoint)
+        else:  # one line, as scripts that did not ask for a Kinesis engine expect
+            print(f"note: Kinesis is served by {record.kinesis.engine} at "
+                  f"{record.kinesis.endpoint}", file=sys.stderr)
 
 
 def _run_localstack(args: argparse.Namespace) -> int:
@@ -234,7 +383,16 @@ def _run_localstack(args: argparse.Namespace) -> int:
         return 2
     compose_file = compose_file_of(args)
     endpoint = compose_up(compose_file, timeout=args.timeout or 600.0)
-    print(endpoint)
+    if args.json:
+        _print_json({
+            "endpoint": endpoint,
+            "kinesis_endpoint": endpoint,
+            "dynamodb_endpoint": endpoint,
+            "cloudwatch_endpoint": endpoint,
+            "kinesis_engine": "localstack",
+        })
+    else:
+        print(endpoint)
     option = "" if args.compose_file is None else f" --compose-file {compose_file}"
     print(
         f"LocalStack is up ({compose_file}); stop it with: kclpy-local down --localstack{option}",
@@ -243,7 +401,7 @@ def _run_localstack(args: argparse.Namespace) -> int:
     return 0
 
 
-def _existing(state_dir: Path) -> int | None:
+def _existing(state_dir: Path, args: argparse.Namespace) -> int | None:
     """Report an emulator that already runs (0), fail on a hung one, clean a stale file."""
     record = read_record(state_dir)
     if record is None:
@@ -252,6 +410,9 @@ def _existing(state_dir: Path) -> int | None:
         return None
     if not record_is_live(record):
         print(f"removing stale pid file (pid {record.pid} is gone)", file=sys.stderr)
+        if stop_kinesis(record):
+            print(f"stopped its kinesis-mock (pid {record.kinesis and record.kinesis.pid})",
+                  file=sys.stderr)
         remove_record(state_dir)
         return None
     try:
@@ -260,7 +421,19 @@ def _existing(state_dir: Path) -> int | None:
         err = EmulatorError(f"emulator pid {record.pid} is running but does not answer: {exc}")
         err.hint = "stop it with: kclpy-local down"
         raise err from exc
-    print(record.endpoint)
+    if args.kinesis != "moto":
+        running = record.kinesis.engine if record.kinesis is not None else "moto"
+        if running != args.kinesis:
+            err = EmulatorError(
+                f"an emulator already runs (pid {record.pid}) with Kinesis on {running}"
+            )
+            err.hint = f"stop it with: kclpy-local down, then: kclpy-local up --kinesis {args.kinesis}"
+            raise err
+        if not kinesis_is_live(record):
+            err = EmulatorError(f"the emulator's {running} (pid {record.kinesis and record.kinesis.pid}) is gone")
+            err.hint = "stop the rest with: kclpy-local down"
+            raise err
+    _print_endpoints(args, record)
     print(
         f"emulator already running: pid {record.pid}, since {record.started_at}",
         file=sys.stderr,
@@ -268,18 +441,35 @@ def _existing(state_dir: Path) -> int | None:
     return 0
 
 
-def _write(state_dir: Path, emulator: EmbeddedEmulator, log_path: Path) -> None:
+def _write(
+    state_dir: Path,
+    emulator: EmbeddedEmulator,
+    log_path: Path,
+    engine: KinesisMock | None = None,
+) -> EmulatorRecord:
     assert emulator.pid is not None
-    write_record(
-        state_dir,
-        EmulatorRecord(
-            pid=emulator.pid,
-            port=emulator.port,
-            endpoint=emulator.endpoint_url,
-            started_at=datetime.now(UTC).isoformat(timespec="seconds"),
-            log_file=str(log_path),
-        ),
+    kinesis = None
+    if engine is not None:
+        assert engine.pid is not None
+        kinesis = KinesisRecord(
+            engine="kinesis-mock",
+            version=KINESIS_MOCK_VERSION,
+            pid=engine.pid,
+            port=engine.port,
+            tls_port=engine.tls_port,
+            endpoint=engine.endpoint_url,
+            log_file=str(state_dir / KINESIS_LOG_FILE),
+        )
+    record = EmulatorRecord(
+        pid=emulator.pid,
+        port=emulator.port,
+        endpoint=emulator.endpoint_url,
+        started_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        log_file=str(log_path),
+        kinesis=kinesis,
     )
+    write_record(state_dir, record)
+    return record
 
 
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
@@ -288,36 +478,55 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
 
 def _run_foreground(args: argparse.Namespace, state_dir: Path) -> int:
     with locked(state_dir):
-        existing = _existing(state_dir)
+        existing = _existing(state_dir, args)
         if existing is not None:
             return existing
         require_moto()
         log_path = state_dir / LOG_FILE
         emulator = EmbeddedEmulator(args.port, log_path=log_path, startup_timeout=args.timeout)
         emulator.start()
+        engine: KinesisMock | None = None
         try:
-            _write(state_dir, emulator, log_path)
+            engine = _start_kinesis(args, state_dir, detach=False)
+            record = _write(state_dir, emulator, log_path, engine)
         except BaseException:
+            if engine is not None:
+                engine.stop()
             emulator.stop()
             raise
     pid = emulator.pid
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    failed: EmbeddedEmulator | KinesisMock = emulator
     try:
-        print(emulator.endpoint_url, flush=True)
+        _print_endpoints(args, record)
+        sys.stdout.flush()
         print(
             f"emulator running in the foreground: pid {pid}, log {log_path}; Ctrl-C stops it",
             file=sys.stderr,
             flush=True,
         )
-        code = emulator.wait()
+        if engine is None:
+            code = emulator.wait()
+        else:
+            while True:  # until one of the two exits
+                code = emulator.wait(0.5)
+                if code is not None:
+                    break
+                code = engine.wait(0.0)
+                if code is not None:
+                    failed = engine
+                    break
     except KeyboardInterrupt:
         code = None
     finally:
         signal.signal(signal.SIGTERM, previous)
+        if engine is not None:
+            engine.stop()
         emulator.stop()
         remove_record(state_dir, pid)
     if code is None or code in (0, -signal.SIGTERM, -signal.SIGINT):
         print("emulator stopped", file=sys.stderr)
         return 0
-    tail = "\n".join(f"  {ln}" for ln in emulator.output_tail())
-    raise EmulatorError(f"the emulator exited with code {code}\n{tail}".rstrip())
+    tail = "\n".join(f"  {ln}" for ln in failed.output_tail())
+    name = "the emulator" if failed is emulator else "kinesis-mock"
+    raise EmulatorError(f"{name} exited with code {code}\n{tail}".rstrip())
