@@ -150,7 +150,12 @@ class NodeNotFoundError(EmulatorError):
 
 
 class KinesisMockInstallError(EmulatorError):
-    """``npm install`` of the pinned package failed, or installed something else."""
+    """``npm install`` of the pinned package failed, or installed something else.
+
+    ``registry_unreachable`` tells a network failure from the rest.
+    """
+
+    registry_unreachable = False
 
 
 # -- node and npm -------------------------------------------------------------------
@@ -330,6 +335,7 @@ def _npm_install(npm: str, prefix: Path, timeout: float, env: Mapping[str, str] 
             f"cannot install {PACKAGE}@{VERSION}: the npm registry is unreachable\n{tail}"
         )
         err.hint = "check the network and npm's registry setting (npm config get registry)"
+        err.registry_unreachable = True
     elif "E404" in output or "ETARGET" in output:
         err = KinesisMockInstallError(
             f"the npm registry has no {PACKAGE}@{VERSION}\n{tail}"

@@ -263,3 +263,78 @@ def target(request: pytest.FixtureRequest) -> Target:
         return Target(kind, endpoint, LOCAL_PROFILE, False, run_id)
     endpoint = request.getfixturevalue("localstack_endpoint")
     return Target(kind, endpoint, LOCALSTACK_PROFILE, False, run_id)
+
+
+# -- targets whose Kinesis lives apart from DynamoDB and CloudWatch ---------------
+
+
+@dataclass(frozen=True)
+class EngineTarget:
+    """A local AWS target with its Kinesis endpoint apart: ``kinesis_url`` serves
+    Kinesis, ``aws_url`` DynamoDB and CloudWatch (the same URL on every target
+    but ``kinesis-mock``, where Kinesis is kinesis-mock and the rest is moto).
+
+    ``cbor`` is whether the daemon's Kinesis client speaks CBOR
+    (``isCBORProtocolDisabled = false``); :meth:`overrides` are the properties
+    that put the daemon on this target on top of ``profile``.
+    """
+
+    kind: str
+    kinesis_url: str
+    aws_url: str
+    profile: Path
+    resets: bool
+    run_id: str
+    cbor: bool
+
+    def name(self, base: str) -> str:
+        """A stream, application or table name that no earlier test on this target used."""
+        return base if self.resets else f"{base}-{self.run_id}"
+
+    def daemon_env(self) -> dict[str, str]:
+        """The variables the properties profiles read their endpoints from."""
+        return {"KCLPY_LOCAL_ENDPOINT": self.aws_url, "LOCALSTACK_ENDPOINT": self.aws_url}
+
+    def overrides(self) -> dict[str, str]:
+        """Properties on top of ``profile``: the Kinesis endpoint and the CBOR switch."""
+        extra = {"isCBORProtocolDisabled": "false" if self.cbor else "true"}
+        if self.kinesis_url != self.aws_url:
+            extra["kinesisEndpoint"] = self.kinesis_url
+        return extra
+
+
+ENGINE_TARGETS = (
+    "embedded",
+    "endpoint",
+    "kinesis-mock",
+    pytest.param("localstack", marks=pytest.mark.docker),
+)
+
+
+@pytest.fixture(params=ENGINE_TARGETS)
+def engine_target(request: pytest.FixtureRequest) -> EngineTarget:
+    """Each local AWS target in turn, kinesis-mock included (see :class:`EngineTarget`).
+
+    ``kinesis-mock``: the session's kinesis-mock with every stream deleted and the
+    session's moto wiped, before the test; the daemon reads Kinesis over JSON
+    (kinesis-mock's CBOR records are not readable by the Java SDK, see
+    ``kclpy_local._kinesis_mock.CBOR_RECORDS_WORK``).
+    """
+    from kclpy_local._kinesis_mock import CBOR_RECORDS_WORK, KinesisMock
+
+    kind: str = request.param
+    run_id = uuid.uuid4().hex[:10]
+    if kind == "kinesis-mock":
+        engine: KinesisMock = request.getfixturevalue("fresh_kinesis_mock")
+        moto: EmbeddedEmulator = request.getfixturevalue("fresh_emulator")
+        return EngineTarget(kind, engine.endpoint_url, moto.endpoint_url, LOCAL_PROFILE, True,
+                            run_id, CBOR_RECORDS_WORK)
+    if kind == "embedded":
+        moto = request.getfixturevalue("fresh_emulator")
+        return EngineTarget(kind, moto.endpoint_url, moto.endpoint_url, LOCAL_PROFILE, True,
+                            run_id, False)
+    if kind == "endpoint":
+        endpoint: str = request.getfixturevalue("cli_emulator_endpoint")
+        return EngineTarget(kind, endpoint, endpoint, LOCAL_PROFILE, False, run_id, False)
+    endpoint = request.getfixturevalue("localstack_endpoint")
+    return EngineTarget(kind, endpoint, endpoint, LOCALSTACK_PROFILE, False, run_id, True)

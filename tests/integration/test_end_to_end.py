@@ -1,9 +1,12 @@
 """End to end: the real JVM running KCL 1.15.3 through our launcher, a real local
 AWS, real pipes to Python processors.
 
-Every test runs on each target of the ``target`` fixture (tests/integration/
-conftest.py): the embedded moto server, a moto started by ``kclpy-local up`` and
-known only by its URL, and LocalStack in Docker (skipped without Docker).
+Every test runs on each target of the ``target`` fixture (``engine_target`` in
+tests/integration/conftest.py): the embedded moto server, a moto started by
+``kclpy-local up`` and known only by its URL, kinesis-mock for Kinesis with moto
+for DynamoDB and CloudWatch, and LocalStack in Docker (skipped without Docker).
+Sequence numbers are compared as integers: kinesis-mock's are 56-digit numbers,
+moto's small per-shard counters.
 """
 
 from __future__ import annotations
@@ -38,6 +41,11 @@ def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
+def seq(value: object) -> int:
+    """A sequence number as an integer (a string of up to 128 digits on the wire)."""
+    return int(str(value))
+
+
 def ledger(path: Path) -> list[dict[str, object]]:
     if not path.exists():
         return []
@@ -48,12 +56,21 @@ class Target(Protocol):
     """What a test needs of the ``target`` fixture's value."""
 
     kind: str
-    endpoint_url: str
+    kinesis_url: str
+    aws_url: str
     profile: Path
 
     def name(self, base: str) -> str: ...
 
     def daemon_env(self) -> dict[str, str]: ...
+
+    def overrides(self) -> dict[str, str]: ...
+
+
+@pytest.fixture
+def target(engine_target: Target) -> Target:
+    """Each target with separate Kinesis and DynamoDB/CloudWatch endpoints."""
+    return engine_target
 
 
 class Run:
@@ -66,8 +83,8 @@ class Run:
         self.stream = target.name(f"stream-{name}")
         self.ledger = tmp / "ledger.jsonl"
         self.log: list[str] = []
-        self.kinesis = _aws.client("kinesis", target.endpoint_url)
-        self.dynamodb = _aws.client("dynamodb", target.endpoint_url)
+        self.kinesis = _aws.client("kinesis", target.kinesis_url)
+        self.dynamodb = _aws.client("dynamodb", target.aws_url)
         _aws.ensure_stream(self.kinesis, self.stream, shards)
 
     def daemon(self, processor: str = "processors/recorder.py", **overrides: str) -> Daemon:
@@ -85,7 +102,11 @@ class Run:
             cwd=ROOT,
             log=self.log.append,
             ready_timeout=120,
-            overrides={"executableName": f"{sys.executable} {ROOT / processor}", **overrides},
+            overrides={
+                **self.target.overrides(),
+                "executableName": f"{sys.executable} {ROOT / processor}",
+                **overrides,
+            },
         )
 
     def put(self, count: int, tag: str) -> list[_aws.PutResult]:
@@ -93,10 +114,10 @@ class Run:
         return _aws.put_records(self.kinesis, self.stream, records)
 
     def wait_processed(self, results: list[_aws.PutResult], timeout: float = 90) -> None:
-        wanted = {(r.shard_id, r.sequence_number) for r in results}
+        wanted = {(r.shard_id, seq(r.sequence_number)) for r in results}
 
         def done() -> bool:
-            seen = {(e["shard"], e["sequence_number"]) for e in ledger(self.ledger)}
+            seen = {(e["shard"], seq(e["sequence_number"])) for e in ledger(self.ledger)}
             return wanted <= seen
 
         wait_for(done, timeout, f"{len(wanted)} records in the ledger")
@@ -113,19 +134,20 @@ def test_records_exact_checkpoints_and_restart(run_factory: Callable[[str, int],
         first = run.put(60, "first")
         run.wait_processed(first)
         # Every record exactly as sent: bytes, partition key, sequence number.
-        got = {(e["shard"], e["sequence_number"]): e for e in ledger(run.ledger)}
+        got = {(e["shard"], seq(e["sequence_number"])): e for e in ledger(run.ledger)}
         for r in first:
-            entry = got[(r.shard_id, r.sequence_number)]
+            entry = got[(r.shard_id, seq(r.sequence_number))]
             assert base64.b64decode(str(entry["data"])) == r.data
             assert entry["partition_key"] == r.partition_key
         # Checkpoints in the lease table equal the last processed sequence numbers.
-        last = {}
+        last: dict[str, int] = {}
         for r in first:
-            last[r.shard_id] = max(last.get(r.shard_id, 0), int(r.sequence_number))
+            last[r.shard_id] = max(last.get(r.shard_id, 0), seq(r.sequence_number))
 
         def checkpoints_landed() -> bool:
             leases = {lease.lease_key: lease.checkpoint for lease in _aws.read_leases(run.dynamodb, run.app)}
-            return all(leases.get(shard) == str(seq) for shard, seq in last.items())
+            checkpoints = {k: seq(v) for k, v in leases.items() if v is not None and v.isdigit()}
+            return all(checkpoints.get(shard) == number for shard, number in last.items())
 
         wait_for(checkpoints_landed, 30, f"checkpoints {last}")
     assert len(ledger(run.ledger)) == len(first)
@@ -135,7 +157,7 @@ def test_records_exact_checkpoints_and_restart(run_factory: Callable[[str, int],
         second = run.put(20, "second")
         run.wait_processed(second)
     entries = ledger(run.ledger)
-    keys = [(e["shard"], e["sequence_number"]) for e in entries]
+    keys = [(e["shard"], seq(e["sequence_number"])) for e in entries]
     assert len(keys) == len(set(keys)) == len(first) + len(second), "a checkpointed record was processed twice"
 
 
@@ -150,7 +172,7 @@ def test_cloudwatch_metrics_go_to_the_cloudwatch_endpoint(run_factory: Callable[
         assert "RecordsProcessed" in names or "DataBytesProcessed" in names, names
     # On every target (LocalStack included) the metrics go to a second, embedded
     # emulator; the target's own CloudWatch must not see them.
-    main_cw = _aws.client("cloudwatch", run.target.endpoint_url)
+    main_cw = _aws.client("cloudwatch", run.target.aws_url)
     assert _aws.list_metrics(main_cw, run.app) == [], "metrics reached the Kinesis/DynamoDB endpoint"
 
 
