@@ -170,5 +170,95 @@ def test_run_exit_code_is_the_daemons_when_the_processor_fails(
     code = run.proc.wait(120)
     assert code != 0, run.stderr
     assert "RuntimeError: boom" in run.stderr
+    # The error names the reason the KCL logged (MultiLangRecordProcessor.stopProcessing).
+    assert ("kclpy-local: error: the daemon exited with code 1: the record processor for shardId-000000000000 "
+            "failed while processing records (exit status 4; RuntimeError: boom); the KCL stopped the daemon"
+            ) in run.stderr
     leases = _aws.read_leases(_aws.client("dynamodb", endpoint), "failing")
     assert all(lease.checkpoint in ("TRIM_HORIZON", None) for lease in leases), leases
+
+
+#: Records to the ledger and checkpoints each batch; raises on the record "poison"
+#: unless the marker file next to it exists, which it creates: fails once.
+FAILS_ONCE = '''
+import base64, json, os
+from pathlib import Path
+from kclpy_local import RecordProcessor, run
+
+MARKER = Path(__file__).with_name("failed-once")
+
+
+class FailsOnce(RecordProcessor):
+    def initialize(self, shard):
+        self.shard = shard.shard_id
+
+    def process_records(self, batch, checkpointer):
+        with open(os.environ["KCLPY_LOCAL_LEDGER"], "a", encoding="utf-8") as ledger:
+            for record in batch.records:
+                if record.data == b"poison" and not MARKER.exists():
+                    MARKER.touch()
+                    raise RuntimeError(f"poison record {record.sequence_number}")
+                ledger.write(json.dumps({"shard": self.shard, "sequence_number": record.sequence_number,
+                                         "data": base64.b64encode(record.data).decode()}) + "\\n")
+        if batch.records:
+            checkpointer.checkpoint(batch.records[-1])
+
+    def lease_lost(self):
+        pass
+
+    def shard_ended(self, checkpointer):
+        checkpointer.checkpoint()
+
+    def shutdown_requested(self, checkpointer):
+        checkpointer.checkpoint()
+
+
+run(FailsOnce())
+'''
+
+
+def test_run_restart_resumes_after_a_processor_failure(
+    start_run: Callable[..., RunProcess], fresh_emulator: EmbeddedEmulator, tmp_path: Path
+) -> None:
+    processor = tmp_path / "fails_once.py"
+    processor.write_text(FAILS_ONCE, encoding="utf-8")
+    endpoint = fresh_emulator.endpoint_url
+    # A short graceful-shutdown bound: after the failure the launcher's shutdown hook
+    # waits for every shard, and the failed one never finishes.
+    run = start_run(str(processor), "--stream", "run-restart", "--app", "run-restart", "--endpoint", endpoint,
+                    "--restart", "--backoff", "0.5", "--set", "shutdownGraceMillis=2000", "--no-progress")
+    wait_for(lambda: "worker started after" in run.stderr or run.proc.poll() is not None, 120, "start")
+    kinesis = _aws.client("kinesis", endpoint)
+    dynamodb = _aws.client("dynamodb", endpoint)
+
+    def checkpoint() -> str | None:
+        leases = _aws.read_leases(dynamodb, "run-restart")
+        return leases[0].checkpoint if leases else None
+
+    before = _aws.put_records(kinesis, "run-restart", [(f"a{i}".encode(), "k") for i in range(5)])
+    wait_for(lambda: checkpoint() == before[-1].sequence_number, 60, "the first batch's checkpoint")
+    failing = _aws.put_records(kinesis, "run-restart", [(d.encode(), "k") for d in ("b0", "b1", "poison", "b3")])
+    wait_for(lambda: "restart 1 of 5" in run.stderr or run.proc.poll() is not None, 120, "the restart")
+    assert run.proc.poll() is None, run.stderr
+    # The restarted daemon resumes from the checkpoint, before the failing batch.
+    wait_for(lambda: checkpoint() == failing[-1].sequence_number or run.proc.poll() is not None, 120,
+             "the checkpoint after the restart")
+    assert run.proc.poll() is None, run.stderr
+    seen = [e["sequence_number"] for e in ledger(tmp_path)]
+    for put in before + failing:
+        assert put.sequence_number in seen, (put, seen)
+    for put in before:
+        assert seen.count(put.sequence_number) == 1, seen  # checkpointed before the failure: once
+    assert run.interrupt() == 0, run.stderr
+    text = run.stderr
+    restart_lines = [line for line in text.splitlines() if re.search(r"restart \d+ of 5", line)]
+    assert len(restart_lines) == 1, text
+    assert restart_lines[0].startswith("kclpy-local: the daemon exited with code 1: the record processor for "
+                                       "shardId-000000000000 failed while processing records (exit status 4; "
+                                       f"RuntimeError: poison record {failing[2].sequence_number})"), text
+    assert "worker started again after" in text
+    assert "kclpy-local: restarts: 1" in text
+    assert "stopped gracefully" in text
+    # The progress board counts the batches finished by both daemons: 5 before the failure,
+    # 4 after it (the failed batch was never finished).
+    assert "final: shardId-000000000000 9 records" in text, text
