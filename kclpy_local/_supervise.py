@@ -23,6 +23,11 @@ an exit, from the KCL 1.x daemon's own messages:
   ..." and the traceback, whose last line names the exception;
 - the launcher's lines ("cannot start: ...", "the worker failed: ...", "the
   worker never reached STARTED").
+
+:class:`OutageWatch` turns the daemon's failed requests into two notices, one
+when an endpoint stops answering (confirmed by a probe: the KCL itself keeps
+retrying and does not exit) and one when it answers again, and reports a lease
+table that has disappeared.
 """
 
 from __future__ import annotations

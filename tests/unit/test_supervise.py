@@ -410,3 +410,23 @@ def test_progress_accumulates_across_restarts(tmp_path: Path) -> None:
 def test_restart_options(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["run", str(RECORDER), "--stream", "s", *argv]) == 2
     assert capsys.readouterr().err.startswith(f"kclpy-local: error: {message}")
+
+
+# -- the outage helper of the integration tests (tests/proxy.py) ---------------------------
+
+
+@pytest.mark.parametrize("mode", ["refuse", "drop"])
+def test_the_proxy_pauses_and_resumes(http_server: str, mode: str) -> None:
+    from proxy import PausableProxy
+
+    target = int(http_server.rsplit(":", 1)[1])
+    with PausableProxy(("127.0.0.1", target)) as proxy:
+        assert endpoint_answers(proxy.endpoint_url)
+        port = proxy.port
+        proxy.pause(mode)  # type: ignore[arg-type]
+        assert proxy.paused
+        assert not endpoint_answers(proxy.endpoint_url, timeout=2)
+        proxy.resume()
+        assert proxy.port == port
+        assert endpoint_answers(proxy.endpoint_url)
+    assert not endpoint_answers(f"http://127.0.0.1:{port}", timeout=2)
