@@ -25,6 +25,10 @@ that rewrites every ``net.Server.listen`` onto 127.0.0.1; once the engine
 answers, its listening sockets are read from ``/proc`` and a listener on any
 other address stops it with an error.
 
+Daemons read it over JSON (``isCBORProtocolDisabled = true``): its CBOR answers
+to GetRecords carry each record's Data as text, which the Java SDK refuses
+(:data:`CBOR_RECORDS_WORK`).
+
 Errors are :class:`~kclpy_local._exceptions.EmulatorError` (exit code 8):
 :class:`NodeNotFoundError` without node or npm, :class:`KinesisMockInstallError`
 when the install fails (registry unreachable, wrong version or tarball), and
