@@ -28,8 +28,10 @@ from kclpy_local import (
     Checkpointer,
     Initialize,
     ProcessRecords,
+    Record,
     RecordProcessor,
     RetryPolicy,
+    ShutdownError,
     run,
 )
 
@@ -88,24 +90,41 @@ class RecorderProcessor(RecordProcessor):
         if batch.records:
             last = batch.records[-1]
             self._last_sequence = last.sequence_number
-            checkpointer.checkpoint(last, retry=RETRY)
-            self._note("checkpoint", last.sequence_number)
+            if self._checkpoint(checkpointer, last):
+                self._note("checkpoint", last.sequence_number)
             log.info("%s: %d records, checkpoint %s, %s ms behind", self.shard_id,
                      len(batch.records), batch.records[-1].sequence_number, batch.millis_behind_latest)
+
+    def _checkpoint(self, checkpointer: Checkpointer, record: Record | None = None) -> bool:
+        """Checkpoint (throttling retried); a lease lost meanwhile is not an error.
+
+        The KCL refuses the checkpoint with ShutdownException when this worker
+        no longer holds the lease (an outage longer than failoverTimeMillis, a
+        lease stolen): the new owner resumes from the last checkpoint, so the
+        records after it are processed again there. Nothing is lost.
+        """
+        try:
+            checkpointer.checkpoint(record, retry=RETRY)
+        except ShutdownError:
+            log.warning("%s: lease lost before the checkpoint; the next owner resumes from the last one",
+                        self.shard_id)
+            return False
+        return True
 
     def lease_lost(self) -> None:
         log.info("%s: lease lost", self.shard_id)
 
     def shard_ended(self, checkpointer: Checkpointer) -> None:
         log.info("%s: shard ended", self.shard_id)
+        # At shard end the checkpoint is required: a refusal must stop the process.
         checkpointer.checkpoint(retry=RETRY)
         self._note("checkpoint", "SHARD_END")
 
     def shutdown_requested(self, checkpointer: Checkpointer) -> None:
         log.info("%s: shutdown requested", self.shard_id)
-        checkpointer.checkpoint(retry=RETRY)
-        # At the last record delivered, which is the last one seen here.
-        self._note("checkpoint", self._last_sequence)
+        if self._checkpoint(checkpointer):
+            # At the last record delivered, which is the last one seen here.
+            self._note("checkpoint", self._last_sequence)
 
 
 if __name__ == "__main__":
