@@ -4,14 +4,21 @@
 Usage::
 
     python3 scripts/lock_jars.py --kcl 1
-    python3 scripts/lock_jars.py --kcl 3 --root software.amazon.kinesis:amazon-kinesis-client-multilang:3.x.y
+    python3 scripts/lock_jars.py --kcl 3
 
-What it does: writes a one-dependency ``pom.xml`` into a temporary directory,
-asks Maven (``mvn``, with strict checksums) to copy the runtime closure of the
-root artifact in repository layout, computes the sha256 and size of every jar
-itself, and rewrites ``kclpy_local/jars/kcl<N>.json``.  Every key of an existing
-lockfile other than ``artifacts`` (``root``, ``launcher``) is kept, so the
-launcher settings stay as a maintainer wrote them; ``--root`` changes the root.
+What it does: writes a ``pom.xml`` into a temporary directory, asks Maven
+(``mvn``, with strict checksums) to copy the runtime closure in repository
+layout, computes the sha256 and size of every jar itself, and rewrites
+``kclpy_local/jars/kcl<N>.json``.  Every key of an existing lockfile other than
+``artifacts`` (``root``, ``launcher``, ``resolve``) is kept, so the launcher
+settings stay as a maintainer wrote them; ``--root`` changes the root.
+
+The pom depends on the root artifact alone, unless the lockfile has a
+``resolve`` object: then on each of its ``dependencies`` in order (objects with
+``coordinate`` and an optional ``"transitive": false``, which excludes that
+artifact's own dependencies), the root first if they do not name it.  Maven's
+nearest-wins rule then picks one version per artifact, so a recipe can say
+exactly which versions make up a closure; its ``why`` says why (kept as is).
 
 Review the diff before committing: a new version of any artifact is a change of
 the software users run.  Installing kclpy-local never runs this script; users'
@@ -40,22 +47,60 @@ POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
   <artifactId>lock</artifactId>
   <version>0</version>
   <dependencies>
-    <dependency>
-      <groupId>{group}</groupId>
-      <artifactId>{artifact}</artifactId>
-      <version>{version}</version>
-    </dependency>
+{dependencies}
   </dependencies>
 </project>
 """
 
+DEPENDENCY = """    <dependency>
+      <groupId>{group}</groupId>
+      <artifactId>{artifact}</artifactId>
+      <version>{version}</version>{exclusions}
+    </dependency>"""
 
-def resolve(root: str, workdir: Path) -> list[dict[str, Any]]:
-    """Run Maven and describe every jar of the runtime closure of ``root``."""
-    group, artifact, version = root.split(":")
-    (workdir / "pom.xml").write_text(
-        POM.format(group=group, artifact=artifact, version=version), encoding="utf-8"
-    )
+NO_TRANSITIVE = """
+      <exclusions>
+        <exclusion><groupId>*</groupId><artifactId>*</artifactId></exclusion>
+      </exclusions>"""
+
+
+def _coordinate(text: str) -> tuple[str, str, str]:
+    parts = text.split(":")
+    if len(parts) != 3 or not all(parts):
+        raise SystemExit(f"not a group:artifact:version coordinate: {text!r}")
+    return parts[0], parts[1], parts[2]
+
+
+def pom_dependencies(root: str, recipe: dict[str, Any] | None) -> list[tuple[str, bool]]:
+    """``(coordinate, transitive)`` for each dependency of the pom, in order."""
+    if not recipe:
+        return [(root, True)]
+    listed: list[tuple[str, bool]] = []
+    for entry in recipe.get("dependencies", []):
+        if not isinstance(entry, dict) or not isinstance(entry.get("coordinate"), str):
+            raise SystemExit(f"resolve.dependencies: not an object with a coordinate: {entry!r}")
+        _coordinate(entry["coordinate"])
+        listed.append((entry["coordinate"], entry.get("transitive", True) is not False))
+    if root not in [c for c, _ in listed]:
+        listed.insert(0, (root, True))
+    return listed
+
+
+def render_pom(dependencies: list[tuple[str, bool]]) -> str:
+    blocks = []
+    for coordinate, transitive in dependencies:
+        group, artifact, version = _coordinate(coordinate)
+        blocks.append(DEPENDENCY.format(
+            group=group, artifact=artifact, version=version,
+            exclusions="" if transitive else NO_TRANSITIVE,
+        ))
+    return POM.format(dependencies="\n".join(blocks))
+
+
+def resolve(root: str, workdir: Path, recipe: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Run Maven and describe every jar of the runtime closure of ``root`` (or of ``recipe``)."""
+    group, artifact, _ = _coordinate(root)
+    (workdir / "pom.xml").write_text(render_pom(pom_dependencies(root, recipe)), encoding="utf-8")
     out = workdir / "jars"
     argv = [
         "mvn",
@@ -115,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     if "root" not in lock:
         parser.error("--root is required for a new generation")
     with tempfile.TemporaryDirectory(prefix="kclpy-lock-") as tmp:
-        lock["artifacts"] = resolve(lock["root"], Path(tmp))
+        lock["artifacts"] = resolve(lock["root"], Path(tmp), lock.get("resolve"))
     path.write_text(json.dumps(lock, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {path} ({len(lock['artifacts'])} artifacts)")
     return 0

@@ -338,3 +338,18 @@ def engine_target(request: pytest.FixtureRequest) -> EngineTarget:
         return EngineTarget(kind, endpoint, endpoint, LOCAL_PROFILE, False, run_id, False)
     endpoint = request.getfixturevalue("localstack_endpoint")
     return EngineTarget(kind, endpoint, endpoint, LOCALSTACK_PROFILE, False, run_id, True)
+
+
+@pytest.fixture(scope="session")
+def kcl3(kcl_cache: Path) -> Installation:
+    """KCL 3.x jars (amazon-kinesis-client 3.5.1 and its multilang daemon) and the 3.x launcher, verified."""
+    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+        pytest.skip("no JDK: `java` is not on PATH and JAVA_HOME is unset")
+    try:
+        return bootstrap(3, cache_dir=kcl_cache, from_dir=os.environ.get("KCLPY_LOCAL_TEST_JARS"))
+    except JavaNotFoundError as exc:
+        pytest.skip(f"no usable JDK to build the launcher: {exc}")
+    except ArtifactDownloadError as exc:
+        if "connection failed" in exc.reason:
+            pytest.skip(f"Maven repository unreachable: {exc}")
+        raise

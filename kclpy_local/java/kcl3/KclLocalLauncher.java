@@ -1,0 +1,789 @@
+/*
+ * kclpy-local launcher for the KCL 3.x MultiLangDaemon.
+ * SPDX-License-Identifier: Apache-2.0
+ */
+package dev.kclpylocal.kcl3;
+
+import software.amazon.awssdk.auth.credentials.AwsCredentialsProvider;
+import software.amazon.awssdk.core.interceptor.Context;
+import software.amazon.awssdk.core.interceptor.ExecutionAttributes;
+import software.amazon.awssdk.core.interceptor.ExecutionInterceptor;
+import software.amazon.awssdk.http.Protocol;
+import software.amazon.awssdk.http.nio.netty.NettyNioAsyncHttpClient;
+import software.amazon.awssdk.services.cloudwatch.CloudWatchAsyncClient;
+import software.amazon.awssdk.services.cloudwatch.CloudWatchAsyncClientBuilder;
+import software.amazon.awssdk.services.dynamodb.DynamoDbAsyncClient;
+import software.amazon.awssdk.services.kinesis.KinesisAsyncClient;
+import software.amazon.awssdk.services.kinesis.KinesisAsyncClientBuilder;
+import software.amazon.kinesis.checkpoint.CheckpointConfig;
+import software.amazon.kinesis.common.ConfigsBuilder;
+import software.amazon.kinesis.common.KinesisClientUtil;
+import software.amazon.kinesis.common.StreamConfig;
+import software.amazon.kinesis.coordinator.CoordinatorConfig;
+import software.amazon.kinesis.coordinator.Scheduler;
+import software.amazon.kinesis.coordinator.WorkerStateChangeListener;
+import software.amazon.kinesis.coordinator.streamInfo.StreamIdCache;
+import software.amazon.kinesis.leases.LeaseManagementConfig;
+import software.amazon.kinesis.leases.LeaseRefresher;
+import software.amazon.kinesis.leases.ShardSyncTask;
+import software.amazon.kinesis.leases.ShardSyncTaskManager;
+import software.amazon.kinesis.lifecycle.LifecycleConfig;
+import software.amazon.kinesis.lifecycle.TaskResult;
+import software.amazon.kinesis.metrics.MetricsConfig;
+import software.amazon.kinesis.metrics.MetricsLevel;
+import software.amazon.kinesis.metrics.NullMetricsFactory;
+import software.amazon.kinesis.multilang.MultiLangDaemonConfig;
+import software.amazon.kinesis.multilang.config.BuilderDynaBean;
+import software.amazon.kinesis.multilang.config.ConfigurationSettableUtils;
+import software.amazon.kinesis.multilang.config.MultiLangDaemonConfiguration;
+import software.amazon.kinesis.processor.ProcessorConfig;
+import software.amazon.kinesis.retrieval.RetrievalConfig;
+import software.amazon.kinesis.retrieval.polling.PollingConfig;
+
+import java.io.File;
+import java.io.FileInputStream;
+import java.io.FileOutputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.net.InetAddress;
+import java.net.URI;
+import java.net.UnknownHostException;
+import java.nio.charset.Charset;
+import java.util.Arrays;
+import java.util.Collections;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Properties;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.function.Function;
+
+/**
+ * Runs the KCL 3.x MultiLangDaemon from one properties file, by composition of
+ * its public classes: {@code MultiLangDaemonConfig} reads the file (every key the
+ * stock 3.x daemon knows, through its {@code MultiLangDaemonConfiguration}; keys
+ * it does not know are skipped silently), {@code MultiLangRecordProcessorFactory}
+ * runs the record processors, {@code ConfigsBuilder} and
+ * {@code ConfigurationSettableUtils.resolveFields} turn the configuration into the
+ * KCL's configuration objects as the stock daemon does, and a {@code Scheduler}
+ * runs them.
+ *
+ * <p>Additions to the stock daemon:
+ * <ul>
+ *   <li>{@code cloudWatchEndpoint} (String): endpoint of the CloudWatch client
+ *       (the stock daemon has no such setting). See "CloudWatch" below;</li>
+ *   <li>{@code isCBORProtocolDisabled} (boolean): sets the system property
+ *       {@code aws.cborEnabled=false} before any client is built, so the Kinesis
+ *       client sends JSON instead of CBOR (the SDK reads the setting when a client
+ *       is built; the environment variable {@code CBOR_ENABLED=false} does the
+ *       same);</li>
+ *   <li>the Kinesis client speaks HTTP/1.1 when {@code kinesisEndpoint} is local
+ *       (an {@code http://} URL or a loopback host): the stock daemon always builds
+ *       it for HTTP/2, which emulators such as moto cannot serve. Other endpoints
+ *       get the stock HTTP/2 client;</li>
+ *   <li>{@code initialLeaseSync} ({@code worker} or {@code eager}, any case;
+ *       default {@code worker}): see below;</li>
+ *   <li>{@code dynamoDbLockBasedLeaderLeaseDurationInMillis} and
+ *       {@code dynamoDbLockBasedLeaderHeartbeatPeriodInMillis} (positive longs;
+ *       KCL defaults 120000 and 30000): the lease of the leader lock. The leader
+ *       assigns leases to workers; a worker that stops without releasing the lock
+ *       (killed, or a restart with a new worker id) leaves it to expire first, and
+ *       until then no lease is assigned to anyone. The heartbeat must be shorter
+ *       than the lease. These are fields of the KCL's
+ *       {@code LeaseManagementConfig} that the stock daemon does not read;</li>
+ *   <li>{@code maxInitializationAttempts} (positive int; KCL default 20): how
+ *       often the scheduler tries to initialize before it gives up, a field of the
+ *       KCL's {@code CoordinatorConfig} that the stock daemon does not read;</li>
+ *   <li>{@code shardConsumerDispatchPollIntervalMillis} (positive long; KCL
+ *       default 1000): how often the scheduler's loop looks at its leases (new
+ *       leases are picked up, finished consumers cleaned up), a field of the KCL's
+ *       {@code CoordinatorConfig} that the stock daemon does not read;</li>
+ *   <li>the line {@value #READY_LINE} on stderr when the scheduler reaches
+ *       STARTED;</li>
+ *   <li>on SIGTERM/SIGINT a graceful shutdown (record processors receive
+ *       shutdownRequested and may checkpoint), bounded by {@code shutdownGraceMillis}.
+ *       When the key is absent the launcher waits {@value #DEFAULT_GRACE_MILLIS} ms,
+ *       not the KCL 3.x default of 0 ms (with which the stock daemon gives up at
+ *       once): processors that checkpoint on shutdownRequested need the time. A
+ *       value in the file is used as it is.</li>
+ * </ul>
+ * The key names {@code cloudWatchEndpoint} and {@code isCBORProtocolDisabled} are
+ * those of the KCL 1.x launcher (and of the unmerged upstream pull request #785),
+ * so files stay portable; the stock 3.x daemon ignores all of the launcher's keys.
+ *
+ * <p><b>Endpoints and region.</b> {@code kinesisEndpoint} and
+ * {@code dynamoDBEndpoint} are read by the stock configuration (as the clients'
+ * {@code endpointOverride}), {@code regionName} sets the region of all three
+ * clients. Credentials: {@code AwsCredentialsProvider} (any case of the prefix,
+ * so a 1.x file's {@code AWSCredentialsProvider} is read too), with
+ * {@code AwsCredentialsProviderDynamoDB} and {@code AwsCredentialsProviderCloudWatch}
+ * defaulting to it; names are resolved by the stock daemon (AWS SDK v2 classes,
+ * short names looked up in {@code software.amazon.awssdk.auth.credentials}). The
+ * launcher asks the Kinesis credentials once before it starts, so missing
+ * credentials are a one-line error instead of a scheduler that retries forever.
+ *
+ * <p><b>CloudWatch.</b> The AWS SDK this KCL runs on sends CloudWatch requests only
+ * in the Smithy RPC v2 CBOR protocol (the SDK's CloudWatch client has no other;
+ * {@code aws.cborEnabled} does not apply to it). Endpoints that do not speak it,
+ * such as moto, reject every {@code PutMetricData}: set {@code metricsLevel = NONE}
+ * there. When metrics are on and {@code cloudWatchEndpoint} is local the launcher
+ * says so once at start, and says once why the first failed CloudWatch call
+ * failed.
+ *
+ * <p><b>{@code initialLeaseSync}.</b> On an empty lease table (a new application)
+ * the KCL 3.x scheduler waits a random 1 to 30 s, checking every 3 s whether
+ * another worker has filled the table ("Lease table is still empty. Checking again
+ * in 3000 ms"), before its leader creates the leases; the constants are private to
+ * the KCL. With {@code worker} (the default) the launcher leaves this as it is.
+ * With {@code eager} the launcher, before the scheduler runs, initializes the
+ * scheduler's own lease coordinator (which creates the lease table as the
+ * scheduler would, and waits until it is active) and, <em>only if the table is
+ * empty</em>, runs the scheduler's own one-off shard sync (what its
+ * {@code PeriodicShardSyncManager.syncShardsOnce()} does: a KCL {@code ShardSyncTask}
+ * per stream, made of the parts of the scheduler's own {@code ShardSyncTaskManager},
+ * with the configured initial position), without the task's sleep of
+ * {@code shardSyncIntervalMillis} after creating leases and without metrics. The scheduler then finds the table filled and skips its wait. Leases
+ * are created with the KCL's conditional put (only if absent), so workers that
+ * start together each create the missing leases and none is written twice. If
+ * the eager sync fails, the launcher says so in one line and the scheduler does
+ * its own initial sync, as with {@code worker}. A value other than {@code worker}
+ * or {@code eager} is a usage error.
+ *
+ * <p>Exit codes: 0 when the scheduler's loop ends by itself (after SIGTERM or SIGINT
+ * the JVM exits with 128 + the signal's number, as any JVM); {@value #EXIT_FAILED}
+ * on a usage error (no or unreadable file, a value the launcher rejects), on a
+ * failure while preparing the configuration, the clients and the scheduler (for
+ * instance no AWS credentials: one line on stderr names the problem) or when the
+ * scheduler fails; {@value #EXIT_CHARSET} when the JVM's default charset is not
+ * UTF-8; {@value #EXIT_NEVER_STARTED} when the scheduler never reaches STARTED
+ * (initialization failed; the stock daemon exits 0 then).
+ *
+ * <p>{@code --self-check} builds a configuration, clients and a scheduler from a
+ * throw-away properties file without touching the network, proving the class path
+ * is complete.
+ */
+public final class KclLocalLauncher {
+
+    public static final String READY_LINE = "kclpy-local: worker STARTED";
+    static final String PREFIX = "kclpy-local: ";
+    static final String CLOUDWATCH_ENDPOINT = "cloudWatchEndpoint";
+    static final String CBOR_DISABLED = "isCBORProtocolDisabled";
+    static final String GRACE = "shutdownGraceMillis";
+    static final String INITIAL_LEASE_SYNC = "initialLeaseSync";
+    static final String SYNC_WORKER = "worker";
+    static final String SYNC_EAGER = "eager";
+    static final String LEADER_LEASE = "dynamoDbLockBasedLeaderLeaseDurationInMillis";
+    static final String LEADER_HEARTBEAT = "dynamoDbLockBasedLeaderHeartbeatPeriodInMillis";
+    static final String MAX_INIT_ATTEMPTS = "maxInitializationAttempts";
+    static final String DISPATCH_POLL = "shardConsumerDispatchPollIntervalMillis";
+    static final String EAGER_LINE = "eager initial lease sync";
+    static final String CBOR_SYSTEM_PROPERTY = "aws.cborEnabled";
+    static final long DEFAULT_GRACE_MILLIS = 20000L;
+    static final int EXIT_FAILED = 1;
+    static final int EXIT_CHARSET = 2;
+    static final int EXIT_NEVER_STARTED = 3;
+    static final String USAGE = "usage: java -cp <class path> " + KclLocalLauncher.class.getName()
+            + " <properties file> | --self-check";
+
+    private KclLocalLauncher() {
+    }
+
+    public static void main(String[] args) {
+        if (args.length == 1 && "--self-check".equals(args[0])) {
+            System.exit(selfCheck());
+        }
+        if (args.length != 1) {
+            usage("expected exactly one argument, the properties file");
+            System.exit(EXIT_FAILED);
+        }
+        System.exit(run(args[0]));
+    }
+
+    static void say(String message) {
+        System.err.println(PREFIX + message);
+        System.err.flush();
+    }
+
+    static void usage(String message) {
+        System.err.println(PREFIX + message);
+        System.err.println(USAGE);
+        System.err.flush();
+    }
+
+    /** Stock behaviour of the multilang pipes depends on the default charset. */
+    static boolean charsetIsUtf8() {
+        String name = Charset.defaultCharset().name();
+        if ("UTF-8".equalsIgnoreCase(name)) {
+            return true;
+        }
+        say("the JVM's default charset is " + name + ", not UTF-8: the record processors' "
+                + "pipes would garble non-ASCII text; run java with -Dfile.encoding=UTF-8");
+        return false;
+    }
+
+    static int run(String propertiesPath) {
+        if (!charsetIsUtf8()) {
+            return EXIT_CHARSET;
+        }
+        final Prepared prepared;
+        try {
+            prepared = prepare(propertiesPath);
+        } catch (IOException e) {
+            usage("cannot read " + propertiesPath + ": " + oneLine(e));
+            return EXIT_FAILED;
+        } catch (IllegalArgumentException e) {
+            usage(String.valueOf(e.getMessage()).replaceAll("\\s*[\\r\\n]+\\s*", " ").trim());
+            return EXIT_FAILED;
+        } catch (StartupException e) {
+            say("cannot start: " + e.getMessage());
+            return EXIT_FAILED;
+        } catch (RuntimeException e) {
+            say("cannot start: " + oneLine(rootCause(e)));
+            return EXIT_FAILED;
+        }
+        final AtomicBoolean finished = new AtomicBoolean(false);
+        Runtime.getRuntime().addShutdownHook(new Thread(new Runnable() {
+            @Override
+            public void run() {
+                if (!finished.get()) {
+                    shutdownGracefully(prepared);
+                }
+            }
+        }, "kclpy-local-shutdown"));
+
+        if (prepared.eager) {
+            eagerLeaseSync(prepared);
+        }
+        int code;
+        try {
+            Future<?> running = prepared.executor.submit(prepared.scheduler);
+            running.get();
+            if (prepared.listener.hasStarted()) {
+                code = 0;
+            } else {
+                say("the worker never reached STARTED (initialization failed"
+                        + prepared.listener.failureText() + "; see the errors above)");
+                code = EXIT_NEVER_STARTED;
+            }
+        } catch (ExecutionException e) {
+            say("the worker failed: " + e.getCause());
+            e.getCause().printStackTrace();
+            code = EXIT_FAILED;
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            code = EXIT_FAILED;
+        }
+        finished.set(true);
+        return code;
+    }
+
+    /** Everything needed to run, built from one properties file. */
+    static final class Prepared {
+        final Scheduler scheduler;
+        final StateListener listener;
+        final ExecutorService executor;
+        final long graceMillis;
+        final boolean eager;
+
+        Prepared(Scheduler scheduler, StateListener listener, ExecutorService executor, long graceMillis,
+                boolean eager) {
+            this.scheduler = scheduler;
+            this.listener = listener;
+            this.executor = executor;
+            this.graceMillis = graceMillis;
+            this.eager = eager;
+        }
+    }
+
+    /** A failure while preparing, with a message that says it all in one line. */
+    static final class StartupException extends RuntimeException {
+        private static final long serialVersionUID = 1L;
+
+        StartupException(String message, Throwable cause) {
+            super(message, cause);
+        }
+    }
+
+    /** The exception's class and message on one line. */
+    static String oneLine(Throwable t) {
+        String message = t.getMessage();
+        String text = t.getClass().getSimpleName() + (message == null ? "" : ": " + message);
+        return text.replaceAll("\\s*[\\r\\n]+\\s*", " ").trim();
+    }
+
+    static Throwable rootCause(Throwable t) {
+        Throwable cause = t;
+        while (cause.getCause() != null && cause.getCause() != cause) {
+            cause = cause.getCause();
+        }
+        return cause;
+    }
+
+    static Prepared prepare(String propertiesPath) throws IOException {
+        Properties extra = loadProperties(propertiesPath);
+        boolean cborDisabled = parseBoolean(extra, CBOR_DISABLED);
+        if (cborDisabled) {
+            System.setProperty(CBOR_SYSTEM_PROPERTY, "false");
+            say("CBOR disabled (" + CBOR_DISABLED + " = true)");
+        }
+        String cloudWatchEndpoint = trimmedOrNull(extra.getProperty(CLOUDWATCH_ENDPOINT));
+        boolean eager = SYNC_EAGER.equals(parseChoice(extra, INITIAL_LEASE_SYNC, SYNC_WORKER, SYNC_EAGER));
+        Long leaderLease = parsePositiveLong(extra, LEADER_LEASE);
+        Long leaderHeartbeat = parsePositiveLong(extra, LEADER_HEARTBEAT);
+        Long maxInitAttempts = parsePositiveLong(extra, MAX_INIT_ATTEMPTS);
+        Long dispatchPoll = parsePositiveLong(extra, DISPATCH_POLL);
+        if (maxInitAttempts != null && maxInitAttempts > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException(MAX_INIT_ATTEMPTS + " must be at most " + Integer.MAX_VALUE);
+        }
+        long effectiveLease = leaderLease != null ? leaderLease : 120000L;
+        long effectiveHeartbeat = leaderHeartbeat != null ? leaderHeartbeat : 30000L;
+        if ((leaderLease != null || leaderHeartbeat != null) && effectiveHeartbeat >= effectiveLease) {
+            throw new IllegalArgumentException(LEADER_HEARTBEAT + " (" + effectiveHeartbeat
+                    + ") must be shorter than " + LEADER_LEASE + " (" + effectiveLease + ")");
+        }
+
+        final MultiLangDaemonConfig config;
+        try {
+            config = new MultiLangDaemonConfig(propertiesPath);
+        } catch (IllegalArgumentException | NullPointerException e) {
+            throw new IllegalArgumentException(propertiesPath + ": " + e.getMessage(), e);
+        }
+        MultiLangDaemonConfiguration c = config.getMultiLangDaemonConfiguration();
+
+        AwsCredentialsProvider kinesisCredentials = credentials(c.getKinesisCredentialsProvider());
+        AwsCredentialsProvider dynamoCredentials = orElse(credentials(c.getDynamoDBCredentialsProvider()),
+                kinesisCredentials);
+        AwsCredentialsProvider cloudWatchCredentials = orElse(credentials(c.getCloudWatchCredentialsProvider()),
+                kinesisCredentials);
+        checkCredentials(kinesisCredentials, extra);
+        setBeanProperty(c, c.getKinesisClient(), "credentialsProvider", kinesisCredentials);
+        setBeanProperty(c, c.getDynamoDbClient(), "credentialsProvider", dynamoCredentials);
+        setBeanProperty(c, c.getCloudWatchClient(), "credentialsProvider", cloudWatchCredentials);
+        if (cloudWatchEndpoint != null) {
+            setBeanProperty(c, c.getCloudWatchClient(), "endpointOverride", cloudWatchEndpoint);
+        }
+
+        String region = trimmedOrNull(extra.getProperty("regionName"));
+        String kinesisEndpoint = endpointKey(extra, "kinesisEndpoint", "kinesisClient.endpointOverride");
+        String dynamoEndpoint = endpointKey(extra, "dynamoDBEndpoint", "dynamoDbClient.endpointOverride");
+        final boolean localKinesis = isLocal(kinesisEndpoint);
+        final KinesisAsyncClient kinesis;
+        final DynamoDbAsyncClient dynamoDB;
+        final CloudWatchAsyncClient cloudWatch;
+        final CloudWatchReporter cloudWatchReporter = new CloudWatchReporter(cloudWatchEndpoint);
+        try {
+            kinesis = c.getKinesisClient().build(KinesisAsyncClient.class, new Function<Object, Object>() {
+                @Override
+                public Object apply(Object builder) {
+                    KinesisAsyncClientBuilder kinesisBuilder = (KinesisAsyncClientBuilder) builder;
+                    if (localKinesis) {
+                        return kinesisBuilder.httpClientBuilder(NettyNioAsyncHttpClient.builder()
+                                .maxConcurrency(Integer.MAX_VALUE)
+                                .protocol(Protocol.HTTP1_1));
+                    }
+                    return KinesisClientUtil.adjustKinesisClientBuilder(kinesisBuilder);
+                }
+            });
+            dynamoDB = c.getDynamoDbClient().build(DynamoDbAsyncClient.class);
+            cloudWatch = c.getCloudWatchClient().build(CloudWatchAsyncClient.class, new Function<Object, Object>() {
+                @Override
+                public Object apply(Object builder) {
+                    return ((CloudWatchAsyncClientBuilder) builder).overrideConfiguration(
+                            o -> o.addExecutionInterceptor(cloudWatchReporter));
+                }
+            });
+        } catch (RuntimeException e) {
+            throw new StartupException("cannot build the AWS clients (" + oneLine(rootCause(e))
+                    + "); check regionName and the endpoints", e);
+        }
+        describeEndpoint("Kinesis", kinesisEndpoint, region, localKinesis ? "HTTP/1.1" : "HTTP/2");
+        describeEndpoint("DynamoDB", dynamoEndpoint, region, null);
+        describeEndpoint("CloudWatch", cloudWatchEndpoint, region, null);
+
+        ConfigsBuilder configsBuilder = new ConfigsBuilder(c.getStreamName(), c.getApplicationName(), kinesis,
+                dynamoDB, cloudWatch, c.getWorkerIdentifier(), config.getRecordProcessorFactory());
+        // As the stock MultiLangDaemonConfiguration resolves its fields: ConfigsBuilder first, then the
+        // configuration objects it makes, the nested beans, the retrieval mode, and everything else.
+        Map<Class<?>, Object> configObjects = new HashMap<>();
+        configObjects.put(ConfigsBuilder.class, configsBuilder);
+        ConfigurationSettableUtils.resolveFields(c, configObjects, Collections.<Class<?>>singleton(ConfigsBuilder.class),
+                Collections.<Class<?>>singleton(PollingConfig.class));
+        CoordinatorConfig coordinator = configsBuilder.coordinatorConfig();
+        CheckpointConfig checkpoint = configsBuilder.checkpointConfig();
+        LeaseManagementConfig leaseManagement = configsBuilder.leaseManagementConfig();
+        LifecycleConfig lifecycle = configsBuilder.lifecycleConfig();
+        MetricsConfig metrics = configsBuilder.metricsConfig();
+        ProcessorConfig processor = configsBuilder.processorConfig();
+        RetrievalConfig retrieval = configsBuilder.retrievalConfig();
+        for (Object o : Arrays.asList(coordinator, checkpoint, leaseManagement, lifecycle, metrics, processor,
+                retrieval)) {
+            configObjects.put(o.getClass(), o);
+        }
+        ConfigurationSettableUtils.resolveFields(c.getCoordinatorStateTableConfigBean(),
+                coordinator.coordinatorStateTableConfig());
+        ConfigurationSettableUtils.resolveFields(c.getGracefulLeaseHandoffConfigBean(),
+                leaseManagement.gracefulLeaseHandoffConfig());
+        ConfigurationSettableUtils.resolveFields(c.getWorkerUtilizationAwareAssignmentConfigBean(),
+                leaseManagement.workerUtilizationAwareAssignmentConfig());
+        ConfigurationSettableUtils.resolveFields(c.getWorkerMetricStatsTableConfigBean(),
+                leaseManagement.workerUtilizationAwareAssignmentConfig().workerMetricsTableConfig());
+        retrieval.retrievalSpecificConfig(c.getRetrievalMode().builder(c).build(kinesis, c));
+        ConfigurationSettableUtils.resolveFields(c, configObjects, null,
+                new HashSet<Class<?>>(Arrays.<Class<?>>asList(ConfigsBuilder.class, PollingConfig.class)));
+
+        // The launcher's own keys: fields of the KCL's configuration objects the stock daemon does not read.
+        if (leaderLease != null) {
+            leaseManagement.dynamoDbLockBasedLeaderLeaseDurationInMillis(leaderLease);
+        }
+        if (leaderHeartbeat != null) {
+            leaseManagement.dynamoDbLockBasedLeaderHeartbeatPeriodInMillis(leaderHeartbeat);
+        }
+        if (maxInitAttempts != null) {
+            coordinator.maxInitializationAttempts(maxInitAttempts.intValue());
+        }
+        if (dispatchPoll != null) {
+            coordinator.shardConsumerDispatchPollIntervalMillis(dispatchPoll);
+        }
+        if (metrics.metricsLevel() != MetricsLevel.NONE && isLocal(cloudWatchEndpoint)) {
+            say("metricsLevel is " + metrics.metricsLevel() + ": the KCL's AWS SDK sends CloudWatch metrics "
+                    + "in the Smithy RPC v2 CBOR protocol only; a local endpoint without it (moto) rejects "
+                    + "them; set metricsLevel = NONE there");
+        }
+        StateListener listener = new StateListener(c);
+        coordinator.workerStateChangeListener(listener);
+
+        Scheduler scheduler = new Scheduler(checkpoint, coordinator, leaseManagement, lifecycle, metrics,
+                processor, retrieval);
+        long grace = extra.getProperty(GRACE) != null ? c.getShutdownGraceMillis() : DEFAULT_GRACE_MILLIS;
+        return new Prepared(scheduler, listener, config.getExecutorService(), grace, eager);
+    }
+
+    /** The credentials provider a bean describes, or {@code null} when the key was not given. */
+    static AwsCredentialsProvider credentials(BuilderDynaBean bean) {
+        if (!bean.isDirty()) {
+            return null;
+        }
+        return bean.build(AwsCredentialsProvider.class);
+    }
+
+    static <T> T orElse(T value, T fallback) {
+        return value != null ? value : fallback;
+    }
+
+    /** Resolves the credentials once, as the KCL 1.x daemon does at start, for a one-line error. */
+    static void checkCredentials(AwsCredentialsProvider provider, Properties extra) {
+        try {
+            provider.resolveCredentials();
+        } catch (RuntimeException e) {
+            String key = "AwsCredentialsProvider";
+            for (String name : extra.stringPropertyNames()) {
+                if (name.equalsIgnoreCase(key)) {
+                    key = name;
+                }
+            }
+            throw new StartupException("no AWS credentials: " + key + " = "
+                    + trimmedOrNull(extra.getProperty(key)) + " found none (" + oneLine(rootCause(e))
+                    + "); for a local emulator any non-empty values will do", e);
+        }
+    }
+
+    static void setBeanProperty(MultiLangDaemonConfiguration c, BuilderDynaBean bean, String name, Object value) {
+        try {
+            c.getUtilsBean().setProperty(bean, name, value);
+        } catch (ReflectiveOperationException e) {
+            throw new IllegalStateException("cannot set " + name + " on a client builder: " + oneLine(e), e);
+        }
+    }
+
+    /** The endpoint from the first of {@code keys} that is set, trimmed; {@code null} when none is. */
+    static String endpointKey(Properties properties, String... keys) {
+        for (String key : keys) {
+            String value = trimmedOrNull(properties.getProperty(key));
+            if (value != null) {
+                return value;
+            }
+        }
+        return null;
+    }
+
+    /** An {@code http://} URL, or any URL whose host is a loopback address or {@code localhost}. */
+    static boolean isLocal(String endpoint) {
+        if (endpoint == null) {
+            return false;
+        }
+        final URI uri;
+        try {
+            uri = URI.create(endpoint);
+        } catch (IllegalArgumentException e) {
+            return false;
+        }
+        if ("http".equalsIgnoreCase(uri.getScheme())) {
+            return true;
+        }
+        String host = uri.getHost();
+        if (host == null) {
+            return false;
+        }
+        if ("localhost".equalsIgnoreCase(host) || host.toLowerCase(Locale.ROOT).endsWith(".localhost")) {
+            return true;
+        }
+        if (!host.matches("[0-9.]+|\\[?[0-9a-fA-F:]+\\]?")) {
+            return false;  // a name: never resolved here
+        }
+        try {
+            return InetAddress.getByName(host).isLoopbackAddress();
+        } catch (UnknownHostException e) {
+            return false;
+        }
+    }
+
+    static void describeEndpoint(String service, String endpoint, String region, String protocol) {
+        String where = endpoint != null ? "endpoint " + endpoint : "AWS endpoint";
+        String detail = "region " + (region != null ? region : "from the environment")
+                + (protocol != null ? ", " + protocol : "");
+        say(service + " " + where + " (" + detail + ")");
+    }
+
+    /** Says once why a CloudWatch call failed (metrics are best effort in the KCL, and logged per batch). */
+    static final class CloudWatchReporter implements ExecutionInterceptor {
+        private final String endpoint;
+        private final AtomicBoolean reported = new AtomicBoolean(false);
+
+        CloudWatchReporter(String endpoint) {
+            this.endpoint = endpoint;
+        }
+
+        @Override
+        public void onExecutionFailure(Context.FailedExecution context, ExecutionAttributes executionAttributes) {
+            if (!reported.compareAndSet(false, true)) {
+                return;
+            }
+            say("CloudWatch metrics cannot be delivered to " + (endpoint != null ? endpoint : "AWS") + " ("
+                    + oneLine(rootCause(context.exception())) + "); the KCL's AWS SDK sends them in the Smithy"
+                    + " RPC v2 CBOR protocol only, which this endpoint may not speak; set metricsLevel = NONE"
+                    + " to turn them off (said once)");
+        }
+    }
+
+    /** Creates the lease table and the leases before the scheduler runs (see the class comment). */
+    static void eagerLeaseSync(Prepared prepared) {
+        long start = System.currentTimeMillis();
+        Scheduler scheduler = prepared.scheduler;
+        String table = scheduler.leaseManagementConfig().tableName();
+        try {
+            LeaseRefresher refresher = scheduler.leaseRefresher();
+            boolean existed = refresher.leaseTableExists();
+            scheduler.leaseCoordinator().initialize();
+            // As Scheduler.initialize() does before its own sync (idempotent; the shard syncer reads it).
+            StreamIdCache.initialize(scheduler.streamIdCacheManager(),
+                    scheduler.leaseManagementConfig().streamIdOnboardingState());
+            if (!existed) {
+                say(EAGER_LINE + ": created the lease table " + table);
+            }
+            if (!refresher.isLeaseTableEmpty()) {
+                say(EAGER_LINE + " not needed: the lease table " + table + " already has leases");
+                return;
+            }
+            // What the scheduler's PeriodicShardSyncManager.syncShardsOnce() does (the class is not public),
+            // with the task's idle time after a sync (shardSyncIntervalMillis) left out and no metrics.
+            for (StreamConfig stream : scheduler.currentStreamConfigMap().values()) {
+                ShardSyncTaskManager manager = scheduler.shardSyncTaskManagerProvider().apply(stream);
+                TaskResult result = new ShardSyncTask(manager.shardDetector(), manager.leaseRefresher(),
+                        manager.initialPositionInStream(), manager.cleanupLeasesUponShardCompletion(),
+                        manager.garbageCollectLeases(), manager.ignoreUnexpectedChildShards(), 0L,
+                        manager.hierarchicalShardSyncer(), new NullMetricsFactory()).call();
+                if (result.getException() != null) {
+                    throw result.getException();
+                }
+            }
+            int leases = refresher.listLeases().size();
+            say(EAGER_LINE + ": " + leases + " lease(s) in " + table + " for stream "
+                    + prepared.listener.streamName + " in " + (System.currentTimeMillis() - start)
+                    + " ms; the worker will not wait for an empty lease table");
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        } catch (Exception e) {
+            say(EAGER_LINE + " failed (" + oneLine(rootCause(e)) + "); the worker will sync itself");
+        }
+    }
+
+    /** Same lookup as the stock daemon: a class path resource first, then a file. */
+    static Properties loadProperties(String path) throws IOException {
+        Properties properties = new Properties();
+        ClassLoader loader = Thread.currentThread().getContextClassLoader();
+        InputStream in = loader == null ? null : loader.getResourceAsStream(path);
+        if (in == null) {
+            in = new FileInputStream(path);
+        }
+        try {
+            properties.load(in);
+        } finally {
+            in.close();
+        }
+        return properties;
+    }
+
+    static String trimmedOrNull(String value) {
+        if (value == null) {
+            return null;
+        }
+        String trimmed = value.trim();
+        return trimmed.isEmpty() ? null : trimmed;
+    }
+
+    /** The trimmed value, lower case, one of {@code choices}; the first choice when the key is absent. */
+    static String parseChoice(Properties properties, String key, String... choices) {
+        String value = trimmedOrNull(properties.getProperty(key));
+        if (value == null) {
+            return choices[0];
+        }
+        for (String choice : choices) {
+            if (choice.equalsIgnoreCase(value)) {
+                return choice;
+            }
+        }
+        throw new IllegalArgumentException(key + " must be one of " + String.join(", ", choices) + ", not '"
+                + value + "'");
+    }
+
+    static boolean parseBoolean(Properties properties, String key) {
+        String value = trimmedOrNull(properties.getProperty(key));
+        if (value == null || "false".equalsIgnoreCase(value)) {
+            return false;
+        }
+        if ("true".equalsIgnoreCase(value)) {
+            return true;
+        }
+        throw new IllegalArgumentException(key + " must be true or false, not '" + value + "'");
+    }
+
+    /** The trimmed value as a positive long; {@code null} when the key is absent. */
+    static Long parsePositiveLong(Properties properties, String key) {
+        String value = trimmedOrNull(properties.getProperty(key));
+        if (value == null) {
+            return null;
+        }
+        try {
+            long parsed = Long.parseLong(value);
+            if (parsed > 0) {
+                return parsed;
+            }
+        } catch (NumberFormatException e) {
+            // reported below
+        }
+        throw new IllegalArgumentException(key + " must be a positive whole number, not '" + value + "'");
+    }
+
+    static void shutdownGracefully(Prepared prepared) {
+        try {
+            if (!prepared.listener.hasStarted()) {
+                say("stop requested before the worker started; shutting it down");
+                prepared.scheduler.shutdown();
+                return;
+            }
+            say("stop requested; graceful shutdown (up to " + prepared.graceMillis + " ms)");
+            Future<Boolean> done = prepared.scheduler.startGracefulShutdown();
+            Boolean complete = done.get(prepared.graceMillis, TimeUnit.MILLISECONDS);
+            say("graceful shutdown " + (Boolean.TRUE.equals(complete) ? "complete" : "ended early"));
+        } catch (TimeoutException e) {
+            say("graceful shutdown did not finish within " + prepared.graceMillis + " ms; exiting anyway");
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        } catch (Exception e) {
+            say("error during graceful shutdown: " + e);
+        }
+    }
+
+    /** Reports scheduler states; the STARTED line is what callers wait for. */
+    static final class StateListener implements WorkerStateChangeListener {
+        final String applicationName;
+        final String streamName;
+        final String workerId;
+        private volatile boolean started;
+        private volatile Throwable failure;
+
+        StateListener(MultiLangDaemonConfiguration c) {
+            this.applicationName = c.getApplicationName();
+            this.streamName = c.getStreamName();
+            this.workerId = c.getWorkerIdentifier();
+        }
+
+        boolean hasStarted() {
+            return started;
+        }
+
+        String failureText() {
+            Throwable t = failure;
+            return t == null ? "" : ": " + oneLine(rootCause(t));
+        }
+
+        @Override
+        public void onWorkerStateChange(WorkerState state) {
+            if (state == WorkerState.STARTED) {
+                started = true;
+                System.err.println(READY_LINE + " (application " + applicationName + ", stream " + streamName
+                        + ", worker " + workerId + ")");
+                System.err.flush();
+            } else {
+                say("worker " + state);
+            }
+        }
+
+        @Override
+        public void onAllInitializationAttemptsFailed(Throwable e) {
+            failure = e;
+        }
+    }
+
+    /** Builds everything from a throw-away file, without any network call. */
+    static int selfCheck() {
+        File file = null;
+        try {
+            System.setProperty("aws.accessKeyId", "self-check");
+            System.setProperty("aws.secretAccessKey", "self-check");
+            file = File.createTempFile("kclpy-local-self-check", ".properties");
+            Properties p = new Properties();
+            p.setProperty("applicationName", "kclpy-local-self-check");
+            p.setProperty("streamName", "self-check");
+            p.setProperty("executableName", "self-check");
+            p.setProperty("AwsCredentialsProvider", "SystemPropertyCredentialsProvider");
+            p.setProperty("regionName", "us-east-1");
+            p.setProperty("kinesisEndpoint", "http://127.0.0.1:9");
+            p.setProperty("dynamoDBEndpoint", "http://127.0.0.1:9");
+            p.setProperty(CLOUDWATCH_ENDPOINT, "http://127.0.0.1:9");
+            p.setProperty(CBOR_DISABLED, "true");
+            p.setProperty("retrievalMode", "POLLING");
+            p.setProperty("metricsLevel", "NONE");
+            p.setProperty(INITIAL_LEASE_SYNC, SYNC_EAGER);
+            p.setProperty(LEADER_LEASE, "10000");
+            p.setProperty(LEADER_HEARTBEAT, "2000");
+            p.setProperty(MAX_INIT_ATTEMPTS, "1");
+            p.setProperty(DISPATCH_POLL, "250");
+            OutputStream out = new FileOutputStream(file);
+            try {
+                p.store(out, "kclpy-local self-check");
+            } finally {
+                out.close();
+            }
+            Prepared prepared = prepare(file.getAbsolutePath());
+            prepared.executor.shutdownNow();
+            System.out.println(PREFIX + "self-check OK (charset " + Charset.defaultCharset().name() + ")");
+            return 0;
+        } catch (Throwable t) {
+            say("self-check failed: " + t);
+            t.printStackTrace();
+            return EXIT_FAILED;
+        } finally {
+            if (file != null && !file.delete()) {
+                file.deleteOnExit();
+            }
+        }
+    }
+}
