@@ -7,6 +7,7 @@ tests/integration/test_launcher.py.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import io
 import json
@@ -33,7 +34,7 @@ from kclpy_local._cache import atomic_writer
 from kclpy_local._cli import main
 from kclpy_local._exceptions import ArtifactDownloadError, ArtifactIntegrityError, BootstrapError
 from kclpy_local._fetch import DEFAULT_REPOSITORY, resolve_repository
-from kclpy_local._jars import Artifact, LauncherSpec, Lock
+from kclpy_local._jars import Artifact, LauncherSpec, Lock, load_lock
 
 # --------------------------------------------------------------------------- stub repository
 
@@ -477,3 +478,29 @@ def test_cli_bootstrap_offline_and_from(cli_lock: Fake, tmp_path: Path,
     assert code == 0
     assert "3 copied" in capsys.readouterr().out
     assert cli_lock.stub.requests == []
+
+
+def test_generation_3_installs_beside_generation_1(fake: Fake) -> None:
+    """A second generation is its own cache directory and launcher; warm, it makes no request."""
+    spec3 = load_lock(3).launcher
+    lock3 = dataclasses.replace(fake.lock, generation=3, launcher=spec3)
+    fake.run()
+
+    def run3() -> _bootstrap.BootstrapResult:
+        return run_bootstrap(3, cache_dir=fake.cache, lock=lock3, repository=fake.stub.url,
+                             sleep=fake.sleeps.append, progress=False)
+
+    cold = run3()
+    assert cold.summary.requests == 3 and cold.summary.launcher_built
+    inst = cold.installation
+    assert inst.generation == 3
+    assert inst.main_class == "dev.kclpylocal.kcl3.KclLocalLauncher"
+    assert inst.launcher_jar == fake.cache / "kcl3" / "launcher.jar"
+    assert all(path.parent == fake.cache / "kcl3" / "jars" for path in inst.jars)
+    assert json.loads((fake.cache / "kcl3" / "launcher.json").read_text())["source"] == "java/kcl3/KclLocalLauncher.java"
+    warm = run3()
+    assert warm.summary.requests == 0 and not warm.summary.launcher_built
+    assert installation(3, fake.cache, lock=lock3) == inst
+    # Generation 1 is untouched.
+    assert installation(1, fake.cache, lock=fake.lock).main_class == "dev.kclpylocal.kcl1.KclLocalLauncher"
+    assert len(fake.builds) == 2

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import copy
+import importlib.util
 import json
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -97,3 +99,77 @@ def _broken(mutate: Any) -> dict[str, Any]:
 def test_malformed_lockfiles_are_rejected(mutate: Any, message: str) -> None:
     with pytest.raises(BootstrapError, match=message):
         parse_lock(_broken(mutate), source="kcl1.json")
+
+
+# -- KCL 3.x -----------------------------------------------------------------------
+
+
+def test_generation_3_is_available() -> None:
+    assert 3 in available_generations()
+
+
+def test_kcl3_lock_pins_the_3_5_1_closure() -> None:
+    lock = load_lock(3)
+    assert lock.generation == 3
+    assert lock.root == "software.amazon.kinesis:amazon-kinesis-client:3.5.1"
+    by_name = {(a.group, a.artifact): a for a in lock.artifacts}
+    assert by_name[("software.amazon.kinesis", "amazon-kinesis-client")].version == "3.5.1"
+    # The only multilang jar the repository serves near 3.5.1; its classes are 3.5.1's but three settings.
+    assert by_name[("software.amazon.kinesis", "amazon-kinesis-client-multilang")].version == "3.1.3"
+    # One AWS SDK version for everything the KCL itself uses (the KCL 3.5.1 pom's awssdk.version).
+    for sdk in ("kinesis", "dynamodb", "dynamodb-enhanced", "cloudwatch", "netty-nio-client", "sdk-core",
+                "aws-core", "sts", "aws-cbor-protocol", "smithy-rpcv2-protocol"):
+        assert by_name[("software.amazon.awssdk", sdk)].version == "2.41.21", sdk
+    # The 3.5.1 multilang pom's direct dependencies, at its versions.
+    for (group, artifact), version in {
+        ("ch.qos.logback", "logback-classic"): "1.3.16",
+        ("com.beust", "jcommander"): "1.82",
+        ("commons-io", "commons-io"): "2.16.1",
+        ("org.apache.commons", "commons-collections4"): "4.4",
+        ("commons-beanutils", "commons-beanutils"): "1.11.0",
+    }.items():
+        assert by_name[(group, artifact)].version == version, artifact
+    for needed in [("com.amazonaws", "dynamodb-lock-client"), ("software.amazon.glue", "schema-registry-serde"),
+                   ("io.netty", "netty-codec-http2"), ("org.slf4j", "slf4j-api")]:
+        assert needed in by_name, needed
+    assert len(lock.artifacts) == 136
+    assert all(len(a.sha256) == 64 and a.size > 0 for a in lock.artifacts)
+
+
+def test_kcl3_launcher_spec_and_source() -> None:
+    lock = load_lock(3)
+    assert lock.launcher.main_class == "dev.kclpylocal.kcl3.KclLocalLauncher"
+    assert lock.launcher.source == "java/kcl3/KclLocalLauncher.java"
+    assert lock.launcher.java_release == 8
+    source = lock.launcher_source().decode("utf-8")
+    assert "package dev.kclpylocal.kcl3;" in source
+    assert "public final class KclLocalLauncher" in source
+    for literal in ('"kclpy-local: worker STARTED"', '"cloudWatchEndpoint"', '"isCBORProtocolDisabled"',
+                    '"aws.cborEnabled"', '"initialLeaseSync"', '"dynamoDbLockBasedLeaderLeaseDurationInMillis"',
+                    '"dynamoDbLockBasedLeaderHeartbeatPeriodInMillis"', '"maxInitializationAttempts"',
+                    '"shardConsumerDispatchPollIntervalMillis"'):
+        assert literal in source, literal
+
+
+def _lock_jars_script() -> Any:
+    path = Path(__file__).resolve().parents[2] / "scripts" / "lock_jars.py"
+    spec = importlib.util.spec_from_file_location("lock_jars", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_lock_script_renders_the_kcl3_recipe() -> None:
+    script = _lock_jars_script()
+    raw = _raw(3)
+    dependencies = script.pom_dependencies(raw["root"], raw["resolve"])
+    assert dependencies[0] == ("software.amazon.kinesis:amazon-kinesis-client:3.5.1", True)
+    assert ("software.amazon.kinesis:amazon-kinesis-client-multilang:3.1.3", False) in dependencies
+    assert [t for _, t in dependencies].count(False) == 1
+    pom = script.render_pom(dependencies)
+    assert pom.count("<dependency>") == len(dependencies) == len(raw["resolve"]["dependencies"])
+    assert pom.count("<exclusion><groupId>*</groupId><artifactId>*</artifactId></exclusion>") == 1
+    # Without a recipe the pom depends on the root alone, as for KCL 1.x.
+    assert script.pom_dependencies("g:a:1", None) == [("g:a:1", True)]
+    assert script.render_pom([("g:a:1", True)]).count("<dependency>") == 1
