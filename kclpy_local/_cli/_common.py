@@ -11,7 +11,7 @@ import threading
 from types import FrameType, TracebackType
 from typing import Any
 
-from .up import default_state_dir, read_record, record_is_live
+from .up import default_state_dir, kinesis_is_live, read_record, record_is_live
 
 __all__ = [
     "DEFAULT_ENDPOINT",
@@ -40,8 +40,12 @@ def add_endpoint_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--region", default="us-east-1", help="AWS region name (default: %(default)s)")
 
 
-def resolve_endpoint(explicit: str | None) -> str:
-    """The endpoint a command talks to: explicit, environment, running emulator, default."""
+def resolve_endpoint(explicit: str | None, service: str = "kinesis") -> str:
+    """The endpoint a command talks to for ``service`` (``kinesis``, ``dynamodb`` or
+    ``cloudwatch``): explicit, environment, running emulator, default.
+
+    After ``kclpy-local up --kinesis kinesis-mock`` Kinesis is on its own port.
+    """
     if explicit:
         return explicit
     from_env = os.environ.get(ENDPOINT_ENV)
@@ -49,6 +53,8 @@ def resolve_endpoint(explicit: str | None) -> str:
         return from_env
     record = read_record(default_state_dir())
     if record is not None and record_is_live(record):
+        if service == "kinesis" and kinesis_is_live(record):
+            return record.kinesis_endpoint
         return record.endpoint
     return DEFAULT_ENDPOINT
 

@@ -59,7 +59,7 @@ from .._progress import PROGRESS_ENV, ProgressBoard, ShardProgress
 from .._properties import detect_profile, effective_properties, read_properties, write_properties
 from .._supervise import ExitReason, OutageWatch, RestartPolicy, endpoint_answers
 from ._common import ENDPOINT_ENV, StopSignals
-from .up import default_state_dir, read_record, record_is_live
+from .up import default_state_dir, kinesis_is_live, read_record, record_is_live
 
 __all__ = ["RUN_PROFILE", "register"]
 
@@ -194,13 +194,18 @@ def plan(args: argparse.Namespace, environ: Mapping[str, str]) -> Plan:
     env.setdefault("KCLPY_LOCAL_APP", default_app)
 
     target = args.endpoint
+    running_kinesis = None
     if target is None and profile != "aws":
-        target = _running_endpoint(environ)
+        target, running_kinesis = _running_endpoint(environ)
     embedded = target is None and profile != "aws"
     if target is not None:
         for key in _ENDPOINT_KEYS:
             overrides[key] = target
         env[ENDPOINT_ENV] = target
+    if running_kinesis is not None and args.kinesis == "moto":
+        # `kclpy-local up --kinesis kinesis-mock` runs: Kinesis is there.
+        overrides["kinesisEndpoint"] = running_kinesis
+        overrides["isCBORProtocolDisabled"] = str(not CBOR_RECORDS_WORK).lower()
     endpoint = target if target is not None else values.get("kinesisEndpoint")
     local = embedded or _aws.is_local_endpoint(endpoint)
     if local:
@@ -221,14 +226,15 @@ def plan(args: argparse.Namespace, environ: Mapping[str, str]) -> Plan:
     )
 
 
-def _running_endpoint(environ: Mapping[str, str]) -> str | None:
-    """``$KCLPY_LOCAL_ENDPOINT``, else the emulator ``kclpy-local up`` started, if it runs."""
+def _running_endpoint(environ: Mapping[str, str]) -> tuple[str | None, str | None]:
+    """``$KCLPY_LOCAL_ENDPOINT``, else the emulator ``kclpy-local up`` started, if it
+    runs; and the Kinesis engine beside it, if there is one."""
     if environ.get(ENDPOINT_ENV):
-        return environ[ENDPOINT_ENV]
+        return environ[ENDPOINT_ENV], None
     record = read_record(default_state_dir())
     if record is not None and record_is_live(record):
-        return record.endpoint
-    return None
+        return record.endpoint, (record.kinesis_endpoint if kinesis_is_live(record) else None)
+    return None, None
 
 
 def _embedded_port(requested: int | None) -> int:
