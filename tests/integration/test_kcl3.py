@@ -14,6 +14,7 @@ import base64
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -51,6 +52,13 @@ LOCAL_TIMINGS = {
     "parentShardPollIntervalMillis": "500",
 }
 
+#: The launcher's own timing keys: the leader lock lasts 10 s instead of 120 s,
+#: so a worker that was killed holding it blocks lease assignment for 10 s.
+LAUNCHER_TIMINGS = {
+    "dynamoDbLockBasedLeaderLeaseDurationInMillis": "10000",
+    "dynamoDbLockBasedLeaderHeartbeatPeriodInMillis": "2000",
+}
+
 
 def write_properties(path: Path, endpoint: str, app: str, stream: str, **extra: str) -> Path:
     """A KCL 3.x properties file for the recorder processor against one local endpoint."""
@@ -69,6 +77,7 @@ def write_properties(path: Path, endpoint: str, app: str, stream: str, **extra: 
         "initialPositionInStream": "TRIM_HORIZON",
         "initialLeaseSync": "eager",
         **LOCAL_TIMINGS,
+        **LAUNCHER_TIMINGS,
         **extra,
     }
     path.write_text("".join(f"{k} = {v}\n" for k, v in lines.items()), encoding="utf-8")
@@ -167,9 +176,9 @@ BAD_VALUES = {
     "isCBORProtocolDisabled=yes": "isCBORProtocolDisabled must be true or false, not 'yes'",
     "initialLeaseSync=sometimes": "initialLeaseSync must be one of worker, eager, not 'sometimes'",
     "maxInitializationAttempts=0": "maxInitializationAttempts must be a positive whole number, not '0'",
-    "dynamoDbLockBasedLeaderHeartbeatPeriodInMillis=200000":
-        "dynamoDbLockBasedLeaderHeartbeatPeriodInMillis (200000) must be shorter than "
-        "dynamoDbLockBasedLeaderLeaseDurationInMillis (120000)",
+    "dynamoDbLockBasedLeaderHeartbeatPeriodInMillis=10000":
+        "dynamoDbLockBasedLeaderHeartbeatPeriodInMillis (10000) must be shorter than "
+        "dynamoDbLockBasedLeaderLeaseDurationInMillis (10000)",
 }
 
 
@@ -262,6 +271,9 @@ def test_records_exact_checkpoints_and_restart(
         wait_for(checkpoints_landed, 60, f"checkpoints {last}")
         shard_ids = {s["ShardId"] for s in kinesis.list_shards(StreamName=stream)["Shards"]}
         assert set(shard_leases(dynamodb, app)) == shard_ids
+        # The leader lock lives in the same table, with the launcher's lease duration.
+        leader = {lease.lease_key: lease for lease in _aws.read_leases(dynamodb, app)}["Leader"]
+        assert leader.raw["leaseDuration"] == "10000", leader.raw
     assert len(ledger(ledger_path)) == len(first)
     eager = [line for line in lines if line.startswith(EAGER)]
     assert eager[0] == f"{EAGER}: created the lease table {app}", lines[-50:]
@@ -303,3 +315,31 @@ def test_metrics_on_the_emulator_are_explained(
     assert any(line.startswith("kclpy-local: metricsLevel is SUMMARY: ") and "metricsLevel = NONE" in line
                for line in lines), lines[:40]
     assert len([line for line in lines if line.startswith(failed)]) == 1
+
+
+def test_killed_worker_is_replaced(kcl3: Installation, fresh_emulator: EmbeddedEmulator, tmp_path: Path) -> None:
+    """SIGKILL leaves the leader lock and the leases held; a new worker takes over once they expire."""
+    endpoint = fresh_emulator.endpoint_url
+    app, stream = "kcl3-killed", "kcl3-killed-stream"
+    kinesis = _aws.client("kinesis", endpoint)
+    _aws.ensure_stream(kinesis, stream, 2)
+    props = write_properties(tmp_path / "app.properties", endpoint, app, stream)
+    ledger_path = tmp_path / "ledger.jsonl"
+
+    def processed(results: list[_aws.PutResult]) -> Callable[[], bool]:
+        wanted = {(r.shard_id, r.sequence_number) for r in results}
+        return lambda: wanted <= {(e["shard"], e["sequence_number"]) for e in ledger(ledger_path)}
+
+    lines: list[str] = []
+    first = daemon(kcl3, props, ledger_path, lines)
+    with first:
+        wait_for(processed(_aws.put_records(kinesis, stream, [(b"before", f"pk-{i}") for i in range(10)])),
+                 180, "the records put before the kill")
+        assert first.pid is not None
+        os.killpg(first.pid, signal.SIGKILL)
+        assert first.wait(30) == -signal.SIGKILL
+    restarted = time.monotonic()
+    with daemon(kcl3, props, ledger_path, []):
+        wait_for(processed(_aws.put_records(kinesis, stream, [(b"after", f"pk-{i}") for i in range(10)])),
+                 240, "the records put after the kill")
+        print(f"\nKCL 3 restart after SIGKILL to the last new record processed: {time.monotonic() - restarted:.1f}s")

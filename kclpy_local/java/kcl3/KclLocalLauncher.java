@@ -92,11 +92,12 @@ import java.util.function.Function;
  *       default {@code worker}): see below;</li>
  *   <li>{@code dynamoDbLockBasedLeaderLeaseDurationInMillis} and
  *       {@code dynamoDbLockBasedLeaderHeartbeatPeriodInMillis} (positive longs;
- *       KCL defaults 120000 and 30000): the lease of the leader lock. The leader
- *       assigns leases to workers; a worker that stops without releasing the lock
- *       (killed, or a restart with a new worker id) leaves it to expire first, and
- *       until then no lease is assigned to anyone. The heartbeat must be shorter
- *       than the lease. These are fields of the KCL's
+ *       KCL defaults 120000 and 30000): the lease of the leader lock (the item
+ *       {@code Leader} of the lease table). The leader assigns leases to workers;
+ *       a graceful shutdown releases the lock, but a worker killed while holding
+ *       it leaves it to expire first, and until then no lease is assigned to
+ *       anyone. The heartbeat must be shorter than the lease. These are fields of
+ *       the KCL's
  *       {@code LeaseManagementConfig} that the stock daemon does not read;</li>
  *   <li>{@code maxInitializationAttempts} (positive int; KCL default 20): how
  *       often the scheduler tries to initialize before it gives up, a field of the
@@ -149,12 +150,25 @@ import java.util.function.Function;
  * {@code PeriodicShardSyncManager.syncShardsOnce()} does: a KCL {@code ShardSyncTask}
  * per stream, made of the parts of the scheduler's own {@code ShardSyncTaskManager},
  * with the configured initial position), without the task's sleep of
- * {@code shardSyncIntervalMillis} after creating leases and without metrics. The scheduler then finds the table filled and skips its wait. Leases
- * are created with the KCL's conditional put (only if absent), so workers that
- * start together each create the missing leases and none is written twice. If
- * the eager sync fails, the launcher says so in one line and the scheduler does
- * its own initial sync, as with {@code worker}. A value other than {@code worker}
- * or {@code eager} is a usage error.
+ * {@code shardSyncIntervalMillis} after creating leases and without metrics. The
+ * scheduler then finds the table filled and skips its wait. Leases are created
+ * with the KCL's conditional put (only if absent), so workers that start together
+ * each create the missing leases and none is written twice. If the eager sync
+ * fails, the launcher says so in one line and the scheduler does its own initial
+ * sync, as with {@code worker}. A value other than {@code worker} or {@code eager}
+ * is a usage error.
+ *
+ * <p><b>Start-up on a local endpoint.</b> With the KCL's defaults a new application
+ * takes over a minute to process its first record: besides the random wait above,
+ * the scheduler's own initial shard sync sleeps {@code shardSyncIntervalMillis}
+ * (60 s) after creating leases, before it reports STARTED. Leases are then assigned
+ * by the leader every {@code leaseAssignmentIntervalMillis} (2 x
+ * {@code failoverTimeMillis}), only to workers that have reported their metrics
+ * ({@code workerMetricsReporterFreqInMillis}, 30 s; a stopped worker counts as alive
+ * for two periods, and leases are handed to it meanwhile), and a restarted worker
+ * with a new {@code workerId} waits for the old worker's leases to expire
+ * ({@code failoverTimeMillis}). All of these are keys the stock daemon reads; a
+ * stable {@code workerId} lets a restarted worker keep its leases at once.
  *
  * <p>Exit codes: 0 when the scheduler's loop ends by itself (after SIGTERM or SIGINT
  * the JVM exits with 128 + the signal's number, as any JVM); {@value #EXIT_FAILED}
@@ -413,7 +427,8 @@ public final class KclLocalLauncher {
         // configuration objects it makes, the nested beans, the retrieval mode, and everything else.
         Map<Class<?>, Object> configObjects = new HashMap<>();
         configObjects.put(ConfigsBuilder.class, configsBuilder);
-        ConfigurationSettableUtils.resolveFields(c, configObjects, Collections.<Class<?>>singleton(ConfigsBuilder.class),
+        ConfigurationSettableUtils.resolveFields(c, configObjects,
+                Collections.<Class<?>>singleton(ConfigsBuilder.class),
                 Collections.<Class<?>>singleton(PollingConfig.class));
         CoordinatorConfig coordinator = configsBuilder.coordinatorConfig();
         CheckpointConfig checkpoint = configsBuilder.checkpointConfig();
