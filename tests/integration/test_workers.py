@@ -30,11 +30,12 @@ import json
 import math
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -489,6 +490,46 @@ def test_sigterm_hands_the_leases_over_at_the_next_taker_pass(
     )
 
 
+def test_sigterm_hands_over_more_released_leases_than_the_share(
+    endpoints: Endpoints, kcl1: Installation, tmp_path: Path
+) -> None:
+    """Three of four leases released to a worker holding one: KCL 1.x's own taker pass
+    fails then (its steal path meets the owner-less leases as a worker named null), the
+    launcher's look for released leases still takes them at that pass."""
+    with Cluster(endpoints, kcl1, tmp_path) as cluster:
+        first = cluster.add("worker-first")
+        first.daemon.start()
+        deadline = time.monotonic() + 60
+        while cluster.counts() != {first.worker_id: SHARDS}:
+            assert time.monotonic() < deadline, cluster.owners()
+            time.sleep(0.25)
+        second = cluster.add("worker-second")
+        second.daemon.start()
+        # Its first taker pass, at its start, steals one lease (maxLeasesToStealAtOneTime = 1).
+        deadline = time.monotonic() + TAKER_INTERVAL + 30
+        while cluster.counts().get(second.worker_id) != 1:
+            assert time.monotonic() < deadline, cluster.owners()
+            time.sleep(0.1)
+        first.stopped = True
+        stopped_at = time.time()
+        first.daemon.terminate()
+        deadline = time.monotonic() + 2 * TAKER_INTERVAL + 40
+        while cluster.counts() != {second.worker_id: SHARDS}:
+            cluster.check_alive()
+            assert time.monotonic() < deadline, f"not handed over: {cluster.owners()}"
+            time.sleep(0.1)
+        taken_at = time.time()
+    released = [at for at, line in first.lines if line.startswith(RELEASED)]
+    took = [line for _, line in second.lines if line.startswith(TOOK_RELEASED)]
+    assert len(released) == SHARDS - 1, first.tail()
+    assert len(took) == SHARDS - 1, second.tail()
+    assert taken_at - max(released) <= TAKER_INTERVAL + 5
+    print(
+        f"\nSIGTERM, {len(released)} leases released to a worker holding 1: all taken "
+        f"{taken_at - stopped_at:.1f}s after the signal"
+    )
+
+
 @pytest.mark.parametrize("handoff", ["false", "true"])
 def test_graceful_shutdown_releases_leases_only_with_handoff(
     handoff: str, endpoints: Endpoints, kcl1: Installation, tmp_path: Path
@@ -511,3 +552,14 @@ def test_graceful_shutdown_releases_leases_only_with_handoff(
     else:
         assert set(owners.values()) == {worker.worker_id}, owners
         assert not [line for line in lines if line.startswith(RELEASED)]
+
+
+def test_bad_handoff_value_is_a_usage_error(
+    java_bin: str, kcl1: Installation, unreachable_properties: Callable[..., Path]
+) -> None:
+    props = unreachable_properties(gracefulLeaseHandoff="sometimes")
+    argv = [java_bin, "-Dfile.encoding=UTF-8", "-Daws.accessKeyId=it", "-Daws.secretKey=it"]
+    argv += ["-cp", kcl1.classpath(), kcl1.main_class, str(props)]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 1
+    assert "gracefulLeaseHandoff must be true or false, not 'sometimes'" in proc.stderr

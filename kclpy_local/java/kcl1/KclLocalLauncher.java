@@ -45,6 +45,7 @@ import java.lang.reflect.Constructor;
 import java.nio.charset.Charset;
 import java.util.ArrayList;
 import java.util.Collections;
+import java.util.HashMap;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Locale;
@@ -140,7 +141,10 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * </ul>
  * So a released lease is taken at the next lease-taker pass of a worker that runs
  * this launcher, at most one taker interval after the release instead of one to
- * two intervals. With {@code false} the launcher leaves both to the KCL. A value
+ * two intervals. (KCL 1.15's {@code LeaseTaker} counts leases without owner as a
+ * worker named null; when they exceed a worker's share while it lacks leases, its
+ * steal path throws a NullPointerException: the launcher then logs one line and
+ * still looks for released leases in that pass.) With {@code false} the launcher leaves both to the KCL. A value
  * other than {@code true} or {@code false} is a usage error.
  *
  * <p>Exit codes: 0 when the worker's loop ends by itself (after SIGTERM or SIGINT the
@@ -638,7 +642,16 @@ public final class KclLocalLauncher {
 
         @Override
         public Map<String, KinesisClientLease> takeLeases() throws DependencyException, InvalidStateException {
-            Map<String, KinesisClientLease> taken = kclTaker.takeLeases();
+            Map<String, KinesisClientLease> taken;
+            try {
+                taken = kclTaker.takeLeases();
+            } catch (RuntimeException e) {
+                // KCL 1.x's LeaseTaker counts leases without owner as a worker named null; when
+                // they are more than this worker's share and it lacks leases, its steal path
+                // fails (NullPointerException in chooseLeasesToSteal). Those leases are taken below.
+                say("the KCL's lease-taker pass failed (" + oneLine(e) + "); looking for released leases");
+                taken = new HashMap<>();
+            }
             try {
                 takeReleased(taken);
                 lastProblem = null;
