@@ -46,6 +46,8 @@ from .._emulator import require_moto
 from .._exceptions import KclpyLocalError, PropertiesError
 from .._jars import DEFAULT_GENERATION, Lock, available_generations, load_lock
 from .._java import JavaTool, find_tool
+from .._kinesis_mock import VERSION as KINESIS_MOCK_VERSION
+from .._kinesis_mock import find_installation, node_problem
 from .._launcher import launcher_problem
 from .._properties import Problem, detect_profile, read_properties, validate_properties
 from .._version import __version__
@@ -323,6 +325,19 @@ def check_properties(path: Path) -> tuple[Check, ...]:
 # -- all together ----------------------------------------------------------------
 
 
+def check_kinesis_mock(cache_dir: Path | None = None) -> Check:
+    """Node.js and npm, and whether the pinned kinesis-mock is installed (optional engine)."""
+    problem = node_problem()
+    if problem is not None:
+        return Check("kinesis-mock", "warn", f"the kinesis-mock engine is unavailable: {problem}",
+                     "install Node.js 20 (with npm) to use `--kinesis kinesis-mock`")
+    installed = find_installation(cache_dir)
+    if installed is None:
+        return Check("kinesis-mock", "ok",
+                     f"node and npm found; kinesis-local {KINESIS_MOCK_VERSION} is installed on first use")
+    return Check("kinesis-mock", "ok", f"kinesis-local {KINESIS_MOCK_VERSION} installed in {installed.root}")
+
+
 def run_checks(
     *,
     generation: int = DEFAULT_GENERATION,
@@ -352,6 +367,7 @@ def run_checks(
         )
     )
     checks += cache_checks
+    checks.append(check_kinesis_mock(cache_dir))
     resolved = resolve_endpoint(endpoint)
     checks.append(check_emulator(resolved, _endpoint_origin(endpoint, resolved)))
     if properties is not None:

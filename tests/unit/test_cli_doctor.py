@@ -39,7 +39,7 @@ cloudWatchEndpoint = http://127.0.0.1:4566
 
 ORDER = [
     "python", "kclpy-local", "amazon-kclpy", "boto3", "moto", "java", "javac", "jars",
-    "launcher", "emulator",
+    "launcher", "kinesis-mock", "emulator",
 ]
 
 
@@ -470,3 +470,19 @@ def test_javac_lookup_without_java(no_java: None) -> None:
     failed = doctor.check_javac(None, launcher_built=False, min_jdk=11)
     assert failed.status == "FAIL" and failed.fix is not None
     assert os.environ["PATH"].endswith("empty-bin")
+
+
+def test_kinesis_mock_check_names_a_missing_node(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # neither node nor npm
+    check = doctor.check_kinesis_mock(tmp_path)
+    assert check.status == "warn"
+    assert "node is not on PATH" in check.finding and "Node.js 20" in (check.fix or "")
+
+
+def test_kinesis_mock_check_when_not_installed_yet(tmp_path: Path) -> None:
+    import shutil
+
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        pytest.skip("node and npm are not on PATH")
+    check = doctor.check_kinesis_mock(tmp_path / "empty-cache")
+    assert check.status == "ok" and "installed on first use" in check.finding
