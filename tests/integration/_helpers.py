@@ -179,6 +179,8 @@ class Cluster:
             log=lambda line: lines.append((time.time(), line)),
             overrides=settings,
             ready_timeout=180,
+            # The launcher's graceful shutdown takes up to 20 s; leave it room on busy cores.
+            stop_timeout=60,
         )
         worker = Worker(worker_id, daemon, ledger, checkpoints, lines)
         self.workers[worker_id] = worker
