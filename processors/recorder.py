@@ -116,9 +116,9 @@ class RecorderProcessor(RecordProcessor):
 
     def shard_ended(self, checkpointer: Checkpointer) -> None:
         log.info("%s: shard ended", self.shard_id)
-        # At shard end the checkpoint is required: a refusal must stop the process.
-        checkpointer.checkpoint(retry=RETRY)
-        self._note("checkpoint", "SHARD_END")
+        # Lost meanwhile, the lease's new owner reaches the shard end and checkpoints it.
+        if self._checkpoint(checkpointer):
+            self._note("checkpoint", "SHARD_END")
 
     def shutdown_requested(self, checkpointer: Checkpointer) -> None:
         log.info("%s: shutdown requested", self.shard_id)
