@@ -140,7 +140,10 @@ class Daemon:
     is the grace period between SIGTERM and SIGKILL.  ``validate`` refuses a
     file the properties validator reports errors for (for instance a local
     profile that would reach real AWS) before the JVM starts; ``overrides``
-    replace keys in a temporary copy of the file.
+    replace keys in a temporary copy of the file.  ``guard`` refuses to start
+    while workers of the other KCL generation hold live leases on the lease
+    table (see :mod:`kclpy_local._generations`; read-only, skipped with a log
+    line when the table cannot be read).
     """
 
     def __init__(
@@ -159,6 +162,7 @@ class Daemon:
         overrides: Mapping[str, str] | None = None,
         installation: Installation | None = None,
         validate: bool = True,
+        guard: bool = True,
     ) -> None:
         self.properties_path = Path(properties_path)
         self.generation = generation
@@ -173,6 +177,7 @@ class Daemon:
         self.overrides = dict(overrides or {})
         self._installation = installation
         self.validate = validate
+        self.guard = guard
         self._java_path: str | None = None
         self._resolved: Path | None = None
         self._proc: subprocess.Popen[str] | None = None
@@ -233,6 +238,10 @@ class Daemon:
                 f"{self.properties_path}: no executableName (the command that runs the record processor)"
             )
         _check_executable(executable, self.cwd, environ.get("PATH"))
+        if self.guard:
+            from ._generations import check_before_start  # boto3: only when a daemon starts
+
+            check_before_start(values, self.generation)
 
     def _validate(self, document: PropertiesDocument, environ: Mapping[str, str]) -> None:
         problems = validate_properties(document, environ=environ)

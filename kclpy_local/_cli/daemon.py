@@ -36,6 +36,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                    help="grace period after SIGTERM before SIGKILL (default: %(default)s)")
     p.add_argument("--no-validate", dest="validate", action="store_false",
                    help="start even if the properties validator reports errors")
+    p.add_argument("--no-generation-guard", dest="guard", action="store_false",
+                   help="start even if workers of the other KCL generation hold live leases "
+                        "on the lease table (unsafe)")
     p.set_defaults(func=_run)
 
 
@@ -53,6 +56,7 @@ def _run(args: argparse.Namespace) -> int:
         ready_timeout=None,
         stop_timeout=args.stop_timeout,
         validate=args.validate,
+        guard=args.guard,
     )
     if args.print_command:
         print(shlex.join(daemon.argv()))

@@ -121,6 +121,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                    help="give up when the worker has not started by then (default: wait)")
     p.add_argument("--no-progress", dest="progress", action="store_false",
                    help="do not show per-shard progress")
+    p.add_argument("--no-generation-guard", dest="guard", action="store_false",
+                   help="start even if workers of the other KCL generation hold live leases "
+                        "on the lease table (unsafe)")
     p.add_argument("--restart", action="store_true",
                    help="start the daemon again when it exits with an error (not after Ctrl-C), "
                         "after a back-off; it resumes from the last checkpoints")
@@ -505,6 +508,7 @@ def _run(args: argparse.Namespace) -> int:
                 log=sink,
                 ready_timeout=args.ready_timeout,
                 cwd=Path.cwd(),
+                guard=args.guard,
             )
 
         print(f"kclpy-local: application {live.app!r}, stream {live.stream!r} "
