@@ -314,7 +314,7 @@ def check_before_start(
     ``None`` is returned: the daemon reports such problems itself.
     """
     table = values.get("applicationName", "").strip()
-    if not table or "${" in table:
+    if not table or "${" in table or generation not in (1, 3):
         return None
     endpoint = values.get("dynamoDBEndpoint", "").strip() or None
     region = values.get("regionName", "").strip() or "us-east-1"
