@@ -98,10 +98,15 @@ def renew(dynamodb: Any, shard: str, owner: str | None = None, table: str = TABL
     dynamodb.update_item(TableName=table, Key={"leaseKey": {"S": shard}}, AttributeUpdates=updates)
 
 
+def renew_all(dynamodb: Any, shards: Sequence[str]) -> None:
+    for shard in shards:
+        renew(dynamodb, shard)
+
+
 class FakeTime:
     """A clock and a sleep for the guard: each sleep advances the clock and runs ``on_sleep``."""
 
-    def __init__(self, on_sleep: Callable[[], None] = lambda: None) -> None:
+    def __init__(self, on_sleep: Callable[[], object] = lambda: None) -> None:
         self.now = 100.0
         self.sleeps: list[float] = []
         self.on_sleep = on_sleep
@@ -183,7 +188,7 @@ def test_after_the_cutover_a_3x_restart_watches_nothing(dynamodb: Any) -> None:
 def test_live_1x_workers_refuse_3x(dynamodb: Any) -> None:
     make_table(dynamodb, lease_1x(SHARDS[0], "w1"), lease_1x(SHARDS[1], "w1"), lease_1x(SHARDS[2], "w2"))
     # w1 renews both of its leases; w2 was killed and renews nothing.
-    fake = FakeTime(lambda: [renew(dynamodb, s) for s in SHARDS[:2]])
+    fake = FakeTime(lambda: renew_all(dynamodb, SHARDS[:2]))
     result = check(dynamodb, 3, fake, failover_ms=5000, poll=0.5)
     assert result.live == (OtherWorker("w1", tuple(SHARDS[:2])),)
     assert result.idle == (OtherWorker("w2", (SHARDS[2],)),)
@@ -200,7 +205,7 @@ def test_live_1x_workers_refuse_3x(dynamodb: Any) -> None:
 
 def test_several_live_workers_are_named(dynamodb: Any) -> None:
     make_table(dynamodb, lease_1x(SHARDS[0], "w1"), lease_1x(SHARDS[1], "w2"))
-    fake = FakeTime(lambda: [renew(dynamodb, s) for s in SHARDS[:2]])
+    fake = FakeTime(lambda: renew_all(dynamodb, SHARDS[:2]))
     result = check(dynamodb, 3, fake)
     assert result.message().startswith(
         "refusing to start KCL 3.x: KCL 1.x workers w1, w2 hold live leases on table app-guard "
@@ -232,7 +237,7 @@ def test_leases_taken_by_this_generation_are_not_live(dynamodb: Any) -> None:
 def test_live_3x_workers_refuse_1x(dynamodb: Any) -> None:
     make_table(dynamodb, LEADER, MIGRATION, worker_metrics("w3"), worker_metrics("w4"),
                lease_3x(SHARDS[0], "w3"), lease_3x(SHARDS[1], "w4"), lease_3x(SHARDS[2], "w4"))
-    fake = FakeTime(lambda: [renew(dynamodb, s) for s in SHARDS])
+    fake = FakeTime(lambda: renew_all(dynamodb, SHARDS))
     result = check(dynamodb, 1, fake)
     assert result.live == (OtherWorker("w3", (SHARDS[0],)), OtherWorker("w4", tuple(SHARDS[1:])))
     assert result.message() == (
