@@ -1,0 +1,179 @@
+"""Distributed-behaviour figures on both Kinesis engines, side by side in one run.
+
+    python bench/bench_engines.py [--records 4000] [--latency 100] [--cold-runs 3]
+
+For each engine (moto alone; kinesis-mock for Kinesis with DynamoDB and
+CloudWatch on moto), with the real KCL 1.15.3 daemon and processors/recorder.py
+(which writes and fsyncs a ledger line per record and checkpoints each batch):
+
+- end-to-end records/s through daemon and processor on a four-shard stream
+  (records put first, at most 1,000 per GetRecords; from the worker's STARTED
+  to the last batch's acknowledgement), beside the
+  engine's raw GetRecords rate measured in the same run (boto3 reading the same
+  four shards from TRIM_HORIZON, 10,000 records per call);
+- put-to-process latency p50/p99 (one record at a time, 50 ms apart);
+- cold start to the first record (new application, eager lease sync), median
+  and max over ``--cold-runs``.
+
+Failover after ``kill -9`` is measured by bench/bench_failover.py. Needs a
+bootstrapped cache (``kclpy-local bootstrap``), moto, and Node.js for
+kinesis-mock (installed on first use).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from kclpy_local import _aws
+from kclpy_local._bootstrap import installation
+from kclpy_local._daemon import LOCAL_PROFILE, Daemon, processor_command
+from kclpy_local._emulator import EmbeddedEmulator
+from kclpy_local._kinesis_mock import KinesisMock
+
+ROOT = Path(__file__).resolve().parents[1]
+RECORDER = ROOT / "processors" / "recorder.py"
+SHARDS = 4
+
+
+@dataclass(frozen=True)
+class Engine:
+    name: str
+    kinesis_url: str
+    aws_url: str
+
+
+@contextlib.contextmanager
+def engines() -> Iterator[list[Engine]]:
+    with EmbeddedEmulator(port=0) as moto, KinesisMock() as mock:
+        yield [Engine("moto", moto.endpoint_url, moto.endpoint_url),
+               Engine("kinesis-mock", mock.endpoint_url, moto.endpoint_url)]
+
+
+def ledger(path: Path) -> list[dict[str, object]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def daemon(engine: Engine, stream: str, app: str, ledger_path: Path, progress: Path | None = None) -> Daemon:
+    env = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "KCLPY_LOCAL_LEDGER": str(ledger_path)}
+    if progress is not None:
+        env["KCLPY_LOCAL_PROGRESS"] = str(progress)
+    overrides = {
+        "executableName": processor_command(RECORDER), "streamName": stream, "applicationName": app,
+        "kinesisEndpoint": engine.kinesis_url, "dynamoDBEndpoint": engine.aws_url,
+        "cloudWatchEndpoint": engine.aws_url, "isCBORProtocolDisabled": "true", "maxRecords": "1000",
+    }
+    return Daemon(LOCAL_PROFILE, env=env, overrides=overrides, ready_timeout=120, log=lambda line: None,
+                  installation=installation(1))
+
+
+def put(engine: Engine, stream: str, count: int, shards: int = SHARDS) -> None:
+    kinesis = _aws.client("kinesis", engine.kinesis_url)
+    _aws.ensure_stream(kinesis, stream, shards)
+    _aws.put_records(kinesis, stream, [(b"x" * 100 + str(i).encode(), f"k{i}") for i in range(count)])
+
+
+def raw_get_records(engine: Engine, stream: str, count: int) -> float:
+    kinesis = _aws.client("kinesis", engine.kinesis_url)
+    shards = [s["ShardId"] for s in kinesis.list_shards(StreamName=stream)["Shards"]]
+    start = time.perf_counter()
+    got = 0
+    for shard in shards:
+        iterator = kinesis.get_shard_iterator(StreamName=stream, ShardId=shard,
+                                              ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        while iterator:
+            out = kinesis.get_records(ShardIterator=iterator, Limit=10000)
+            got += len(out["Records"])
+            if not out["Records"] and out.get("MillisBehindLatest", 0) == 0:
+                break
+            iterator = out.get("NextShardIterator")
+    assert got == count, (got, count)
+    return got / (time.perf_counter() - start)
+
+
+def end_to_end(engine: Engine, workdir: Path, count: int) -> float:
+    """Records/s from the worker's STARTED to the acknowledgement of the last batch
+    (the runtime's progress event, written after the processor returned); the
+    records are put first, so this counts the KCL's lease taking and first reads."""
+    stream, path = f"e2e-{engine.name}", workdir / f"e2e-{engine.name}.jsonl"
+    progress = workdir / f"e2e-{engine.name}.progress"
+    put(engine, stream, count)
+    with daemon(engine, stream, f"e2e-app-{engine.name}", path, progress):
+        ready = time.time()
+        deadline = ready + 600
+        while len(entries := ledger(path)) < count:
+            if time.time() > deadline:
+                raise SystemExit(f"{engine.name}: {len(entries)}/{count} processed after 600 s")
+            time.sleep(0.2)
+        time.sleep(0.5)  # the last acknowledgement
+    done = max(float(e["t"]) for e in ledger(progress) if e.get("event") == "records")  # type: ignore[arg-type]
+    return count / (done - ready)
+
+
+def latency(engine: Engine, workdir: Path, count: int) -> list[float]:
+    stream, path = f"lat-{engine.name}", workdir / f"lat-{engine.name}.jsonl"
+    kinesis = _aws.client("kinesis", engine.kinesis_url)
+    _aws.ensure_stream(kinesis, stream, 1)
+    with daemon(engine, stream, f"lat-app-{engine.name}", path):
+        put_at: dict[str, float] = {}
+        for i in range(count):
+            key = f"lat-{i}"
+            put_at[key] = time.time()
+            _aws.put_records(kinesis, stream, [(key.encode(), key)])
+            time.sleep(0.05)
+        deadline = time.time() + 120
+        while len(entries := ledger(path)) < count and time.time() < deadline:
+            time.sleep(0.2)
+    return sorted(float(e["processed_at"]) - put_at[str(e["partition_key"])] for e in entries)  # type: ignore[arg-type]
+
+
+def cold_start(engine: Engine, workdir: Path, index: int) -> float:
+    stream, path = f"cold-{engine.name}-{index}", workdir / f"cold-{engine.name}-{index}.jsonl"
+    put(engine, stream, 1, shards=2)
+    start = time.time()
+    with daemon(engine, stream, f"cold-app-{engine.name}-{index}", path):
+        while not ledger(path):
+            time.sleep(0.05)
+    return float(ledger(path)[0]["processed_at"]) - start  # type: ignore[arg-type]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=12000)
+    parser.add_argument("--latency", type=int, default=100)
+    parser.add_argument("--cold-runs", type=int, default=3)
+    args = parser.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench-engines-") as tmp, engines() as found:
+        workdir = Path(tmp)
+        for engine in found:
+            print(f"{engine.name}: end to end ...", file=sys.stderr, flush=True)
+            e2e = end_to_end(engine, workdir, args.records)
+            raw = raw_get_records(engine, f"e2e-{engine.name}", args.records)
+            print(f"{engine.name}: latency ...", file=sys.stderr, flush=True)
+            lat = latency(engine, workdir, args.latency)
+            print(f"{engine.name}: cold starts ...", file=sys.stderr, flush=True)
+            cold = [cold_start(engine, workdir, i) for i in range(args.cold_runs)]
+            rows.append((engine.name, e2e, raw, lat, cold))
+    print(f"{'engine':14} {'e2e rec/s':>10} {'raw GetRecords':>15} {'ratio':>6} "
+          f"{'p50 ms':>7} {'p99 ms':>7} {'cold median s':>14} {'cold max s':>11}")
+    for name, e2e, raw, lat, cold in rows:
+        p99 = lat[max(int(len(lat) * 0.99) - 1, 0)]
+        print(f"{name:14} {e2e:10,.0f} {raw:15,.0f} {e2e / raw:5.2f}x {statistics.median(lat) * 1000:7.0f} "
+              f"{p99 * 1000:7.0f} {statistics.median(cold):14.2f} {max(cold):11.2f}")
+    print(f"({args.records} records of ~100 B on {SHARDS} shards; targets: e2e >= 0.5x raw, "
+          "p50 <= 300 ms, cold start <= 10 s)")
+
+
+if __name__ == "__main__":
+    main()
