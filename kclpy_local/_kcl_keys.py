@@ -21,7 +21,7 @@ How the configurator decodes a value (what :func:`check_value` mirrors):
 - ``Date``: ``Long.parseLong`` seconds since the epoch;
 - ``InitialPositionInStream``: upper-cased, then ``valueOf`` (no trimming).
 
-A KCL 3.x table can be added beside this one with the same :class:`KeySpec`.
+The KCL 3.x table (:mod:`kclpy_local._kcl3_keys`) uses the same :class:`KeySpec`.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ __all__ = [
     "KCL1_KEYS",
     "KCL1_KEYS_BY_NAME",
     "KCL1_UNSETTABLE",
+    "SDK2_ONLY_PROVIDERS",
     "KeySpec",
     "KeyType",
     "check_value",
@@ -54,6 +55,10 @@ class KeyType(enum.Enum):
     INITIAL_POSITION = "InitialPositionInStream"
     STRING_SET = "Set<String> (comma list)"
     CREDENTIALS_PROVIDER = "AWSCredentialsProvider (comma list of classes)"
+    # Types only KCL 3.x keys have.
+    DOUBLE = "double"
+    DURATION = "Duration (ISO-8601, e.g. PT24H)"
+    TAGS = "tags (key=value,key=value)"
 
 
 @dataclass(frozen=True, slots=True)

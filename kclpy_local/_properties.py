@@ -18,7 +18,10 @@ given an already substituted copy, see :func:`resolve_file`), in values only:
 - ``$${`` stands for a literal ``${``; a ``$`` not followed by ``{`` is literal.
 
 Profiles (``local``, ``localstack``, ``aws``) select the endpoint rules of
-:func:`validate_properties`. The profile is the explicit argument, else a comment
+:func:`validate_properties`, whose ``generation`` (1, the default, or 3) selects
+the key table: KCL 1.15.3's (:mod:`kclpy_local._kcl_keys`) or KCL 3.x's
+(:mod:`kclpy_local._kcl3_keys`: case-sensitive names, the 3.x decoders, keys
+only 1.x reads reported as ignored). The profile is the explicit argument, else a comment
 such as ``# kclpy-local: profile=local``, else the file name (``local.properties``,
 ``my-local.properties``).
 """
@@ -32,7 +35,7 @@ import os
 import re
 import stat
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, get_args
@@ -41,6 +44,17 @@ from urllib.parse import urlsplit
 import javaproperties
 
 from ._exceptions import PropertiesError
+from ._kcl3_keys import (
+    CLIENT_BUILDER_PREFIXES,
+    KCL1_ONLY_KEYS,
+    KCL3_BEANS,
+    KCL3_KEYS,
+    KCL3_PRIMITIVE,
+    KCL3_UNSETTABLE,
+    bean_property,
+    check_value3,
+    spec3,
+)
 from ._kcl_keys import (
     KCL1_KEYS,
     KCL1_KEYS_BY_NAME,
@@ -50,8 +64,10 @@ from ._kcl_keys import (
     check_value,
     java_trim,
 )
+from ._translate import RENAMED_KEYS
 
 __all__ = [
+    "GENERATIONS",
     "PROFILES",
     "Entry",
     "Problem",
@@ -77,6 +93,8 @@ logger.addHandler(logging.NullHandler())
 Profile = Literal["local", "localstack", "aws"]
 PROFILES: tuple[Profile, ...] = get_args(Profile)
 Severity = Literal["error", "warning"]
+#: The KCL generations the validator has a key table for.
+GENERATIONS: tuple[int, ...] = (1, 3)
 
 ENDPOINT_KEYS: tuple[str, ...] = ("kinesisEndpoint", "dynamoDBEndpoint", "cloudWatchEndpoint")
 _ENCODING = "iso-8859-1"  # what Properties.load(InputStream) assumes
@@ -395,13 +413,18 @@ def validate_properties(
     *,
     profile: Profile | None = None,
     environ: Mapping[str, str] | None = None,
+    generation: int = 1,
 ) -> list[Problem]:
     """Every problem found in ``props`` (errors and warnings), in file order.
 
     Values are checked after environment substitution. With a
     :class:`PropertiesDocument` the problems carry line numbers and the profile
-    may come from the file's comment or name.
+    may come from the file's comment or name. ``generation`` selects the key
+    table: 1 (KCL 1.15.3) or 3 (KCL 3.x, as its multilang daemon reads the file).
     """
+    if generation not in GENERATIONS:
+        raise ValueError(f"no key table for KCL generation {generation!r}")
+    kcl3 = generation == 3
     env = os.environ if environ is None else environ
     if isinstance(props, PropertiesDocument):
         document = props
@@ -443,7 +466,8 @@ def validate_properties(
             unresolved.add(entry.key)
         else:
             unresolved.discard(entry.key)
-            problems.extend(_check_entry(entry.key, expanded, entry.line))
+            check = _check_entry3 if kcl3 else _check_entry
+            problems.extend(check(entry.key, expanded, entry.line))
     for line in document.escaped_space_lines:
         problems.append(
             Problem(
@@ -469,8 +493,15 @@ def validate_properties(
     # would report it again see it as set to something valid.
     for key in unresolved:
         values.pop(key)
-    problems.extend(_check_required(values, document, unresolved))
-    problems.extend(_check_initial_position(values, document))
+    if kcl3:
+        problems.extend(_check_required3(values, document, unresolved))
+        problems.extend(_check_same_property3(values, document))
+        problems.extend(_check_initial_position3(values, document))
+        problems.extend(_check_local3(values, document, profile))
+        values = _with_endpoint_overrides3(values)
+    else:
+        problems.extend(_check_required(values, document, unresolved))
+        problems.extend(_check_initial_position(values, document))
     problems.extend(_check_endpoints(values, document, profile, unresolved))
     problems.sort(key=lambda p: (p.line is None, p.line or 0))
     return problems
@@ -609,6 +640,236 @@ def _check_initial_position(
     return []
 
 
+# -- KCL 3.x rules -------------------------------------------------------------
+
+
+def _check_entry3(key: str, value: str, line: int | None) -> list[Problem]:
+    spec = spec3(key)
+    if spec is None:
+        problem = _unknown_key3(key, line)
+        return [problem] if problem is not None else []
+    problems = []
+    reason = check_value3(spec, value)
+    padded = java_trim(value) != value
+    if reason:
+        hint = "remove the whitespace around the value" if padded else _type_hint3(spec, value)
+        if "maximum" in reason:
+            hint = None
+        problems.append(Problem(key, line, "error", reason, hint))
+    elif padded:
+        problems.append(
+            Problem(
+                key,
+                line,
+                "warning",
+                "leading or trailing whitespace in the value (KCL 3.x keeps it in strings, "
+                "booleans and enumerations)",
+                "remove it",
+            )
+        )
+    elif spec.name in KCL3_PRIMITIVE and _is_zero(spec, value) and spec.default not in (None, "0", "false"):
+        problems.append(
+            Problem(
+                key,
+                line,
+                "warning",
+                f"{java_trim(value)} is never applied: KCL 3.x's multilang daemon skips a primitive "
+                f"field's zero value, so the KCL default {spec.default} stays",
+            )
+        )
+    return problems
+
+
+def _is_zero(spec: KeySpec, value: str) -> bool:
+    text = java_trim(value)
+    if spec.type is KeyType.BOOLEAN:
+        return value.lower() in ("false", "no", "n", "off", "0")
+    try:
+        return float(text.rstrip("dDfF")) == 0
+    except ValueError:
+        return False
+
+
+def _type_hint3(spec: KeySpec, value: str) -> str | None:
+    if spec.type is KeyType.INITIAL_POSITION and value.upper() == "AT_TIMESTAMP":
+        return "write initialPositionInStreamExtended = <epoch seconds> instead"
+    if spec.type is KeyType.CREDENTIALS_PROVIDER:
+        return (
+            "name AWS SDK v2 classes, such as DefaultCredentialsProvider or "
+            "EnvironmentVariableCredentialsProvider; kclpy-local translates SDK v1 names when it "
+            "runs a file with --kcl 3"
+        )
+    if spec.type is KeyType.BOOLEAN:
+        return "true or false"
+    if spec.type is KeyType.DURATION:
+        return "e.g. PT24H, PT30M, PT10S"
+    if spec.type is KeyType.TAGS:
+        return "e.g. team=streams,env=dev"
+    return _type_hint(spec)
+
+
+def _unknown_key3(key: str, line: int | None) -> Problem | None:
+    if key in KCL3_UNSETTABLE:
+        return Problem(key, line, "error", f"cannot be set from a properties file in KCL 3.x: {KCL3_UNSETTABLE[key]}")
+    if key in KCL1_ONLY_KEYS:
+        action = "translates" if key in RENAMED_KEYS else "drops"
+        return Problem(
+            key,
+            line,
+            "warning",
+            f"ignored by KCL 3.x: {KCL1_ONLY_KEYS[key]}",
+            f"kclpy-local {action} it when it runs the file with --kcl 3",
+        )
+    for prefix in CLIENT_BUILDER_PREFIXES:
+        if key.startswith(prefix):
+            if key[len(prefix):] in ("endpointOverride", "region"):
+                return None
+            return Problem(
+                key,
+                line,
+                "warning",
+                "a property of the AWS SDK client builder, passed on as it is: kclpy-local does not "
+                "check it, and the daemon stops at start when the builder has no such property",
+            )
+    names = [spec.name for spec in KCL3_KEYS]
+    names += [f"{bean}.{name}" for bean, members in KCL3_BEANS.items() for name in members]
+    folded = {name.lower(): name for name in names}
+    property_name = bean_property(key)
+    suggestion = folded.get(key.lower()) or folded.get(property_name.lower()) or next(
+        iter(difflib.get_close_matches(property_name, names, n=1, cutoff=0.75)), None
+    )
+    if suggestion:
+        return Problem(
+            key,
+            line,
+            "error",
+            "unknown key (KCL 3.x key names are case-sensitive); KCL 3.x ignores it silently",
+            f"did you mean {suggestion!r}?",
+        )
+    return Problem(key, line, "warning", "unknown key; KCL 3.x ignores it silently")
+
+
+def _set_keys(keys: Iterable[str], name: str) -> list[str]:
+    """The ``keys`` that set the 3.x property ``name``."""
+    return [key for key in keys if bean_property(key) == name]
+
+
+def _check_required3(
+    values: Mapping[str, str], document: PropertiesDocument, unresolved: set[str]
+) -> list[Problem]:
+    problems = []
+    for spec in KCL3_KEYS:
+        if not spec.required:
+            continue
+        keys = _set_keys([*values, *unresolved], spec.name)
+        if any(key in unresolved for key in keys) or any(java_trim(values.get(key, "")) for key in keys):
+            continue
+        if spec.name == "streamName" and java_trim(values.get("streamArn", "")):
+            continue
+        empty = bool(keys)
+        action = "give it a value" if empty else f"add {spec.name} = <value>"
+        problems.append(
+            Problem(
+                spec.name,
+                document.line_of(keys[-1]) if keys else None,
+                "error",
+                f"required key {'is empty' if empty else 'is missing'}",
+                f"{action} ({spec.description.split(';')[0].rstrip('.')})",
+            )
+        )
+    return problems
+
+
+def _check_same_property3(values: Mapping[str, str], document: PropertiesDocument) -> list[Problem]:
+    """Two keys that set the same 3.x property (``AWSCredentialsProvider`` and
+    ``AwsCredentialsProvider``, ``maxRecords`` and ``pollingConfig.maxRecords``...)."""
+    by_property: dict[str, list[str]] = {}
+    for key in values:
+        name = bean_property(key)
+        by_property.setdefault("workerId" if name == "workerIdentifier" else name, []).append(key)
+    problems = []
+    for keys in by_property.values():
+        if len(keys) > 1:
+            problems.append(
+                Problem(
+                    keys[-1],
+                    document.line_of(keys[-1]),
+                    "warning",
+                    f"{', '.join(keys)} set the same property: which value wins depends on key order",
+                    "keep one of them",
+                )
+            )
+    return problems
+
+
+def _check_initial_position3(values: Mapping[str, str], document: PropertiesDocument) -> list[Problem]:
+    if "initialPositionInStream" in values and "initialPositionInStreamExtended" in values:
+        return [
+            Problem(
+                "initialPositionInStreamExtended",
+                document.line_of("initialPositionInStreamExtended"),
+                "error",
+                "given with initialPositionInStream: both set the initial position, and which one "
+                "wins depends on key order",
+                "keep initialPositionInStreamExtended for AT_TIMESTAMP, or remove it",
+            )
+        ]
+    return []
+
+
+def _polling_is_set(values: Mapping[str, str]) -> bool:
+    return any(bean_property(key) in KCL3_BEANS["pollingConfig"] for key in values)
+
+
+def _check_local3(
+    values: Mapping[str, str], document: PropertiesDocument, profile: Profile | None
+) -> list[Problem]:
+    if profile not in ("local", "localstack"):
+        return []
+    problems = []
+    mode = java_trim(values.get("retrievalMode", "DEFAULT")).upper()
+    if mode == "FANOUT" or (mode == "DEFAULT" and not _polling_is_set(values)):
+        problems.append(
+            Problem(
+                "retrievalMode",
+                document.line_of("retrievalMode"),
+                "error",
+                f"enhanced fan-out (SubscribeToShard) in the {profile} profile: the launcher speaks "
+                "HTTP/1.1 to local endpoints, and moto has no SubscribeToShard",
+                "retrievalMode = POLLING",
+            )
+        )
+    level = values.get("metricsLevel")
+    if profile == "local" and (level is None or java_trim(level).upper() != "NONE"):
+        problems.append(
+            Problem(
+                "metricsLevel",
+                document.line_of("metricsLevel"),
+                "warning",
+                "KCL 3.x's AWS SDK sends CloudWatch metrics in the Smithy RPC v2 CBOR protocol only, "
+                "which the embedded emulator (moto) answers with 404",
+                "metricsLevel = NONE",
+            )
+        )
+    return problems
+
+
+_ENDPOINT_OVERRIDES = {
+    "kinesisEndpoint": "kinesisClient.endpointOverride",
+    "dynamoDBEndpoint": "dynamoDbClient.endpointOverride",
+    "cloudWatchEndpoint": "cloudWatchClient.endpointOverride",
+}
+
+
+def _with_endpoint_overrides3(values: Mapping[str, str]) -> dict[str, str]:
+    """``values`` with endpoints given as client builder properties under the endpoint keys."""
+    merged = dict(values)
+    for key, override in _ENDPOINT_OVERRIDES.items():
+        if key not in merged and override in merged:
+            merged[key] = merged[override]
+    return merged
+
+
 def _host_of(url: str) -> str | None:
     try:
         parts = urlsplit(url)
@@ -709,20 +970,25 @@ def _check_endpoints(
 # -- file helpers ------------------------------------------------------------
 
 
-def check_file(path: str | os.PathLike[str], profile: Profile | None = None) -> list[Problem]:
+def check_file(
+    path: str | os.PathLike[str], profile: Profile | None = None, *, generation: int = 1
+) -> list[Problem]:
     """Validate a file; :class:`PropertiesError` if it is missing or unreadable."""
-    return validate_properties(read_properties(path), profile=profile)
+    return validate_properties(read_properties(path), profile=profile, generation=generation)
 
 
-def require_valid(path: str | os.PathLike[str], profile: Profile | None = None) -> list[Problem]:
+def require_valid(
+    path: str | os.PathLike[str], profile: Profile | None = None, *, generation: int = 1
+) -> list[Problem]:
     """Raise :class:`PropertiesError` listing every error; return the warnings."""
-    problems = check_file(path, profile)
+    problems = check_file(path, profile, generation=generation)
     errors = [p for p in problems if p.severity == "error"]
     if errors:
         listing = "\n".join("  " + p.render(path) for p in errors)
         noun = "error" if len(errors) == 1 else "errors"
         exc = PropertiesError(f"{path}: {len(errors)} {noun}:\n{listing}")
-        exc.hint = f"run: kclpy-local properties check {path}"
+        kcl = f" --kcl {generation}" if generation != 1 else ""
+        exc.hint = f"run: kclpy-local properties check {path}{kcl}"
         raise exc
     for problem in problems:
         logger.warning("properties.warning %s", problem.render(path))
