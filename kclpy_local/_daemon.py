@@ -13,13 +13,17 @@ built as a list (:meth:`Daemon.argv`).  Its stdout and stderr are merged and
 read line by line by a thread that keeps the last lines (for error messages)
 and forwards each line to ``log``.  A file containing ``${VAR}`` references
 (or ``overrides``) is substituted into a temporary copy first, which is
-deleted when the daemon is stopped.
+deleted when the daemon is stopped.  For KCL 3.x (``generation=3``) that copy
+is also translated from the 1.x form (:mod:`kclpy_local._translate`), so the
+file a 1.x daemon runs runs on 3.x too; each change is one log line
+(``kclpy-local: translated for KCL 3.x: ...``).
 """
 
 from __future__ import annotations
 
 import collections
 import contextlib
+import dataclasses
 import logging
 import os
 import shutil
@@ -37,7 +41,17 @@ from ._bootstrap import Installation, installation
 from ._exceptions import DaemonError, DaemonStartError, PropertiesError
 from ._jars import DEFAULT_GENERATION
 from ._java import find_tool
-from ._properties import PropertiesDocument, read_properties, resolve_file, validate_properties
+from ._properties import (
+    Entry,
+    PropertiesDocument,
+    detect_profile,
+    effective_properties,
+    read_properties,
+    resolve_file,
+    validate_properties,
+    write_temporary,
+)
+from ._translate import apply_translation, note_lines, to_kcl3
 
 __all__ = ["LOCAL_PROFILE", "READY_MARKER", "Daemon", "LogSink", "daemon_argv", "processor_command"]
 
@@ -140,7 +154,9 @@ class Daemon:
     is the grace period between SIGTERM and SIGKILL.  ``validate`` refuses a
     file the properties validator reports errors for (for instance a local
     profile that would reach real AWS) before the JVM starts; ``overrides``
-    replace keys in a temporary copy of the file.  ``guard`` refuses to start
+    replace keys in a temporary copy of the file.  With ``generation=3`` the
+    copy is translated from the 1.x form and validated with the 3.x key table
+    after translation.  ``guard`` refuses to start
     while workers of the other KCL generation hold live leases on the lease
     table (see :mod:`kclpy_local._generations`; read-only, skipped with a log
     line when the table cannot be read).
@@ -225,13 +241,16 @@ class Daemon:
         if not self.properties_path.is_file():
             raise PropertiesError(f"properties file not found: {self.properties_path}")
         document = read_properties(self.properties_path)
-        if self.validate:
-            self._validate(document, environ)
-        values = document.as_dict()
-        if self.overrides or any("${" in v for v in values.values()):
-            # In the system temp dir, never next to the user's file (often in a source tree).
-            self._resolved = resolve_file(self.properties_path, self.overrides, environ=environ)
-            values = read_properties(self._resolved).as_dict()
+        if self.generation == 3:
+            values = self._preflight_kcl3(document, environ)
+        else:
+            if self.validate:
+                self._validate(document, environ)
+            values = document.as_dict()
+            if self.overrides or any("${" in v for v in values.values()):
+                # In the system temp dir, never next to the user's file (often in a source tree).
+                self._resolved = resolve_file(self.properties_path, self.overrides, environ=environ)
+                values = read_properties(self._resolved).as_dict()
         executable = values.get("executableName")
         if executable is None:
             raise PropertiesError(
@@ -243,13 +262,37 @@ class Daemon:
 
             check_before_start(values, self.generation)
 
-    def _validate(self, document: PropertiesDocument, environ: Mapping[str, str]) -> None:
-        problems = validate_properties(document, environ=environ)
+    def _preflight_kcl3(self, document: PropertiesDocument, environ: Mapping[str, str]) -> dict[str, str]:
+        """KCL 3.x: the substituted file with the overrides, translated from the 1.x
+        form (:func:`~kclpy_local._translate.to_kcl3`, one log line per change) into a
+        temporary copy, and validated with the 3.x key table after translation."""
+        effective = effective_properties(self.properties_path, self.overrides, environ=environ)
+        translation = to_kcl3(dict(effective), detect_profile(document))
+        if self.validate:
+            entries = tuple(
+                # Already substituted: a literal "${" must stay one.
+                Entry(key, value.replace("${", "$${"), document.line_of(key))
+                for key, value in translation.values.items()
+            )
+            self._validate(dataclasses.replace(document, entries=entries), environ, generation=3)
+        for line in note_lines(translation):
+            self._forward(line)
+        if translation.changed or translation.values != document.as_dict():
+            apply_translation(effective, translation)
+            # In the system temp dir, never next to the user's file (often in a source tree).
+            self._resolved = write_temporary(effective)
+        return dict(translation.values)
+
+    def _validate(
+        self, document: PropertiesDocument, environ: Mapping[str, str], *, generation: int = 1
+    ) -> None:
+        problems = validate_properties(document, environ=environ, generation=generation)
         errors = [p for p in problems if p.severity == "error"]
         if errors:
             listing = "\n".join("  " + p.render(self.properties_path) for p in errors)
             exc = PropertiesError(f"{self.properties_path}: refused before starting the JVM:\n{listing}")
-            exc.hint = f"run: kclpy-local properties check {self.properties_path}"
+            kcl = " --kcl 3 --translated" if generation == 3 else ""
+            exc.hint = f"run: kclpy-local properties check {self.properties_path}{kcl}"
             raise exc
 
     def start(self, *, wait_ready: bool = True) -> Daemon:

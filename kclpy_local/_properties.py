@@ -85,6 +85,7 @@ __all__ = [
     "substitute",
     "validate_properties",
     "write_properties",
+    "write_temporary",
 ]
 
 logger = logging.getLogger(__name__)
@@ -365,9 +366,23 @@ def resolve_file(
     daemon has exited.
     """
     document = effective_properties(path, overrides, environ=environ)
+    return write_temporary(document, directory=directory)
+
+
+def write_temporary(
+    document: Mapping[str, str], *, directory: str | os.PathLike[str] | None = None
+) -> Path:
+    """Write ``document`` (see :func:`write_properties`) to a new temporary file; its path.
+
+    The caller deletes it when the daemon has exited.
+    """
     fd, name = tempfile.mkstemp(prefix="kclpy-local-", suffix=".properties", dir=directory)
     os.close(fd)
-    write_properties(name, document)
+    try:
+        write_properties(name, document)
+    except BaseException:
+        Path(name).unlink(missing_ok=True)
+        raise
     return Path(name)
 
 
