@@ -1,7 +1,10 @@
 """``kclpy-local daemon PROPERTIES``: run the KCL daemon in the foreground.
 
-The JVM's log goes to stderr.  SIGINT and SIGTERM ask it to stop gracefully
-(record processors get shutdownRequested); a second signal kills it.  The exit
+The JVM's log goes to stderr.  With ``--kcl 3`` the file is translated from the
+1.x form first (into a temporary copy), one line per change on stderr
+(``kclpy-local: translated for KCL 3.x: ...``).  SIGINT and SIGTERM ask it to
+stop gracefully (record processors get shutdownRequested); a second signal
+kills it.  The exit
 code is the daemon's (128+N when it died of signal N).
 """
 
@@ -27,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     p.add_argument("properties", type=Path, metavar="PROPERTIES")
     p.add_argument("--kcl", type=int, default=DEFAULT_GENERATION, metavar="N",
-                   help="KCL generation (default: %(default)s)")
+                   help="KCL generation (default: %(default)s); 3 translates the file from the 1.x form")
     p.add_argument("--cache-dir", type=Path, metavar="DIR", help="the bootstrap cache directory")
     p.add_argument("--java", metavar="PATH", help="the java executable to use")
     p.add_argument("--print-command", action="store_true",

@@ -13,6 +13,11 @@ a free loopback port) while DynamoDB and CloudWatch stay on moto or the
 endpoint; it needs Node.js and installs the pinned ``kinesis-local`` into the
 cache on first use.
 
+``--kcl 3`` runs the same properties on KCL 3.x: the effective file is
+translated from the 1.x form (SDK v2 credentials providers, polling, the
+local start-up keys...), one line per change on stderr (``kclpy-local:
+translated for KCL 3.x: ...``); ``--print-properties`` shows the translated file.
+
 Ctrl-C (or SIGTERM) asks the daemon for a graceful shutdown: each record
 processor gets ``shutdownRequested`` and may checkpoint; a second Ctrl-C kills
 the daemon.  The daemon's log goes to ``daemon.log`` in the run directory
@@ -49,6 +54,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TextIO
 
+import javaproperties
+
 from .. import _aws
 from .._daemon import LOCAL_PROFILE, READY_MARKER, Daemon, processor_command
 from .._emulator import DEFAULT_HOST, DEFAULT_PORT, EmbeddedEmulator, ensure_port_free, free_port
@@ -58,6 +65,7 @@ from .._kinesis_mock import CBOR_RECORDS_WORK, ENGINES, KinesisMock
 from .._progress import PROGRESS_ENV, ProgressBoard, ShardProgress
 from .._properties import detect_profile, effective_properties, read_properties, write_properties
 from .._supervise import ExitReason, OutageWatch, RestartPolicy, endpoint_answers
+from .._translate import apply_translation, note_lines, to_kcl3
 from ._common import ENDPOINT_ENV, StopSignals
 from .up import default_state_dir, kinesis_is_live, read_record, record_is_live
 
@@ -109,7 +117,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--print-properties", action="store_true",
                    help="print the effective properties and exit without starting anything")
     p.add_argument("--kcl", type=int, default=DEFAULT_GENERATION, metavar="N",
-                   help="KCL generation (default: %(default)s)")
+                   help="KCL generation (default: %(default)s); 3 translates the properties "
+                        "from the 1.x form")
     p.add_argument("--run-dir", type=Path, metavar="DIR",
                    help="where the effective properties, the daemon log and the progress "
                         "file go (default: a directory per application in the state directory)")
@@ -264,12 +273,24 @@ def _with_endpoint(the_plan: Plan, endpoint: str) -> Plan:
     return replace(the_plan, overrides=overrides, environ={**the_plan.environ, ENDPOINT_ENV: endpoint})
 
 
-def write_effective(the_plan: Plan, path: Path) -> Path:
-    """Write the effective properties to ``path`` atomically (temp file, then rename)."""
-    document = effective_properties(the_plan.base, the_plan.overrides, environ=the_plan.environ)
+def write_effective(the_plan: Plan, path: Path, generation: int = DEFAULT_GENERATION) -> Path:
+    """Write the effective properties to ``path`` atomically (temp file, then rename);
+    for KCL 3.x translated from the 1.x form, with one line per change on stderr."""
+    document = _effective(the_plan, generation)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_properties(path, document)
     return path
+
+
+def _effective(the_plan: Plan, generation: int) -> javaproperties.PropertiesFile:
+    """The effective properties; for KCL 3.x translated (the notes on stderr)."""
+    document = effective_properties(the_plan.base, the_plan.overrides, environ=the_plan.environ)
+    if generation == 3:
+        translation = to_kcl3(dict(document), the_plan.profile)
+        for line in note_lines(translation):
+            print(line, file=sys.stderr)
+        apply_translation(document, translation)
+    return document
 
 
 def _endpoint_of(the_plan: Plan) -> str | None:
@@ -454,8 +475,9 @@ def _run(args: argparse.Namespace) -> int:
         )
         if args.kinesis == "kinesis-mock":
             shown = _with_kinesis(shown, f"http://{DEFAULT_HOST}:{free_port()}")
-        document = effective_properties(shown.base, shown.overrides, environ=shown.environ)
-        sys.stdout.write(f"# effective properties: {shown.base} plus kclpy-local run's overrides\n")
+        document = _effective(shown, args.kcl)
+        translated = ", translated for KCL 3.x" if args.kcl == 3 else ""
+        sys.stdout.write(f"# effective properties: {shown.base} plus kclpy-local run's overrides{translated}\n")
         if the_plan.embedded:
             sys.stdout.write("# (the embedded emulator's port is chosen when it starts)\n")
         sys.stdout.write(document.dumps(separator=" = ", ensure_ascii=True))
@@ -495,7 +517,7 @@ def _run(args: argparse.Namespace) -> int:
             print(f"kclpy-local: stream {info.name!r} exists with {len(info.shard_ids)} shard(s); "
                   f"--shards {args.shards} ignored", file=err)
         live = replace(live, environ={**live.environ, PROGRESS_ENV: str(progress_path)})
-        write_effective(live, properties_path)
+        write_effective(live, properties_path, args.kcl)
         sink = _LogSink(log_stream, OutageWatch(_probe(live)))
 
         def make_daemon() -> Daemon:
