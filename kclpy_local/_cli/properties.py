@@ -1,9 +1,14 @@
 """``kclpy-local properties``: check or edit a daemon properties file, list the keys.
 
-``properties check FILE [--profile P] [--json]`` prints every problem (errors
-and warnings) and exits 0 when there is no error, 2 otherwise. ``--json``
-prints one JSON object instead: ``{"file", "profile", "errors", "warnings",
-"problems": [{"key", "line", "severity", "message", "hint"}]}``.
+``properties check FILE [--profile P] [--kcl N] [--json]`` prints every problem
+(errors and warnings) and exits 0 when there is no error, 2 otherwise. ``--json``
+prints one JSON object instead: ``{"file", "profile", "kcl", "errors", "warnings",
+"problems": [{"key", "line", "severity", "message", "hint"}]}``. ``--kcl 3``
+checks the file against KCL 3.x's keys as the stock 3.x daemon would read it
+(keys only 1.x reads are warnings); ``--kcl 3 --translated`` checks what
+``kclpy-local daemon --kcl 3`` and ``run --kcl 3`` start: the file translated
+from the 1.x form, with one line per change on stderr (and ``"translation"``, the
+list of changes, in the JSON).
 
 ``properties set FILE KEY=VALUE... [--unset KEY]... [--profile P] [--force]``
 changes keys in place: every comment, blank line, continuation and escape of
@@ -16,8 +21,9 @@ a wrong type, an AWS endpoint in a local profile...) is refused with exit 2 and
 the file untouched, unless ``--force``; errors already in the file do not block
 it. Exit 0 when the file was written.
 
-``properties keys [--json]`` lists the keys KCL 1.15.3, its multilang daemon and
-the kclpy-local launcher read, with type and default.
+``properties keys [--kcl N] [--json]`` lists the keys KCL 1.15.3 (or, with
+``--kcl 3``, KCL 3.x), its multilang daemon and the kclpy-local launcher read,
+with type and default.
 """
 
 from __future__ import annotations
@@ -27,18 +33,22 @@ import json
 import sys
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 from .._exceptions import PropertiesError
+from .._kcl3_keys import KCL3_KEYS
 from .._kcl_keys import KCL1_KEYS
 from .._properties import (
+    GENERATIONS,
     PROFILES,
+    Entry,
     Problem,
     Profile,
     PropertiesDocument,
     detect_profile,
+    effective_properties,
     load_properties_file,
     parse_properties,
     read_properties,
@@ -46,6 +56,7 @@ from .._properties import (
     validate_properties,
     write_properties,
 )
+from .._translate import Translation, note_lines, to_kcl3
 
 __all__ = ["register"]
 
@@ -63,6 +74,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         choices=PROFILES,
         help="endpoint rules to apply (default: the file's '# kclpy-local: profile=' comment or name)",
     )
+    check.add_argument("--kcl", type=int, choices=GENERATIONS, default=1, metavar="N",
+                       help="the KCL generation whose keys apply: 1 (default) or 3")
+    check.add_argument("--translated", action="store_true",
+                       help="with --kcl 3: check the file as kclpy-local runs it on KCL 3.x, "
+                            "translated from the 1.x form (the changes on stderr)")
     check.add_argument("--json", action="store_true", help="print the result as JSON")
     check.set_defaults(func=_check)
 
@@ -85,37 +101,69 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         choices=PROFILES,
         help="endpoint rules to apply (default: the file's '# kclpy-local: profile=' comment or name)",
     )
+    edit.add_argument("--kcl", type=int, choices=GENERATIONS, default=1, metavar="N",
+                      help="the KCL generation whose keys apply: 1 (default) or 3")
     edit.add_argument("--force", action="store_true",
                       help="write even when the change introduces validation errors")
     edit.set_defaults(func=_set)
 
-    keys = commands.add_parser("keys", help="list the keys the KCL 1.15.3 daemon reads")
+    keys = commands.add_parser("keys", help="list the keys the KCL daemon reads (1.15.3, or 3.x)")
+    keys.add_argument("--kcl", type=int, choices=GENERATIONS, default=1, metavar="N",
+                      help="the KCL generation: 1 (default) or 3")
     keys.add_argument("--json", action="store_true", help="print the table as JSON")
     keys.set_defaults(func=_keys)
 
 
+def _translated(document: PropertiesDocument, profile: Profile | None) -> tuple[PropertiesDocument, Translation]:
+    """``document`` as kclpy-local runs it on KCL 3.x: substituted, then translated
+    (entries keep their line numbers; new ones have none)."""
+    assert document.path is not None
+    values = dict(effective_properties(document.path))
+    translation = to_kcl3(values, profile)
+    entries = tuple(
+        # Already substituted: a literal "${" must stay one.
+        Entry(key, value.replace("${", "$${"), document.line_of(key))
+        for key, value in translation.values.items()
+    )
+    return replace(document, entries=entries), translation
+
+
 def _check(args: argparse.Namespace) -> int:
+    if args.translated and args.kcl != 3:
+        err = PropertiesError("--translated is for --kcl 3")
+        err.hint = "add --kcl 3"
+        raise err
     document = read_properties(args.file)
     profile = args.profile or detect_profile(document)
-    problems = validate_properties(document, profile=profile)
+    translation = None
+    if args.translated:
+        document, translation = _translated(document, profile)
+        if not args.json:
+            for line in note_lines(translation):
+                print(line, file=sys.stderr)
+    problems = validate_properties(document, profile=profile, generation=args.kcl)
     errors = sum(1 for p in problems if p.severity == "error")
     warnings = len(problems) - errors
     if args.json:
         result: dict[str, Any] = {
             "file": args.file,
             "profile": profile,
+            "kcl": args.kcl,
             "errors": errors,
             "warnings": warnings,
             "problems": [asdict(p) for p in problems],
         }
+        if translation is not None:
+            result["translation"] = list(translation.notes)
         print(json.dumps(result, indent=2))
     else:
         for problem in problems:
             print(problem.render(args.file))
         shown = profile or "none"
         verdict = "ok" if not errors else "invalid"
+        kcl = "" if args.kcl == 1 else f"KCL {args.kcl}.x{', translated' if translation else ''}; "
         print(
-            f"{args.file}: {verdict} (profile {shown}; {errors} error(s), {warnings} warning(s))",
+            f"{args.file}: {verdict} ({kcl}profile {shown}; {errors} error(s), {warnings} warning(s))",
             file=sys.stderr,
         )
     return 2 if errors else 0
@@ -134,15 +182,15 @@ def _assignments(items: Sequence[str]) -> dict[str, str]:
 
 
 def _introduced_errors(
-    before: PropertiesDocument, after: PropertiesDocument, profile: Profile | None
+    before: PropertiesDocument, after: PropertiesDocument, profile: Profile | None, generation: int = 1
 ) -> list[Problem]:
     """Errors of ``after`` that ``before`` did not have (compared by key and message)."""
     old = Counter(
-        (p.key, p.message) for p in validate_properties(before, profile=profile)
+        (p.key, p.message) for p in validate_properties(before, profile=profile, generation=generation)
         if p.severity == "error"
     )
     introduced = []
-    for problem in validate_properties(after, profile=profile):
+    for problem in validate_properties(after, profile=profile, generation=generation):
         if problem.severity != "error":
             continue
         signature = (problem.key, problem.message)
@@ -172,7 +220,7 @@ def _set(args: argparse.Namespace) -> int:
         document[key] = value
     after = parse_properties(render_properties(document), path)
     profile = args.profile or detect_profile(before)
-    introduced = _introduced_errors(before, after, profile)
+    introduced = _introduced_errors(before, after, profile, args.kcl)
     for problem in introduced:
         print(problem.render(path))
     if introduced and not args.force:
@@ -187,11 +235,12 @@ def _set(args: argparse.Namespace) -> int:
 
 
 def _keys(args: argparse.Namespace) -> int:
+    table = KCL3_KEYS if args.kcl == 3 else KCL1_KEYS
     if args.json:
-        rows = [{**asdict(spec), "type": spec.type.value} for spec in KCL1_KEYS]
+        rows = [{**asdict(spec), "type": spec.type.value} for spec in table]
         print(json.dumps(rows, indent=2))
         return 0
-    for spec in KCL1_KEYS:
+    for spec in table:
         flag = " (required)" if spec.required else ""
         default = spec.default if spec.default is not None else "-"
         print(
