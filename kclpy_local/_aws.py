@@ -33,6 +33,7 @@ from ._exceptions import EmulatorError, KclpyLocalError
 
 __all__ = [
     "DUMMY_CREDENTIALS",
+    "LEASE_ENTITY",
     "Datapoint",
     "Lease",
     "Metric",
@@ -45,6 +46,7 @@ __all__ = [
     "ensure_stream",
     "error_code",
     "is_local_endpoint",
+    "is_shard_lease",
     "list_metrics",
     "metric_statistics",
     "put_batches",
@@ -338,9 +340,18 @@ def put_records(
 # -- leases ---------------------------------------------------------------------
 
 
+#: ``entityType`` of the shard leases in a KCL 3.x lease table. Its other items
+#: are not leases: the leader lock (``LEADER``, key ``Leader``), the client version
+#: state (``CLIENT_VERSION_MIGRATION``, key ``Migration3.0``) and one item per
+#: worker with its metrics (``WORKER_METRIC_STATS``, keyed by the worker id).
+#: KCL 1.x items have no ``entityType``.
+LEASE_ENTITY = "LEASE"
+
+
 @dataclass(frozen=True, slots=True)
 class Lease:
-    """One item of a KCL 1.x lease table (``KinesisClientLeaseSerializer``)."""
+    """One item of a KCL lease table (KCL 1.x's ``KinesisClientLeaseSerializer``; a KCL
+    3.x shard lease has the same attributes and ``entityType`` ``LEASE``)."""
 
     lease_key: str
     owner: str | None
@@ -394,11 +405,22 @@ def _lease(item: Mapping[str, Mapping[str, Any]]) -> Lease:
     )
 
 
-def read_leases(dynamodb: Client, table: str) -> list[Lease]:
-    """Every lease of the KCL table ``table`` (a consistent scan), sorted by lease key."""
+def is_shard_lease(lease: Lease) -> bool:
+    """Whether an item of a lease table is a shard lease (not one of KCL 3.x's other items)."""
+    return bool(lease.raw.get("entityType", LEASE_ENTITY) == LEASE_ENTITY)
+
+
+def read_leases(dynamodb: Client, table: str, *, shard_leases_only: bool = False) -> list[Lease]:
+    """Every item of the KCL lease table ``table`` (a consistent scan), sorted by lease key.
+
+    ``shard_leases_only`` skips the items of a KCL 3.x table that are not shard
+    leases (see :data:`LEASE_ENTITY`).
+    """
     leases: list[Lease] = []
     for page in dynamodb.get_paginator("scan").paginate(TableName=table, ConsistentRead=True):
         leases.extend(_lease(item) for item in page["Items"])
+    if shard_leases_only:
+        leases = [lease for lease in leases if is_shard_lease(lease)]
     return sorted(leases, key=lambda lease: lease.lease_key)
 
 

@@ -1,7 +1,9 @@
 """kclpy-local leases APPLICATION: show the KCL lease table of an application.
 
-A KCL 1.x worker keeps one lease per shard in a DynamoDB table named after its
-applicationName; APPLICATION is that name. One row per lease:
+A KCL worker keeps one lease per shard in a DynamoDB table named after its
+applicationName; APPLICATION is that name. One row per shard lease (a KCL 3.x
+table also holds the leader lock, the client version and each worker's
+metrics: those items are left out, and counted on stderr):
 
     shard                 owner     checkpoint         counter  parents               switches
     shardId-000000000000  worker-a  TRIM_HORIZON            12  -                            0
@@ -134,11 +136,13 @@ def run(args: argparse.Namespace) -> int:
     with _aws.endpoint_errors(endpoint):
         dynamodb = _aws.client("dynamodb", endpoint, args.region, max_attempts=2)
         try:
-            leases = _aws.read_leases(dynamodb, args.application)
+            items = _aws.read_leases(dynamodb, args.application)
         except ClientError as exc:
             if _aws.error_code(exc) != "ResourceNotFoundException":
                 raise
             raise _missing_table(dynamodb, args.application, endpoint) from exc
+    leases = [item for item in items if _aws.is_shard_lease(item)]
+    others = len(items) - len(leases)
     if args.json:
         _common.print_json([lease_document(lease) for lease in leases])
     elif leases:
@@ -147,6 +151,13 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"lease table {args.application} has no leases yet "
             "(the first worker creates them at its first shard sync)",
+            file=sys.stderr,
+        )
+    if others and not args.json:
+        noun = "item" if others == 1 else "items"
+        print(
+            f"({others} KCL 3.x {noun} that are not shard leases left out: the leader lock, "
+            "the client version, the workers' metrics)",
             file=sys.stderr,
         )
     return 0

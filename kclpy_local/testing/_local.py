@@ -30,6 +30,7 @@ from .. import _aws
 from .._bootstrap import Installation
 from .._daemon import LOCAL_PROFILE, Daemon, processor_command
 from .._exceptions import DaemonError
+from .._jars import DEFAULT_GENERATION
 from .._progress import PROGRESS_ENV, ProgressBoard, ShardProgress
 
 __all__ = ["LocalStream", "ProcessorRun", "unique_name"]
@@ -89,7 +90,9 @@ class ProcessorRun:
     the endpoint, the application name (a fresh one unless ``app`` is given) and
     the processor filled in; ``overrides`` replace further keys and ``env`` adds
     to the processor's environment.  :meth:`start` returns once the worker has
-    STARTED; :meth:`stop` shuts it down gracefully.
+    STARTED; :meth:`stop` shuts it down gracefully.  ``generation`` selects the
+    KCL: 1 (KCL 1.x, the default) or 3, which runs the same properties on KCL 3.x
+    (translated from the 1.x form, see :mod:`kclpy_local._translate`).
     """
 
     def __init__(
@@ -105,6 +108,7 @@ class ProcessorRun:
         cache_dir: str | os.PathLike[str] | None = None,
         cwd: str | os.PathLike[str] | None = None,
         ready_timeout: float = 120.0,
+        generation: int = DEFAULT_GENERATION,
     ) -> None:
         self.stream = stream
         self.app = app or unique_name("app")
@@ -125,6 +129,7 @@ class ProcessorRun:
         environ = {**_DUMMY_CREDENTIALS, **(env or {}), PROGRESS_ENV: str(self.progress_path)}
         self.daemon = Daemon(
             properties if properties is not None else LOCAL_PROFILE,
+            generation=generation,
             installation=installation,
             cache_dir=cache_dir,
             env=environ,
@@ -167,10 +172,11 @@ class ProcessorRun:
         return self._board.shards()
 
     def leases(self) -> list[_aws.Lease]:
-        """The application's lease table, as the KCL wrote it."""
+        """The shard leases of the application's lease table, as the KCL wrote them
+        (KCL 3.x's leader lock, client version and worker metrics items left out)."""
         with _aws.endpoint_errors(self.stream.endpoint_url):
             dynamodb = _aws.client("dynamodb", self.stream.endpoint_url, self.stream.region)
-            return _aws.read_leases(dynamodb, self.app)
+            return _aws.read_leases(dynamodb, self.app, shard_leases_only=True)
 
     def wait_processed(self, records: Sequence[_aws.PutResult], timeout: float = 60.0) -> None:
         """Wait until the processor has returned from the batches holding ``records``.
