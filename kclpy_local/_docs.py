@@ -7,9 +7,11 @@ Both are built from the sources of truth, so they cannot drift from them:
   schema's own titles and descriptions, and an example line per message that is
   checked against the schemas while the document is generated;
 - :func:`configuration_reference` renders the properties key table
-  (:mod:`kclpy_local._kcl_keys`), the launcher's constants read from its Java
-  source, and examples of environment substitution and of the profile rules
-  computed by calling :mod:`kclpy_local._properties` itself.
+  (:mod:`kclpy_local._kcl_keys`) and the KCL 3.x one
+  (:mod:`kclpy_local._kcl3_keys`), the launchers' constants read from their Java
+  sources, examples of environment substitution and of the profile rules
+  computed by calling :mod:`kclpy_local._properties` itself, and a 1.x file
+  translated for KCL 3.x by :mod:`kclpy_local._translate`.
 
 ``scripts/gen_docs.py`` writes the files; a unit test compares them with the
 output of these functions.
@@ -25,8 +27,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, cast
 
+import javaproperties
+
 from . import _exceptions, _schemas
 from ._jars import DEFAULT_GENERATION, load_lock
+from ._kcl3_keys import KCL1_ONLY_KEYS, KCL3_BEANS, KCL3_KEYS, KCL3_KEYS_BY_NAME, KCL3_UNSETTABLE
 from ._kcl_keys import KCL1_KEYS, KCL1_UNSETTABLE, KeySpec, KeyType
 from ._properties import (
     PROFILES,
@@ -34,9 +39,12 @@ from ._properties import (
     Profile,
     PropertiesDocument,
     detect_profile,
+    parse_properties,
+    render_properties,
     substitute,
     validate_properties,
 )
+from ._translate import LOCAL_STARTUP, RENAMED_KEYS, apply_translation, to_kcl3
 
 __all__ = ["DOCUMENTS", "configuration_reference", "protocol_reference"]
 
@@ -556,6 +564,8 @@ def _accepted(spec: KeySpec) -> str:
         return ", ".join(_code(choice) for choice in spec.choices)
     if spec.type is KeyType.BOOLEAN:
         return "`true`, `false`"
+    if spec is KCL3_KEYS_BY_NAME["maxRecords"]:
+        return f"{spec.minimum} to 10000"
     if spec.minimum is not None:
         return f"≥ {spec.minimum}"
     return ""
@@ -608,6 +618,11 @@ def _launcher_facts() -> _LauncherFacts:
     for spec in KCL1_KEYS:
         if spec.source == "launcher" and f'"{spec.name}"' not in text:
             raise ValueError(f"launcher key {spec.name} is not in {source_path}")
+    kcl3_source = load_lock(3).launcher.source
+    kcl3_text = (resources.files("kclpy_local") / kcl3_source).read_text(encoding="utf-8")
+    for spec in KCL3_KEYS:
+        if spec.source == "launcher" and f'"{spec.name}"' not in kcl3_text:
+            raise ValueError(f"launcher key {spec.name} is not in {kcl3_source}")
     return _LauncherFacts(
         source=f"kclpy_local/{source_path}",
         main_class=lock.launcher.main_class,
@@ -732,7 +747,9 @@ def configuration_reference() -> str:
         "multilang daemon and the kclpy-local launcher read; the same table drives",
         "`kclpy-local properties check FILE`, which reports unknown keys, bad values,",
         "stray whitespace and endpoints that would reach real AWS, and",
-        "`kclpy-local properties keys`, which prints it.",
+        "`kclpy-local properties keys`, which prints it. The keys of KCL 3.x",
+        "(`--kcl 3`) and how kclpy-local runs a 1.x file on it follow in",
+        "[KCL 3.x](#kcl-3x).",
         "",
         "Stock KCL is silent about mistakes: an unknown key is ignored, and a value it",
         "cannot decode is logged at WARN and ignored (the default stays). How values are",
@@ -779,6 +796,7 @@ def configuration_reference() -> str:
     )
     out += _substitution_section()
     out += _profiles_section()
+    out += _kcl3_section()
     return "\n".join(out) + "\n"
 
 
@@ -890,6 +908,173 @@ def _profiles_section() -> list[str]:
         "",
         "The example files in `properties/` declare their profile: `local.properties`",
         "(the embedded emulator), `localstack.properties` and `aws.properties`.",
+    ]
+    return out
+
+
+_SOURCES3: Mapping[str, tuple[str, str]] = {
+    "configurator": (
+        "Credentials",
+        "The configurator maps the prefix `AwsCredentialsProvider` in any case (so a 1.x file's "
+        "`AWSCredentialsProvider` is read), the rest of the key as written.",
+    ),
+    "kcl": (
+        "Settings of `MultiLangDaemonConfiguration`",
+        "Properties of the 3.x multilang daemon's configuration bean, including those it "
+        "delegates to its nested beans (polling, graceful lease handoff, worker utilization "
+        "aware assignment, worker metrics table, coordinator state table); the delegated "
+        "ones may also be written `<bean>.<key>` (for instance `pollingConfig.maxRecords`).",
+    ),
+    "fanout": (
+        "Enhanced fan-out",
+        "Properties of the `fanoutConfig` bean, written with its name (used with "
+        "`retrievalMode = FANOUT`).",
+    ),
+    "multilang": (
+        "Multilang daemon",
+        "Read by `MultiLangDaemonConfig`, the daemon's own configuration.",
+    ),
+    "launcher": (
+        "kclpy-local 3.x launcher",
+        "Read by the kclpy-local 3.x launcher; the stock 3.x daemon ignores them. "
+        "`cloudWatchEndpoint`, `isCBORProtocolDisabled` and `initialLeaseSync` are named as "
+        "for the 1.x launcher, so a file works with both.",
+    ),
+}
+
+#: A KCL 1.x file for the local profile, translated in the documentation.
+_KCL1_EXAMPLE = """\
+# kclpy-local: profile=local
+applicationName = my-app
+streamName = my-stream
+executableName = python3 processor.py
+AWSCredentialsProvider = DefaultAWSCredentialsProviderChain
+regionName = us-east-1
+kinesisEndpoint = http://127.0.0.1:4566
+dynamoDBEndpoint = http://127.0.0.1:4566
+cloudWatchEndpoint = http://127.0.0.1:4566
+isCBORProtocolDisabled = true
+initialPositionInStream = AT_TIMESTAMP
+timestampAtInitialPositionInStream = 1700000000
+failoverTimeMillis = 5000
+idleTimeBetweenReadsInMillis = 250
+skipShardSyncAtStartupIfLeasesExist = true
+leaseCleanupIntervalMillis = 10000
+"""
+
+
+def _kcl3_section() -> list[str]:
+    out = [
+        "",
+        '<a id="kcl-3x"></a>',
+        "",
+        "## KCL 3.x",
+        "",
+        "The 3.x daemon (`kclpy-local daemon --kcl 3`, `run --kcl 3`) is amazon-kinesis-client",
+        "3.5.1 with its multilang daemon, run by the kclpy-local 3.x launcher. Its",
+        "`KinesisClientLibConfigurator` hands every key to commons-beanutils as the name of a",
+        "bean property, which changes how a file is read:",
+        "",
+        "- key names are case-sensitive (only the credentials prefix is read in any case), and",
+        "  an unknown key is skipped silently; `a.b` sets property `b` of the nested bean `a`;",
+        "- `int`, `long`, `double`: trimmed; a value that does not parse becomes 0, and 0 (or",
+        "  `false`) in a primitive field is never passed on to the KCL: the KCL's default stays,",
+        "  silently. So `cleanupLeasesUponShardCompletion = false` has no effect;",
+        "- `boolean`: not trimmed, any case: `true`, `yes`, `y`, `on`, `1` are true, anything",
+        '  else (`"true "` included) is false;',
+        "- enumerations (`metricsLevel`, `retrievalMode`, `initialPositionInStream`, ...):",
+        "  upper-cased, **not** trimmed; an unknown value stops the daemon at start;",
+        "- `Date` (`initialPositionInStreamExtended`): seconds since the epoch, not trimmed;",
+        "  `Duration`: ISO-8601 (`PT24H`); tags: `key=value` pairs separated by commas;",
+        "- `String`: taken as it is, not trimmed.",
+        "",
+        "`kclpy-local properties check FILE --kcl 3` checks a file against these keys as",
+        "written; keys only KCL 1.x reads are warnings. `--kcl 3 --translated` checks what",
+        "kclpy-local starts: the file after the translation below.",
+    ]
+    groups: dict[str, list[KeySpec]] = {}
+    for spec in KCL3_KEYS:
+        if spec.source not in _SOURCES3:
+            raise ValueError(f"key {spec.name}: no documentation group for source {spec.source!r}")
+        groups.setdefault(spec.source, []).append(spec)
+    for source, (title, intro) in _SOURCES3.items():
+        specs = groups.get(source, [])
+        if not specs:
+            continue
+        out += ["", f"### {title} (KCL 3.x)", "", intro, ""]
+        out += _table(("key", "type", "default", "required", "accepted", "description"), _key_rows(specs))
+    out += [
+        "",
+        "`streamName` is not required when `streamArn` is set. The nested beans whose",
+        "keys may be prefixed: " + ", ".join(_code(bean) for bean in KCL3_BEANS) + ".",
+        "Properties of the AWS SDK client builders can be set as `kinesisClient.<name>`,",
+        "`dynamoDbClient.<name>` and `cloudWatchClient.<name>` (an unknown name stops the",
+        "daemon at start).",
+        "",
+        "### Keys KCL 3.x cannot take from a file",
+        "",
+    ]
+    out += _table(("key", "why"), [(_code(name), why) for name, why in sorted(KCL3_UNSETTABLE.items())])
+    out += [
+        "",
+        "### Keys only KCL 1.x reads",
+        "",
+        "KCL 3.x ignores these (the validator warns with `--kcl 3`):",
+        "",
+    ]
+    out += _table(("key", "why"), [(_code(name), why) for name, why in sorted(KCL1_ONLY_KEYS.items())])
+    out += _translation_section()
+    return out
+
+
+def _translation_section() -> list[str]:
+    startup = ", ".join(f"`{key} = {value}`" for key, value, _why in LOCAL_STARTUP)
+    renamed = "; ".join(f"`{old}` becomes `{new}`" for old, new in RENAMED_KEYS.items())
+    document = parse_properties(_KCL1_EXAMPLE)
+    translation = to_kcl3(document.as_dict(), detect_profile(document))
+    edited = javaproperties.PropertiesFile.loads(_KCL1_EXAMPLE)
+    apply_translation(edited, translation)
+    translated = render_properties(edited)
+    out = [
+        "",
+        "### Running a KCL 1.x file on KCL 3.x",
+        "",
+        "`kclpy-local daemon --kcl 3`, `run --kcl 3` and `ProcessorRun(generation=3)` run the",
+        "file users run on KCL 1.x: before the JVM starts, a temporary copy is translated,",
+        "one line per change on stderr (`kclpy-local: translated for KCL 3.x: ...`), and",
+        "validated with the 3.x keys. A file already written for 3.x passes unchanged.",
+        "",
+        "- credentials: AWS SDK v1 provider classes become the SDK v2 classes that do the",
+        "  same (`DefaultAWSCredentialsProviderChain` → `DefaultCredentialsProvider`,",
+        "  `SystemPropertiesCredentialsProvider` → `SystemPropertyCredentialsProvider`, ...);",
+        "  a name 3.x cannot resolve would end in \"no AWS credentials\" at start;",
+        "- `retrievalMode = POLLING` unless set: KCL 1.x polls, KCL 3.x would use enhanced",
+        "  fan-out (`SubscribeToShard`), which moto does not serve;",
+        "- AT_TIMESTAMP: `timestampAtInitialPositionInStream` becomes",
+        "  `initialPositionInStreamExtended` (`initialPositionInStream = AT_TIMESTAMP` alone",
+        "  stops 3.x at start);",
+        f"- renamed keys: {renamed};",
+        "- `idleTimeBetweenReadsInMillis` below 200 becomes 200, KCL 3.x's minimum;",
+        "- the `local` profile (moto): `metricsLevel = NONE`, since KCL 3.x's AWS SDK sends",
+        "  CloudWatch metrics in the Smithy RPC v2 CBOR protocol only, which moto answers",
+        f"  with 404 (LocalStack and AWS speak it); and, when absent, {startup};",
+        "- keys only KCL 1.x reads are dropped.",
+        "",
+        "This 1.x file:",
+        "",
+        "```properties",
+        *_KCL1_EXAMPLE.splitlines(),
+        "```",
+        "",
+        "is translated with these notes:",
+        "",
+        *[f"- {note}" for note in translation.notes],
+        "",
+        "into:",
+        "",
+        "```properties",
+        *translated.splitlines(),
+        "```",
     ]
     return out
 
