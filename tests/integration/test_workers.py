@@ -82,11 +82,12 @@ def endpoints(fresh_emulator: EmbeddedEmulator) -> Endpoints:
 
 
 def read_jsonl(path: Path) -> list[dict[str, object]]:
+    """The complete lines of a JSON-lines file that may be being written."""
     if not path.exists():
         return []
-    return [
-        json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
-    ]
+    text = path.read_text(encoding="utf-8")
+    complete = text[: text.rfind("\n") + 1]
+    return [json.loads(line) for line in complete.splitlines() if line.strip()]
 
 
 @dataclass
