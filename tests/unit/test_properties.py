@@ -17,6 +17,17 @@ from hypothesis import strategies as st
 
 from kclpy_local._exceptions import JavaNotFoundError, PropertiesError
 from kclpy_local._java import find_tool
+from kclpy_local._kcl3_keys import (
+    KCL1_ONLY_KEYS,
+    KCL3_BEANS,
+    KCL3_KEYS,
+    KCL3_KEYS_BY_NAME,
+    KCL3_PRIMITIVE,
+    KCL3_UNSETTABLE,
+    bean_property,
+    check_value3,
+    spec3,
+)
 from kclpy_local._kcl_keys import (
     KCL1_KEYS,
     KCL1_KEYS_BY_NAME,
@@ -870,3 +881,343 @@ def test_javaproperties_is_the_parser() -> None:
     for path in PROFILE_DIR.glob("*.properties"):
         text = path.read_text(encoding="iso-8859-1")
         assert read_properties(path).as_dict() == javaproperties.loads(text)
+
+
+# -- the KCL 3.x key table -----------------------------------------------------------
+
+MULTILANG_CONFIG = "software.amazon.kinesis.multilang.config."
+GOOD_LOCAL3 = {**GOOD_LOCAL, "retrievalMode": "POLLING", "metricsLevel": "NONE"}
+
+
+def _kcl3_jars() -> tuple[Path, Path]:
+    """The KCL 3.x multilang and core jars of the bootstrap cache."""
+    try:
+        from kclpy_local._cache import CacheLayout, default_cache_dir
+    except ImportError:
+        pytest.skip("no cache layout")
+    cache = os.environ.get("KCLPY_LOCAL_TEST_CACHE")
+    jars = CacheLayout(Path(cache) if cache else default_cache_dir(), 3).jars_dir
+    multilang = sorted(jars.glob("amazon-kinesis-client-multilang-*.jar"))
+    core = sorted(jars.glob("amazon-kinesis-client-3*.jar"))
+    if not multilang or not core:
+        pytest.skip("the KCL 3.x jars are not bootstrapped (run kclpy-local bootstrap --kcl 3)")
+    return multilang[0], core[0]
+
+
+def _javap3(*classes: str, private: bool = False) -> str:
+    javap = shutil.which("javap")
+    if javap is None:
+        pytest.skip("javap is not on PATH")
+    multilang, core = _kcl3_jars()
+    argv = [javap, *(["-p"] if private else []), "-cp", f"{multilang}{os.pathsep}{core}"]
+    return subprocess.run([*argv, *classes], check=True, capture_output=True, text=True).stdout
+
+
+def _bean_setters(out: str) -> set[str]:
+    """Bean property names of the public one-argument setters (``java.beans.Introspector``)."""
+    names = re.findall(r"public void set(\w+)\([^,)]+\);", out)
+    return {name if name[:2].isupper() else name[0].lower() + name[1:] for name in names}
+
+
+def _class_section(out: str, simple_name: str) -> str:
+    match = re.search(rf"class \S*\.{simple_name} .*?\n}}", out, re.DOTALL)
+    assert match, simple_name
+    return match.group(0)
+
+
+def test_kcl3_table_covers_every_setter_of_the_real_configuration() -> None:
+    out = _javap3(MULTILANG_CONFIG + "MultiLangDaemonConfiguration")
+    setters = _bean_setters(out)
+    assert len(setters) > 70
+    table = {bean_property(spec.name) for spec in KCL3_KEYS if spec.source in ("kcl", "configurator")}
+    # The credentials setters are setAwsCredentialsProvider*: the table spells them with the prefix.
+    from_setters = {bean_property(name) for name in setters}
+    assert from_setters - table - set(KCL3_UNSETTABLE) == set()
+    assert table - from_setters == set()
+    assert set(KCL3_UNSETTABLE) <= setters
+
+
+def test_kcl3_fanout_keys_are_the_fanout_beans_setters() -> None:
+    setters = _bean_setters(_javap3(MULTILANG_CONFIG + "FanoutConfigBean"))
+    assert {f"fanoutConfig.{name}" for name in setters} == {
+        spec.name for spec in KCL3_KEYS if spec.source == "fanout"
+    }
+
+
+def test_kcl3_delegated_beans_are_the_nested_beans_setters() -> None:
+    classes = {
+        "pollingConfig": "PollingConfigBean",
+        "gracefulLeaseHandoffConfigBean": "GracefulLeaseHandoffConfigBean",
+        "workerUtilizationAwareAssignmentConfigBean": "WorkerUtilizationAwareAssignmentConfigBean",
+        "workerMetricStatsTableConfigBean": "WorkerMetricStatsTableConfigBean",
+        "coordinatorStateTableConfigBean": "CoordinatorStateTableConfigBean",
+    }
+    assert set(classes) == set(KCL3_BEANS)
+    out = _javap3(*(MULTILANG_CONFIG + name for name in classes.values()))
+    for bean, simple_name in classes.items():
+        assert _bean_setters(_class_section(out, simple_name)) == KCL3_BEANS[bean], bean
+        assert KCL3_BEANS[bean] <= set(KCL3_KEYS_BY_NAME)
+
+
+def test_kcl3_primitive_fields_are_the_real_ones() -> None:
+    classes = ["MultiLangDaemonConfiguration", "PollingConfigBean", "FanoutConfigBean",
+               "WorkerUtilizationAwareAssignmentConfigBean", "WorkerMetricStatsTableConfigBean",
+               "CoordinatorStateTableConfigBean", "GracefulLeaseHandoffConfigBean"]
+    out = _javap3(*(MULTILANG_CONFIG + name for name in classes), private=True)
+    found = set()
+    for name in classes:
+        fields = re.findall(r"private (?:final )?(?:int|long|boolean|double) (\w+);", _class_section(out, name))
+        found |= {f"fanoutConfig.{f}" if name == "FanoutConfigBean" else f for f in fields}
+    assert found == KCL3_PRIMITIVE
+
+
+def test_kcl3_launcher_keys_are_read_by_the_launcher() -> None:
+    source = (REPO / "kclpy_local" / "java" / "kcl3" / "KclLocalLauncher.java").read_text()
+    for spec in KCL3_KEYS:
+        if spec.source == "launcher":
+            assert f'"{spec.name}"' in source, spec.name
+
+
+def test_kcl3_table_is_consistent() -> None:
+    assert len(KCL3_KEYS) == len(KCL3_KEYS_BY_NAME)
+    for spec in KCL3_KEYS:
+        assert spec.description.endswith("."), spec.name
+        if spec.choices:
+            assert spec.default is None or spec.default.upper() in spec.choices, spec.name
+        if spec.default is not None and spec.type in (KeyType.INT, KeyType.LONG):
+            assert check_value3(spec, spec.default) is None or spec.default == "0", spec.name
+    # The 1.x-only keys are exactly the 1.x keys 3.x has no entry for.
+    for name in KCL1_ONLY_KEYS:
+        assert spec3(name) is None, name
+    for spec in KCL1_KEYS:
+        assert (spec3(spec.name) is None) is (spec.name in KCL1_ONLY_KEYS), spec.name
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "ok"),
+    [
+        ("maxRecords", "100", True),
+        ("maxRecords", "100 ", True),  # numbers are trimmed in 3.x
+        ("maxRecords", "+5", True),
+        ("maxRecords", "1e3", False),
+        ("maxRecords", "0", False),
+        ("maxRecords", "10001", False),  # PollingConfig refuses more than 10000
+        ("failoverTimeMillis", "9223372036854775807", True),
+        ("initialLeaseTableReadCapacity", "2147483648", False),
+        ("idleTimeBetweenReadsInMillis", "199", False),
+        ("idleTimeBetweenReadsInMillis", "200", True),
+        ("cleanupLeasesUponShardCompletion", "TRUE", True),
+        ("cleanupLeasesUponShardCompletion", "yes", True),
+        ("cleanupLeasesUponShardCompletion", "true ", False),  # not trimmed: false
+        ("cleanupLeasesUponShardCompletion", "maybe", False),
+        ("metricsLevel", "none", True),
+        ("metricsLevel", "NONE ", False),  # enumerations are not trimmed
+        ("retrievalMode", "polling", True),
+        ("retrievalMode", "push", False),
+        ("clientVersionConfig", "CLIENT_VERSION_CONFIG_COMPATIBLE_WITH_2X", True),
+        ("workerMetricsBillingMode", "pay_per_request", True),
+        ("initialPositionInStream", "trim_horizon", True),
+        ("initialPositionInStream", "AT_TIMESTAMP", False),
+        ("initialPositionInStreamExtended", "1700000000", True),
+        ("initialPositionInStreamExtended", "1700000000 ", False),
+        ("initialPositionInStreamExtended", "1700000000000", False),
+        ("workerMetricsEMAAlpha", "0.7", True),
+        ("workerMetricsEMAAlpha", "1e-1", True),
+        ("workerMetricsEMAAlpha", "x", False),
+        ("staleWorkerMetricsEntryCleanupDuration", "PT1H", True),
+        ("staleWorkerMetricsEntryCleanupDuration", "P1DT2H30M", True),
+        ("staleWorkerMetricsEntryCleanupDuration", "1h", False),
+        ("staleWorkerMetricsEntryCleanupDuration", "-PT1H", False),
+        ("staleWorkerMetricsEntryCleanupDuration", "PT", False),
+        ("coordinatorStateTags", "team=streams, env=dev", True),
+        ("coordinatorStateTags", "team", False),
+        ("AwsCredentialsProvider", "EnvironmentVariableCredentialsProvider", True),
+        ("AwsCredentialsProvider", "DefaultCredentialsProvider", True),
+        ("AwsCredentialsProvider", "ProfileCredentialsProvider|dev", True),
+        ("AwsCredentialsProvider", "StsAssumeRoleCredentialsProvider|arn:aws:iam::1:role/r|s", True),
+        ("AwsCredentialsProvider", "org.example.MyProvider", True),
+        ("AwsCredentialsProvider", "DefaultAWSCredentialsProviderChain", False),
+        ("AwsCredentialsProvider", "SystemPropertiesCredentialsProvider", False),
+        ("AwsCredentialsProvider", "com.amazonaws.auth.EnvironmentVariableCredentialsProvider", False),
+        ("AwsCredentialsProvider", "StaticCredentialsProvider", False),
+        ("AwsCredentialsProvider", " , ", False),
+    ],
+)
+def test_check_value3_mirrors_the_3x_decoders(key: str, value: str, ok: bool) -> None:
+    assert (check_value3(KCL3_KEYS_BY_NAME[key], value) is None) is ok
+
+
+def test_kcl3_an_sdk_v1_provider_names_the_v2_one() -> None:
+    message = check_value3(KCL3_KEYS_BY_NAME["AwsCredentialsProvider"], "DefaultAWSCredentialsProviderChain")
+    assert message is not None
+    assert "no AWS credentials" in message and "name DefaultCredentialsProvider instead" in message
+
+
+@pytest.mark.parametrize(
+    ("key", "name"),
+    [
+        ("AWSCredentialsProvider", "AwsCredentialsProvider"),
+        ("awscredentialsprovider", "AwsCredentialsProvider"),
+        ("AWSCredentialsProviderDynamoDB", "AwsCredentialsProviderDynamoDB"),
+        ("AWSCREDENTIALSPROVIDERCloudWatch", "AwsCredentialsProviderCloudWatch"),
+        ("pollingConfig.maxRecords", "maxRecords"),
+        ("workerUtilizationAwareAssignmentConfigBean.workerMetricsReporterFreqInMillis",
+         "workerMetricsReporterFreqInMillis"),
+        ("fanoutConfig.consumerArn", "fanoutConfig.consumerArn"),
+        ("failoverTimeMillis", "failoverTimeMillis"),
+    ],
+)
+def test_kcl3_key_spellings(key: str, name: str) -> None:
+    spec = spec3(key)
+    assert spec is not None and spec.name == name
+
+
+@pytest.mark.parametrize("key", ["AWSCredentialsProviderDynamodb", "FailoverTimeMillis", "pollingConfig.bogus",
+                                 "fanoutConfig.maxRecords"])
+def test_kcl3_spellings_3x_ignores(key: str) -> None:
+    assert spec3(key) is None
+
+
+# -- the validator with generation 3 ---------------------------------------------------
+
+
+def test_kcl3_good_local_is_clean() -> None:
+    assert validate_properties(GOOD_LOCAL3, profile="local", generation=3) == []
+
+
+def test_unknown_generation_is_refused() -> None:
+    with pytest.raises(ValueError, match="generation 2"):
+        validate_properties(GOOD_LOCAL, generation=2)
+
+
+def test_kcl3_names_are_case_sensitive() -> None:
+    problems = validate_properties({**GOOD_LOCAL3, "FailoverTimeMillis": "5000"}, profile="local", generation=3)
+    (problem,) = problems
+    assert problem.severity == "error" and "case-sensitive" in problem.message
+    assert problem.hint == "did you mean 'failoverTimeMillis'?"
+    # KCL 1.x accepts that spelling (with a warning only).
+    (kcl1,) = validate_properties({**GOOD_LOCAL, "FailoverTimeMillis": "5000"}, profile="local")
+    assert kcl1.severity == "warning"
+
+
+def test_kcl3_misspelled_key_and_credentials_suffix() -> None:
+    props = {**GOOD_LOCAL3, "failoverTimeMilis": "5000", "AWSCredentialsProviderDynamodb": "DefaultCredentialsProvider"}
+    problems = validate_properties(props, profile="local", generation=3)
+    (typo,) = only(problems, "failoverTimeMilis")
+    assert typo.severity == "error" and typo.hint == "did you mean 'failoverTimeMillis'?"
+    (suffix,) = only(problems, "AWSCredentialsProviderDynamodb")
+    assert suffix.severity == "error" and suffix.hint == "did you mean 'AwsCredentialsProviderDynamoDB'?"
+
+
+def test_kcl3_unrelated_unknown_key_is_a_warning() -> None:
+    (problem,) = validate_properties({**GOOD_LOCAL3, "zzzz": "1"}, profile="local", generation=3)
+    assert problem.severity == "warning" and "KCL 3.x ignores it" in problem.message
+
+
+def test_kcl1_only_keys_are_ignored_by_kcl3() -> None:
+    props = {**GOOD_LOCAL3, "leaseCleanupIntervalMillis": "10000", "timestampAtInitialPositionInStream": "1700000000"}
+    problems = validate_properties(props, profile="local", generation=3)
+    assert [p.severity for p in problems] == ["warning", "warning"]
+    (cleanup,) = only(problems, "leaseCleanupIntervalMillis")
+    assert cleanup.message.startswith("ignored by KCL 3.x: ")
+    assert cleanup.hint == "kclpy-local drops it when it runs the file with --kcl 3"
+    (timestamp,) = only(problems, "timestampAtInitialPositionInStream")
+    assert "initialPositionInStreamExtended" in timestamp.message
+    assert timestamp.hint == "kclpy-local translates it when it runs the file with --kcl 3"
+    # The same keys are fine for KCL 1.x.
+    assert validate_properties(
+        {**GOOD_LOCAL, "leaseCleanupIntervalMillis": "10000"}, profile="local"
+    ) == []
+
+
+def test_kcl3_sdk_v1_credentials_are_an_error() -> None:
+    props = {**GOOD_LOCAL3, "AWSCredentialsProvider": "DefaultAWSCredentialsProviderChain"}
+    (problem,) = validate_properties(props, profile="local", generation=3)
+    assert problem.severity == "error" and "--kcl 3" in (problem.hint or "")
+
+
+def test_kcl3_required_keys() -> None:
+    problems = validate_properties({"applicationName": "a"}, generation=3)
+    assert {p.key for p in problems if p.message == "required key is missing"} == {
+        "streamName", "AwsCredentialsProvider", "executableName"
+    }
+    props = {key: value for key, value in GOOD_LOCAL3.items() if key != "streamName"}
+    props["streamArn"] = "arn:aws:kinesis:us-east-1:123456789012:stream/s"
+    assert validate_properties(props, profile="local", generation=3) == []
+    # The credentials key in any case of its prefix.
+    props = {**{k: v for k, v in GOOD_LOCAL3.items() if k != "AWSCredentialsProvider"},
+             "awscredentialsprovider": "EnvironmentVariableCredentialsProvider"}
+    assert validate_properties(props, profile="local", generation=3) == []
+
+
+def test_kcl3_two_keys_for_one_property() -> None:
+    props = {**GOOD_LOCAL3, "AwsCredentialsProvider": "DefaultCredentialsProvider", "maxRecords": "10",
+             "pollingConfig.maxRecords": "20", "workerId": "a", "workerIdentifier": "b"}
+    problems = validate_properties(props, profile="local", generation=3)
+    assert all(p.severity == "warning" and "depends on key order" in p.message for p in problems)
+    assert {p.key for p in problems} == {"AwsCredentialsProvider", "pollingConfig.maxRecords", "workerIdentifier"}
+
+
+def test_kcl3_initial_position() -> None:
+    (alone,) = validate_properties({**GOOD_LOCAL3, "initialPositionInStream": "AT_TIMESTAMP"}, generation=3)
+    assert alone.severity == "error" and alone.hint == "write initialPositionInStreamExtended = <epoch seconds> instead"
+    props = {**GOOD_LOCAL3, "initialPositionInStream": "LATEST", "initialPositionInStreamExtended": "1700000000"}
+    (both,) = validate_properties(props, generation=3)
+    assert both.severity == "error" and "depends on key order" in both.message
+    assert validate_properties({**GOOD_LOCAL3, "initialPositionInStreamExtended": "1700000000"}, generation=3) == []
+
+
+def test_kcl3_false_that_is_never_applied_is_a_warning() -> None:
+    (problem,) = validate_properties({**GOOD_LOCAL3, "cleanupLeasesUponShardCompletion": "false"}, generation=3)
+    assert problem.severity == "warning" and "never applied" in problem.message and "true stays" in problem.message
+    # false where the KCL's default is false anyway: nothing to say.
+    assert validate_properties({**GOOD_LOCAL3, "ignoreUnexpectedChildShards": "false"}, generation=3) == []
+
+
+def test_kcl3_whitespace_in_an_enumeration_stops_the_daemon() -> None:
+    (problem,) = validate_properties({**GOOD_LOCAL3, "metricsLevel": "NONE "}, profile="local", generation=3)
+    assert problem.severity == "error" and "not trimmed" in problem.message
+    assert problem.hint == "remove the whitespace around the value"
+
+
+def test_kcl3_local_profile_needs_polling_and_warns_about_metrics() -> None:
+    props = {k: v for k, v in GOOD_LOCAL3.items() if k not in ("retrievalMode", "metricsLevel")}
+    problems = validate_properties(props, profile="local", generation=3)
+    (mode,) = only(problems, "retrievalMode")
+    assert mode.severity == "error" and mode.hint == "retrievalMode = POLLING"
+    (metrics,) = only(problems, "metricsLevel")
+    assert metrics.severity == "warning" and metrics.hint == "metricsLevel = NONE"
+    # DEFAULT polls when a polling key is set; LocalStack speaks the metrics protocol.
+    props["idleTimeBetweenReadsInMillis"] = "250"
+    assert validate_properties(props, profile="localstack", generation=3) == []
+    fanout_on_aws = validate_properties({**props, "retrievalMode": "FANOUT"}, profile="aws", generation=3)
+    assert only(fanout_on_aws, "retrievalMode") == []
+
+
+def test_kcl3_client_builder_keys() -> None:
+    props = {k: v for k, v in GOOD_LOCAL3.items() if k != "kinesisEndpoint"}
+    props["kinesisClient.endpointOverride"] = "http://127.0.0.1:4566"
+    assert validate_properties(props, profile="local", generation=3) == []
+    props["kinesisClient.endpointOverride"] = "https://kinesis.us-east-1.amazonaws.com"
+    (problem,) = validate_properties(props, profile="local", generation=3)
+    assert problem.key == "kinesisEndpoint" and "AWS host" in problem.message
+    (builder,) = validate_properties({**GOOD_LOCAL3, "dynamoDbClient.foo": "1"}, profile="local", generation=3)
+    assert builder.severity == "warning" and "client builder" in builder.message
+
+
+def test_kcl3_unsettable_key_is_an_error() -> None:
+    (problem,) = validate_properties({**GOOD_LOCAL3, "shardPrioritization": "x"}, generation=3)
+    assert problem.severity == "error" and "cannot be set" in problem.message
+
+
+def test_kcl3_check_file_and_require_valid(tmp_path: Path) -> None:
+    path = tmp_path / "local.properties"
+    path.write_text("".join(f"{k} = {v}\n" for k, v in GOOD_LOCAL3.items()))
+    assert check_file(path, generation=3) == []
+    # Without retrievalMode the 3.x daemon would use enhanced fan-out on the emulator.
+    path.write_text("".join(f"{k} = {v}\n" for k, v in GOOD_LOCAL.items()))
+    assert require_valid(path) == []
+    with pytest.raises(PropertiesError) as info:
+        require_valid(path, generation=3)
+    assert "retrievalMode" in str(info.value)
+    assert info.value.hint == f"run: kclpy-local properties check {path} --kcl 3"
