@@ -1,4 +1,4 @@
-"""``kclpy-local properties check|keys``."""
+"""``kclpy-local properties check|set|keys``, for KCL 1.x and (``--kcl 3``) KCL 3.x."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from kclpy_local._cli import main
+from kclpy_local._kcl3_keys import KCL3_KEYS
 from kclpy_local._kcl_keys import KCL1_KEYS
 from kclpy_local._properties import read_properties
 
@@ -288,3 +289,105 @@ def test_set_through_a_symlink_keeps_the_link(
     assert "maxRecords = 9\n" in layout_file.read_text()
     assert stat.S_IMODE(layout_file.stat().st_mode) == 0o600
     capsys.readouterr()
+
+
+# -- --kcl 3 ---------------------------------------------------------------------------
+
+#: A 1.x local file as users write it (SDK v1 credentials, 1.x-only keys).
+KCL1_LOCAL = GOOD.replace(
+    "EnvironmentVariableCredentialsProvider", "DefaultAWSCredentialsProviderChain"
+) + "leaseCleanupIntervalMillis = 10000\ntimestampAtInitialPositionInStream = 1700000000\n"
+
+
+@pytest.fixture
+def kcl1_file(tmp_path: Path) -> Path:
+    path = tmp_path / "app.properties"
+    path.write_text(KCL1_LOCAL)
+    return path
+
+
+def test_check_kcl3_reads_the_file_as_the_3x_daemon(kcl1_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["properties", "check", str(kcl1_file)]) == 0  # a good 1.x file
+    capsys.readouterr()
+    assert main(["properties", "check", str(kcl1_file), "--kcl", "3"]) == 2
+    out, err = capsys.readouterr()
+    assert f"{kcl1_file}:4: error: AWSCredentialsProvider: DefaultAWSCredentialsProviderChain is an AWS SDK " \
+           "for Java v1 class" in out
+    assert f"{kcl1_file}:10: warning: leaseCleanupIntervalMillis: ignored by KCL 3.x" in out
+    assert f"{kcl1_file}:11: warning: timestampAtInitialPositionInStream: ignored by KCL 3.x" in out
+    assert "error: retrievalMode: enhanced fan-out" in out
+    assert "invalid (KCL 3.x; profile local; 2 error(s), 3 warning(s))" in err
+
+
+def test_check_kcl3_translated_checks_what_kclpy_local_runs(
+    kcl1_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["properties", "check", str(kcl1_file), "--kcl", "3", "--translated"]) == 0
+    out, err = capsys.readouterr()
+    assert out == ""
+    notes = [line for line in err.splitlines() if line.startswith("kclpy-local: translated for KCL 3.x: ")]
+    assert notes[0].endswith("translated AWSCredentialsProvider: DefaultAWSCredentialsProviderChain -> "
+                             "DefaultCredentialsProvider")
+    assert len(notes) == 11
+    assert "ok (KCL 3.x, translated; profile local; 0 error(s), 0 warning(s))" in err
+    # What the translation cannot fix is still reported, with the file's line.
+    kcl1_file.write_text(KCL1_LOCAL + "FailoverTimeMillis = 5000\n")
+    assert main(["properties", "check", str(kcl1_file), "--kcl", "3", "--translated", "--json"]) == 2
+    out, err = capsys.readouterr()
+    result = json.loads(out)
+    assert result["kcl"] == 3 and result["errors"] == 1
+    assert result["problems"][0]["key"] == "FailoverTimeMillis" and result["problems"][0]["line"] == 12
+    assert len(result["translation"]) == 11
+    assert "translated for KCL 3.x" not in err  # --json: the notes are in the object
+
+
+def test_check_json_names_the_generation(good_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["properties", "check", "--json", str(good_file)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["kcl"] == 1 and "translation" not in result
+
+
+@pytest.mark.parametrize("argv", [["--translated"], ["--kcl", "2"], ["--kcl", "3", "--translated", "--kcl", "1"]])
+def test_check_kcl_usage_errors(good_file: Path, argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    try:
+        code = main(["properties", "check", str(good_file), *argv])
+    except SystemExit as exc:
+        code = exc.code
+    assert code == 2
+    capsys.readouterr()
+
+
+def test_check_translated_needs_the_variables(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NO_SUCH_VARIABLE", raising=False)
+    path = tmp_path / "app.properties"
+    path.write_text(GOOD.replace("stream\n", "${NO_SUCH_VARIABLE}\n", 1))
+    assert main(["properties", "check", str(path), "--kcl", "3", "--translated"]) == 2
+    assert "NO_SUCH_VARIABLE" in capsys.readouterr().err
+
+
+def test_keys_listing_kcl3(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["properties", "keys", "--kcl", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "AwsCredentialsProvider (required)\tAWSCredentialsProvider" in out
+    assert "retrievalMode\tString\tdefault DEFAULT\t[kcl]" in out
+    assert "fanoutConfig.consumerArn\tString" in out
+    assert main(["properties", "keys", "--kcl", "3", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["name"] for r in rows] == [s.name for s in KCL3_KEYS]
+    types = {r["name"]: r["type"] for r in rows}
+    assert types["staleWorkerMetricsEntryCleanupDuration"].startswith("Duration")
+    assert types["workerMetricsEMAAlpha"] == "double"
+
+
+def test_set_kcl3_applies_the_3x_table(good_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    good_file.write_text(GOOD + "retrievalMode = POLLING\n")
+    # Valid for 1.x (first letter upper-cased), ignored by 3.x: refused with --kcl 3.
+    assert main(["properties", "set", str(good_file), "FailoverTimeMillis=5000", "--kcl", "3"]) == 2
+    assert "FailoverTimeMillis: unknown key (KCL 3.x key names are case-sensitive)" in capsys.readouterr().out
+    assert main(["properties", "set", str(good_file), "workerMetricsReporterFreqInMillis=2000", "--kcl", "3"]) == 0
+    assert read_properties(good_file).as_dict()["workerMetricsReporterFreqInMillis"] == "2000"
+    # Without --kcl 3 the 1.x table applies, where that 3.x-only key is unknown.
+    assert main(["properties", "set", str(good_file), "leaseAssignmentIntervalMillis=1000"]) == 2
+    assert "leaseAssignmentIntervalMillis: unknown key" in capsys.readouterr().out
+    assert main(["properties", "set", str(good_file), "leaseAssignmentIntervalMillis=1000", "--kcl", "3"]) == 0
