@@ -8,9 +8,8 @@ whose records were put before any daemon starts, with the same processor
 (``processors/recorder.py``). Each start is a new application (an empty lease
 table, created by that start) reading from TRIM_HORIZON, so each one processes
 the stream from its first record. The generations take turns (1.x first in
-even runs, 3.x first in odd ones). Both use the local timings: the built-in
-local profile for 1.x, the same values in 3.x keys for 3.x (see
-tests/integration/test_cutover.py), and ``initialLeaseSync = eager``.
+even runs, 3.x first in odd ones). Both run the built-in local profile (for
+3.x translated by kclpy-local, which adds the local start-up keys of 3.x).
 
 Figures per start: daemon start to the worker STARTED line, to the first record
 processed, and to a record processed on every shard; medians per generation and
@@ -40,23 +39,6 @@ ROOT = Path(__file__).resolve().parents[1]
 RECORDER = ROOT / "processors" / "recorder.py"
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
 STREAM = "bench-kcl3"
-KCL3_SETTINGS = {
-    "AwsCredentialsProvider": "EnvironmentVariableCredentialsProvider",
-    "regionName": "us-east-1",
-    "isCBORProtocolDisabled": "true",
-    "retrievalMode": "POLLING",
-    "metricsLevel": "NONE",
-    "initialPositionInStream": "TRIM_HORIZON",
-    "initialLeaseSync": "eager",
-    "failoverTimeMillis": "5000",
-    "leaseAssignmentIntervalMillis": "1000",
-    "workerMetricsReporterFreqInMillis": "2000",
-    "shardSyncIntervalMillis": "5000",
-    "idleTimeBetweenReadsInMillis": "250",
-    "parentShardPollIntervalMillis": "500",
-    "dynamoDbLockBasedLeaderLeaseDurationInMillis": "10000",
-    "dynamoDbLockBasedLeaderHeartbeatPeriodInMillis": "2000",
-}
 
 
 @dataclass(frozen=True)
@@ -73,20 +55,15 @@ def read_ledger(ledger: Path) -> list[dict[str, object]]:
     return [json.loads(line) for line in ledger.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def make_daemon(generation: int, inst: Installation, *, endpoint: str, app: str, workdir: Path,
-                ledger: Path, lines: list[str], kcl3_extra: dict[str, str]) -> Daemon:
-    env = {**CREDENTIALS, "KCLPY_LOCAL_LEDGER": str(ledger)}
-    settings = {"applicationName": app, "streamName": STREAM,
-                "executableName": f"{sys.executable} {RECORDER}"}
-    if generation == 1:
-        return Daemon(LOCAL_PROFILE, installation=inst, env={**env, "KCLPY_LOCAL_ENDPOINT": endpoint},
-                      cwd=ROOT, log=lines.append, overrides=settings, ready_timeout=180)
-    values = {**settings, "kinesisEndpoint": endpoint, "dynamoDBEndpoint": endpoint,
-              "cloudWatchEndpoint": endpoint, **KCL3_SETTINGS, **kcl3_extra}
-    path = workdir / f"{app}.properties"
-    path.write_text("".join(f"{k} = {v}\n" for k, v in values.items()), encoding="utf-8")
-    return Daemon(path, generation=3, installation=inst, env=env, cwd=ROOT, log=lines.append,
-                  ready_timeout=180, validate=False)
+def make_daemon(generation: int, inst: Installation, *, endpoint: str, app: str, ledger: Path,
+                lines: list[str], kcl3_extra: dict[str, str]) -> Daemon:
+    """The built-in local profile on ``generation`` (translated for 3.x by kclpy-local)."""
+    env = {**CREDENTIALS, "KCLPY_LOCAL_ENDPOINT": endpoint, "KCLPY_LOCAL_LEDGER": str(ledger)}
+    overrides = {"applicationName": app, "streamName": STREAM,
+                 "executableName": f"{sys.executable} {RECORDER}",
+                 **(kcl3_extra if generation == 3 else {})}
+    return Daemon(LOCAL_PROFILE, generation=generation, installation=inst, env=env, cwd=ROOT,
+                  log=lines.append, overrides=overrides, ready_timeout=180)
 
 
 def cold_start(generation: int, inst: Installation, *, endpoint: str, shards: set[str],
@@ -94,8 +71,8 @@ def cold_start(generation: int, inst: Installation, *, endpoint: str, shards: se
     app = f"bench-kcl{generation}-{index}"
     ledger = workdir / f"ledger-{app}.jsonl"
     lines: list[str] = []
-    daemon = make_daemon(generation, inst, endpoint=endpoint, app=app, workdir=workdir, ledger=ledger,
-                         lines=lines, kcl3_extra=kcl3_extra)
+    daemon = make_daemon(generation, inst, endpoint=endpoint, app=app, ledger=ledger, lines=lines,
+                         kcl3_extra=kcl3_extra)
     start = time.time()
     with daemon:
         ready = time.time() - start

@@ -13,8 +13,8 @@ lock, worker metrics) and starts each shard at its 1.x checkpoint. The guard
 (``kclpy_local._generations``) refuses a start while workers of the other
 generation hold live leases.
 
-The 3.x properties are written here in the 3.x style (SDK v2 credential
-provider, polling, no metrics on moto, local timings); see test_kcl3.py.
+Both generations run the same properties file (the built-in local profile
+with the same overrides): ``Daemon(generation=3)`` translates it for KCL 3.x.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from _helpers import (
 
 from kclpy_local import _aws
 from kclpy_local._bootstrap import Installation
-from kclpy_local._daemon import Daemon
+from kclpy_local._daemon import LOCAL_PROFILE, Daemon
 from kclpy_local._emulator import EmbeddedEmulator
 from kclpy_local._generations import GenerationConflictError
 
@@ -53,31 +53,11 @@ GSI = "LeaseOwnerToLeaseKeyIndex"
 KCL3_WORKER = "w3"
 Key = tuple[str, int]
 
-#: A KCL 3.x file for the same application, with local timings (see test_kcl3.py).
-KCL3_SETTINGS = {
-    "AwsCredentialsProvider": "EnvironmentVariableCredentialsProvider",
-    "regionName": "us-east-1",
-    "isCBORProtocolDisabled": "true",
-    "retrievalMode": "POLLING",
-    "metricsLevel": "NONE",
-    "initialPositionInStream": "TRIM_HORIZON",
-    "initialLeaseSync": "eager",
-    "failoverTimeMillis": "5000",
-    "leaseAssignmentIntervalMillis": "1000",
-    "workerMetricsReporterFreqInMillis": "2000",
-    "shardSyncIntervalMillis": "5000",
-    "idleTimeBetweenReadsInMillis": "250",
-    "parentShardPollIntervalMillis": "500",
-    "dynamoDbLockBasedLeaderLeaseDurationInMillis": "10000",
-    "dynamoDbLockBasedLeaderHeartbeatPeriodInMillis": "2000",
-}
-
-
 class Kcl3Worker:
-    """One KCL 3.x daemon of the cluster's application, with its own ledger and checkpoint log."""
+    """One KCL 3.x daemon of the cluster's application, with its own ledger and checkpoint
+    log, on the file the 1.x workers run (translated by kclpy-local)."""
 
     def __init__(self, cluster: Cluster, kcl3: Installation, worker_id: str = KCL3_WORKER) -> None:
-        endpoint = cluster.endpoints.dynamodb
         self.worker_id = worker_id
         self.ledger = cluster.tmp / f"ledger-{worker_id}.jsonl"
         self.checkpoints = cluster.tmp / f"checkpoints-{worker_id}.jsonl"
@@ -88,22 +68,19 @@ class Kcl3Worker:
             "workerId": worker_id,
             "executableName": f"{sys.executable} {RECORDER}",
             "kinesisEndpoint": cluster.endpoints.kinesis,
-            "dynamoDBEndpoint": endpoint,
+            "dynamoDBEndpoint": cluster.endpoints.dynamodb,
             "cloudWatchEndpoint": cluster.endpoints.cloudwatch,
-            **KCL3_SETTINGS,
         }
-        self.properties = cluster.tmp / f"{worker_id}.properties"
-        self.properties.write_text("".join(f"{k} = {v}\n" for k, v in settings.items()), encoding="utf-8")
         self.daemon = Daemon(
-            self.properties,
+            LOCAL_PROFILE,
             generation=3,
             installation=kcl3,
-            env={**DUMMY_CREDENTIALS, "KCLPY_LOCAL_LEDGER": str(self.ledger),
-                 "KCLPY_LOCAL_CHECKPOINTS": str(self.checkpoints)},
+            env={**DUMMY_CREDENTIALS, "KCLPY_LOCAL_ENDPOINT": cluster.endpoints.dynamodb,
+                 "KCLPY_LOCAL_LEDGER": str(self.ledger), "KCLPY_LOCAL_CHECKPOINTS": str(self.checkpoints)},
             cwd=ROOT,
             log=self.lines.append,
+            overrides=settings,
             ready_timeout=180,
-            validate=False,
         )
 
     def processed(self) -> list[Key]:
@@ -184,11 +161,12 @@ def test_cutover_from_1x_to_3x(
                     leases = shard_leases(cluster)
                     done = numeric_checkpoints(leases)
                     owners = {lease.owner for lease in leases.values()}
+                    both_working = all(w.records() for w in cluster.workers.values())
                     return (len(done) == len(cluster.shard_ids) and owners == {"w1-a", "w1-b"}
-                            and len(cluster.processed()) >= 300)
+                            and both_working and len(cluster.processed()) >= 300)
 
                 wait_for(checkpointed_everywhere, 180,
-                         "1.x checkpoints on every shard, leases on both workers", poll=0.5)
+                         "1.x checkpoints on every shard, both workers processing", poll=0.5)
                 assert indexes(cluster) == []
 
                 # -- every 1.x worker stops (gracefully); records keep arriving ------
@@ -242,6 +220,7 @@ def test_cutover_from_1x_to_3x(
             kcl3_worker.save_log(tmp_path)
 
     # -- what 3.x started from, and what it left -----------------------------------------
+    assert any(line.startswith("kclpy-local: translated for KCL 3.x: ") for line in kcl3_worker.lines)
     initialized = kcl3_worker.initialized()
     assert initialized == {shard: str(seq) for shard, seq in checkpoint_before.items()}, (
         "3.x did not start each shard at its 1.x checkpoint"
@@ -276,8 +255,8 @@ def test_cutover_from_1x_to_3x(
     print(
         f"\ncutover: {len(wanted)} records put ({put_at_stop} before 1.x stopped), "
         f"{len(processed_1x)} processed by KCL 1.x, {len(set(processed_3x))} by KCL 3.x; "
-        f"duplicates: {duplicates_1x} among 1.x workers, {duplicates_3x} in 3.x, {across} across "
-        f"the cutover; 3.x worker STARTED {ready:.1f}s after start, "
+        f"duplicates: {duplicates_1x} among 1.x workers, {duplicates_3x} in 3.x, {across} processed "
+        f"by 1.x after its last checkpoint and again by 3.x; 3.x worker STARTED {ready:.1f}s after start, "
         f"every shard processing after {first_all:.1f}s "
         f"(leases released: {len(released)}, left to expire: {len(kept)})"
     )
