@@ -16,6 +16,9 @@ How the generations are told apart, in the table alone:
   reported, so the owner of every 3.x lease has such an item;
 - a KCL 1.x worker writes nothing but leases: a lease whose owner has no
   worker-metrics item is held by a 1.x worker;
+- applications that ran KCL 3.0 to 3.4 keep worker metrics in a table of their
+  own, ``<applicationName>-WorkerMetricStats`` (partition key ``wid``), which
+  KCL 3.5 goes on using: when it exists, its workers count as 3.x workers too;
 - KCL 3.x also leaves items that are not leases: ``Leader`` (the leader lock,
   ``entityType`` ``LEADER``, deleted on a graceful shutdown) and ``Migration3.0``
   (the client version state, ``CLIENT_VERSION_MIGRATION``). KCL 1.x cannot read
@@ -39,7 +42,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from botocore.config import Config
@@ -65,6 +68,8 @@ log = logging.getLogger(__name__)
 DEFAULT_FAILOVER_MS = 10_000
 #: ``entityType`` of the items KCL 3.x writes besides leases.
 WORKER_METRICS = "WORKER_METRIC_STATS"
+#: The worker metrics table of KCL 3.0-3.4 (``<table>`` + suffix), keyed by ``wid``.
+LEGACY_METRICS_SUFFIX = "-WorkerMetricStats"
 LEASE = "LEASE"
 #: How many lease keys a message names before "and N more".
 SHOWN_LEASES = 6
@@ -216,8 +221,25 @@ class GenerationConflictError(DaemonError):
         self.hint = result.hint()
 
 
-def _scan(dynamodb: Any, table: str) -> TableView:
-    return classify(lease.raw for lease in _aws.read_leases(dynamodb, table))
+def _scan(dynamodb: Any, table: str, legacy_workers: frozenset[str] = frozenset()) -> TableView:
+    view = classify(lease.raw for lease in _aws.read_leases(dynamodb, table))
+    if legacy_workers:
+        view = replace(view, metric_workers=view.metric_workers | legacy_workers)
+    return view
+
+
+def _legacy_metric_workers(dynamodb: Any, table: str) -> frozenset[str]:
+    """The workers in the KCL 3.0-3.4 worker metrics table, if there is one (and it can be read)."""
+    workers: set[str] = set()
+    try:
+        pages = dynamodb.get_paginator("scan").paginate(
+            TableName=table + LEGACY_METRICS_SUFFIX, ProjectionExpression="wid", ConsistentRead=True
+        )
+        for page in pages:
+            workers.update(str(item["wid"]["S"]) for item in page["Items"] if "S" in item.get("wid", {}))
+    except ClientError as exc:
+        log.debug("no legacy worker metrics table for %s: %s", table, _aws.error_code(exc))
+    return frozenset(workers)
 
 
 def check_generations(
@@ -248,6 +270,10 @@ def check_generations(
             return GuardResult(table, generation, table_exists=False, scans=1)
         raise
     kcl3_items = first.kcl3_items if generation == 1 else ()
+    legacy = frozenset[str]()
+    if first.leases:
+        legacy = _legacy_metric_workers(dynamodb, table)
+        first = replace(first, metric_workers=first.metric_workers | legacy)
     watched = first.held_by(other)
     if not watched:
         return GuardResult(table, generation, kcl3_items=kcl3_items, scans=1)
@@ -263,7 +289,7 @@ def check_generations(
         if scans > 1 and (now >= deadline or len(settled) == len(watched)):
             break
         sleep(max(0.0, min(poll, deadline - now)))
-        view = _scan(dynamodb, table)
+        view = _scan(dynamodb, table, legacy)
         scans += 1
         for key, (_, counter) in watched.items():
             if key in settled:

@@ -234,6 +234,8 @@ def test_cutover_from_1x_to_3x(
     items = other_items(cluster)
     assert items.get("Migration3.0") == "CLIENT_VERSION_MIGRATION", items
     assert items.get(KCL3_WORKER) == "WORKER_METRIC_STATS", items
+    # KCL 3.5 keeps its metadata in the lease table (single table format): no other table.
+    assert cluster.dynamodb.list_tables()["TableNames"] == [cluster.app]
 
     # -- accounting ----------------------------------------------------------------------
     processed_3x = kcl3_worker.processed()

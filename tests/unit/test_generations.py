@@ -262,6 +262,25 @@ def test_1x_cannot_read_a_table_3x_has_used(dynamodb: Any) -> None:
     assert not check(dynamodb, 3, FakeTime()).refused
 
 
+def test_workers_in_a_legacy_metrics_table_are_3x(dynamodb: Any) -> None:
+    """KCL 3.0-3.4 kept worker metrics in <app>-WorkerMetricStats (key wid); 3.5 goes on using it."""
+    make_table(dynamodb, lease_1x(SHARDS[0], "w3"), lease_1x(SHARDS[1], "w1"))
+    dynamodb.create_table(
+        TableName=f"{TABLE}-WorkerMetricStats",
+        KeySchema=[{"AttributeName": "wid", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "wid", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    dynamodb.put_item(TableName=f"{TABLE}-WorkerMetricStats",
+                      Item={"wid": {"S": "w3"}, "lut": {"N": "1795636456"}})
+    fake = FakeTime(lambda: renew_all(dynamodb, SHARDS[:2]))
+    result = check(dynamodb, 3, fake)
+    assert result.live == (OtherWorker("w1", (SHARDS[1],)),)
+    result = check(dynamodb, 1, FakeTime(lambda: renew_all(dynamodb, SHARDS[:2])))
+    assert result.live == (OtherWorker("w3", (SHARDS[0],)),)
+    assert result.kcl3_items == ()
+
+
 def test_many_leases_are_shortened() -> None:
     keys = tuple(f"shardId-{i:012d}" for i in range(9))
     result = GuardResult("t", 3, live=(OtherWorker("w1", keys),))
