@@ -181,6 +181,12 @@ class Daemon:
         guard: bool = True,
     ) -> None:
         self.properties_path = Path(properties_path)
+        if installation is not None and installation.generation != generation:
+            if generation != DEFAULT_GENERATION:
+                raise DaemonError(
+                    f"generation={generation} but the installation is KCL {installation.generation}"
+                )
+            generation = installation.generation  # the installation says which KCL it is
         self.generation = generation
         self.cache_dir = cache_dir
         self.java = java

@@ -46,6 +46,10 @@ import java.io.FileOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
+import java.lang.reflect.Constructor;
+import java.lang.reflect.InvocationHandler;
+import java.lang.reflect.Method;
+import java.lang.reflect.Proxy;
 import java.net.InetAddress;
 import java.net.URI;
 import java.net.UnknownHostException;
@@ -109,7 +113,9 @@ import java.util.function.Function;
  *   <li>the line {@value #READY_LINE} on stderr when the scheduler reaches
  *       STARTED;</li>
  *   <li>on SIGTERM/SIGINT a graceful shutdown (record processors receive
- *       shutdownRequested and may checkpoint), bounded by {@code shutdownGraceMillis}.
+ *       shutdownRequested and may checkpoint), bounded by {@code shutdownGraceMillis},
+ *       then exit with 128 + the signal number; a second signal exits at once.
+ *       When the KCL exits by itself (a record processor failed), nothing waits;
  *       When the key is absent the launcher waits {@value #DEFAULT_GRACE_MILLIS} ms,
  *       not the KCL 3.x default of 0 ms (with which the stock daemon gives up at
  *       once): processors that checkpoint on shutdownRequested need the time. A
@@ -263,14 +269,23 @@ public final class KclLocalLauncher {
             return EXIT_FAILED;
         }
         final AtomicBoolean finished = new AtomicBoolean(false);
-        Runtime.getRuntime().addShutdownHook(new Thread(new Runnable() {
+        final Runnable graceful = new Runnable() {
             @Override
             public void run() {
-                if (!finished.get()) {
-                    shutdownGracefully(prepared);
-                }
+                shutdownGracefully(prepared);
             }
-        }, "kclpy-local-shutdown"));
+        };
+        if (!StopSignals.install(graceful)) {
+            // No signal API: a shutdown hook, which also runs when the KCL itself exits.
+            Runtime.getRuntime().addShutdownHook(new Thread(new Runnable() {
+                @Override
+                public void run() {
+                    if (!finished.get()) {
+                        graceful.run();
+                    }
+                }
+            }, "kclpy-local-shutdown"));
+        }
 
         if (prepared.eager) {
             eagerLeaseSync(prepared);
@@ -295,7 +310,87 @@ public final class KclLocalLauncher {
             code = EXIT_FAILED;
         }
         finished.set(true);
+        StopSignals.awaitStop();  // a stop in progress exits with 128 + its signal
         return code;
+    }
+
+    /**
+     * SIGTERM and SIGINT start a graceful shutdown on a thread of their own, which
+     * exits the JVM with 128 + the signal number when it is done; a second signal
+     * halts at once. Only signals do this: when the KCL itself exits the JVM (it
+     * does so when a record processor fails), no graceful shutdown is attempted,
+     * since the worker that would run it is the one exiting. {@code sun.misc.Signal}
+     * is reached by reflection, so the launcher still compiles for Java 8.
+     */
+    static final class StopSignals {
+        private static final AtomicBoolean STOPPING = new AtomicBoolean(false);
+        private static volatile Thread stopper;
+
+        private StopSignals() {
+        }
+
+        static boolean install(final Runnable graceful) {
+            try {
+                final Class<?> signalClass = Class.forName("sun.misc.Signal");
+                Class<?> handlerClass = Class.forName("sun.misc.SignalHandler");
+                final Method number = signalClass.getMethod("getNumber");
+                Object handler = Proxy.newProxyInstance(handlerClass.getClassLoader(),
+                        new Class<?>[] {handlerClass}, new InvocationHandler() {
+                            @Override
+                            public Object invoke(Object proxy, Method method, Object[] args) throws Exception {
+                                if ("handle".equals(method.getName())) {
+                                    onSignal((Integer) number.invoke(args[0]), graceful);
+                                    return null;
+                                }
+                                if ("equals".equals(method.getName())) {
+                                    return proxy == args[0];
+                                }
+                                if ("hashCode".equals(method.getName())) {
+                                    return System.identityHashCode(proxy);
+                                }
+                                return "kclpy-local stop signals";
+                            }
+                        });
+                Method handle = signalClass.getMethod("handle", signalClass, handlerClass);
+                Constructor<?> named = signalClass.getConstructor(String.class);
+                for (String name : new String[] {"TERM", "INT"}) {
+                    handle.invoke(null, named.newInstance(name), handler);
+                }
+                return true;
+            } catch (ReflectiveOperationException | RuntimeException | LinkageError e) {
+                return false;
+            }
+        }
+
+        static void onSignal(final int signal, final Runnable graceful) {
+            if (!STOPPING.compareAndSet(false, true)) {
+                say("second stop signal; exiting now");
+                Runtime.getRuntime().halt(128 + signal);
+                return;
+            }
+            Thread thread = new Thread(new Runnable() {
+                @Override
+                public void run() {
+                    graceful.run();
+                    System.exit(128 + signal);
+                }
+            }, "kclpy-local-stop");
+            stopper = thread;
+            thread.start();
+        }
+
+        /** Wait for a stop in progress (it exits the JVM); return at once if there is none. */
+        static void awaitStop() {
+            Thread thread = stopper;
+            if (thread == null) {
+                return;
+            }
+            try {
+                thread.join();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }
     }
 
     /** Everything needed to run, built from one properties file. */
