@@ -271,7 +271,7 @@ def check_generations(
         raise
     kcl3_items = first.kcl3_items if generation == 1 else ()
     legacy = frozenset[str]()
-    if first.leases:
+    if first.held_by(1):  # owners without metrics in the lease table: 1.x, or 3.0-3.4 workers
         legacy = _legacy_metric_workers(dynamodb, table)
         first = replace(first, metric_workers=first.metric_workers | legacy)
     watched = first.held_by(other)
