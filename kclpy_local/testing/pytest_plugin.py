@@ -104,7 +104,9 @@ def kclpy_processor(kclpy_installation: Any) -> Iterator[Callable[..., Any]]:
     runs: list[ProcessorRun] = []
 
     def start(processor: str | os.PathLike[str], stream: LocalStream, **options: Any) -> ProcessorRun:
-        options.setdefault("installation", kclpy_installation)
+        if options.get("generation", 1) == 1:
+            options.setdefault("installation", kclpy_installation)
+        # Another generation: the ProcessorRun finds (or is told) its installation.
         run = ProcessorRun(processor, stream, **options)
         runs.append(run)
         return run.start()
