@@ -170,6 +170,12 @@ def test_cutover_from_1x_to_3x(
                 assert indexes(cluster) == []
 
                 # -- every 1.x worker stops (gracefully); records keep arriving ------
+                # One SIGTERM each (a second one makes the launcher exit at once).
+                for worker in cluster.workers.values():
+                    worker.daemon.terminate()
+                for worker in cluster.workers.values():
+                    assert worker.daemon.wait(60) is not None, f"{worker.worker_id} did not stop"
+                    assert "kclpy-local: graceful shutdown complete" in [line for _, line in worker.lines]
                 cluster.stop()
                 put_at_stop = len(producer.put_so_far())
                 before = shard_leases(cluster)
