@@ -207,6 +207,7 @@ class Daemon:
         self._tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
         self._tail_lock = threading.Lock()
         self._ready = threading.Event()
+        self._terminated = False
 
     # -- inspection ---------------------------------------------------------
 
@@ -397,7 +398,9 @@ class Daemon:
 
     def terminate(self) -> None:
         """Ask the JVM to stop gracefully (SIGTERM to the JVM only), without waiting."""
-        if self._proc is not None and self._proc.poll() is None:
+        if self._proc is not None and self._proc.poll() is None and not self._terminated:
+            # Once: the launchers take a second SIGTERM as "exit now".
+            self._terminated = True
             self._proc.terminate()
 
     def stop(self, timeout: float | None = None) -> int | None:
@@ -412,7 +415,7 @@ class Daemon:
             if proc is None:
                 return None
             if proc.poll() is None:
-                proc.terminate()
+                self.terminate()
                 try:
                     proc.wait(grace)
                 except subprocess.TimeoutExpired:

@@ -312,3 +312,13 @@ def test_cli_forwards_sigterm_as_a_graceful_stop(
     assert main(["daemon", str(props), "--java", str(jvm)]) == 143
     assert (jvm.parent / "signals.txt").read_text().split() == [str(int(signal.SIGTERM))]
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_terminate_then_stop_sends_one_sigterm(props: Path, jvm: Path, inst: Installation) -> None:
+    # The launchers take a second SIGTERM as "exit now, skip the graceful shutdown".
+    daemon = _make(props, jvm, inst, mode="stubborn", stop_timeout=0.5)
+    with daemon:
+        daemon.terminate()
+        daemon.terminate()
+    assert daemon.returncode == -signal.SIGKILL
+    assert (jvm.parent / "signals.txt").read_text().split() == [str(int(signal.SIGTERM))]
