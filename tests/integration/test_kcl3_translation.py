@@ -224,3 +224,36 @@ def test_run_the_same_file_on_both_generations(
         effective = (Path(run.stderr_path).parent / "run" / "effective.properties").read_text()
         assert "retrievalMode = POLLING" in effective
         assert "leaseCleanupIntervalMillis" not in effective
+
+
+@pytest.mark.docker
+def test_kcl3_on_localstack_with_cloudwatch_metrics(
+    kcl3: Installation, localstack_endpoint: str, tmp_path: Path
+) -> None:
+    """properties/localstack.properties (written for 1.x, CBOR on) on KCL 3.x against
+    LocalStack, whose CloudWatch speaks the Smithy RPC v2 CBOR protocol of the 3.x
+    SDK: records processed, checkpointed, and the KCL's metrics at the
+    cloudWatchEndpoint. Skipped where no Docker engine runs."""
+    app = f"kcl3-ls-{os.getpid()}-{int(time.time())}"
+    stream = LocalStream.create(localstack_endpoint, name=f"{app}-stream", shards=2)
+    ledger_path = tmp_path / "ledger.jsonl"
+    run = ProcessorRun(
+        RECORDER,
+        stream,
+        app=app,
+        properties=ROOT / "properties" / "localstack.properties",
+        generation=3,
+        installation=kcl3,
+        env={"KCLPY_LOCAL_LEDGER": str(ledger_path)},
+        cwd=ROOT,
+        ready_timeout=300,
+    )
+    with run:
+        put = stream.put([(f"ls-{i}".encode(), f"pk-{i % 3}") for i in range(20)])
+        run.wait_processed(put, timeout=180)
+        expected = last_sequence(put)
+        wait_for(lambda: {lease.lease_key: lease.checkpoint for lease in run.leases()
+                          if lease.lease_key in expected} == expected, 60, f"checkpoints {expected}")
+        cloudwatch = _aws.client("cloudwatch", localstack_endpoint)
+        wait_for(lambda: bool(_aws.list_metrics(cloudwatch, app)), 120, f"KCL 3.x metrics in namespace {app}")
+    assert {base64.b64decode(str(e["data"])) for e in ledger(ledger_path)} == {p.data for p in put}
