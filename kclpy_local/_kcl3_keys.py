@@ -45,6 +45,8 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 from ._kcl_keys import (
+    _INT_RANGE,
+    _LONG_RANGE,
     KCL1_KEYS,
     KCL1_UNSETTABLE,
     SDK2_ONLY_PROVIDERS,
@@ -52,6 +54,7 @@ from ._kcl_keys import (
     KeyType,
     _parse_java_integer,
     java_trim,
+    provider_classes,
 )
 
 __all__ = [
@@ -496,7 +499,6 @@ _SDK2_UNBUILDABLE = {
     "ProcessCredentialsProvider": "it is made with a builder only",
     "AwsCredentialsProviderChain": "it is made from other providers",
 }
-_PROVIDER_CLASS = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*(\.[A-Za-z_$][A-Za-z0-9_$]*)*")
 _BEAN_TRUE = ("true", "yes", "y", "on", "1")
 _BEAN_FALSE = ("false", "no", "n", "off", "0")
 _JAVA_DOUBLE = re.compile(
@@ -506,8 +508,6 @@ _JAVA_DURATION = re.compile(
     r"[-+]?P(?:[-+]?\d+D)?(?:T(?=[-+]?\d)(?:[-+]?\d+H)?(?:[-+]?\d+M)?(?:[-+]?\d+(?:[.,]\d{0,9})?S)?)?",
     re.IGNORECASE,
 )
-_INT_RANGE = (-(2**31), 2**31 - 1)
-_LONG_RANGE = (-(2**63), 2**63 - 1)
 _MAXIMUM = {"maxRecords": 10000}
 _MILLIS_LOOKING = 10**11
 
@@ -605,15 +605,10 @@ def sdk2_provider(name: str) -> tuple[str, str | None] | None:
 
 
 def _check_providers3(value: str) -> str | None:
-    names = [java_trim(part) for part in value.split(",")]
-    if not any(names):
-        return "no credentials provider class is named"
-    for name in names:
-        if not name:
-            continue
-        cls = name.split("|", 1)[0]
-        if not _PROVIDER_CLASS.fullmatch(cls):
-            return f"{cls!r} is not a Java class name"
+    classes = provider_classes(value)
+    if isinstance(classes, str):
+        return classes
+    for cls in classes:
         v1 = sdk2_provider(cls)
         if v1 is not None:
             instead = f"; name {v1[1]} instead" if v1[1] else "; it has no AWS SDK v2 counterpart"

@@ -491,16 +491,24 @@ def check_value(spec: KeySpec, value: str) -> str | None:
     return None
 
 
-def _check_providers(value: str) -> str | None:
-    names = [java_trim(part) for part in value.split(",")]
-    if not any(names):
+def provider_classes(value: str) -> list[str] | str:
+    """The class names of a credentials-provider list (``Class|arg,...``), or
+    the problem with it (no class, or a name that is not a Java class name)."""
+    classes = [java_trim(part).split("|", 1)[0] for part in value.split(",")]
+    classes = [cls for cls in classes if cls]
+    if not classes:
         return "no credentials provider class is named"
-    for name in names:
-        if not name:
-            continue
-        cls = name.split("|", 1)[0]
+    for cls in classes:
         if not _PROVIDER_CLASS.fullmatch(cls):
             return f"{cls!r} is not a Java class name"
+    return classes
+
+
+def _check_providers(value: str) -> str | None:
+    classes = provider_classes(value)
+    if isinstance(classes, str):
+        return classes
+    for cls in classes:
         simple = cls.rsplit(".", 1)[-1]
         reason = _UNBUILDABLE_PROVIDERS.get(simple)
         if reason:

@@ -39,19 +39,25 @@ def kcl_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return Path(explicit) if explicit else tmp_path_factory.mktemp("kcl-cache")
 
 
-@pytest.fixture(scope="session")
-def kcl1(kcl_cache: Path) -> Installation:
-    """KCL 1.15.3 jars and the compiled launcher, verified."""
+def _installed(generation: int, kcl_cache: Path) -> Installation:
+    """KCL ``generation`` bootstrapped into the session's cache; skipped only when
+    a JDK is missing or the Maven repository cannot be reached at all."""
     if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
         pytest.skip("no JDK: `java` is not on PATH and JAVA_HOME is unset")
     try:
-        return bootstrap(1, cache_dir=kcl_cache, from_dir=os.environ.get("KCLPY_LOCAL_TEST_JARS"))
+        return bootstrap(generation, cache_dir=kcl_cache, from_dir=os.environ.get("KCLPY_LOCAL_TEST_JARS"))
     except JavaNotFoundError as exc:
         pytest.skip(f"no usable JDK to build the launcher: {exc}")
     except ArtifactDownloadError as exc:
         if "connection failed" in exc.reason:
             pytest.skip(f"Maven repository unreachable: {exc}")
         raise
+
+
+@pytest.fixture(scope="session")
+def kcl1(kcl_cache: Path) -> Installation:
+    """KCL 1.15.3 jars and the compiled launcher, verified."""
+    return _installed(1, kcl_cache)
 
 
 @pytest.fixture(scope="session")
@@ -343,13 +349,4 @@ def engine_target(request: pytest.FixtureRequest) -> EngineTarget:
 @pytest.fixture(scope="session")
 def kcl3(kcl_cache: Path) -> Installation:
     """KCL 3.x jars (amazon-kinesis-client 3.5.1 and its multilang daemon) and the 3.x launcher, verified."""
-    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
-        pytest.skip("no JDK: `java` is not on PATH and JAVA_HOME is unset")
-    try:
-        return bootstrap(3, cache_dir=kcl_cache, from_dir=os.environ.get("KCLPY_LOCAL_TEST_JARS"))
-    except JavaNotFoundError as exc:
-        pytest.skip(f"no usable JDK to build the launcher: {exc}")
-    except ArtifactDownloadError as exc:
-        if "connection failed" in exc.reason:
-            pytest.skip(f"Maven repository unreachable: {exc}")
-        raise
+    return _installed(3, kcl_cache)
