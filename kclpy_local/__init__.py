@@ -23,10 +23,6 @@ A processor::
         run(Printer())
 """
 
-from ._checkpointer import Checkpointer as Checkpointer
-from ._codec import decode_child_line as decode_child_line
-from ._codec import decode_daemon_line as decode_daemon_line
-from ._codec import encode as encode
 from ._exceptions import ArtifactDownloadError as ArtifactDownloadError
 from ._exceptions import ArtifactIntegrityError as ArtifactIntegrityError
 from ._exceptions import BootstrapError as BootstrapError
@@ -46,20 +42,24 @@ from ._exceptions import ProtocolError as ProtocolError
 from ._exceptions import ShutdownError as ShutdownError
 from ._exceptions import ThrottlingError as ThrottlingError
 from ._exceptions import UnknownCheckpointError as UnknownCheckpointError
-from ._kclprocess import KCLProcess as KCLProcess
-from ._messages import CheckpointReply as CheckpointReply
-from ._messages import CheckpointRequest as CheckpointRequest
-from ._messages import Initialize as Initialize
-from ._messages import LeaseLost as LeaseLost
-from ._messages import ProcessRecords as ProcessRecords
-from ._messages import Record as Record
-from ._messages import ShardEnded as ShardEnded
-from ._messages import Shutdown as Shutdown
-from ._messages import ShutdownRequested as ShutdownRequested
-from ._messages import Status as Status
-from ._processor import RecordProcessor as RecordProcessor
-from ._retry import RetryPolicy as RetryPolicy
-from ._runtime import run as run
+from ._protocol.codec import decode_child_line as decode_child_line
+from ._protocol.codec import decode_daemon_line as decode_daemon_line
+from ._protocol.codec import encode as encode
+from ._protocol.messages import CheckpointReply as CheckpointReply
+from ._protocol.messages import CheckpointRequest as CheckpointRequest
+from ._protocol.messages import Initialize as Initialize
+from ._protocol.messages import LeaseLost as LeaseLost
+from ._protocol.messages import ProcessRecords as ProcessRecords
+from ._protocol.messages import Record as Record
+from ._protocol.messages import ShardEnded as ShardEnded
+from ._protocol.messages import Shutdown as Shutdown
+from ._protocol.messages import ShutdownRequested as ShutdownRequested
+from ._protocol.messages import Status as Status
+from ._runtime.checkpointer import Checkpointer as Checkpointer
+from ._runtime.kclprocess import KCLProcess as KCLProcess
+from ._runtime.loop import run as run
+from ._runtime.processor import RecordProcessor as RecordProcessor
+from ._runtime.retry import RetryPolicy as RetryPolicy
 from ._version import __version__ as __version__
 
 __all__ = [

@@ -4,7 +4,7 @@
     python scripts/gen_docs.py            # (re)write them
     python scripts/gen_docs.py --check    # exit 1, naming each stale file, if they differ
 
-The content comes from ``kclpy_local._docs`` (the protocol schemas, the
+The content comes from ``kclpy_local._docgen`` (the protocol schemas, the
 properties key table, the launcher source).
 """
 
@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from kclpy_local._docs import DOCUMENTS  # noqa: E402
+from kclpy_local._docgen import DOCUMENTS  # noqa: E402
 
 
 def _shown(path: Path) -> str:

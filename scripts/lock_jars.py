@@ -9,7 +9,7 @@ Usage::
 What it does: writes a ``pom.xml`` into a temporary directory, asks Maven
 (``mvn``, with strict checksums) to copy the runtime closure in repository
 layout, computes the sha256 and size of every jar itself, and rewrites
-``kclpy_local/jars/kcl<N>.json``.  Every key of an existing lockfile other than
+``kclpy_local/_jvm/locks/kcl<N>.json``.  Every key of an existing lockfile other than
 ``artifacts`` (``root``, ``launcher``, ``resolve``) is kept, so the launcher
 settings stay as a maintainer wrote them; ``--root`` changes the root.
 
@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.6.1"
-LOCK_DIR = Path(__file__).resolve().parent.parent / "kclpy_local" / "jars"
+LOCK_DIR = Path(__file__).resolve().parent.parent / "kclpy_local" / "_jvm" / "locks"
 
 POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
   <modelVersion>4.0.0</modelVersion>

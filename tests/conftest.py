@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from kclpy_local._emulator import EmbeddedEmulator
-from kclpy_local._kinesis_mock import (
+from kclpy_local._emulators.moto import EmbeddedEmulator
+from kclpy_local._emulators.kinesis_mock import (
     KinesisMock,
     KinesisMockInstallation,
     KinesisMockInstallError,

@@ -13,8 +13,8 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from .._bootstrap import default_cache_dir, run_bootstrap
-from .._jars import DEFAULT_GENERATION
+from .._jvm.bootstrap import default_cache_dir, run_bootstrap
+from .._jvm.jars import DEFAULT_GENERATION
 
 __all__ = ["register"]
 

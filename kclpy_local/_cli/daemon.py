@@ -15,8 +15,8 @@ import shlex
 import sys
 from pathlib import Path
 
-from .._daemon import Daemon
-from .._jars import DEFAULT_GENERATION
+from .._jvm.daemon import Daemon
+from .._jvm.jars import DEFAULT_GENERATION
 from ._common import StopSignals
 
 __all__ = ["register"]

@@ -40,16 +40,16 @@ from importlib import metadata
 from pathlib import Path
 from typing import Literal
 
-from .._cache import CacheLayout, Stamps, check_cached, default_cache_dir
-from .._emulator import INSTALL_HINT as EMULATOR_INSTALL_HINT
-from .._emulator import require_moto
+from .._config.properties import Problem, detect_profile, read_properties, validate_properties
+from .._emulators.kinesis_mock import VERSION as KINESIS_MOCK_VERSION
+from .._emulators.kinesis_mock import find_installation, node_problem
+from .._emulators.moto import INSTALL_HINT as EMULATOR_INSTALL_HINT
+from .._emulators.moto import require_moto
 from .._exceptions import KclpyLocalError, PropertiesError
-from .._jars import DEFAULT_GENERATION, Lock, available_generations, load_lock
-from .._java import JavaTool, find_tool
-from .._kinesis_mock import VERSION as KINESIS_MOCK_VERSION
-from .._kinesis_mock import find_installation, node_problem
-from .._launcher import launcher_problem
-from .._properties import Problem, detect_profile, read_properties, validate_properties
+from .._jvm.cache import CacheLayout, Stamps, check_cached, default_cache_dir
+from .._jvm.discovery import JavaTool, find_tool
+from .._jvm.jars import DEFAULT_GENERATION, Lock, available_generations, load_lock
+from .._jvm.launcher import launcher_problem
 from .._version import __version__
 from ._common import DEFAULT_ENDPOINT, ENDPOINT_ENV, print_json, resolve_endpoint
 
@@ -149,7 +149,7 @@ def find_java() -> JavaTool | KclpyLocalError:
 
 
 def _origin(path: Path, name: str, near: Path | None = None) -> str:
-    """Which lookup rule of :mod:`kclpy_local._java` found ``path``."""
+    """Which lookup rule of :mod:`kclpy_local._jvm.discovery` found ``path``."""
     if near is not None and path == near.parent / name:
         return "next to java"
     explicit = os.environ.get("KCLPY_LOCAL_JAVA")

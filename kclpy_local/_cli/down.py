@@ -12,8 +12,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from .._emulator import stop_pid
-from .._localstack import compose_down
+from .._emulators.localstack import compose_down
+from .._emulators.moto import stop_pid
 from .up import (
     PID_FILE,
     add_localstack_arguments,

@@ -37,10 +37,9 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from .._exceptions import PropertiesError
-from .._kcl3_keys import KCL3_KEYS
-from .._kcl_keys import KCL1_KEYS
-from .._properties import (
+from .._config.kcl1_keys import KCL1_KEYS
+from .._config.kcl3_keys import KCL3_KEYS
+from .._config.properties import (
     GENERATIONS,
     PROFILES,
     Entry,
@@ -56,7 +55,8 @@ from .._properties import (
     validate_properties,
     write_properties,
 )
-from .._translate import Translation, note_lines, to_kcl3
+from .._config.translate import Translation, note_lines, to_kcl3
+from .._exceptions import PropertiesError
 
 __all__ = ["register"]
 

@@ -57,15 +57,26 @@ from typing import TextIO
 import javaproperties
 
 from .. import _aws
-from .._daemon import LOCAL_PROFILE, READY_MARKER, Daemon, processor_command
-from .._emulator import DEFAULT_HOST, DEFAULT_PORT, EmbeddedEmulator, ensure_port_free, free_port
+from .._config.properties import (
+    detect_profile,
+    effective_properties,
+    read_properties,
+    write_properties,
+)
+from .._config.translate import apply_translation, note_lines, to_kcl3
+from .._emulators.kinesis_mock import CBOR_RECORDS_WORK, ENGINES, KinesisMock
+from .._emulators.moto import (
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    EmbeddedEmulator,
+    ensure_port_free,
+    free_port,
+)
 from .._exceptions import DaemonError, EmulatorError, PropertiesError
-from .._jars import DEFAULT_GENERATION
-from .._kinesis_mock import CBOR_RECORDS_WORK, ENGINES, KinesisMock
-from .._progress import PROGRESS_ENV, ProgressBoard, ShardProgress
-from .._properties import detect_profile, effective_properties, read_properties, write_properties
-from .._supervise import ExitReason, OutageWatch, RestartPolicy, endpoint_answers
-from .._translate import apply_translation, note_lines, to_kcl3
+from .._jvm.daemon import LOCAL_PROFILE, READY_MARKER, Daemon, processor_command
+from .._jvm.jars import DEFAULT_GENERATION
+from .._jvm.supervise import ExitReason, OutageWatch, RestartPolicy, endpoint_answers
+from .._runtime.progress import PROGRESS_ENV, ProgressBoard, ShardProgress
 from ._common import ENDPOINT_ENV, StopSignals
 from .up import default_state_dir, kinesis_is_live, read_record, record_is_live
 

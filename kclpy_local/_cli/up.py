@@ -41,7 +41,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 
-from .._emulator import (
+from .._emulators.kinesis_mock import ENGINES, KinesisMock, is_kinesis_mock_process, stop_group
+from .._emulators.kinesis_mock import VERSION as KINESIS_MOCK_VERSION
+from .._emulators.localstack import DEFAULT_COMPOSE_FILE, compose_up
+from .._emulators.moto import (
     DEFAULT_PORT,
     READY_PATH,
     EmbeddedEmulator,
@@ -51,9 +54,6 @@ from .._emulator import (
     wait_ready,
 )
 from .._exceptions import EmulatorError
-from .._kinesis_mock import ENGINES, KinesisMock, is_kinesis_mock_process, stop_group
-from .._kinesis_mock import VERSION as KINESIS_MOCK_VERSION
-from .._localstack import DEFAULT_COMPOSE_FILE, compose_up
 
 __all__ = [
     "EmulatorRecord",

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .._exceptions import PropertiesError
-from .._schemas import Direction, iter_violations
+from .._protocol.schemas import Direction, iter_violations
 
 __all__ = ["register", "validate_lines"]
 

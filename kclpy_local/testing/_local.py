@@ -27,11 +27,11 @@ from types import TracebackType
 from typing import Self
 
 from .. import _aws
-from .._bootstrap import Installation
-from .._daemon import LOCAL_PROFILE, Daemon, processor_command
 from .._exceptions import DaemonError
-from .._jars import DEFAULT_GENERATION
-from .._progress import PROGRESS_ENV, ProgressBoard, ShardProgress
+from .._jvm.bootstrap import Installation
+from .._jvm.daemon import LOCAL_PROFILE, Daemon, processor_command
+from .._jvm.jars import DEFAULT_GENERATION
+from .._runtime.progress import PROGRESS_ENV, ProgressBoard, ShardProgress
 
 __all__ = ["LocalStream", "ProcessorRun", "unique_name"]
 
@@ -92,7 +92,7 @@ class ProcessorRun:
     to the processor's environment.  :meth:`start` returns once the worker has
     STARTED; :meth:`stop` shuts it down gracefully.  ``generation`` selects the
     KCL: 1 (KCL 1.x, the default) or 3, which runs the same properties on KCL 3.x
-    (translated from the 1.x form, see :mod:`kclpy_local._translate`).
+    (translated from the 1.x form, see :mod:`kclpy_local._config.translate`).
     """
 
     def __init__(

@@ -24,8 +24,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._runtime import OnError, Runtime, run_to_exit_code
-from .._schemas import iter_violations
+from .._protocol.schemas import iter_violations
+from .._runtime.loop import OnError, Runtime, run_to_exit_code
 from ._transcript import Transcript
 
 __all__ = ["Outcome", "ScriptedDaemon"]

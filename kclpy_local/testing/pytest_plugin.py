@@ -62,7 +62,7 @@ def kclpy_endpoint(request: pytest.FixtureRequest) -> Iterator[str]:
     if explicit:
         yield str(explicit)
         return
-    from .._emulator import EmbeddedEmulator, require_moto
+    from .._emulators.moto import EmbeddedEmulator, require_moto
     from .._exceptions import EmulatorError
 
     try:
@@ -76,8 +76,8 @@ def kclpy_endpoint(request: pytest.FixtureRequest) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def kclpy_installation() -> Any:
     """KCL 1.x installed and verified (downloads the pinned jars on first use)."""
-    from .._bootstrap import bootstrap
     from .._exceptions import JavaNotFoundError
+    from .._jvm.bootstrap import bootstrap
 
     try:
         return bootstrap(1, progress=False)

@@ -31,8 +31,8 @@ from types import TracebackType
 from typing import Any
 
 from kclpy_local import _aws
-from kclpy_local._bootstrap import Installation
-from kclpy_local._daemon import LOCAL_PROFILE, Daemon
+from kclpy_local._jvm.bootstrap import Installation
+from kclpy_local._jvm.daemon import LOCAL_PROFILE, Daemon
 
 ROOT = Path(__file__).resolve().parents[2]
 RECORDER = ROOT / "processors" / "recorder.py"

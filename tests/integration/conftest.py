@@ -27,9 +27,9 @@ from pathlib import Path
 
 import pytest
 
-from kclpy_local import _localstack
-from kclpy_local._bootstrap import Installation, bootstrap
-from kclpy_local._emulator import DEFAULT_HOST, EmbeddedEmulator, wait_ready
+from kclpy_local._emulators import localstack as _localstack
+from kclpy_local._jvm.bootstrap import Installation, bootstrap
+from kclpy_local._emulators.moto import DEFAULT_HOST, EmbeddedEmulator, wait_ready
 from kclpy_local._exceptions import ArtifactDownloadError, EmulatorError, JavaNotFoundError
 
 
@@ -324,9 +324,9 @@ def engine_target(request: pytest.FixtureRequest) -> EngineTarget:
     ``kinesis-mock``: the session's kinesis-mock with every stream deleted and the
     session's moto wiped, before the test; the daemon reads Kinesis over JSON
     (kinesis-mock's CBOR records are not readable by the Java SDK, see
-    ``kclpy_local._kinesis_mock.CBOR_RECORDS_WORK``).
+    ``kclpy_local._emulators.kinesis_mock.CBOR_RECORDS_WORK``).
     """
-    from kclpy_local._kinesis_mock import CBOR_RECORDS_WORK, KinesisMock
+    from kclpy_local._emulators.kinesis_mock import CBOR_RECORDS_WORK, KinesisMock
 
     kind: str = request.param
     run_id = uuid.uuid4().hex[:10]

@@ -10,7 +10,7 @@ The supported move is: stop every 1.x worker, then start 3.x. A 3.x worker in
 its default mode takes the 1.x table over: it adds the index
 ``LeaseOwnerToLeaseKeyIndex`` and items of its own (``Migration3.0``, the leader
 lock, worker metrics) and starts each shard at its 1.x checkpoint. The guard
-(``kclpy_local._generations``) refuses a start while workers of the other
+(``kclpy_local._jvm.guard``) refuses a start while workers of the other
 generation hold live leases.
 
 Both generations run the same properties file (the built-in local profile
@@ -42,10 +42,10 @@ from _helpers import (
 )
 
 from kclpy_local import _aws
-from kclpy_local._bootstrap import Installation
-from kclpy_local._daemon import LOCAL_PROFILE, Daemon
-from kclpy_local._emulator import EmbeddedEmulator
-from kclpy_local._generations import GenerationConflictError
+from kclpy_local._jvm.bootstrap import Installation
+from kclpy_local._jvm.daemon import LOCAL_PROFILE, Daemon
+from kclpy_local._emulators.moto import EmbeddedEmulator
+from kclpy_local._jvm.guard import GenerationConflictError
 
 pytestmark = pytest.mark.integration
 
@@ -143,7 +143,7 @@ def test_cutover_from_1x_to_3x(
     they expire): the guard sees ``w1-b`` renew nothing and lets 3.x start, and
     3.x takes those leases after failoverTimeMillis.
     """
-    caplog.set_level(logging.INFO, logger="kclpy_local._generations")
+    caplog.set_level(logging.INFO, logger="kclpy_local._jvm.guard")
     endpoints = Endpoints.single(fresh_emulator.endpoint_url)
     with Cluster(endpoints, kcl1, tmp_path, shards=4, name="cutover") as cluster:
         keys = partition_keys(cluster, 2)

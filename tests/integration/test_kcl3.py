@@ -25,10 +25,10 @@ from pathlib import Path
 import pytest
 
 from kclpy_local import _aws
-from kclpy_local._bootstrap import Installation, installation
-from kclpy_local._daemon import READY_MARKER, Daemon
-from kclpy_local._emulator import EmbeddedEmulator
-from kclpy_local._jars import load_lock
+from kclpy_local._jvm.bootstrap import Installation, installation
+from kclpy_local._jvm.daemon import READY_MARKER, Daemon
+from kclpy_local._emulators.moto import EmbeddedEmulator
+from kclpy_local._jvm.jars import load_lock
 
 pytestmark = pytest.mark.integration
 

@@ -25,13 +25,13 @@ from typing import Any
 import pytest
 
 from kclpy_local import _aws
-from kclpy_local._bootstrap import Installation
+from kclpy_local._jvm.bootstrap import Installation
 from kclpy_local._cli import main
 from kclpy_local._cli.up import PID_FILE, read_record
-from kclpy_local._daemon import Daemon
-from kclpy_local._emulator import EmbeddedEmulator, pid_alive
+from kclpy_local._jvm.daemon import Daemon
+from kclpy_local._emulators.moto import EmbeddedEmulator, pid_alive
 from kclpy_local._exceptions import PortInUseError
-from kclpy_local._kinesis_mock import (
+from kclpy_local._emulators.kinesis_mock import (
     CBOR_RECORDS_WORK,
     KinesisMock,
     KinesisMockInstallation,

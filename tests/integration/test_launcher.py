@@ -15,10 +15,10 @@ from urllib.parse import unquote, urlsplit
 import pytest
 
 from kclpy_local import _aws
-from kclpy_local._bootstrap import Installation, installation
-from kclpy_local._daemon import READY_MARKER, Daemon
-from kclpy_local._emulator import EmbeddedEmulator
-from kclpy_local._jars import load_lock
+from kclpy_local._jvm.bootstrap import Installation, installation
+from kclpy_local._jvm.daemon import READY_MARKER, Daemon
+from kclpy_local._emulators.moto import EmbeddedEmulator
+from kclpy_local._jvm.jars import load_lock
 
 pytestmark = pytest.mark.integration
 

@@ -50,7 +50,7 @@ from _helpers import (
     wait_for,
 )
 
-from kclpy_local._bootstrap import Installation
+from kclpy_local._jvm.bootstrap import Installation
 
 pytestmark = pytest.mark.integration
 

@@ -9,7 +9,7 @@ import pytest
 
 from kclpy_local import _aws
 from kclpy_local._aws import Lease, PutBatch, PutRecordsError, PutResult
-from kclpy_local._emulator import EmbeddedEmulator, free_port
+from kclpy_local._emulators.moto import EmbeddedEmulator, free_port
 from kclpy_local._exceptions import EmulatorError, KclpyLocalError
 
 pytest.importorskip("moto.server")

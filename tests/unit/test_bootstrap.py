@@ -23,18 +23,18 @@ from typing import Any
 
 import pytest
 
-from kclpy_local import _bootstrap
-from kclpy_local._bootstrap import (
+from kclpy_local._jvm import bootstrap as _bootstrap
+from kclpy_local._jvm.bootstrap import (
     DownloadRetry,
     default_cache_dir,
     installation,
     run_bootstrap,
 )
-from kclpy_local._cache import atomic_writer
+from kclpy_local._jvm.cache import atomic_writer
 from kclpy_local._cli import main
 from kclpy_local._exceptions import ArtifactDownloadError, ArtifactIntegrityError, BootstrapError
-from kclpy_local._fetch import DEFAULT_REPOSITORY, resolve_repository
-from kclpy_local._jars import Artifact, LauncherSpec, Lock, load_lock
+from kclpy_local._jvm.fetch import DEFAULT_REPOSITORY, resolve_repository
+from kclpy_local._jvm.jars import Artifact, LauncherSpec, Lock, load_lock
 
 # --------------------------------------------------------------------------- stub repository
 
@@ -160,7 +160,7 @@ def fake(stub: MavenStub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Fa
         root="org.example:alpha:1.0",
         launcher=LauncherSpec(
             main_class="dev.kclpylocal.kcl1.KclLocalLauncher",
-            source="java/kcl1/KclLocalLauncher.java",
+            source="_jvm/launchers/kcl1/KclLocalLauncher.java",
             java_release=8,
             min_jdk=11,
         ),
@@ -427,8 +427,8 @@ def test_progress_only_when_asked_or_on_a_terminal(fake: Fake) -> None:
 
 
 def test_library_logging_is_silent() -> None:
-    for name in ("kclpy_local._bootstrap", "kclpy_local._fetch", "kclpy_local._cache",
-                 "kclpy_local._launcher", "kclpy_local._daemon"):
+    for name in ("kclpy_local._jvm.bootstrap", "kclpy_local._jvm.fetch", "kclpy_local._jvm.cache",
+                 "kclpy_local._jvm.launcher", "kclpy_local._jvm.daemon"):
         assert logging.getLogger(name).handlers == []
 
 
@@ -497,7 +497,7 @@ def test_generation_3_installs_beside_generation_1(fake: Fake) -> None:
     assert inst.main_class == "dev.kclpylocal.kcl3.KclLocalLauncher"
     assert inst.launcher_jar == fake.cache / "kcl3" / "launcher.jar"
     assert all(path.parent == fake.cache / "kcl3" / "jars" for path in inst.jars)
-    assert json.loads((fake.cache / "kcl3" / "launcher.json").read_text())["source"] == "java/kcl3/KclLocalLauncher.java"
+    assert json.loads((fake.cache / "kcl3" / "launcher.json").read_text())["source"] == "_jvm/launchers/kcl3/KclLocalLauncher.java"
     warm = run3()
     assert warm.summary.requests == 0 and not warm.summary.launcher_built
     assert installation(3, fake.cache, lock=lock3) == inst

@@ -10,7 +10,7 @@ import pytest
 
 from kclpy_local import _aws
 from kclpy_local._cli import main
-from kclpy_local._emulator import EmbeddedEmulator
+from kclpy_local._emulators.moto import EmbeddedEmulator
 
 pytest.importorskip("moto.server")
 

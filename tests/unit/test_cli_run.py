@@ -12,8 +12,8 @@ import pytest
 
 from kclpy_local._cli import main
 from kclpy_local._cli.run import RUN_PROFILE
-from kclpy_local._progress import ProgressBoard, ProgressWriter
-from kclpy_local._runtime import Runtime
+from kclpy_local._runtime.progress import ProgressBoard, ProgressWriter
+from kclpy_local._runtime.loop import Runtime
 
 ROOT = Path(__file__).resolve().parents[2]
 RECORDER = ROOT / "processors" / "recorder.py"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from kclpy_local import _emulator
+from kclpy_local._emulators import moto as _emulator
 from kclpy_local._cli import main
 from kclpy_local._cli.up import (
     PID_FILE,
@@ -22,7 +22,7 @@ from kclpy_local._cli.up import (
     read_record,
     write_record,
 )
-from kclpy_local._emulator import READY_PATH, pid_alive, wait_ready
+from kclpy_local._emulators.moto import READY_PATH, pid_alive, wait_ready
 from kclpy_local._exceptions import EmulatorError
 
 pytest.importorskip("moto.server")

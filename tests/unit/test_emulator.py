@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from kclpy_local import _emulator
-from kclpy_local._emulator import (
+from kclpy_local._emulators import moto as _emulator
+from kclpy_local._emulators.moto import (
     EmbeddedEmulator,
     EmulatorStartError,
     check_loopback,

@@ -17,13 +17,15 @@ from typing import Any
 
 import pytest
 
-from kclpy_local import _aws, _daemon
-from kclpy_local._bootstrap import Installation
+from kclpy_local import _aws
+
+from kclpy_local._jvm import daemon as _daemon
+from kclpy_local._jvm.bootstrap import Installation
 from kclpy_local._cli import main
-from kclpy_local._daemon import Daemon
-from kclpy_local._emulator import EmbeddedEmulator, free_port
+from kclpy_local._jvm.daemon import Daemon
+from kclpy_local._emulators.moto import EmbeddedEmulator, free_port
 from kclpy_local._exceptions import DaemonError, JavaNotFoundError
-from kclpy_local._generations import (
+from kclpy_local._jvm.guard import (
     GenerationConflictError,
     GuardResult,
     OtherWorker,

@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 
 from kclpy_local._exceptions import BootstrapError
-from kclpy_local._jars import Artifact, available_generations, load_lock, parse_lock
+from kclpy_local._jvm.jars import Artifact, available_generations, load_lock, parse_lock
 
 
 def _raw(generation: int = 1) -> dict[str, Any]:
-    text = resources.files("kclpy_local").joinpath("jars", f"kcl{generation}.json").read_text("utf-8")
+    text = resources.files("kclpy_local._jvm").joinpath("locks", f"kcl{generation}.json").read_text("utf-8")
     data: dict[str, Any] = json.loads(text)
     return data
 
@@ -139,7 +139,7 @@ def test_kcl3_lock_pins_the_3_5_1_closure() -> None:
 def test_kcl3_launcher_spec_and_source() -> None:
     lock = load_lock(3)
     assert lock.launcher.main_class == "dev.kclpylocal.kcl3.KclLocalLauncher"
-    assert lock.launcher.source == "java/kcl3/KclLocalLauncher.java"
+    assert lock.launcher.source == "_jvm/launchers/kcl3/KclLocalLauncher.java"
     assert lock.launcher.java_release == 8
     source = lock.launcher_source().decode("utf-8")
     assert "package dev.kclpylocal.kcl3;" in source

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from kclpy_local import _kinesis_mock as km
+from kclpy_local._emulators import kinesis_mock as km
 from kclpy_local._cli import main
 from kclpy_local._cli.up import PID_FILE
-from kclpy_local._kinesis_mock import (
+from kclpy_local._emulators.kinesis_mock import (
     INTEGRITY,
     VERSION,
     KinesisMock,

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from kclpy_local import _localstack
+from kclpy_local._emulators import localstack as _localstack
 from kclpy_local._cli import main
 from kclpy_local._exceptions import EmulatorError
-from kclpy_local._localstack import (
+from kclpy_local._emulators.localstack import (
     AUTH_TOKEN_ENV,
     IMAGE_ENV,
     LOCALSTACK_IMAGE,

@@ -16,8 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kclpy_local._exceptions import JavaNotFoundError, PropertiesError
-from kclpy_local._java import find_tool
-from kclpy_local._kcl3_keys import (
+from kclpy_local._jvm.discovery import find_tool
+from kclpy_local._config.kcl3_keys import (
     KCL1_ONLY_KEYS,
     KCL3_BEANS,
     KCL3_KEYS,
@@ -28,14 +28,14 @@ from kclpy_local._kcl3_keys import (
     check_value3,
     spec3,
 )
-from kclpy_local._kcl_keys import (
+from kclpy_local._config.kcl1_keys import (
     KCL1_KEYS,
     KCL1_KEYS_BY_NAME,
     KCL1_UNSETTABLE,
     KeyType,
     check_value,
 )
-from kclpy_local._properties import (
+from kclpy_local._config.properties import (
     Problem,
     check_file,
     detect_profile,
@@ -569,7 +569,7 @@ def _kcl1_jar() -> Path | None:
     if explicit:
         return Path(explicit)
     try:
-        from kclpy_local._cache import CacheLayout, default_cache_dir
+        from kclpy_local._jvm.cache import CacheLayout, default_cache_dir
     except ImportError:
         return None
     jar = CacheLayout(default_cache_dir(), 1).jars_dir / "amazon-kinesis-client-1.15.3.jar"
@@ -892,7 +892,7 @@ GOOD_LOCAL3 = {**GOOD_LOCAL, "retrievalMode": "POLLING", "metricsLevel": "NONE"}
 def _kcl3_jars() -> tuple[Path, Path]:
     """The KCL 3.x multilang and core jars of the bootstrap cache."""
     try:
-        from kclpy_local._cache import CacheLayout, default_cache_dir
+        from kclpy_local._jvm.cache import CacheLayout, default_cache_dir
     except ImportError:
         pytest.skip("no cache layout")
     cache = os.environ.get("KCLPY_LOCAL_TEST_CACHE")
@@ -972,7 +972,7 @@ def test_kcl3_primitive_fields_are_the_real_ones() -> None:
 
 
 def test_kcl3_launcher_keys_are_read_by_the_launcher() -> None:
-    source = (REPO / "kclpy_local" / "java" / "kcl3" / "KclLocalLauncher.java").read_text()
+    source = (REPO / "kclpy_local" / "_jvm" / "launchers" / "kcl3" / "KclLocalLauncher.java").read_text()
     for spec in KCL3_KEYS:
         if spec.source == "launcher":
             assert f'"{spec.name}"' in source, spec.name

@@ -10,8 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kclpy_local import ProtocolError
-from kclpy_local._codec import check_daemon_object, schema_check
-from kclpy_local._schemas import iter_violations
+from kclpy_local._protocol.codec import check_daemon_object, schema_check
+from kclpy_local._protocol.schemas import iter_violations
 
 LONG = st.integers(min_value=-(2**63), max_value=2**63 - 1)
 ANY_SCALAR = st.one_of(

@@ -18,9 +18,9 @@ import pytest
 
 from kclpy_local._cli import main
 from kclpy_local._cli.run import GRACEFUL_MARKER, _LogSink, _supervise, _View
-from kclpy_local._daemon import READY_MARKER
-from kclpy_local._progress import ProgressBoard, ProgressWriter
-from kclpy_local._supervise import ExitReason, OutageWatch, RestartPolicy, endpoint_answers
+from kclpy_local._jvm.daemon import READY_MARKER
+from kclpy_local._runtime.progress import ProgressBoard, ProgressWriter
+from kclpy_local._jvm.supervise import ExitReason, OutageWatch, RestartPolicy, endpoint_answers
 
 ROOT = Path(__file__).resolve().parents[2]
 RECORDER = ROOT / "processors" / "recorder.py"

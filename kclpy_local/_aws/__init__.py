@@ -1,0 +1,503 @@
+"""boto3 helpers for tooling and tests: clients, streams, puts, leases, metrics.
+
+This module is never imported by the processor runtime (it imports boto3).
+
+Clients for an endpoint URL that is not an ``amazonaws.com`` host get dummy
+static credentials, so a local run can never sign with, or reach, a real
+account. Without an endpoint URL the default credential chain applies (real AWS).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+import urllib.parse
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    EndpointConnectionError,
+    HTTPClientError,
+)
+from botocore.exceptions import ConnectionError as BotoConnectionError
+
+from .._exceptions import EmulatorError, KclpyLocalError
+
+__all__ = [
+    "DUMMY_CREDENTIALS",
+    "LEASE_ENTITY",
+    "Datapoint",
+    "Lease",
+    "Metric",
+    "PutBatch",
+    "PutRecordsError",
+    "PutResult",
+    "StreamInfo",
+    "client",
+    "endpoint_errors",
+    "ensure_stream",
+    "error_code",
+    "is_local_endpoint",
+    "is_shard_lease",
+    "list_metrics",
+    "metric_statistics",
+    "put_batches",
+    "put_records",
+    "read_leases",
+    "session",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Access key, secret key and session token used for every non-AWS endpoint.
+DUMMY_CREDENTIALS = ("test", "test", "test")
+
+MAX_BATCH_RECORDS = 500
+MAX_BATCH_BYTES = 5 * 1024 * 1024
+_CONFIG = Config(
+    retries={"max_attempts": 5, "mode": "standard"},
+    connect_timeout=5,
+    read_timeout=60,
+)
+
+# boto3 ships no type information; clients are plain objects here.
+Client = Any
+
+
+class PutRecordsError(KclpyLocalError):
+    """Some records were still refused after every retry (``failed`` = error codes)."""
+
+    def __init__(self, stream: str, failed: Sequence[tuple[str, str]]) -> None:
+        self.stream = stream
+        self.failed = tuple(failed)
+        codes = sorted({code for code, _ in failed})
+        super().__init__(
+            f"{len(failed)} record(s) not accepted by stream {stream!r}: {', '.join(codes)}"
+        )
+
+
+# -- clients ------------------------------------------------------------------
+
+
+def is_local_endpoint(endpoint_url: str | None) -> bool:
+    """True for an endpoint URL whose host is not an AWS (``amazonaws.com``) host."""
+    if not endpoint_url:
+        return False
+    host = (urllib.parse.urlsplit(endpoint_url).hostname or "").lower().rstrip(".")
+    return not (
+        host.endswith((".amazonaws.com", ".amazonaws.com.cn"))
+        or host in ("amazonaws.com", "amazonaws.com.cn")
+    )
+
+
+def session(endpoint_url: str | None = None, region: str = "us-east-1") -> Any:
+    """A boto3 session; dummy static credentials when ``endpoint_url`` is local."""
+    if is_local_endpoint(endpoint_url):
+        key, secret, token = DUMMY_CREDENTIALS
+        return boto3.session.Session(
+            aws_access_key_id=key,
+            aws_secret_access_key=secret,
+            aws_session_token=token,
+            region_name=region,
+        )
+    return boto3.session.Session(region_name=region)
+
+
+def client(
+    service: str,
+    endpoint_url: str | None = None,
+    region: str = "us-east-1",
+    *,
+    max_attempts: int | None = None,
+) -> Client:
+    """A boto3 client for ``service`` (``kinesis``, ``dynamodb``, ``cloudwatch``).
+
+    ``max_attempts`` caps the calls per request, first one included (by default
+    6: 5 retries); 1 or 2 make a client that reports an unreachable endpoint at
+    once instead of after ~15 s of back-off.
+    """
+    config = _CONFIG
+    if max_attempts is not None:
+        retries = {"total_max_attempts": max_attempts, "mode": "standard"}
+        config = _CONFIG.merge(Config(retries=retries))
+    return session(endpoint_url, region).client(
+        service, endpoint_url=endpoint_url, region_name=region, config=config
+    )
+
+
+def error_code(exc: ClientError) -> str:
+    """The AWS error code of a ClientError (``ResourceNotFoundException``, ...)."""
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+@contextlib.contextmanager
+def endpoint_errors(endpoint_url: str | None) -> Iterator[None]:
+    """Translate botocore errors escaping the block into this package's errors.
+
+    A connection failure becomes :class:`EmulatorError` naming the endpoint; any
+    other ClientError or botocore error becomes :class:`KclpyLocalError` with the
+    operation and AWS error code. Handle the codes you expect inside the block.
+    An endpoint URL that is not ``http(s)://HOST...`` is refused on entry
+    (``exit_code`` 2), before botocore fails on it with a bare ValueError.
+    """
+    where = endpoint_url or "AWS"
+    if endpoint_url is not None:
+        parts = urllib.parse.urlsplit(endpoint_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            err = KclpyLocalError(f"invalid endpoint URL {endpoint_url!r}")
+            err.hint = "write it as http://HOST:PORT, e.g. http://127.0.0.1:4566"
+            err.exit_code = 2
+            raise err
+    try:
+        yield
+    except (BotoConnectionError, HTTPClientError) as exc:
+        detail = "" if isinstance(exc, EndpointConnectionError) else f": {exc}"
+        err = EmulatorError(f"cannot reach {where}{detail}")
+        err.hint = (
+            "start the emulator with `kclpy-local up`, or pass --endpoint URL "
+            "(or set $KCLPY_LOCAL_ENDPOINT)"
+            if is_local_endpoint(endpoint_url)
+            else "check the network, --region and your AWS credentials"
+        )
+        raise err from exc
+    except ClientError as exc:
+        message = exc.response.get("Error", {}).get("Message", "")
+        raise KclpyLocalError(
+            f"{exc.operation_name} failed at {where}: {error_code(exc)}: {message}"
+        ) from exc
+    except BotoCoreError as exc:
+        raise KclpyLocalError(f"request to {where} failed: {exc}") from exc
+
+
+# -- streams and records --------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StreamInfo:
+    name: str
+    arn: str
+    status: str
+    shard_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PutResult:
+    """Where one record landed, in the order the records were given."""
+
+    shard_id: str
+    sequence_number: str
+    partition_key: str
+    data: bytes
+
+
+def _describe(kinesis: Client, name: str) -> StreamInfo:
+    shard_ids: list[str] = []
+    paginator = kinesis.get_paginator("list_shards")
+    summary = kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]
+    if summary["StreamStatus"] in ("ACTIVE", "UPDATING"):
+        for page in paginator.paginate(StreamName=name):
+            shard_ids.extend(s["ShardId"] for s in page["Shards"])
+    return StreamInfo(name, summary["StreamARN"], summary["StreamStatus"], tuple(shard_ids))
+
+
+def ensure_stream(kinesis: Client, name: str, shards: int = 1, timeout: float = 30.0) -> StreamInfo:
+    """Create stream ``name`` with ``shards`` shards unless it exists; wait until ACTIVE.
+
+    An existing stream is left as it is, whatever its shard count.
+    """
+    try:
+        kinesis.create_stream(StreamName=name, ShardCount=shards)
+        logger.info("created stream %s with %d shard(s)", name, shards)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "ResourceInUseException":
+            raise
+    deadline = time.monotonic() + timeout
+    while True:
+        info = _describe(kinesis, name)
+        if info.status == "ACTIVE":
+            return info
+        if info.status == "DELETING" or time.monotonic() >= deadline:
+            raise KclpyLocalError(
+                f"stream {name!r} is {info.status}, not ACTIVE, after {timeout:.1f}s"
+            )
+        time.sleep(0.1)
+
+
+def _batches(records: Iterable[tuple[bytes, str]]) -> Iterator[list[tuple[bytes, str]]]:
+    batch: list[tuple[bytes, str]] = []
+    size = 0
+    for data, key in records:
+        item = len(data) + len(key.encode())
+        if batch and (len(batch) == MAX_BATCH_RECORDS or size + item > MAX_BATCH_BYTES):
+            yield batch
+            batch, size = [], 0
+        batch.append((data, key))
+        size += item
+    if batch:
+        yield batch
+
+
+@dataclass(frozen=True, slots=True)
+class PutBatch:
+    """One PutRecords batch after its retries.
+
+    ``results`` are the accepted records in input order; ``failed`` holds an
+    ``(error_code, error_message)`` pair per record still refused after the last
+    attempt.
+    """
+
+    results: tuple[PutResult, ...]
+    failed: tuple[tuple[str, str], ...] = ()
+
+
+def _put_batch(
+    kinesis: Client,
+    stream: str,
+    batch: Sequence[tuple[bytes, str]],
+    max_attempts: int,
+    backoff: float,
+) -> PutBatch:
+    done: list[PutResult | None] = [None] * len(batch)
+    pending = list(range(len(batch)))
+    failures: list[tuple[str, str]] = []
+    for attempt in range(max_attempts):
+        if attempt:
+            time.sleep(min(backoff * 2 ** (attempt - 1), 2.0))
+        response = kinesis.put_records(
+            StreamName=stream,
+            Records=[{"Data": batch[i][0], "PartitionKey": batch[i][1]} for i in pending],
+        )
+        failures = []
+        retry: list[int] = []
+        for index, entry in zip(pending, response["Records"], strict=True):
+            if entry.get("ErrorCode"):
+                retry.append(index)
+                failures.append((entry["ErrorCode"], entry.get("ErrorMessage", "")))
+            else:
+                data, key = batch[index]
+                done[index] = PutResult(entry["ShardId"], entry["SequenceNumber"], key, data)
+        pending = retry
+        if not pending:
+            break
+        logger.info("%d of %d record(s) refused; retrying", len(pending), len(batch))
+    return PutBatch(tuple(r for r in done if r is not None), tuple(failures))
+
+
+def put_batches(
+    kinesis: Client,
+    stream: str,
+    records: Iterable[tuple[bytes, str]],
+    *,
+    max_attempts: int = 8,
+    backoff: float = 0.05,
+) -> Iterator[PutBatch]:
+    """Put ``(data, partition_key)`` records with PutRecords, 500 (and 5 MiB) a call.
+
+    ``records`` is consumed lazily, one batch at a time, and a batch is sent only
+    once it is complete: an exception raised by the iterable while a batch fills
+    leaves that batch unsent. Entries the service refuses (throttling, internal
+    failure) are sent again with exponential back-off, up to ``max_attempts``
+    calls per batch; what is still refused then is reported in
+    :attr:`PutBatch.failed` and the next batch follows.
+    """
+    for batch in _batches(records):
+        yield _put_batch(kinesis, stream, batch, max_attempts, backoff)
+
+
+def put_records(
+    kinesis: Client,
+    stream: str,
+    records: Iterable[tuple[bytes, str]],
+    *,
+    max_attempts: int = 8,
+    backoff: float = 0.05,
+) -> list[PutResult]:
+    """Put ``(data, partition_key)`` records with PutRecords, 500 (and 5 MiB) a call.
+
+    Entries the service refuses (throttling, internal failure) are sent again
+    with exponential back-off, up to ``max_attempts`` calls per batch; then
+    :class:`PutRecordsError` (later batches are not sent). Results come back in
+    input order. :func:`put_batches` is the same, batch by batch, without raising.
+    """
+    results: list[PutResult] = []
+    for batch in put_batches(
+        kinesis, stream, records, max_attempts=max_attempts, backoff=backoff
+    ):
+        if batch.failed:
+            raise PutRecordsError(stream, batch.failed)
+        results.extend(batch.results)
+    return results
+
+
+# -- leases ---------------------------------------------------------------------
+
+
+#: ``entityType`` of the shard leases in a KCL 3.x lease table. Its other items
+#: are not leases: the leader lock (``LEADER``, key ``Leader``), the client version
+#: state (``CLIENT_VERSION_MIGRATION``, key ``Migration3.0``) and one item per
+#: worker with its metrics (``WORKER_METRIC_STATS``, keyed by the worker id).
+#: KCL 1.x items have no ``entityType``.
+LEASE_ENTITY = "LEASE"
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """One item of a KCL lease table (KCL 1.x's ``KinesisClientLeaseSerializer``; a KCL
+    3.x shard lease has the same attributes and ``entityType`` ``LEASE``)."""
+
+    lease_key: str
+    owner: str | None
+    checkpoint: str | None
+    checkpoint_sub: int
+    lease_counter: int
+    parent_shard_ids: tuple[str, ...]
+    owner_switches: int = 0
+    pending_checkpoint: str | None = None
+    raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+
+def _plain(value: Mapping[str, Any]) -> Any:
+    """A DynamoDB attribute value as a plain Python value."""
+    (kind, inner), = value.items()
+    if kind == "S":
+        return inner
+    if kind == "N":
+        number = Decimal(inner)
+        return int(number) if number == number.to_integral_value() else number
+    if kind == "SS":
+        return sorted(inner)
+    if kind == "NS":
+        return sorted(Decimal(n) for n in inner)
+    if kind == "BOOL":
+        return bool(inner)
+    if kind == "NULL":
+        return None
+    if kind == "L":
+        return [_plain(v) for v in inner]
+    if kind == "M":
+        return {k: _plain(v) for k, v in inner.items()}
+    return inner
+
+
+def _lease(item: Mapping[str, Mapping[str, Any]]) -> Lease:
+    raw = {k: _plain(v) for k, v in item.items()}
+    parents = raw.get("parentShardId") or ()
+    if isinstance(parents, str):
+        parents = (parents,)
+    return Lease(
+        lease_key=str(raw["leaseKey"]),
+        owner=raw.get("leaseOwner"),
+        checkpoint=raw.get("checkpoint"),
+        checkpoint_sub=int(raw.get("checkpointSubSequenceNumber", 0)),
+        lease_counter=int(raw.get("leaseCounter", 0)),
+        parent_shard_ids=tuple(parents),
+        owner_switches=int(raw.get("ownerSwitchesSinceCheckpoint", 0)),
+        pending_checkpoint=raw.get("pendingCheckpoint"),
+        raw=raw,
+    )
+
+
+def is_shard_lease(lease: Lease) -> bool:
+    """Whether an item of a lease table is a shard lease (not one of KCL 3.x's other items)."""
+    return bool(lease.raw.get("entityType", LEASE_ENTITY) == LEASE_ENTITY)
+
+
+def read_leases(dynamodb: Client, table: str, *, shard_leases_only: bool = False) -> list[Lease]:
+    """Every item of the KCL lease table ``table`` (a consistent scan), sorted by lease key.
+
+    ``shard_leases_only`` skips the items of a KCL 3.x table that are not shard
+    leases (see :data:`LEASE_ENTITY`).
+    """
+    leases: list[Lease] = []
+    for page in dynamodb.get_paginator("scan").paginate(TableName=table, ConsistentRead=True):
+        leases.extend(_lease(item) for item in page["Items"])
+    if shard_leases_only:
+        leases = [lease for lease in leases if is_shard_lease(lease)]
+    return sorted(leases, key=lambda lease: lease.lease_key)
+
+
+# -- metrics --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Metric:
+    namespace: str
+    name: str
+    dimensions: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Datapoint:
+    timestamp: datetime
+    unit: str | None
+    sample_count: float | None = None
+    sum: float | None = None
+    average: float | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+
+
+def list_metrics(
+    cloudwatch: Client, namespace: str, metric_name: str | None = None
+) -> list[Metric]:
+    """Distinct metrics of ``namespace`` (sorted; dimensions sorted by name)."""
+    kwargs: dict[str, Any] = {"Namespace": namespace}
+    if metric_name:
+        kwargs["MetricName"] = metric_name
+    seen: set[Metric] = set()
+    for page in cloudwatch.get_paginator("list_metrics").paginate(**kwargs):
+        for m in page["Metrics"]:
+            dims = tuple(sorted((d["Name"], d["Value"]) for d in m.get("Dimensions", [])))
+            seen.add(Metric(m["Namespace"], m["MetricName"], dims))
+    return sorted(seen, key=lambda m: (m.name, m.dimensions))
+
+
+_STATISTICS = ("SampleCount", "Sum", "Average", "Minimum", "Maximum")
+
+
+def metric_statistics(
+    cloudwatch: Client,
+    namespace: str,
+    metric_name: str,
+    dimensions: Mapping[str, str] | Iterable[tuple[str, str]] = (),
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    period: int = 60,
+    statistics: Sequence[str] = _STATISTICS,
+) -> list[Datapoint]:
+    """GetMetricStatistics for one metric; by default the last hour. Sorted by time."""
+    now = datetime.now(UTC)
+    end = end or now + timedelta(minutes=1)
+    start = start or now - timedelta(hours=1)
+    pairs = dimensions.items() if isinstance(dimensions, Mapping) else dimensions
+    response = cloudwatch.get_metric_statistics(
+        Namespace=namespace,
+        MetricName=metric_name,
+        Dimensions=[{"Name": k, "Value": v} for k, v in pairs],
+        StartTime=start,
+        EndTime=end,
+        Period=period,
+        Statistics=list(statistics),
+    )
+    points = [
+        Datapoint(
+            timestamp=p["Timestamp"].astimezone(UTC),
+            unit=p.get("Unit"),
+            sample_count=p.get("SampleCount"),
+            sum=p.get("Sum"),
+            average=p.get("Average"),
+            minimum=p.get("Minimum"),
+            maximum=p.get("Maximum"),
+        )
+        for p in response["Datapoints"]
+    ]
+    return sorted(points, key=lambda p: p.timestamp)

@@ -1,0 +1,523 @@
+"""The property keys a KCL daemon reads, as data.
+
+``KCL1_KEYS`` lists every key that KCL 1.15.3's ``KinesisClientLibConfigurator``
+turns into a ``with<Key>`` call on ``KinesisClientLibConfiguration``, the keys the
+configurator reads itself (application, stream, credentials, worker id), the
+keys of ``MultiLangDaemonConfig`` and the extra keys of the kclpy-local launcher.
+Each entry is a :class:`KeySpec`; the table is derived from the public method
+signatures and ``DEFAULT_*`` constants of the 1.15.3 jar.
+
+``KCL1_UNSETTABLE`` names the ``with*`` methods that exist but cannot be reached
+from a properties file (their parameter type has no decoder, or the decoder
+always fails), with the reason.
+
+How the configurator decodes a value (what :func:`check_value` mirrors):
+
+- ``int``/``long``: ``Integer.parseInt`` / ``Long.parseLong`` on the raw value: no
+  trimming, so ``"100 "`` is rejected (KCL logs a warning and keeps the default);
+- ``boolean``: ``Boolean.parseBoolean``: only ``true`` (any case) is true, every
+  other text, ``"true "`` included, silently means false;
+- ``String``: trimmed; ``Set``: split on ``,``, each item trimmed, empties dropped;
+- ``Date``: ``Long.parseLong`` seconds since the epoch;
+- ``InitialPositionInStream``: upper-cased, then ``valueOf`` (no trimming).
+
+The KCL 3.x table (:mod:`kclpy_local._config.kcl3_keys`) uses the same :class:`KeySpec`.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+
+__all__ = [
+    "KCL1_KEYS",
+    "KCL1_KEYS_BY_NAME",
+    "KCL1_UNSETTABLE",
+    "SDK2_ONLY_PROVIDERS",
+    "KeySpec",
+    "KeyType",
+    "check_value",
+    "java_trim",
+]
+
+
+class KeyType(enum.Enum):
+    """How a value is decoded."""
+
+    INT = "int"
+    LONG = "long"
+    BOOLEAN = "boolean"
+    STRING = "String"
+    DATE = "Date (epoch seconds)"
+    INITIAL_POSITION = "InitialPositionInStream"
+    STRING_SET = "Set<String> (comma list)"
+    CREDENTIALS_PROVIDER = "AWSCredentialsProvider (comma list of classes)"
+    # Types only KCL 3.x keys have.
+    DOUBLE = "double"
+    DURATION = "Duration (ISO-8601, e.g. PT24H)"
+    TAGS = "tags (key=value,key=value)"
+
+
+@dataclass(frozen=True, slots=True)
+class KeySpec:
+    """One property key: its decoded type, default and meaning.
+
+    ``default`` is the effective default as text (``None``: unset / computed),
+    ``source`` says who reads the key: ``configurator`` (read by name by
+    ``KinesisClientLibConfigurator``), ``kcl`` (a ``with<Key>`` setter of
+    ``KinesisClientLibConfiguration``), ``multilang`` or ``launcher``;
+    ``choices`` lists accepted values for enum-like strings (compared upper-case),
+    ``minimum`` is the smallest value the setter accepts.
+    """
+
+    name: str
+    type: KeyType
+    default: str | None
+    description: str
+    required: bool = False
+    source: str = "kcl"
+    choices: tuple[str, ...] = ()
+    minimum: int | None = None
+
+
+def _kcl(
+    name: str,
+    type_: KeyType,
+    default: str | None,
+    description: str,
+    *,
+    required: bool = False,
+    choices: tuple[str, ...] = (),
+    minimum: int | None = None,
+) -> KeySpec:
+    return KeySpec(name, type_, default, description, required, "kcl", choices, minimum)
+
+
+def _cfg(name: str, type_: KeyType, description: str, *, required: bool = False) -> KeySpec:
+    return KeySpec(name, type_, None, description, required, "configurator")
+
+
+_I, _L, _B, _S = KeyType.INT, KeyType.LONG, KeyType.BOOLEAN, KeyType.STRING
+
+KCL1_KEYS: tuple[KeySpec, ...] = (
+    # Read by name by KinesisClientLibConfigurator itself.
+    _cfg("applicationName", _S, "Application name; also the lease table name.", required=True),
+    _cfg("streamName", _S, "Kinesis stream to consume.", required=True),
+    _cfg(
+        "AWSCredentialsProvider",
+        KeyType.CREDENTIALS_PROVIDER,
+        "Comma list of provider classes (prefix com.amazonaws.auth. optional); "
+        "'Class|arg1|arg2' calls a String constructor; classes that fail to load are skipped.",
+        required=True,
+    ),
+    _cfg(
+        "AWSCredentialsProviderDynamoDB",
+        KeyType.CREDENTIALS_PROVIDER,
+        "Credentials for DynamoDB; defaults to AWSCredentialsProvider.",
+    ),
+    _cfg(
+        "AWSCredentialsProviderCloudWatch",
+        KeyType.CREDENTIALS_PROVIDER,
+        "Credentials for CloudWatch; defaults to AWSCredentialsProvider.",
+    ),
+    _cfg("workerId", _S, "Worker identity in the lease table; a random UUID when unset."),
+    # with<Key> setters of KinesisClientLibConfiguration.
+    _kcl("tableName", _S, None, "Lease table name; defaults to applicationName."),
+    _kcl(
+        "kinesisEndpoint", _S, None, "Kinesis endpoint URL; unset means the region's AWS endpoint."
+    ),
+    _kcl(
+        "dynamoDBEndpoint",
+        _S,
+        None,
+        "DynamoDB endpoint URL; unset means the region's AWS endpoint.",
+    ),
+    _kcl("regionName", _S, None, "AWS region of the clients (and signing region for endpoints)."),
+    _kcl(
+        "initialPositionInStream",
+        KeyType.INITIAL_POSITION,
+        "LATEST",
+        "Where a shard without checkpoint starts: LATEST or TRIM_HORIZON "
+        "(AT_TIMESTAMP only through timestampAtInitialPositionInStream).",
+        choices=("LATEST", "TRIM_HORIZON", "AT_TIMESTAMP"),
+    ),
+    _kcl(
+        "timestampAtInitialPositionInStream",
+        KeyType.DATE,
+        None,
+        "Start at this time (epoch seconds); sets the initial position to AT_TIMESTAMP.",
+    ),
+    _kcl(
+        "failoverTimeMillis",
+        _L,
+        "10000",
+        "Lease duration: a lease not renewed for this long is taken over.",
+        minimum=1,
+    ),
+    _kcl(
+        "shardSyncIntervalMillis",
+        _L,
+        "60000",
+        "Interval between shard syncs (new shards, leases).",
+        minimum=1,
+    ),
+    _kcl("maxRecords", _I, "10000", "Maximum records per GetRecords call.", minimum=1),
+    _kcl(
+        "idleTimeBetweenReadsInMillis",
+        _L,
+        "1000",
+        "Pause between GetRecords calls on a shard.",
+        minimum=1,
+    ),
+    _kcl(
+        "callProcessRecordsEvenForEmptyRecordList",
+        _B,
+        "false",
+        "Send processRecords even when GetRecords returned nothing.",
+    ),
+    _kcl(
+        "parentShardPollIntervalMillis",
+        _L,
+        "10000",
+        "Wait between checks that parent shards are done.",
+        minimum=1,
+    ),
+    _kcl(
+        "cleanupLeasesUponShardCompletion",
+        _B,
+        "true",
+        "Delete a shard's lease once it is fully processed.",
+    ),
+    _kcl(
+        "ignoreUnexpectedChildShards",
+        _B,
+        "false",
+        "Ignore child shards whose parents have no lease.",
+    ),
+    _kcl("userAgent", _S, None, "Text appended to the SDK user agent."),
+    _kcl("taskBackoffTimeMillis", _L, "500", "Back-off after a failed task.", minimum=1),
+    _kcl(
+        "metricsBufferTimeMillis",
+        _L,
+        "10000",
+        "How long metrics are buffered before a publish.",
+        minimum=1,
+    ),
+    _kcl(
+        "metricsMaxQueueSize", _I, "10000", "Maximum buffered metrics before a publish.", minimum=1
+    ),
+    _kcl(
+        "metricsLevel",
+        _S,
+        "DETAILED",
+        "CloudWatch metrics level; NONE makes no CloudWatch calls.",
+        choices=("NONE", "SUMMARY", "DETAILED"),
+    ),
+    _kcl(
+        "metricsEnabledDimensions",
+        KeyType.STRING_SET,
+        "Operation,ShardId",
+        "Metric dimensions to publish (Operation is always on); ALL for every one.",
+    ),
+    _kcl(
+        "validateSequenceNumberBeforeCheckpointing",
+        _B,
+        "true",
+        "Check a checkpoint's sequence number with GetShardIterator first.",
+    ),
+    _kcl(
+        "skipShardSyncAtStartupIfLeasesExist",
+        _B,
+        "false",
+        "Skip the start-up shard sync when the lease table has leases.",
+    ),
+    _kcl(
+        "leasesRecoveryAuditorExecutionFrequencyMillis",
+        _L,
+        "120000",
+        "Interval of the lease/shard consistency auditor.",
+    ),
+    _kcl(
+        "leasesRecoveryAuditorInconsistencyConfidenceThreshold",
+        _I,
+        "3",
+        "Audits in a row that must find a hole before a shard sync.",
+    ),
+    _kcl("maxLeasesForWorker", _I, "2147483647", "Maximum leases one worker holds.", minimum=1),
+    _kcl(
+        "maxLeasesToStealAtOneTime",
+        _I,
+        "1",
+        "Leases taken from other workers per round.",
+        minimum=1,
+    ),
+    _kcl(
+        "initialLeaseTableReadCapacity", _I, "10", "Read capacity of a new lease table.", minimum=1
+    ),
+    _kcl(
+        "initialLeaseTableWriteCapacity",
+        _I,
+        "10",
+        "Write capacity of a new lease table.",
+        minimum=1,
+    ),
+    _kcl("maxLeaseRenewalThreads", _I, "20", "Threads renewing leases.", minimum=2),
+    _kcl(
+        "retryGetRecordsInSeconds",
+        _I,
+        None,
+        "Start a second GetRecords after this many seconds.",
+        minimum=1,
+    ),
+    _kcl(
+        "maxGetRecordsThreadPool",
+        _I,
+        None,
+        "Threads for asynchronous GetRecords retries.",
+        minimum=1,
+    ),
+    _kcl("maxPendingProcessRecordsInput", _I, "3", "Prefetch cache: pending batches.", minimum=1),
+    _kcl("maxCacheByteSize", _I, "8388608", "Prefetch cache: bytes.", minimum=1),
+    _kcl(
+        "dataFetchingStrategy",
+        _S,
+        "DEFAULT",
+        "DEFAULT or PREFETCH_CACHED.",
+        choices=("DEFAULT", "PREFETCH_CACHED"),
+    ),
+    _kcl("maxRecordsCount", _I, "30000", "Prefetch cache: records.", minimum=1),
+    _kcl(
+        "timeoutInSeconds",
+        _I,
+        None,
+        "Time limit for a child's answer; on expiry the JVM halts. Unset: wait forever.",
+    ),
+    _kcl(
+        "shutdownGraceMillis",
+        _L,
+        "5000",
+        "Grace period for a graceful shutdown (KCL's default; when the key is absent the "
+        "kclpy-local launcher waits up to 20000 ms for a graceful shutdown on SIGTERM).",
+        minimum=1,
+    ),
+    _kcl("idleMillisBetweenCalls", _L, "1500", "Prefetch cache: pause between calls.", minimum=1),
+    _kcl(
+        "logWarningForTaskAfterMillis",
+        _L,
+        None,
+        "Log a warning when a task runs longer.",
+        minimum=1,
+    ),
+    _kcl(
+        "listShardsBackoffTimeInMillis",
+        _L,
+        "1500",
+        "Back-off between ListShards retries.",
+        minimum=1,
+    ),
+    _kcl("maxListShardsRetryAttempts", _I, "50", "ListShards retries.", minimum=1),
+    _kcl(
+        "maxInitializationAttempts",
+        _I,
+        "20",
+        "Worker initialization attempts before giving up.",
+        minimum=1,
+    ),
+    _kcl("leaseCleanupIntervalMillis", _L, "60000", "Interval of the lease cleanup.", minimum=1),
+    _kcl(
+        "completedLeaseCleanupThresholdMillis",
+        _L,
+        "300000",
+        "Age after which a completed lease is cleaned up.",
+        minimum=1,
+    ),
+    _kcl(
+        "garbageLeaseCleanupThresholdMillis",
+        _L,
+        "1800000",
+        "Age after which a lease for a deleted shard is cleaned up.",
+        minimum=1,
+    ),
+    # MultiLangDaemonConfig.
+    KeySpec(
+        "executableName",
+        _S,
+        None,
+        "Command of the record processor child, split on spaces into argv.",
+        required=True,
+        source="multilang",
+    ),
+    KeySpec(
+        "processingLanguage",
+        _S,
+        None,
+        "Language name reported in the user agent.",
+        source="multilang",
+    ),
+    KeySpec(
+        "maxActiveThreads",
+        _I,
+        "0",
+        "Threads for child processes; 0 or less means an unbounded pool.",
+        source="multilang",
+    ),
+    KeySpec("http.proxyHost", _S, None, "HTTP proxy host for the AWS clients.", source="multilang"),
+    KeySpec(
+        "http.proxyPort", _I, None, "HTTP proxy port (with http.proxyHost).", source="multilang"
+    ),
+    # The kclpy-local launcher (names of upstream PR #785).
+    KeySpec(
+        "cloudWatchEndpoint",
+        _S,
+        None,
+        "CloudWatch endpoint URL (kclpy-local launcher); unset means the region's AWS endpoint.",
+        source="launcher",
+    ),
+    KeySpec(
+        "isCBORProtocolDisabled",
+        _B,
+        "false",
+        "Turn the AWS SDK's CBOR encoding off for Kinesis (kclpy-local launcher).",
+        source="launcher",
+    ),
+    KeySpec(
+        "initialLeaseSync",
+        _S,
+        "worker",
+        "eager: on an empty lease table the launcher creates the leases before the worker "
+        "starts, skipping the worker's random 1-30 s wait; worker: the KCL's own behaviour "
+        "(kclpy-local launcher).",
+        source="launcher",
+        choices=("WORKER", "EAGER"),
+    ),
+    KeySpec(
+        "gracefulLeaseHandoff",
+        _B,
+        "true",
+        "true: after a complete graceful shutdown the worker clears the owner of the leases "
+        "it still holds, and takes leases without owner at its next lease-taker pass (up to "
+        "its share) instead of waiting for them to expire; false: the KCL's own behaviour "
+        "(kclpy-local launcher).",
+        source="launcher",
+    ),
+)
+
+KCL1_KEYS_BY_NAME: Mapping[str, KeySpec] = MappingProxyType({spec.name: spec for spec in KCL1_KEYS})
+
+KCL1_UNSETTABLE: Mapping[str, str] = MappingProxyType(
+    {
+        "streamArn": "its parameter type (Arn) has no decoder in KCL 1.x",
+        "billingMode": "its parameter type (BillingMode) has no decoder: the lease table is PROVISIONED",
+        "shardSyncStrategyType": "its parameter type (ShardSyncStrategyType) has no decoder",
+        "shardPrioritizationStrategy": "its parameter type (ShardPrioritization) has no decoder",
+        "commonClientConfig": "ClientConfiguration values are not supported by the decoder",
+        "kinesisClientConfig": "ClientConfiguration values are not supported by the decoder",
+        "dynamoDBClientConfig": "ClientConfiguration values are not supported by the decoder",
+        "cloudWatchClientConfig": "ClientConfiguration values are not supported by the decoder",
+    }
+)
+
+_INT_RANGE = (-(2**31), 2**31 - 1)
+_LONG_RANGE = (-(2**63), 2**63 - 1)
+_JAVA_WS = "".join(chr(c) for c in range(0x21))
+_PROVIDER_CLASS = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*(\.[A-Za-z_$][A-Za-z0-9_$]*)*")
+# SDK v1 providers that can never be built from a properties file.
+_UNBUILDABLE_PROVIDERS = {
+    "AWSStaticCredentialsProvider": "its only constructor takes an AWSCredentials object",
+}
+
+#: Credentials providers of the AWS SDK for Java v2 (what KCL 2.x/3.x files name)
+#: that do not exist in SDK v1, which KCL 1.x uses, with the v1 class to name instead.
+SDK2_ONLY_PROVIDERS: dict[str, str | None] = {
+    "DefaultCredentialsProvider": "DefaultAWSCredentialsProviderChain",
+    "SystemPropertyCredentialsProvider": "SystemPropertiesCredentialsProvider",
+    "StaticCredentialsProvider": None,
+    "AnonymousCredentialsProvider": None,
+    "AwsCredentialsProviderChain": None,
+    "WebIdentityTokenFileCredentialsProvider": "WebIdentityTokenCredentialsProvider",
+}
+_SDK2_PACKAGE = "software.amazon.awssdk."
+_MILLIS_LOOKING = 10**11  # seconds after year 5138: surely milliseconds
+
+
+def java_trim(value: str) -> str:
+    """``String.trim()``: strip characters up to U+0020 at both ends."""
+    return value.strip(_JAVA_WS)
+
+
+def _parse_java_integer(value: str, low: int, high: int) -> int | None:
+    """``Integer.parseInt``/``Long.parseLong`` in radix 10; ``None`` when Java would throw."""
+    digits = value[1:] if value[:1] in "+-" else value
+    if not digits or not all(ch.isdecimal() for ch in digits):
+        return None
+    number = int(value)
+    return number if low <= number <= high else None
+
+
+def check_value(spec: KeySpec, value: str) -> str | None:
+    """Return why KCL would reject or misread ``value`` for ``spec``, or ``None``.
+
+    The check mirrors the decoder of the key's type; it does not report
+    surrounding whitespace that the decoder trims (the validator warns about it).
+    """
+    kind = spec.type
+    if kind in (KeyType.INT, KeyType.LONG, KeyType.DATE):
+        low, high = _INT_RANGE if kind is KeyType.INT else _LONG_RANGE
+        number = _parse_java_integer(value, low, high)
+        java = "int" if kind is KeyType.INT else "long"
+        if number is None:
+            return f"{value!r} is not a Java {java}; KCL ignores it and keeps the default"
+        if spec.minimum is not None and number < spec.minimum:
+            return f"{number} is below the minimum {spec.minimum}; KCL ignores it and keeps the default"
+        if kind is KeyType.DATE and number >= _MILLIS_LOOKING:
+            return f"{number} looks like milliseconds; KCL expects epoch seconds"
+        return None
+    if kind is KeyType.BOOLEAN:
+        if value.lower() not in ("true", "false"):
+            return f"{value!r} is not true or false; Java's Boolean.parseBoolean reads it as false"
+        return None
+    if kind is KeyType.INITIAL_POSITION:
+        if value.upper() not in spec.choices:
+            return f"{value!r} is not one of {', '.join(spec.choices)}; KCL ignores it"
+        return None
+    if kind is KeyType.CREDENTIALS_PROVIDER:
+        return _check_providers(value)
+    trimmed = java_trim(value)
+    if spec.choices and trimmed.upper() not in spec.choices:
+        return f"{trimmed!r} is not one of {', '.join(spec.choices)}; KCL ignores it"
+    return None
+
+
+def provider_classes(value: str) -> list[str] | str:
+    """The class names of a credentials-provider list (``Class|arg,...``), or
+    the problem with it (no class, or a name that is not a Java class name)."""
+    classes = [java_trim(part).split("|", 1)[0] for part in value.split(",")]
+    classes = [cls for cls in classes if cls]
+    if not classes:
+        return "no credentials provider class is named"
+    for cls in classes:
+        if not _PROVIDER_CLASS.fullmatch(cls):
+            return f"{cls!r} is not a Java class name"
+    return classes
+
+
+def _check_providers(value: str) -> str | None:
+    classes = provider_classes(value)
+    if isinstance(classes, str):
+        return classes
+    for cls in classes:
+        simple = cls.rsplit(".", 1)[-1]
+        reason = _UNBUILDABLE_PROVIDERS.get(simple)
+        if reason:
+            return f"{cls} cannot be built from a properties file: {reason}"
+        if cls.startswith(_SDK2_PACKAGE) or simple in SDK2_ONLY_PROVIDERS:
+            instead = SDK2_ONLY_PROVIDERS.get(simple)
+            suggestion = f"; name {instead} instead" if instead else ""
+            return (
+                f"{cls} is an AWS SDK for Java v2 class (KCL 2.x/3.x); KCL 1.x builds SDK v1 "
+                f"providers (com.amazonaws.auth){suggestion}"
+            )
+    return None

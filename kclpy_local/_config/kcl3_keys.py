@@ -1,0 +1,623 @@
+"""The property keys the KCL 3.x daemon reads, as data.
+
+``KCL3_KEYS`` lists every property the 3.x multilang daemon takes from a file:
+the bean properties of ``MultiLangDaemonConfiguration`` (amazon-kinesis-client-
+multilang 3.1.3, run on KCL 3.5.1), including those it delegates to its nested
+beans (polling, graceful lease handoff, worker utilization aware assignment,
+worker metrics table, coordinator state table), the properties of its
+``fanoutConfig`` bean (reachable only as ``fanoutConfig.<name>``), the keys of
+``MultiLangDaemonConfig`` and the extra keys of the kclpy-local 3.x launcher.
+The table is derived from the public setters and the field types of those
+classes (``javap``); the defaults are the KCL 3.5.1 configuration objects' own
+(``LeaseManagementConfig``, ``CoordinatorConfig``, ``PollingConfig``...), since
+the multilang daemon only passes on what a file sets.
+
+How ``KinesisClientLibConfigurator`` reads a file (what :func:`check_value3`
+mirrors): every key is handed to commons-beanutils' ``setProperty`` as a bean
+property name, so
+
+- names are case-sensitive, and an unknown name is skipped silently; the only
+  exception is the credentials prefix, read in any case
+  (``AWSCredentialsProvider`` becomes ``awsCredentialsProvider``);
+- ``a.b`` sets property ``b`` of the nested bean ``a`` (``fanoutConfig.consumerArn``);
+  the AWS SDK client builders are beans too (``kinesisClient.endpointOverride``),
+  where an unknown name stops the daemon at start;
+- ``int``/``long``: trimmed, then ``Integer.valueOf``/``Long.valueOf``; a value that
+  does not parse becomes 0, and 0 (or ``false``) in a primitive field is never
+  passed on to the KCL, so the KCL's default stays, silently;
+- ``boolean``: not trimmed, any case: ``true``, ``yes``, ``y``, ``on``, ``1`` are true,
+  everything else (``"true "`` included) is false;
+- ``double``: trimmed, ``Double.valueOf``; ``Duration``: trimmed ISO-8601
+  (``Duration.parse``), not negative; tags: ``key=value`` pairs separated by commas;
+- enumerations (``metricsLevel``, ``retrievalMode``, ``initialPositionInStream``,
+  billing modes, ``clientVersionConfig``): upper-cased, not trimmed; an unknown
+  value stops the daemon at start;
+- ``initialPositionInStreamExtended``: ``Long.parseLong`` (not trimmed) seconds since
+  the epoch, the initial position AT_TIMESTAMP; ``initialPositionInStream =
+  AT_TIMESTAMP`` alone stops the daemon at start;
+- ``String``: taken as it is (not trimmed); ``String[]``: a comma list, items trimmed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from types import MappingProxyType
+
+from .kcl1_keys import (
+    _INT_RANGE,
+    _LONG_RANGE,
+    KCL1_KEYS,
+    KCL1_UNSETTABLE,
+    SDK2_ONLY_PROVIDERS,
+    KeySpec,
+    KeyType,
+    _parse_java_integer,
+    java_trim,
+    provider_classes,
+)
+
+__all__ = [
+    "CLIENT_BUILDER_PREFIXES",
+    "CREDENTIALS_PREFIX",
+    "KCL1_ONLY_KEYS",
+    "KCL3_BEANS",
+    "KCL3_KEYS",
+    "KCL3_KEYS_BY_NAME",
+    "KCL3_PRIMITIVE",
+    "KCL3_UNSETTABLE",
+    "SDK1_TO_SDK2_PROVIDERS",
+    "bean_property",
+    "check_value3",
+    "sdk2_provider",
+    "spec3",
+]
+
+_I, _L, _B, _S, _D = KeyType.INT, KeyType.LONG, KeyType.BOOLEAN, KeyType.STRING, KeyType.DOUBLE
+
+#: The key prefix the configurator reads in any case.
+CREDENTIALS_PREFIX = "awscredentialsprovider"
+#: Keys under these prefixes are properties of the AWS SDK client builders.
+CLIENT_BUILDER_PREFIXES: tuple[str, ...] = ("kinesisClient.", "dynamoDbClient.", "cloudWatchClient.")
+_BILLING_MODES = ("PROVISIONED", "PAY_PER_REQUEST")
+_STATE_TABLE_NOTE = (
+    "KCL 3.5 keeps this state in the lease table for a new application; the separate table "
+    "serves applications that started on an earlier 3.x"
+)
+
+
+def _kcl(
+    name: str,
+    type_: KeyType,
+    default: str | None,
+    description: str,
+    *,
+    required: bool = False,
+    choices: tuple[str, ...] = (),
+    minimum: int | None = None,
+) -> KeySpec:
+    return KeySpec(name, type_, default, description, required, "kcl", choices, minimum)
+
+
+def _fanout(name: str, type_: KeyType, default: str | None, description: str) -> KeySpec:
+    minimum = 1 if type_ in (_I, _L) else None
+    return KeySpec(f"fanoutConfig.{name}", type_, default, description, False, "fanout", (), minimum)
+
+
+def _launcher(
+    name: str,
+    type_: KeyType,
+    default: str | None,
+    description: str,
+    *,
+    choices: tuple[str, ...] = (),
+    minimum: int | None = None,
+) -> KeySpec:
+    return KeySpec(name, type_, default, description, False, "launcher", choices, minimum)
+
+
+_TABLE_SUFFIXES = (
+    "TableName", "BillingMode", "ReadCapacity", "WriteCapacity", "PointInTimeRecoveryEnabled",
+    "DeletionProtectionEnabled", "Tags",
+)
+
+
+def _table_keys(prefix: str, table: str) -> tuple[KeySpec, ...]:
+    """The six keys of one of KCL 3.x's own DynamoDB tables."""
+    what = f"the {table} table"
+    return (
+        _kcl(f"{prefix}TableName", _S, None,
+             f"Name of {what}; defaults to <applicationName>-{table}. {_STATE_TABLE_NOTE}."),
+        _kcl(f"{prefix}BillingMode", _S, "PAY_PER_REQUEST", f"Billing mode of {what} when it is created.",
+             choices=_BILLING_MODES),
+        _kcl(f"{prefix}ReadCapacity", _L, None, f"Read capacity of {what} (billing mode PROVISIONED).",
+             minimum=1),
+        _kcl(f"{prefix}WriteCapacity", _L, None, f"Write capacity of {what} (billing mode PROVISIONED).",
+             minimum=1),
+        _kcl(f"{prefix}PointInTimeRecoveryEnabled", _B, "false", f"Point-in-time recovery of {what}."),
+        _kcl(f"{prefix}DeletionProtectionEnabled", _B, "false", f"Deletion protection of {what}."),
+        _kcl(f"{prefix}Tags", KeyType.TAGS, None, f"Tags of {what} when it is created."),
+    )
+
+
+KCL3_KEYS: tuple[KeySpec, ...] = (
+    # The credentials keys: the configurator maps the prefix in any case.
+    KeySpec(
+        "AwsCredentialsProvider",
+        KeyType.CREDENTIALS_PROVIDER,
+        None,
+        "Comma list of AWS SDK v2 credentials providers; short names are looked up in "
+        "software.amazon.kinesis.multilang.auth and software.amazon.awssdk.auth.credentials; "
+        "'Class|arg1|arg2' calls a String constructor or create(...); names that do not resolve "
+        "are skipped. The prefix is read in any case (AWSCredentialsProvider too).",
+        required=True,
+        source="configurator",
+    ),
+    KeySpec(
+        "AwsCredentialsProviderDynamoDB",
+        KeyType.CREDENTIALS_PROVIDER,
+        None,
+        "Credentials for DynamoDB; defaults to AwsCredentialsProvider.",
+        source="configurator",
+    ),
+    KeySpec(
+        "AwsCredentialsProviderCloudWatch",
+        KeyType.CREDENTIALS_PROVIDER,
+        None,
+        "Credentials for CloudWatch; defaults to AwsCredentialsProvider.",
+        source="configurator",
+    ),
+    # Properties of MultiLangDaemonConfiguration.
+    _kcl("applicationName", _S, None, "Application name; also the lease table name.", required=True),
+    _kcl("streamName", _S, None, "Kinesis stream to consume (or streamArn).", required=True),
+    _kcl("streamArn", _S, None, "ARN of the stream; wins over streamName, whose value it sets."),
+    _kcl("tableName", _S, None, "Lease table name; defaults to applicationName."),
+    _kcl("workerId", _S, None, "Worker identity in the lease table; a random UUID when unset."),
+    _kcl("workerIdentifier", _S, None, "The same as workerId (the name of the underlying property)."),
+    _kcl("regionName", _S, None, "AWS region of the three clients (and signing region for endpoints)."),
+    _kcl("kinesisEndpoint", _S, None, "Kinesis endpoint URL; unset means the region's AWS endpoint."),
+    _kcl("dynamoDBEndpoint", _S, None, "DynamoDB endpoint URL; unset means the region's AWS endpoint."),
+    _kcl(
+        "initialPositionInStream",
+        KeyType.INITIAL_POSITION,
+        "LATEST",
+        "Where a shard without checkpoint starts: LATEST or TRIM_HORIZON (AT_TIMESTAMP only "
+        "through initialPositionInStreamExtended; here it stops the daemon at start).",
+        choices=("LATEST", "TRIM_HORIZON", "AT_TIMESTAMP"),
+    ),
+    _kcl(
+        "initialPositionInStreamExtended",
+        KeyType.DATE,
+        None,
+        "Start at this time (epoch seconds, not trimmed): the initial position AT_TIMESTAMP.",
+    ),
+    _kcl("failoverTimeMillis", _L, "10000", "Lease duration: a lease not renewed for this long is taken over.",
+         minimum=1),
+    _kcl(
+        "leaseAssignmentIntervalMillis",
+        _L,
+        None,
+        "How often the leader assigns leases to workers; unset: 2 x failoverTimeMillis.",
+        minimum=1,
+    ),
+    _kcl("enablePriorityLeaseAssignment", _B, "true",
+         "Assign expired and unassigned leases before balancing the others."),
+    _kcl("leaseTableDeletionProtectionEnabled", _B, "false", "Deletion protection of a new lease table."),
+    _kcl("leaseTablePitrEnabled", _B, "false", "Point-in-time recovery of a new lease table."),
+    _kcl("shardSyncIntervalMillis", _L, "60000", "Interval between shard syncs (new shards, leases).",
+         minimum=1),
+    _kcl(
+        "cleanupLeasesUponShardCompletion",
+        _B,
+        "true",
+        "Delete a shard's lease once it is fully processed. false is never applied by the 3.x "
+        "multilang daemon (it skips a primitive field's zero value): the KCL default stays.",
+    ),
+    _kcl("ignoreUnexpectedChildShards", _B, "false", "Ignore child shards whose parents have no lease."),
+    _kcl("maxLeasesForWorker", _I, "2147483647", "Maximum leases one worker holds.", minimum=1),
+    _kcl("maxLeasesToStealAtOneTime", _I, "1", "Leases taken from other workers per round.", minimum=1),
+    _kcl("initialLeaseTableReadCapacity", _I, "10",
+         "Read capacity of a new lease table (billing mode PROVISIONED; KCL 3.x creates PAY_PER_REQUEST tables).",
+         minimum=1),
+    _kcl("initialLeaseTableWriteCapacity", _I, "10",
+         "Write capacity of a new lease table (billing mode PROVISIONED; KCL 3.x creates PAY_PER_REQUEST tables).",
+         minimum=1),
+    _kcl("maxLeaseRenewalThreads", _I, "20", "Threads renewing leases.", minimum=1),
+    _kcl("listShardsBackoffTimeInMillis", _L, "1500", "Back-off between ListShards retries.", minimum=1),
+    _kcl("maxListShardsRetryAttempts", _I, "50", "ListShards retries.", minimum=1),
+    _kcl("callProcessRecordsEvenForEmptyRecordList", _B, "false",
+         "Send processRecords even when GetRecords returned nothing."),
+    _kcl("parentShardPollIntervalMillis", _L, "10000", "Wait between checks that parent shards are done.",
+         minimum=1),
+    _kcl("skipShardSyncAtWorkerInitializationIfLeasesExist", _B, "false",
+         "Skip the start-up shard sync when the lease table has leases."),
+    _kcl("schedulerInitializationBackoffTimeMillis", _L, "1000", "Wait between initialization attempts.",
+         minimum=1),
+    _kcl(
+        "clientVersionConfig",
+        _S,
+        "CLIENT_VERSION_CONFIG_3X",
+        "CLIENT_VERSION_CONFIG_COMPATIBLE_WITH_2X while migrating an application from KCL 2.x.",
+        choices=("CLIENT_VERSION_CONFIG_COMPATIBLE_WITH_2X", "CLIENT_VERSION_CONFIG_3X"),
+    ),
+    _kcl("taskBackoffTimeMillis", _L, "500", "Back-off after a failed task.", minimum=1),
+    _kcl("metricsBufferTimeMillis", _L, "10000", "How long metrics are buffered before a publish.",
+         minimum=1),
+    _kcl("metricsMaxQueueSize", _I, "10000", "Maximum buffered metrics before a publish.", minimum=1),
+    _kcl(
+        "metricsLevel",
+        _S,
+        "DETAILED",
+        "CloudWatch metrics level; NONE makes no CloudWatch calls (the SDK's CloudWatch client "
+        "speaks Smithy RPC v2 CBOR only, which moto does not).",
+        choices=("NONE", "SUMMARY", "DETAILED"),
+    ),
+    _kcl("metricsEnabledDimensions", KeyType.STRING_SET, "Operation",
+         "Metric dimensions to publish (Operation is always on); ALL for every one."),
+    _kcl("logWarningForTaskAfterMillis", _L, None, "Log a warning when a task runs longer.", minimum=1),
+    _kcl(
+        "retrievalMode",
+        _S,
+        "DEFAULT",
+        "POLLING (GetRecords, as KCL 1.x), FANOUT (enhanced fan-out, SubscribeToShard) or DEFAULT: "
+        "polling when a polling key (maxRecords, idleTimeBetweenReadsInMillis, ...) is set, else fan-out.",
+        choices=("FANOUT", "POLLING", "DEFAULT"),
+    ),
+    _kcl("validateSequenceNumberBeforeCheckpointing", _B, None,
+         "Accepted for compatibility; the 3.x daemon does not use it."),
+    _kcl(
+        "shutdownGraceMillis",
+        _L,
+        "0",
+        "Grace period for a graceful shutdown (KCL 3.x's default 0 gives up at once; when the key "
+        "is absent the kclpy-local launcher waits up to 20000 ms on SIGTERM).",
+        minimum=1,
+    ),
+    _kcl("timeoutInSeconds", _I, None,
+         "Time limit for a child's answer; on expiry the JVM halts. Unset: wait forever.", minimum=1),
+    # Polling (PollingConfigBean, delegated).
+    _kcl("retryGetRecordsInSeconds", _I, None, "Start a second GetRecords after this many seconds.",
+         minimum=1),
+    _kcl("maxGetRecordsThreadPool", _I, None, "Threads for asynchronous GetRecords retries.", minimum=1),
+    _kcl(
+        "idleTimeBetweenReadsInMillis",
+        _L,
+        "1500",
+        "Pause between GetRecords calls on a shard (polling); the KCL raises values below 200 to 200.",
+        minimum=200,
+    ),
+    _kcl("millisBehindLatestThresholdForReducedTps", _L, "0",
+         "Slow polling down while a shard is less than this far behind; 0: off."),
+    _kcl("maxRecords", _I, "10000", "Maximum records per GetRecords call (polling; at most 10000).",
+         minimum=1),
+    # Graceful lease handoff (GracefulLeaseHandoffConfigBean, delegated).
+    _kcl("gracefulLeaseHandoffTimeoutMillis", _L, "30000",
+         "How long a shutting-down worker waits for its processor's checkpoint before handing a lease over.",
+         minimum=1),
+    _kcl("isGracefulLeaseHandoffEnabled", _B, "true",
+         "On shutdown, hand leases over to the next owner after a final checkpoint."),
+    # Worker utilization aware assignment (WorkerUtilizationAwareAssignmentConfigBean, delegated).
+    _kcl("inMemoryWorkerMetricsCaptureFrequencyMillis", _L, "1000",
+         "How often a worker samples its own metrics (CPU).", minimum=1),
+    _kcl("workerMetricsReporterFreqInMillis", _L, "30000",
+         "How often a worker reports its metrics; lease assignment waits for a worker's first report.",
+         minimum=1),
+    _kcl("noOfPersistedMetricsPerWorkerMetrics", _I, "10", "Metric values kept per worker.", minimum=1),
+    _kcl("disableWorkerMetrics", _B, "false", "Balance leases by throughput only, not by CPU."),
+    _kcl("maxThroughputPerHostKBps", _D, None, "Throughput limit per worker; unset: no limit."),
+    _kcl("dampeningPercentage", _I, "60", "Share of the load moved in one rebalancing.", minimum=1),
+    _kcl("reBalanceThresholdPercentage", _I, "10",
+         "Deviation from the average load that triggers a rebalancing.", minimum=1),
+    _kcl("allowThroughputOvershoot", _B, "true", "Let the last lease a worker takes exceed its share."),
+    _kcl("varianceBalancingFrequency", _I, "3", "Rebalance by variance every N assignment rounds.",
+         minimum=1),
+    _kcl("workerMetricsEMAAlpha", _D, "0.5", "Smoothing factor of the worker metrics' moving average."),
+    _kcl("staleWorkerMetricsEntryCleanupDuration", KeyType.DURATION, "PT24H",
+         "Age after which a silent worker's metrics are deleted."),
+    # Worker metrics table (WorkerMetricStatsTableConfigBean, delegated).
+    *_table_keys("workerMetrics", "WorkerMetricStats"),
+    # Coordinator state table (CoordinatorStateTableConfigBean, delegated).
+    *_table_keys("coordinatorState", "CoordinatorState"),
+    # Enhanced fan-out (the fanoutConfig bean; not delegated).
+    _fanout("consumerArn", _S, None, "ARN of an existing stream consumer to use."),
+    _fanout("consumerName", _S, None, "Name of the stream consumer to register; defaults to applicationName."),
+    _fanout("maxDescribeStreamSummaryRetries", _I, "10", "DescribeStreamSummary retries."),
+    _fanout("maxDescribeStreamConsumerRetries", _I, "10", "DescribeStreamConsumer retries."),
+    _fanout("registerStreamConsumerRetries", _I, "10", "RegisterStreamConsumer retries."),
+    _fanout("retryBackoffMillis", _L, "1000", "Back-off between those retries."),
+    # MultiLangDaemonConfig.
+    KeySpec("executableName", _S, None,
+            "Command of the record processor child, split on spaces into argv.",
+            required=True, source="multilang"),
+    KeySpec("processingLanguage", _S, None, "Language name logged with the user agent.", source="multilang"),
+    KeySpec("maxActiveThreads", _I, "0", "Threads for child processes; 0 or less means an unbounded pool.",
+            source="multilang"),
+    # The kclpy-local 3.x launcher.
+    _launcher("cloudWatchEndpoint", _S, None,
+              "CloudWatch endpoint URL (kclpy-local launcher); unset means the region's AWS endpoint."),
+    _launcher("isCBORProtocolDisabled", _B, "false",
+              "Turn the AWS SDK's CBOR encoding off for Kinesis (kclpy-local launcher; true or false only)."),
+    _launcher(
+        "initialLeaseSync",
+        _S,
+        "worker",
+        "eager: on an empty lease table the launcher creates the leases before the scheduler runs, "
+        "skipping its random 1-30 s wait; worker: the KCL's own behaviour (kclpy-local launcher).",
+        choices=("WORKER", "EAGER"),
+    ),
+    _launcher(
+        "dynamoDbLockBasedLeaderLeaseDurationInMillis",
+        _L,
+        "120000",
+        "Lease of the leader lock (the Leader item of the lease table); a killed leader blocks "
+        "lease assignment this long (kclpy-local launcher).",
+        minimum=1,
+    ),
+    _launcher(
+        "dynamoDbLockBasedLeaderHeartbeatPeriodInMillis",
+        _L,
+        "30000",
+        "Heartbeat of the leader lock; shorter than its lease (kclpy-local launcher).",
+        minimum=1,
+    ),
+    _launcher("maxInitializationAttempts", _I, "20",
+              "Scheduler initialization attempts before giving up (kclpy-local launcher).", minimum=1),
+    _launcher(
+        "shardConsumerDispatchPollIntervalMillis",
+        _L,
+        "1000",
+        "How often the scheduler's loop looks at its leases (kclpy-local launcher).",
+        minimum=1,
+    ),
+)
+
+KCL3_KEYS_BY_NAME: Mapping[str, KeySpec] = MappingProxyType({spec.name: spec for spec in KCL3_KEYS})
+
+#: Setters of ``MultiLangDaemonConfiguration`` a file cannot use, with the reason.
+KCL3_UNSETTABLE: Mapping[str, str] = MappingProxyType(
+    {
+        "shardPrioritization": (
+            "its type (ShardPrioritization, an interface) has no converter: the daemon stops at start"
+        ),
+    }
+)
+
+#: Nested beans whose properties ``MultiLangDaemonConfiguration`` delegates: the
+#: key ``<bean>.<name>`` sets the same property as ``<name>``.
+KCL3_BEANS: Mapping[str, frozenset[str]] = MappingProxyType(
+    {
+        "pollingConfig": frozenset(
+            {"retryGetRecordsInSeconds", "maxGetRecordsThreadPool", "idleTimeBetweenReadsInMillis",
+             "millisBehindLatestThresholdForReducedTps", "maxRecords"}
+        ),
+        "gracefulLeaseHandoffConfigBean": frozenset(
+            {"gracefulLeaseHandoffTimeoutMillis", "isGracefulLeaseHandoffEnabled"}
+        ),
+        "workerUtilizationAwareAssignmentConfigBean": frozenset(
+            {"inMemoryWorkerMetricsCaptureFrequencyMillis", "workerMetricsReporterFreqInMillis",
+             "noOfPersistedMetricsPerWorkerMetrics", "disableWorkerMetrics", "maxThroughputPerHostKBps",
+             "dampeningPercentage", "reBalanceThresholdPercentage", "allowThroughputOvershoot",
+             "varianceBalancingFrequency", "workerMetricsEMAAlpha", "staleWorkerMetricsEntryCleanupDuration"}
+        ),
+        "workerMetricStatsTableConfigBean": frozenset(f"workerMetrics{suffix}" for suffix in _TABLE_SUFFIXES),
+        "coordinatorStateTableConfigBean": frozenset(f"coordinatorState{suffix}" for suffix in _TABLE_SUFFIXES),
+    }
+)
+
+#: Keys whose field is a Java primitive: a value that does not parse becomes 0
+#: (false), and 0 (false) is never passed on to the KCL.
+KCL3_PRIMITIVE: frozenset[str] = frozenset(
+    {
+        "failoverTimeMillis", "leaseAssignmentIntervalMillis", "shardSyncIntervalMillis",
+        "cleanupLeasesUponShardCompletion", "ignoreUnexpectedChildShards", "maxLeasesForWorker",
+        "maxLeasesToStealAtOneTime", "initialLeaseTableReadCapacity", "initialLeaseTableWriteCapacity",
+        "maxLeaseRenewalThreads", "listShardsBackoffTimeInMillis", "maxListShardsRetryAttempts",
+        "callProcessRecordsEvenForEmptyRecordList", "parentShardPollIntervalMillis",
+        "skipShardSyncAtWorkerInitializationIfLeasesExist", "schedulerInitializationBackoffTimeMillis",
+        "taskBackoffTimeMillis", "metricsBufferTimeMillis", "metricsMaxQueueSize",
+        "validateSequenceNumberBeforeCheckpointing", "shutdownGraceMillis",
+        "idleTimeBetweenReadsInMillis", "millisBehindLatestThresholdForReducedTps", "maxRecords",
+        "inMemoryWorkerMetricsCaptureFrequencyMillis", "workerMetricsReporterFreqInMillis",
+        "noOfPersistedMetricsPerWorkerMetrics", "maxThroughputPerHostKBps", "dampeningPercentage",
+        "reBalanceThresholdPercentage", "varianceBalancingFrequency", "workerMetricsEMAAlpha",
+        "workerMetricsReadCapacity", "workerMetricsWriteCapacity",
+        "coordinatorStateReadCapacity", "coordinatorStateWriteCapacity",
+        "fanoutConfig.maxDescribeStreamSummaryRetries", "fanoutConfig.maxDescribeStreamConsumerRetries",
+        "fanoutConfig.registerStreamConsumerRetries", "fanoutConfig.retryBackoffMillis",
+    }
+)
+
+_KCL3_NAMES = frozenset(KCL3_KEYS_BY_NAME)
+_CREDENTIAL_NAMES = frozenset(spec.name.lower() for spec in KCL3_KEYS if spec.source == "configurator")
+
+
+def _kcl1_only_reason(name: str) -> str:
+    reasons = {
+        "timestampAtInitialPositionInStream": "KCL 3.x reads initialPositionInStreamExtended = <epoch seconds>",
+        "skipShardSyncAtStartupIfLeasesExist": (
+            "KCL 3.x's name for it is skipShardSyncAtWorkerInitializationIfLeasesExist"
+        ),
+        "gracefulLeaseHandoff": (
+            "a key of the kclpy-local 1.x launcher; KCL 3.x hands leases over itself "
+            "(isGracefulLeaseHandoffEnabled, default true)"
+        ),
+        "http.proxyHost": "the 3.x multilang daemon has no proxy key",
+        "http.proxyPort": "the 3.x multilang daemon has no proxy key",
+        "userAgent": "the 3.x multilang daemon has no user agent key",
+        "billingMode": "KCL 3.x creates PAY_PER_REQUEST lease tables; the file cannot change that",
+    }
+    if name in reasons:
+        return reasons[name]
+    if name in ("leaseCleanupIntervalMillis", "completedLeaseCleanupThresholdMillis",
+                "garbageLeaseCleanupThresholdMillis"):
+        return "KCL 3.x cleans leases up on its own schedule, which the file cannot change"
+    if name in ("maxPendingProcessRecordsInput", "maxCacheByteSize", "dataFetchingStrategy",
+                "maxRecordsCount", "idleMillisBetweenCalls"):
+        return "the 3.x multilang daemon does not read the KCL's prefetch settings"
+    if name.startswith("leasesRecoveryAuditor"):
+        return "the 3.x multilang daemon does not read the lease recovery auditor's settings"
+    return "the 3.x multilang daemon does not read it"
+
+
+#: Keys KCL 1.x (or the kclpy-local 1.x launcher) reads and KCL 3.x ignores, with why.
+KCL1_ONLY_KEYS: Mapping[str, str] = MappingProxyType(
+    {
+        name: _kcl1_only_reason(name)
+        for name in [spec.name for spec in KCL1_KEYS] + [k for k in KCL1_UNSETTABLE if k != "streamArn"]
+        if name not in _KCL3_NAMES and name.lower() not in _CREDENTIAL_NAMES
+    }
+)
+
+#: SDK v1 credentials providers (what KCL 1.x files name) and the SDK v2 class that
+#: does the same, for those that have one. The reverse of the named entries of
+#: :data:`~kclpy_local._config.kcl1_keys.SDK2_ONLY_PROVIDERS`, plus v1 classes whose v2
+#: counterpart has the same name or lives in the multilang daemon.
+SDK1_TO_SDK2_PROVIDERS: Mapping[str, str | None] = MappingProxyType(
+    {
+        **{v1: v2 for v2, v1 in SDK2_ONLY_PROVIDERS.items() if v1 is not None},
+        "EC2ContainerCredentialsProviderWrapper": "ContainerCredentialsProvider",
+        "STSAssumeRoleSessionCredentialsProvider": "StsAssumeRoleCredentialsProvider",
+        "AWSStaticCredentialsProvider": None,
+        "ClasspathPropertiesFileCredentialsProvider": None,
+        "PropertiesFileCredentialsProvider": None,
+        "AWSCredentialsProviderChain": None,
+    }
+)
+_SDK1_PACKAGES = ("com.amazonaws.auth.profile.", "com.amazonaws.auth.")
+#: SDK v2 providers (and the multilang daemon's) that a file can build.
+_SDK2_BUILDABLE = frozenset(
+    {
+        "DefaultCredentialsProvider", "EnvironmentVariableCredentialsProvider",
+        "SystemPropertyCredentialsProvider", "ProfileCredentialsProvider",
+        "InstanceProfileCredentialsProvider", "ContainerCredentialsProvider",
+        "WebIdentityTokenFileCredentialsProvider", "AnonymousCredentialsProvider",
+        "StsAssumeRoleCredentialsProvider", "KclStsAssumeRoleCredentialsProvider",
+    }
+)
+_SDK2_UNBUILDABLE = {
+    "StaticCredentialsProvider": "it is made from an AwsCredentials object",
+    "ProcessCredentialsProvider": "it is made with a builder only",
+    "AwsCredentialsProviderChain": "it is made from other providers",
+}
+_BEAN_TRUE = ("true", "yes", "y", "on", "1")
+_BEAN_FALSE = ("false", "no", "n", "off", "0")
+_JAVA_DOUBLE = re.compile(
+    r"[+-]?(NaN|Infinity|((\d+\.?\d*|\.\d+)([eE][+-]?\d+)?)[fFdD]?)"
+)
+_JAVA_DURATION = re.compile(
+    r"[-+]?P(?:[-+]?\d+D)?(?:T(?=[-+]?\d)(?:[-+]?\d+H)?(?:[-+]?\d+M)?(?:[-+]?\d+(?:[.,]\d{0,9})?S)?)?",
+    re.IGNORECASE,
+)
+_MAXIMUM = {"maxRecords": 10000}
+_MILLIS_LOOKING = 10**11
+
+
+def bean_property(key: str) -> str:
+    """The property the 3.x configurator sets for ``key``, spelled as in the key table:
+    the credentials prefix in any case becomes ``AwsCredentialsProvider`` (the rest of
+    the key stays case-sensitive), a delegated ``<bean>.<name>`` becomes ``<name>``,
+    anything else stays as it is."""
+    if key.lower().startswith(CREDENTIALS_PREFIX):
+        return "AwsCredentialsProvider" + key[len(CREDENTIALS_PREFIX):]
+    bean, dot, name = key.partition(".")
+    if dot and name in KCL3_BEANS.get(bean, ()):
+        return name
+    return key
+
+
+def spec3(key: str) -> KeySpec | None:
+    """The 3.x key table's entry for ``key`` as the daemon reads it, or ``None``."""
+    return KCL3_KEYS_BY_NAME.get(bean_property(key))
+
+
+def check_value3(spec: KeySpec, value: str) -> str | None:
+    """Return why the KCL 3.x daemon would reject or misread ``value`` for ``spec``, or ``None``."""
+    kind = spec.type
+    if kind in (KeyType.INT, KeyType.LONG):
+        low, high = _INT_RANGE if kind is KeyType.INT else _LONG_RANGE
+        java = "int" if kind is KeyType.INT else "long"
+        number = _parse_java_integer(java_trim(value), low, high)
+        if number is None:
+            return f"{value!r} is not a Java {java}; KCL 3.x ignores it and keeps its default"
+        if spec.minimum is not None and number < spec.minimum:
+            return f"{number} is below the minimum {spec.minimum}"
+        maximum = _MAXIMUM.get(spec.name)
+        if maximum is not None and number > maximum:
+            return f"{number} is above the maximum {maximum}; the daemon stops at start"
+        return None
+    if kind is KeyType.DOUBLE:
+        if not _JAVA_DOUBLE.fullmatch(java_trim(value)):
+            return f"{value!r} is not a number; KCL 3.x ignores it and keeps its default"
+        return None
+    if kind is KeyType.DATE:
+        number = _parse_java_integer(value, *_LONG_RANGE)
+        if number is None:
+            return f"{value!r} is not a whole number of seconds; the daemon stops at start"
+        if number >= _MILLIS_LOOKING:
+            return f"{number} looks like milliseconds; KCL expects epoch seconds"
+        return None
+    if kind is KeyType.BOOLEAN:
+        if value.lower() not in _BEAN_TRUE + _BEAN_FALSE:
+            return f"{value!r} is not true or false; KCL 3.x reads it as false"
+        return None
+    if kind is KeyType.DURATION:
+        text = java_trim(value)
+        if not _JAVA_DURATION.fullmatch(text) or text.upper() in ("P", "PT"):
+            return f"{value!r} is not an ISO-8601 duration (such as PT24H); the daemon stops at start"
+        if text.startswith("-"):
+            return f"{value!r} is negative; the daemon stops at start"
+        return None
+    if kind is KeyType.TAGS:
+        for pair in java_trim(value).split(","):
+            tokens = java_trim(pair).split("=")
+            while tokens and not tokens[-1]:
+                tokens.pop()  # Java's split drops trailing empty strings
+            if len(tokens) != 2:
+                return f"{pair!r} is not key=value; KCL 3.x skips it"
+        return None
+    if kind is KeyType.CREDENTIALS_PROVIDER:
+        return _check_providers3(value)
+    if spec.choices and value.upper() not in spec.choices:
+        padded = " (the value is not trimmed)" if java_trim(value).upper() in spec.choices else ""
+        return f"{value!r} is not one of {', '.join(spec.choices)}{padded}; the daemon stops at start"
+    if kind is KeyType.INITIAL_POSITION and value.upper() == "AT_TIMESTAMP":
+        return "AT_TIMESTAMP alone stops the daemon at start"
+    return None
+
+
+def sdk2_provider(name: str) -> tuple[str, str | None] | None:
+    """For an SDK v1 provider class ``name`` (short or in ``com.amazonaws.auth``):
+    its simple name and the SDK v2 class to name instead (``None``: there is none).
+    ``None`` when ``name`` is not an SDK v1 provider."""
+    simple = name
+    for package in _SDK1_PACKAGES:
+        if name.startswith(package):
+            simple = name[len(package):]
+            break
+    else:
+        if "." in name:
+            return None
+    if simple in SDK1_TO_SDK2_PROVIDERS:
+        return simple, SDK1_TO_SDK2_PROVIDERS[simple]
+    if name != simple:  # com.amazonaws.auth.X whose v2 class has the same name
+        return simple, simple if simple in _SDK2_BUILDABLE else None
+    return None
+
+
+def _check_providers3(value: str) -> str | None:
+    classes = provider_classes(value)
+    if isinstance(classes, str):
+        return classes
+    for cls in classes:
+        v1 = sdk2_provider(cls)
+        if v1 is not None:
+            instead = f"; name {v1[1]} instead" if v1[1] else "; it has no AWS SDK v2 counterpart"
+            return (
+                f"{cls} is an AWS SDK for Java v1 class (KCL 1.x); KCL 3.x builds SDK v2 providers, "
+                f"finds none and stops with 'no AWS credentials'{instead}"
+            )
+        simple = cls.rsplit(".", 1)[-1]
+        reason = _SDK2_UNBUILDABLE.get(simple)
+        if reason and (cls == simple or cls.startswith("software.amazon.awssdk.")):
+            return f"{cls} cannot be built from a properties file: {reason}"
+    return None

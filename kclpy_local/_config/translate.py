@@ -1,0 +1,235 @@
+"""Translate a KCL 1.x properties file into what the KCL 3.x launcher needs.
+
+The same file users run on KCL 1.x runs on KCL 3.x once :func:`to_kcl3` has
+rewritten the handful of things 3.x reads differently. Each change comes with
+one human-readable note; a file already written for 3.x (or already
+translated) passes through unchanged, with no note. The rules:
+
+- credentials: AWS SDK v1 provider classes (``DefaultAWSCredentialsProviderChain``,
+  ``SystemPropertiesCredentialsProvider``, ``com.amazonaws.auth.*``...) become the
+  SDK v2 classes that do the same (``DefaultCredentialsProvider``,
+  ``SystemPropertyCredentialsProvider``...); arguments (``|arg``) are kept; the
+  key keeps its spelling (3.x reads the ``AWSCredentialsProvider`` prefix in any case);
+- ``retrievalMode = POLLING`` unless the file sets a retrieval mode: KCL 1.x always
+  polls, KCL 3.x would otherwise use enhanced fan-out (``SubscribeToShard``),
+  which emulators such as moto do not serve;
+- AT_TIMESTAMP: ``timestampAtInitialPositionInStream = T`` becomes
+  ``initialPositionInStreamExtended = T`` (and ``initialPositionInStream =
+  AT_TIMESTAMP``, which 3.x refuses, is dropped);
+- renamed keys: ``skipShardSyncAtStartupIfLeasesExist`` becomes
+  ``skipShardSyncAtWorkerInitializationIfLeasesExist``, the 1.x launcher's
+  ``gracefulLeaseHandoff`` becomes ``isGracefulLeaseHandoffEnabled``;
+- ``idleTimeBetweenReadsInMillis`` below 200 becomes 200 (KCL 3.x's minimum);
+- the ``local`` profile (the embedded emulator, moto): ``metricsLevel = NONE``,
+  since the AWS SDK of KCL 3.x sends CloudWatch metrics in the Smithy RPC v2
+  CBOR protocol only and moto answers it with 404; and the local start-up keys
+  that are absent (a worker's first metrics report, lease assignment, lease
+  duration, the leader lock, the eager initial lease sync), so a new application
+  processes its first record within seconds;
+- keys KCL 1.x reads and KCL 3.x does not (``leaseCleanupIntervalMillis``,
+  ``http.proxyHost``...) are dropped, listed in one note.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import javaproperties
+
+from .kcl1_keys import _parse_java_integer, java_trim
+from .kcl3_keys import CREDENTIALS_PREFIX, KCL1_ONLY_KEYS, sdk2_provider
+
+__all__ = [
+    "DROPPED_KEYS",
+    "LOCAL_STARTUP",
+    "RENAMED_KEYS",
+    "Translation",
+    "apply_translation",
+    "note_lines",
+    "to_kcl3",
+]
+
+#: 1.x keys whose 3.x counterpart has another name.
+RENAMED_KEYS: Mapping[str, str] = {
+    "timestampAtInitialPositionInStream": "initialPositionInStreamExtended",
+    "skipShardSyncAtStartupIfLeasesExist": "skipShardSyncAtWorkerInitializationIfLeasesExist",
+    "gracefulLeaseHandoff": "isGracefulLeaseHandoffEnabled",
+}
+#: 1.x keys the translation drops: KCL 3.x does not read them.
+DROPPED_KEYS: frozenset[str] = frozenset(KCL1_ONLY_KEYS) - frozenset(RENAMED_KEYS)
+#: Added on the local profile when absent, with why.
+LOCAL_STARTUP: tuple[tuple[str, str, str], ...] = (
+    ("workerMetricsReporterFreqInMillis", "2000",
+     "leases go only to workers that have reported their metrics, every 30 s by default"),
+    ("leaseAssignmentIntervalMillis", "1000",
+     "the leader assigns leases every second instead of every 2 x failoverTimeMillis"),
+    ("failoverTimeMillis", "5000", "a stopped worker's leases expire after 5 s instead of 10 s"),
+    ("dynamoDbLockBasedLeaderLeaseDurationInMillis", "10000",
+     "a killed leader blocks lease assignment for 10 s instead of 120 s"),
+    ("dynamoDbLockBasedLeaderHeartbeatPeriodInMillis", "2000",
+     "the leader renews its lock every 2 s instead of every 30 s"),
+    ("initialLeaseSync", "eager",
+     "a new application's leases are created before the scheduler runs, without its random 1-30 s wait"),
+)
+_PREFIX = "translated for KCL 3.x"
+_MIN_IDLE_MILLIS = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Translation:
+    """The translated key/value pairs (in file order, new keys last) and one note per change."""
+
+    values: dict[str, str]
+    notes: tuple[str, ...] = ()
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.notes)
+
+
+def _providers(value: str) -> str:
+    """``value`` with the SDK v1 classes that have an SDK v2 counterpart replaced by it
+    (the others are left for the validator to report)."""
+    parts = []
+    for part in value.split(","):
+        name = java_trim(part)
+        cls, bar, args = name.partition("|")
+        found = sdk2_provider(cls) if cls else None
+        if found is None:
+            parts.append(part)
+            continue
+        v2 = found[1]
+        if v2 is None:
+            parts.append(part)
+        else:
+            lead = part[: len(part) - len(part.lstrip())]
+            parts.append(f"{lead}{v2}{bar}{args}")
+    return ",".join(parts)
+
+
+def _long(value: str | None) -> int | None:
+    return None if value is None else _parse_java_integer(java_trim(value), -(2**63), 2**63 - 1)
+
+
+def to_kcl3(values: Mapping[str, str], profile: str | None) -> Translation:
+    """Translate the (substituted) values of a 1.x properties file for the KCL 3.x launcher.
+
+    ``profile`` is the file's profile (:func:`~kclpy_local._config.properties.detect_profile`);
+    the ``local`` profile means the embedded emulator (moto). See the module
+    documentation for the rules. Idempotent: translating the result again
+    changes nothing and notes nothing.
+    """
+    out = dict(values)
+    notes: list[str] = []
+
+    # Credentials: SDK v1 classes -> SDK v2.
+    for key, value in values.items():
+        if not key.lower().startswith(CREDENTIALS_PREFIX):
+            continue
+        translated = _providers(value)
+        if translated != value:
+            out[key] = translated
+            notes.append(f"translated {key}: {java_trim(value)} -> {java_trim(translated)}")
+
+    # AT_TIMESTAMP.
+    timestamp = values.get("timestampAtInitialPositionInStream")
+    position = values.get("initialPositionInStream")
+    at_timestamp = position is not None and java_trim(position).upper() == "AT_TIMESTAMP"
+    if timestamp is not None and "initialPositionInStreamExtended" not in values and (position is None or at_timestamp):
+        del out["timestampAtInitialPositionInStream"]
+        out["initialPositionInStreamExtended"] = java_trim(timestamp)
+        if at_timestamp:
+            del out["initialPositionInStream"]
+        notes.append(
+            f"translated timestampAtInitialPositionInStream = {java_trim(timestamp)} -> "
+            f"initialPositionInStreamExtended = {java_trim(timestamp)}"
+            + (" (initialPositionInStream = AT_TIMESTAMP dropped: KCL 3.x refuses it)" if at_timestamp else "")
+        )
+
+    # Renamed keys.
+    for old, new in RENAMED_KEYS.items():
+        if old == "timestampAtInitialPositionInStream" or old not in values:
+            continue
+        value = java_trim(values[old])
+        if old == "gracefulLeaseHandoff":
+            value = value.lower()
+        del out[old]
+        if new in values:
+            notes.append(f"dropped {old} = {value}: {new} is set")
+        else:
+            out[new] = value
+            notes.append(f"translated {old} = {value} -> {new} = {value}")
+
+    # Polling, as KCL 1.x.
+    if "retrievalMode" not in values:
+        out["retrievalMode"] = "POLLING"
+        notes.append(
+            "added retrievalMode = POLLING: KCL 1.x polls with GetRecords; KCL 3.x would use "
+            "enhanced fan-out (SubscribeToShard)"
+        )
+    idle = _long(values.get("idleTimeBetweenReadsInMillis"))
+    if idle is not None and 0 < idle < _MIN_IDLE_MILLIS:
+        out["idleTimeBetweenReadsInMillis"] = str(_MIN_IDLE_MILLIS)
+        notes.append(
+            f"translated idleTimeBetweenReadsInMillis = {idle} -> {_MIN_IDLE_MILLIS}: KCL 3.x's minimum"
+        )
+
+    if profile == "local":
+        level = values.get("metricsLevel")
+        if level is None or java_trim(level).upper() != "NONE":
+            out["metricsLevel"] = "NONE"
+            change = (
+                f"translated metricsLevel = {java_trim(level)} -> NONE" if level is not None
+                else "added metricsLevel = NONE (local profile)"
+            )
+            notes.append(
+                f"{change}: the AWS SDK of KCL 3.x sends CloudWatch metrics in the Smithy RPC v2 "
+                "CBOR protocol only, which the embedded emulator (moto) does not serve"
+            )
+        _local_startup(values, out, notes)
+
+    # Keys KCL 3.x does not read.
+    dropped = [key for key in values if key in DROPPED_KEYS]
+    for key in dropped:
+        del out[key]
+    if dropped:
+        notes.append(f"dropped keys KCL 3.x does not read: {', '.join(dropped)}")
+    return Translation(out, tuple(notes))
+
+
+def _local_startup(values: Mapping[str, str], out: dict[str, str], notes: list[str]) -> None:
+    lease_key, heartbeat_key = (
+        "dynamoDbLockBasedLeaderLeaseDurationInMillis",
+        "dynamoDbLockBasedLeaderHeartbeatPeriodInMillis",
+    )
+    lease = _long(values.get(lease_key))
+    heartbeat = _long(values.get(heartbeat_key))
+    for key, default, why in LOCAL_STARTUP:
+        if key in values:
+            continue
+        value = default
+        # The launcher refuses a heartbeat that is not shorter than the lease.
+        if key == lease_key and heartbeat is not None and heartbeat >= int(default):
+            value = str(heartbeat * 5)
+        if key == heartbeat_key and lease is not None and lease <= int(default):
+            value = str(max(1, lease // 5))
+        out[key] = value
+        notes.append(f"added {key} = {value} (local profile): {why}")
+
+
+def apply_translation(document: javaproperties.PropertiesFile, translation: Translation) -> None:
+    """Make ``document`` hold ``translation.values``, keeping comments and the
+    layout of unchanged entries: dropped keys are removed, changed ones rewritten
+    in place, new ones appended."""
+    for key in list(document.keys()):
+        if key not in translation.values:
+            del document[key]
+    for key, value in translation.values.items():
+        if document.get(key) != value:
+            document[key] = value
+
+
+def note_lines(translation: Translation) -> list[str]:
+    """The notes as the CLI prints them, one line each."""
+    return [f"kclpy-local: {_PREFIX}: {note}" for note in translation.notes]

@@ -1,0 +1,819 @@
+"""kinesis-mock: the fidelity engine for Kinesis (npm package ``kinesis-local``).
+
+moto's Kinesis is fast but its resharding is wrong (records keep landing in a
+closed parent, a drained closed shard never ends). kinesis-mock, the engine
+LocalStack uses, gets resharding and iterators right; it is slower
+(~1,000 puts/s) and runs on Node.js. DynamoDB and CloudWatch stay on moto.
+
+The pinned package is installed on first use into the per-user cache
+(:func:`kclpy_local._jvm.cache.default_cache_dir`)::
+
+    <cache>/kinesis-mock/0.6.2/node_modules/kinesis-local/main.js
+
+with ``npm install`` into a temporary directory that is renamed into place
+only once its version and the tarball's pinned sha512 check out (one installer
+at a time, under a lock file). :class:`KinesisMock` runs it like
+:class:`~kclpy_local._emulators.moto.EmbeddedEmulator` runs moto::
+
+    with KinesisMock(port=0) as km:
+        kinesis = boto3.client("kinesis", endpoint_url=km.endpoint_url, ...)
+
+kinesis-mock always opens a TLS port besides the plain HTTP one and binds both
+to every interface, with no setting to change that. Here both ports are free
+loopback ports, and node runs with a preload (``js/loopback.js``, package data)
+that rewrites every ``net.Server.listen`` onto 127.0.0.1; once the engine
+answers, its listening sockets are read from ``/proc`` and a listener on any
+other address stops it with an error.
+
+Daemons read it over JSON (``isCBORProtocolDisabled = true``): its CBOR answers
+to GetRecords carry each record's Data as text, which the Java SDK refuses
+(:data:`CBOR_RECORDS_WORK`).
+
+Errors are :class:`~kclpy_local._exceptions.EmulatorError` (exit code 8):
+:class:`NodeNotFoundError` without node or npm, :class:`KinesisMockInstallError`
+when the install fails (registry unreachable, wrong version or tarball), and
+:class:`~kclpy_local._emulators.moto.EmulatorStartError` (with the engine's last
+output lines) when it does not start.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import fcntl
+import ipaddress
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Self
+
+from .._exceptions import EmulatorError, PortInUseError
+from .._jvm.cache import default_cache_dir
+from .moto import (
+    _DETACHED,
+    DEFAULT_HOST,
+    EmulatorStartError,
+    check_loopback,
+    ensure_port_free,
+    free_port,
+    pid_alive,
+)
+
+__all__ = [
+    "CBOR_RECORDS_WORK",
+    "DURATION_SETTINGS",
+    "ENGINES",
+    "INTEGRITY",
+    "NODE_HINT",
+    "PACKAGE",
+    "TERM_GRACE",
+    "VERSION",
+    "KinesisMock",
+    "KinesisMockInstallError",
+    "KinesisMockInstallation",
+    "Listener",
+    "NodeNotFoundError",
+    "ensure_installed",
+    "find_installation",
+    "install_root",
+    "is_kinesis_mock_process",
+    "listening_sockets",
+    "node_problem",
+    "preload_path",
+    "stop_group",
+]
+
+logger = logging.getLogger(__name__)
+
+PACKAGE = "kinesis-local"
+VERSION = "0.6.2"
+#: The npm tarball's integrity (sha512), as the registry published it.
+INTEGRITY = (
+    "sha512-mFlmksPMQP/A3nT22N2E8WzUbJcbEdxkCnhNCx2lHj20CW4vzuVH8zn5ByRg5LS5es8tvnx2mY1DpbZ5kw9PPQ=="
+)
+#: Whether the Java SDK (v1) can read records from it over CBOR. It cannot:
+#: kinesis-mock 0.6.2 answers a CBOR GetRecords with each record's ``Data`` as a
+#: base64 text string where CBOR needs a byte string, and the SDK's parser fails
+#: ("Current token (VALUE_STRING) not VALUE_EMBEDDED_OBJECT"); every other call
+#: works over CBOR. So daemons use JSON for it (``isCBORProtocolDisabled = true``).
+CBOR_RECORDS_WORK = False
+#: Kinesis engines: ``moto`` (one port with DynamoDB and CloudWatch) or this one.
+ENGINES = ("moto", "kinesis-mock")
+NODE_HINT = "install Node.js 20 with npm (e.g. apt-get install nodejs npm), then retry"
+#: kinesis-mock's settings for how long each asynchronous operation takes
+#: (500 ms by default); :class:`KinesisMock` sets them all to ``operation_millis``.
+DURATION_SETTINGS = (
+    "CREATE_STREAM_DURATION",
+    "DELETE_STREAM_DURATION",
+    "REGISTER_STREAM_CONSUMER_DURATION",
+    "DEREGISTER_STREAM_CONSUMER_DURATION",
+    "START_STREAM_ENCRYPTION_DURATION",
+    "STOP_STREAM_ENCRYPTION_DURATION",
+    "MERGE_SHARDS_DURATION",
+    "SPLIT_SHARD_DURATION",
+    "UPDATE_SHARD_COUNT_DURATION",
+    "UPDATE_STREAM_MODE_DURATION",
+)
+
+#: Seconds between SIGTERM and SIGKILL when stopping it.
+TERM_GRACE = 1.0
+_TAIL_LINES = 40
+_PORT_ATTEMPTS = 5
+_NETWORK_CODES = (
+    "ENOTFOUND",
+    "EAI_AGAIN",
+    "ECONNREFUSED",
+    "ECONNRESET",
+    "ETIMEDOUT",
+    "ENETUNREACH",
+    "EHOSTUNREACH",
+    "ERR_SOCKET_TIMEOUT",
+)
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+class NodeNotFoundError(EmulatorError):
+    """``node`` (or, to install, ``npm``) is not on PATH."""
+
+    def __init__(self, missing: str) -> None:
+        self.missing = missing
+        super().__init__(f"kinesis-mock needs Node.js: {missing} is not on PATH")
+        self.hint = NODE_HINT
+
+
+class KinesisMockInstallError(EmulatorError):
+    """``npm install`` of the pinned package failed, or installed something else.
+
+    ``registry_unreachable`` tells a network failure from the rest.
+    """
+
+    registry_unreachable = False
+
+
+# -- node and npm -------------------------------------------------------------------
+
+
+def node_problem(*, need_npm: bool = True) -> str | None:
+    """Why kinesis-mock cannot be installed and run here (``None``: it can)."""
+    for tool in ("node", "npm") if need_npm else ("node",):
+        if shutil.which(tool) is None:
+            return f"{tool} is not on PATH ({NODE_HINT})"
+    return None
+
+
+def _which(tool: str) -> str:
+    path = shutil.which(tool)
+    if path is None:
+        raise NodeNotFoundError(tool)
+    return path
+
+
+def preload_path() -> Path:
+    """The preload that keeps every listener of a node process on 127.0.0.1."""
+    return Path(__file__).resolve().parent / "js" / "loopback.js"
+
+
+# -- the installation -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class KinesisMockInstallation:
+    """An installed, checked ``kinesis-local`` package."""
+
+    root: Path
+
+    @property
+    def package_dir(self) -> Path:
+        return self.root / "node_modules" / PACKAGE
+
+    @property
+    def main_js(self) -> Path:
+        return self.package_dir / "main.js"
+
+    @property
+    def cert_path(self) -> Path:
+        """The self-signed certificate it needs (``KINESIS_MOCK_CERT_PATH``)."""
+        return self.package_dir / "server.json"
+
+    @property
+    def version(self) -> str:
+        return VERSION
+
+
+def install_root(cache_dir: Path | None = None) -> Path:
+    """``<cache>/kinesis-mock``: one directory per version below it."""
+    return (cache_dir if cache_dir is not None else default_cache_dir()) / "kinesis-mock"
+
+
+def _defect(root: Path) -> str | None:
+    """``None`` if ``root`` holds the pinned package; else what is wrong with it."""
+    inst = KinesisMockInstallation(root)
+    try:
+        meta = json.loads((inst.package_dir / "package.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return f"{PACKAGE} is not installed"
+    except (OSError, ValueError) as exc:
+        return f"unreadable package.json: {exc}"
+    version = meta.get("version") if isinstance(meta, dict) else None
+    if version != VERSION:
+        return f"{PACKAGE} version is {version!r}, expected {VERSION!r}"
+    try:
+        lock = json.loads((root / "node_modules" / ".package-lock.json").read_text("utf-8"))
+        integrity = lock["packages"][f"node_modules/{PACKAGE}"].get("integrity")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return "npm recorded no integrity for the package"
+    if integrity != INTEGRITY:
+        return f"the package's integrity is {integrity!r}, expected the pinned {INTEGRITY!r}"
+    for path in (inst.main_js, inst.cert_path):
+        if not path.is_file():
+            return f"{path.name} is missing"
+    return None
+
+
+def find_installation(cache_dir: Path | None = None) -> KinesisMockInstallation | None:
+    """The installed pinned version, or ``None`` (nothing is fetched)."""
+    root = install_root(cache_dir) / VERSION
+    return KinesisMockInstallation(root) if _defect(root) is None else None
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def ensure_installed(
+    cache_dir: Path | None = None,
+    *,
+    timeout: float = 300.0,
+    env: Mapping[str, str] | None = None,
+) -> KinesisMockInstallation:
+    """The pinned package, installed with npm on first use.
+
+    npm installs into a temporary directory next to the final one, which is
+    renamed into place once the installed version and the tarball's integrity
+    are the pinned ones; a broken installation is replaced. ``env`` replaces
+    the environment npm runs with (for its registry settings).
+    """
+    root = install_root(cache_dir)
+    final = root / VERSION
+    if _defect(final) is None:
+        return KinesisMockInstallation(final)
+    npm = _which("npm")
+    with _locked(root / ".lock"):
+        defect = _defect(final)
+        if defect is None:  # another process installed it meanwhile
+            return KinesisMockInstallation(final)
+        for stale in root.glob(f".{VERSION}-*.tmp"):
+            shutil.rmtree(stale, ignore_errors=True)
+        if final.exists():
+            logger.warning("reinstalling kinesis-mock in %s: %s", final, defect)
+            shutil.rmtree(final)
+        tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{VERSION}-", suffix=".tmp"))
+        try:
+            started = time.monotonic()
+            _npm_install(npm, tmp, timeout, env)
+            defect = _defect(tmp)
+            if defect is not None:
+                raise KinesisMockInstallError(
+                    f"npm installed something other than {PACKAGE}@{VERSION}: {defect}"
+                )
+            tmp.chmod(0o755)  # mkdtemp made it private; the cache is plain data
+            tmp.rename(final)
+            logger.info("installed %s@%s in %s (%.1fs)", PACKAGE, VERSION, final,
+                        time.monotonic() - started)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return KinesisMockInstallation(final)
+
+
+def _npm_install(npm: str, prefix: Path, timeout: float, env: Mapping[str, str] | None) -> None:
+    argv = [
+        npm, "install", "--no-save", "--no-audit", "--no-fund", "--ignore-scripts",
+        "--prefix", str(prefix), f"{PACKAGE}@{VERSION}",
+    ]
+    environ = dict(os.environ if env is None else env)
+    environ.setdefault("npm_config_update_notifier", "false")
+    logger.debug("running %s", argv)
+    try:
+        result = subprocess.run(
+            argv,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=timeout,
+            env=environ,
+            cwd=prefix,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise KinesisMockInstallError(
+            f"npm install {PACKAGE}@{VERSION} did not finish within {timeout:.0f}s"
+        ) from exc
+    except OSError as exc:
+        raise KinesisMockInstallError(f"cannot run npm ({npm}): {exc}") from exc
+    if result.returncode == 0:
+        return
+    output = (result.stderr + "\n" + result.stdout).strip()
+    tail = "\n".join(f"  {line}" for line in output.splitlines()[-15:])
+    if any(code in output for code in _NETWORK_CODES):
+        err = KinesisMockInstallError(
+            f"cannot install {PACKAGE}@{VERSION}: the npm registry is unreachable\n{tail}"
+        )
+        err.hint = "check the network and npm's registry setting (npm config get registry)"
+        err.registry_unreachable = True
+    elif "E404" in output or "ETARGET" in output:
+        err = KinesisMockInstallError(
+            f"the npm registry has no {PACKAGE}@{VERSION}\n{tail}"
+        )
+        err.hint = "check npm's registry setting (npm config get registry)"
+    else:
+        err = KinesisMockInstallError(
+            f"npm install {PACKAGE}@{VERSION} exited with code {result.returncode}\n{tail}"
+        )
+    raise err
+
+
+# -- listening sockets ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Listener:
+    """A listening TCP socket (or a bound UDP one) of a process."""
+
+    protocol: str  # "tcp", "tcp6", "udp" or "udp6"
+    address: str
+    port: int
+
+    @property
+    def loopback(self) -> bool:
+        return ipaddress.ip_address(self.address).is_loopback
+
+
+def _proc_address(text: str) -> tuple[str, int]:
+    host_hex, port_hex = text.split(":")
+    raw = bytes.fromhex(host_hex)
+    # The kernel prints each 32-bit word in host (little-endian) order.
+    ordered = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
+    address = ipaddress.ip_address(ordered)
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return str(address), int(port_hex, 16)
+
+
+def listening_sockets(pid: int) -> list[Listener] | None:
+    """The sockets ``pid`` listens on (TCP) or has bound (UDP), from ``/proc``.
+
+    ``None`` where this cannot be told (no ``/proc``, or the process is gone).
+    """
+    proc = Path("/proc") / str(pid)
+    try:
+        inodes = set()
+        for fd in (proc / "fd").iterdir():
+            with contextlib.suppress(OSError):
+                target = os.readlink(fd)
+                if target.startswith("socket:["):
+                    inodes.add(target[len("socket:[") : -1])
+        tables = {name: (proc / "net" / name).read_text() for name in ("tcp", "tcp6", "udp", "udp6")}
+    except OSError:
+        return None
+    found = []
+    for name, table in tables.items():
+        for line in table.splitlines()[1:]:
+            fields = line.split()
+            if len(fields) < 10 or fields[9] not in inodes:
+                continue
+            state = fields[3]
+            if (name.startswith("tcp") and state != "0A") or (name.startswith("udp") and state != "07"):
+                continue  # 0A: TCP LISTEN; 07: UDP unconnected (bound)
+            address, port = _proc_address(fields[1])
+            found.append(Listener(name, address, port))
+    return found
+
+
+def is_kinesis_mock_process(pid: int) -> bool | None:
+    """Whether ``pid`` runs kinesis-mock; ``None`` when this cannot be told (no /proc)."""
+    if not Path("/proc/self/cmdline").exists():
+        return None
+    try:
+        cmdline = (Path("/proc") / str(pid) / "cmdline").read_bytes()
+    except OSError:
+        return False
+    return f"{PACKAGE}/main.js".encode() in cmdline
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    """Send ``sig`` to the process group ``pid`` leads, or to ``pid`` alone if it leads none."""
+    with contextlib.suppress(ProcessLookupError):
+        if os.getpgid(pid) == pid:
+            os.killpg(pid, sig)
+        else:
+            os.kill(pid, sig)
+
+
+def stop_group(pid: int, timeout: float = 5.0) -> bool:
+    """Stop the process group that ``pid`` leads; True if it ran.
+
+    SIGTERM, then SIGKILL after at most :data:`TERM_GRACE` seconds (kinesis-mock
+    waits for its clients' idle keep-alive connections before it exits, and keeps
+    nothing worth a longer wait), then up to ``timeout`` seconds for it to go. A
+    process that does not lead its group is signalled alone.
+    """
+    if not pid_alive(pid):
+        _DETACHED.pop(pid, None)
+        return False
+    _signal_group(pid, signal.SIGTERM)
+    if not _wait_gone(pid, min(timeout, TERM_GRACE)):
+        logger.debug("kinesis-mock pid %d still runs after SIGTERM; killing it", pid)
+        _signal_group(pid, signal.SIGKILL)
+        if not _wait_gone(pid, timeout):
+            raise EmulatorError(f"process {pid} survived SIGKILL")
+    _DETACHED.pop(pid, None)
+    return True
+
+
+def _wait_gone(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while pid_alive(pid):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+# -- readiness ------------------------------------------------------------------------
+
+
+def _list_streams(endpoint_url: str, timeout: float) -> str | None:
+    """``None`` when a ListStreams call answers 200 with a stream list; else why not."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    request = urllib.request.Request(
+        endpoint_url.rstrip("/") + "/",
+        data=b"{}",
+        method="POST",
+        headers={
+            "Content-Type": "application/x-amz-json-1.1",
+            "X-Amz-Target": "Kinesis_20131202.ListStreams",
+            "X-Amz-Date": stamp,
+            # kinesis-mock needs a well-formed header; it checks no signature.
+            "Authorization": (
+                f"AWS4-HMAC-SHA256 Credential=test/{stamp[:8]}/us-east-1/kinesis/aws4_request, "
+                "SignedHeaders=content-type;host;x-amz-date;x-amz-target, Signature=0"
+            ),
+        },
+    )
+    try:
+        with _OPENER.open(request, timeout=timeout) as response:
+            body = json.loads(response.read() or b"{}")
+    except urllib.error.HTTPError as exc:
+        return f"HTTP {exc.code}"
+    except (OSError, ValueError) as exc:
+        return str(getattr(exc, "reason", exc))
+    if isinstance(body, dict) and "StreamNames" in body:
+        return None
+    return f"unexpected answer {body!r:.200}"
+
+
+# -- the engine -----------------------------------------------------------------------
+
+
+class KinesisMock:
+    """kinesis-mock on a loopback port, in a child process of its own process group.
+
+    ``port=0`` picks a free port (so does ``tls_port=0`` for the TLS port it
+    always opens), retrying when another process takes one first. The pinned
+    package is installed into ``cache_dir`` (default: the per-user cache) on
+    first use unless ``installation`` is given. ``operation_millis`` is how long
+    stream creation, deletion, splits, merges etc. stay in progress (kinesis-mock's
+    own default is 500). ``streams`` maps stream names to shard counts created at
+    start-up; ``env`` adds settings (``LOG_LEVEL``, ``SHARD_LIMIT``, ...).
+
+    Output goes to ``log_path`` (appended) when given, otherwise it is kept in
+    memory; its last lines are in :class:`EmulatorStartError` when start fails.
+    ``detach=True`` lets it outlive this process once :meth:`release` has been
+    called.
+    """
+
+    def __init__(
+        self,
+        port: int = 0,
+        host: str = DEFAULT_HOST,
+        *,
+        tls_port: int = 0,
+        cache_dir: Path | None = None,
+        installation: KinesisMockInstallation | None = None,
+        operation_millis: int = 100,
+        streams: Mapping[str, int] | None = None,
+        region: str = "us-east-1",
+        env: Mapping[str, str] | None = None,
+        log_path: Path | None = None,
+        detach: bool = False,
+        startup_timeout: float = 60.0,
+    ) -> None:
+        for value in (port, tls_port):
+            if not 0 <= value <= 65535:
+                raise EmulatorError(f"invalid port {value}")
+        if port and port == tls_port:
+            raise EmulatorError("the plain and TLS ports must differ")
+        self.host = check_loopback(host)
+        self._requested = (port, tls_port)
+        self._ports: tuple[int, int] | None = None
+        self._cache_dir = cache_dir
+        self.installation = installation
+        self._operation_millis = operation_millis
+        self._streams = dict(streams or {})
+        self._region = region
+        self._env = dict(env or {})
+        self._log_path = log_path
+        self._detach = detach
+        self._startup_timeout = startup_timeout
+        self._process: subprocess.Popen[bytes] | None = None
+        self._log_file: IO[bytes] | None = None
+        self._tail: collections.deque[str] = collections.deque(maxlen=_TAIL_LINES)
+        self._drain: threading.Thread | None = None
+        self._started_at = 0.0
+        self.startup_seconds: float | None = None
+
+    # -- properties ---------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        """The plain HTTP port (the real one once started)."""
+        return self._ports[0] if self._ports is not None else self._requested[0]
+
+    @property
+    def tls_port(self) -> int:
+        """The HTTPS port kinesis-mock always opens too (self-signed certificate)."""
+        return self._ports[1] if self._ports is not None else self._requested[1]
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    # -- lifecycle ----------------------------------------------------------
+
+    def argv(self) -> list[str]:
+        """The command that runs the engine (needs :attr:`installation`)."""
+        if self.installation is None:
+            raise EmulatorError("kinesis-mock is not installed yet")
+        node = _which("node")
+        return [node, "--require", str(preload_path()), str(self.installation.main_js)]
+
+    def environment(self, port: int, tls_port: int) -> dict[str, str]:
+        """The variables kinesis-mock is configured with (on top of this process's)."""
+        if self.installation is None:
+            raise EmulatorError("kinesis-mock is not installed yet")
+        env = {
+            "KINESIS_MOCK_PLAIN_PORT": str(port),
+            "KINESIS_MOCK_TLS_PORT": str(tls_port),
+            "KINESIS_MOCK_CERT_PATH": str(self.installation.cert_path),
+            "AWS_REGION": self._region,
+            "SHOULD_PERSIST_DATA": "false",
+        }
+        env.update(dict.fromkeys(DURATION_SETTINGS, f"{self._operation_millis}ms"))
+        if self._streams:
+            env["INITIALIZE_STREAMS"] = ",".join(f"{n}:{c}" for n, c in self._streams.items())
+        env.update(self._env)
+        return env
+
+    def start(self) -> Self:
+        """Install if needed, start, wait until a ListStreams call answers."""
+        if self._process is not None:
+            raise EmulatorError("kinesis-mock is already started")
+        _which("node")
+        if self.installation is None:
+            self.installation = ensure_installed(self._cache_dir)
+        fixed = all(self._requested)
+        attempts = 1 if fixed else _PORT_ATTEMPTS
+        for attempt in range(1, attempts + 1):
+            ports = self._pick_ports()
+            try:
+                self._launch(*ports)
+                self._await_ready()
+                self._check_listeners()
+                return self
+            except PortInUseError:
+                self._cleanup()
+                if attempt == attempts:
+                    raise
+                logger.info("a port was taken before kinesis-mock bound it; retrying")
+            except BaseException:
+                self._cleanup()
+                raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop its process group (SIGTERM, SIGKILL after :data:`TERM_GRACE` s). Safe twice."""
+        self._cleanup(timeout)
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        """Wait for it to exit; its exit code, or ``None`` on timeout or if not started."""
+        proc = self._process
+        if proc is None:
+            return None
+        try:
+            return proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def release(self) -> int:
+        """Forget a detached, running engine without stopping it; return its pid."""
+        if self._process is None or not self._detach:
+            raise EmulatorError("only a started, detached kinesis-mock can be released")
+        proc = self._process
+        _DETACHED[proc.pid] = proc
+        self._process = None
+        self._close_log()
+        return proc.pid
+
+    def reset(self, timeout: float = 30.0) -> None:
+        """Delete every stream (of the default account and this region); wait until gone."""
+        from .. import _aws
+
+        kinesis = _aws.client("kinesis", self.endpoint_url, self._region)
+        names = [n for page in kinesis.get_paginator("list_streams").paginate()
+                 for n in page["StreamNames"]]
+        for name in names:
+            with contextlib.suppress(kinesis.exceptions.ResourceNotFoundException,
+                                     kinesis.exceptions.ResourceInUseException):
+                kinesis.delete_stream(StreamName=name, EnforceConsumerDeletion=True)
+        deadline = time.monotonic() + timeout
+        while names:
+            names = kinesis.list_streams().get("StreamNames", [])
+            if names and time.monotonic() >= deadline:
+                raise EmulatorError(f"streams {names} still exist after {timeout:.0f}s")
+            if names:
+                time.sleep(0.05)
+
+    def listeners(self) -> list[Listener] | None:
+        """The sockets the engine listens on (``None`` when not running or no /proc)."""
+        pid = self.pid
+        return None if pid is None else listening_sockets(pid)
+
+    def output_tail(self) -> tuple[str, ...]:
+        """The engine's last output lines."""
+        if self._log_path is not None:
+            try:
+                lines = self._log_path.read_text(errors="replace").splitlines()
+            except OSError:
+                return ()
+            return tuple(lines[-_TAIL_LINES:])
+        return tuple(self._tail)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        state = f"pid={self.pid}" if self.running else "stopped"
+        return f"<KinesisMock {VERSION} {self.endpoint_url} {state}>"
+
+    # -- internals ----------------------------------------------------------
+
+    def _pick_ports(self) -> tuple[int, int]:
+        port, tls_port = self._requested
+        for fixed in (port, tls_port):
+            if fixed:
+                ensure_port_free(self.host, fixed)
+        if not port:
+            port = free_port(self.host)
+            while port == tls_port:
+                port = free_port(self.host)
+        if not tls_port:
+            tls_port = free_port(self.host)
+            while tls_port == port:
+                tls_port = free_port(self.host)
+        return port, tls_port
+
+    def _launch(self, port: int, tls_port: int) -> None:
+        argv = self.argv()
+        env = {**os.environ, **self.environment(port, tls_port)}
+        assert self.installation is not None
+        if self._log_path is not None:
+            self._log_path.parent.mkdir(parents=True, exist_ok=True)
+            self._log_file = self._log_path.open("ab")
+            stdout: IO[bytes] | int = self._log_file
+        else:
+            self._tail.clear()
+            stdout = subprocess.PIPE
+        logger.debug("starting %s (plain port %d, TLS port %d)", argv, port, tls_port)
+        self._ports = (port, tls_port)
+        self._started_at = time.monotonic()
+        self._process = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=stdout,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=self.installation.package_dir,
+            start_new_session=True,
+        )
+        if self._process.stdout is not None:
+            self._drain = threading.Thread(
+                target=self._drain_output,
+                args=(self._process.stdout,),
+                name=f"kinesis-mock-output-{port}",
+                daemon=True,
+            )
+            self._drain.start()
+
+    def _drain_output(self, stream: IO[bytes]) -> None:
+        for raw in stream:
+            line = raw.decode(errors="replace").rstrip()
+            self._tail.append(line)
+            logger.debug("kinesis-mock: %s", line)
+
+    def _await_ready(self) -> None:
+        proc = self._process
+        assert proc is not None
+        deadline = self._started_at + self._startup_timeout
+        last = "no attempt made"
+        while proc.poll() is None:
+            problem = _list_streams(self.endpoint_url, timeout=2.0)
+            if problem is None:
+                self.startup_seconds = time.monotonic() - self._started_at
+                logger.info("kinesis-mock ready on %s (pid %d) in %.2fs",
+                            self.endpoint_url, proc.pid, self.startup_seconds)
+                return
+            last = problem
+            if time.monotonic() >= deadline:
+                raise EmulatorStartError(
+                    f"kinesis-mock did not answer on {self.endpoint_url} within "
+                    f"{self._startup_timeout:.1f}s (last: {last})",
+                    self.output_tail(),
+                )
+            time.sleep(0.1)
+        if self._drain is not None:
+            self._drain.join(timeout=2.0)
+        tail = self.output_tail()
+        if any("EADDRINUSE" in line or "already in use" in line for line in tail):
+            raise PortInUseError(self.host, self.port)
+        raise EmulatorStartError(
+            f"kinesis-mock exited with code {proc.returncode} before it was ready", tail
+        )
+
+    def _check_listeners(self) -> None:
+        found = self.listeners()
+        if found is None:
+            return  # no /proc: the preload alone keeps it on loopback
+        outside = [f"{s.protocol} {s.address}:{s.port}" for s in found if not s.loopback]
+        if outside:
+            raise EmulatorStartError(
+                f"kinesis-mock listens beyond loopback ({', '.join(outside)}); stopped it",
+                self.output_tail(),
+            )
+
+    def _cleanup(self, timeout: float = 5.0) -> None:
+        proc, self._process = self._process, None
+        if proc is not None and proc.poll() is None:
+            _signal_group(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(min(timeout, TERM_GRACE))
+            except subprocess.TimeoutExpired:
+                logger.debug("kinesis-mock pid %d still runs after SIGTERM; killing it", proc.pid)
+                _signal_group(proc.pid, signal.SIGKILL)
+                proc.wait(timeout)
+        if self._drain is not None:
+            self._drain.join(timeout=2.0)
+            self._drain = None
+        if proc is not None and proc.stdout is not None:
+            proc.stdout.close()
+        self._close_log()
+
+    def _close_log(self) -> None:
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None

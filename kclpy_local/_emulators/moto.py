@@ -1,0 +1,502 @@
+"""The embedded local AWS: moto in server mode, run as a subprocess.
+
+One loopback port serves Kinesis, DynamoDB and CloudWatch (moto routes requests
+by the SigV4 service name). The server runs as ``python -m moto.server`` in a
+child process rather than moto's ``ThreadedMotoServer``, which hangs forever when
+its port is taken: here a taken port is found by binding it first, and a server
+that exits early is noticed while waiting for it to answer.
+
+::
+
+    with EmbeddedEmulator(port=0) as emu:
+        client = boto3.client("kinesis", endpoint_url=emu.endpoint_url, ...)
+        ...
+        emu.reset()
+
+Errors are :class:`~kclpy_local._exceptions.EmulatorError` (a server that did not
+become ready: :class:`EmulatorStartError`, which carries the server's last output
+lines) and :class:`~kclpy_local._exceptions.PortInUseError`.
+"""
+
+from __future__ import annotations
+
+import collections
+import errno
+import importlib.util
+import ipaddress
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Self
+
+from .._exceptions import EmulatorError, PortInUseError
+
+__all__ = [
+    "DEFAULT_HOST",
+    "DEFAULT_PORT",
+    "INSTALL_HINT",
+    "READY_PATH",
+    "EmbeddedEmulator",
+    "EmulatorStartError",
+    "check_loopback",
+    "ensure_port_free",
+    "free_port",
+    "is_moto_process",
+    "pid_alive",
+    "require_moto",
+    "reset_moto",
+    "stop_pid",
+    "wait_ready",
+]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 4566
+READY_PATH = "/moto-api/data.json"
+RESET_PATH = "/moto-api/reset"
+INSTALL_HINT = "pip install 'kclpy-local[emulator]'"
+
+_TAIL_LINES = 40
+_PORT_ATTEMPTS = 5
+# No proxy for probes: a loopback server must not be reached through HTTP_PROXY.
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+# Detached servers started by this process, kept so that stopping them reaps them.
+_DETACHED: dict[int, subprocess.Popen[bytes]] = {}
+
+
+class EmulatorStartError(EmulatorError):
+    """The emulator did not become ready; ``log_tail`` holds its last output lines."""
+
+    def __init__(self, message: str, log_tail: tuple[str, ...] = ()) -> None:
+        self.log_tail = log_tail
+        text = message
+        if log_tail:
+            text += "\nlast emulator output lines:\n" + "\n".join(f"  {ln}" for ln in log_tail)
+        super().__init__(text)
+
+
+def require_moto() -> None:
+    """Raise :class:`EmulatorError` with an install hint unless moto's server can run."""
+    missing = [m for m in ("moto", "flask", "flask_cors", "werkzeug") if _find_spec(m) is None]
+    if missing:
+        err = EmulatorError(
+            f"the embedded emulator needs moto's server mode; missing: {', '.join(missing)}"
+        )
+        err.hint = INSTALL_HINT
+        raise err
+
+
+def _find_spec(name: str) -> object | None:
+    try:
+        return importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
+
+
+def check_loopback(host: str) -> str:
+    """Return ``host`` if it is an IPv4 loopback address, else raise :class:`EmulatorError`."""
+    try:
+        address = ipaddress.IPv4Address(host)
+    except ValueError:
+        address = None
+    if address is None or not address.is_loopback:
+        err = EmulatorError(f"the emulator binds loopback only; refusing host {host!r}")
+        err.hint = f"use {DEFAULT_HOST}"
+        raise err
+    return host
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # Same option as the server's own socket (werkzeug sets it): a port in
+    # TIME_WAIT is free, a port with a listener is not.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def ensure_port_free(host: str, port: int) -> None:
+    """Raise :class:`PortInUseError` at once if ``host:port`` cannot be bound."""
+    try:
+        _bind(host, port).close()
+    except OSError as exc:
+        if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+            raise PortInUseError(host, port) from exc
+        raise EmulatorError(f"cannot bind {host}:{port}: {exc}") from exc
+
+
+def free_port(host: str = DEFAULT_HOST) -> int:
+    """A port on ``host`` that was free a moment ago (bound to port 0, then closed)."""
+    with _bind(host, 0) as sock:
+        port: int = sock.getsockname()[1]
+    return port
+
+
+def wait_ready(
+    endpoint_url: str,
+    timeout: float = 10.0,
+    *,
+    path: str | None = None,
+    interval: float = 0.05,
+    alive: Callable[[], bool] | None = None,
+) -> float:
+    """Wait until ``endpoint_url`` answers; return the seconds waited.
+
+    With ``path`` (e.g. :data:`READY_PATH` for moto) the endpoint is ready when a
+    GET of that path answers 200. Without it, any HTTP answer counts, whatever its
+    status: that suits any endpoint URL (LocalStack, kinesis-mock, a remote one).
+    ``alive`` is polled between attempts; when it returns ``False`` the wait ends
+    with :class:`EmulatorError` at once. On timeout, :class:`EmulatorError` names
+    the last failure.
+    """
+    base = endpoint_url.rstrip("/")
+    if not base.startswith(("http://", "https://")):
+        raise EmulatorError(f"not an http(s) endpoint URL: {endpoint_url!r}")
+    url = base + (path or "/")
+    started = time.monotonic()
+    deadline = started + timeout
+    last = "no attempt made"
+    while True:
+        if alive is not None and not alive():
+            raise EmulatorError(f"{endpoint_url} went away while waiting for it")
+        try:
+            with _OPENER.open(url, timeout=max(0.2, min(2.0, deadline - time.monotonic()))) as r:
+                if path is None or r.status == 200:
+                    return time.monotonic() - started
+                last = f"HTTP {r.status}"
+        except urllib.error.HTTPError as exc:
+            if path is None:
+                return time.monotonic() - started
+            last = f"HTTP {exc.code}"
+        except (OSError, ValueError) as exc:
+            last = str(getattr(exc, "reason", exc))
+        if time.monotonic() >= deadline:
+            raise EmulatorError(f"{url} not ready after {timeout:.1f}s (last: {last})")
+        time.sleep(interval)
+
+
+def reset_moto(endpoint_url: str, timeout: float = 10.0) -> None:
+    """Wipe every resource of the moto server at ``endpoint_url``."""
+    request = urllib.request.Request(endpoint_url.rstrip("/") + RESET_PATH, method="POST")
+    try:
+        with _OPENER.open(request, timeout=timeout) as r:
+            r.read()
+    except (OSError, ValueError) as exc:
+        raise EmulatorError(f"cannot reset the emulator at {endpoint_url}: {exc}") from exc
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id exists (a zombie child of ours is reaped first)."""
+    proc = _DETACHED.get(pid)
+    if proc is not None:
+        return proc.poll() is None
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if done == pid:
+            return False
+    except ChildProcessError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def is_moto_process(pid: int) -> bool | None:
+    """Whether ``pid`` runs ``moto.server``; ``None`` when this cannot be told (no /proc)."""
+    cmdline = Path("/proc") / str(pid) / "cmdline"
+    if not Path("/proc/self/cmdline").exists():
+        return None
+    try:
+        return b"moto.server" in cmdline.read_bytes()
+    except OSError:
+        return False
+
+
+def stop_pid(pid: int, timeout: float = 5.0) -> bool:
+    """Stop a process: SIGTERM, wait up to ``timeout``, then SIGKILL. True if it ran."""
+    proc = _DETACHED.pop(pid, None)
+    if proc is not None:
+        running = proc.poll() is None
+        _terminate(proc, timeout)
+        return running
+    if not pid_alive(pid):
+        return False
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return False
+    if _wait_gone(pid, timeout):
+        return True
+    logger.warning("pid %d ignored SIGTERM for %.1fs; sending SIGKILL", pid, timeout)
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return True
+    if not _wait_gone(pid, timeout):
+        raise EmulatorError(f"process {pid} survived SIGKILL")
+    return True
+
+
+def _wait_gone(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while pid_alive(pid):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def _terminate(proc: subprocess.Popen[bytes], timeout: float) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            logger.warning("emulator pid %d ignored SIGTERM; killing it", proc.pid)
+            proc.kill()
+            proc.wait(timeout)
+
+
+class EmbeddedEmulator:
+    """moto's server on one loopback port, in a child process.
+
+    ``port=0`` picks a free port (retrying if another process takes it between
+    the pick and the server's bind). Output goes to ``log_path`` when given
+    (appended), otherwise it is kept in memory; either way the last lines are
+    in :class:`EmulatorStartError` when start fails. ``detach=True`` puts the
+    server in a new session, so that it outlives this process once
+    :meth:`release` has been called.
+    """
+
+    def __init__(
+        self,
+        port: int = DEFAULT_PORT,
+        host: str = DEFAULT_HOST,
+        *,
+        log_path: Path | None = None,
+        detach: bool = False,
+        startup_timeout: float = 30.0,
+        python: str = sys.executable,
+    ) -> None:
+        if not 0 <= port <= 65535:
+            raise EmulatorError(f"invalid port {port}")
+        self.host = check_loopback(host)
+        self._requested_port = port
+        self._port: int | None = None
+        self._log_path = log_path
+        self._detach = detach
+        self._startup_timeout = startup_timeout
+        self._python = python
+        self._process: subprocess.Popen[bytes] | None = None
+        self._log_file: IO[bytes] | None = None
+        self._tail: collections.deque[str] = collections.deque(maxlen=_TAIL_LINES)
+        self._drain: threading.Thread | None = None
+        self._started_at = 0.0
+        self.startup_seconds: float | None = None
+
+    # -- properties ---------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        """The port served (the real one when port 0 was asked, once started)."""
+        return self._port if self._port is not None else self._requested_port
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    # -- lifecycle ----------------------------------------------------------
+
+    def start(self) -> Self:
+        """Start the server and wait until it answers; clean up if it does not."""
+        if self._process is not None:
+            raise EmulatorError("the emulator is already started")
+        require_moto()
+        attempts = _PORT_ATTEMPTS if self._requested_port == 0 else 1
+        for attempt in range(1, attempts + 1):
+            if self._requested_port == 0:
+                port = free_port(self.host)
+            else:
+                port = self._requested_port
+                ensure_port_free(self.host, port)
+            try:
+                self._launch(port)
+                self._await_ready()
+                return self
+            except PortInUseError:
+                self._cleanup()
+                if attempt == attempts:
+                    raise
+                logger.info("port %d was taken before moto bound it; retrying", port)
+            except BaseException:
+                self._cleanup()
+                raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop the server (SIGTERM, wait, SIGKILL). Safe to call twice."""
+        self._cleanup(timeout)
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        """Wait for the server to exit; its exit code, or ``None`` on timeout or if not started."""
+        proc = self._process
+        if proc is None:
+            return None
+        try:
+            return proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def release(self) -> int:
+        """Forget a detached, running server without stopping it; return its pid."""
+        if self._process is None or not self._detach:
+            raise EmulatorError("only a started, detached emulator can be released")
+        proc = self._process
+        _DETACHED[proc.pid] = proc
+        self._process = None
+        self._close_log()
+        return proc.pid
+
+    def reset(self) -> None:
+        """Wipe every stream, table and metric (``POST /moto-api/reset``)."""
+        reset_moto(self.endpoint_url)
+
+    def output_tail(self) -> tuple[str, ...]:
+        """The server's last output lines."""
+        if self._log_path is not None:
+            try:
+                lines = self._log_path.read_text(errors="replace").splitlines()
+            except OSError:
+                return ()
+            return tuple(lines[-_TAIL_LINES:])
+        return tuple(self._tail)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        state = f"pid={self.pid}" if self.running else "stopped"
+        return f"<EmbeddedEmulator {self.endpoint_url} {state}>"
+
+    # -- internals ----------------------------------------------------------
+
+    def _launch(self, port: int) -> None:
+        argv = [self._python, "-m", "moto.server", "-H", self.host, "-p", str(port)]
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        if self._log_path is not None:
+            self._log_path.parent.mkdir(parents=True, exist_ok=True)
+            self._log_file = self._log_path.open("ab")
+            stdout: IO[bytes] | int = self._log_file
+        else:
+            self._tail.clear()
+            stdout = subprocess.PIPE
+        logger.debug("starting %s", argv)
+        self._port = port
+        self._started_at = time.monotonic()
+        self._process = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=stdout,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=self._detach,
+        )
+        if self._process.stdout is not None:
+            self._drain = threading.Thread(
+                target=self._drain_output,
+                args=(self._process.stdout,),
+                name=f"moto-output-{port}",
+                daemon=True,
+            )
+            self._drain.start()
+
+    def _drain_output(self, stream: IO[bytes]) -> None:
+        for raw in stream:
+            line = raw.decode(errors="replace").rstrip()
+            self._tail.append(line)
+            logger.debug("moto: %s", line)
+
+    def _await_ready(self) -> None:
+        proc = self._process
+        assert proc is not None
+        try:
+            wait_ready(
+                self.endpoint_url,
+                self._startup_timeout,
+                path=READY_PATH,
+                alive=lambda: proc.poll() is None,
+            )
+        except EmulatorError as exc:
+            if proc.poll() is None:
+                raise EmulatorStartError(
+                    f"the emulator did not answer on {self.endpoint_url} "
+                    f"within {self._startup_timeout:.1f}s",
+                    self.output_tail(),
+                ) from exc
+            if self._drain is not None:
+                self._drain.join(timeout=2.0)
+            tail = self.output_tail()
+            if any("in use" in line.lower() for line in tail):
+                raise PortInUseError(self.host, self.port) from exc
+            raise EmulatorStartError(
+                f"the emulator exited with code {proc.returncode} before it was ready",
+                tail,
+            ) from exc
+        self.startup_seconds = time.monotonic() - self._started_at
+        logger.info(
+            "emulator ready on %s (pid %d) in %.2fs",
+            self.endpoint_url,
+            proc.pid,
+            self.startup_seconds,
+        )
+
+    def _cleanup(self, timeout: float = 5.0) -> None:
+        proc, self._process = self._process, None
+        if proc is not None:
+            _terminate(proc, timeout)
+        if self._drain is not None:
+            self._drain.join(timeout=2.0)
+            self._drain = None
+        if proc is not None and proc.stdout is not None:
+            proc.stdout.close()
+        self._close_log()
+
+    def _close_log(self) -> None:
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None

@@ -1,0 +1,448 @@
+"""Running the KCL daemon (our launcher on the JVM) as a supervised child process.
+
+:class:`Daemon` is a context manager::
+
+    with Daemon("local.properties", log=print) as daemon:
+        ...                      # the worker has reported STARTED
+    # the JVM has been stopped: SIGTERM (graceful: processors get
+    # shutdownRequested), then SIGKILL of its process group after stop_timeout
+
+The JVM runs in a new session (its own process group, with the record
+processor children it starts), with ``-Dfile.encoding=UTF-8`` and the argv
+built as a list (:meth:`Daemon.argv`).  Its stdout and stderr are merged and
+read line by line by a thread that keeps the last lines (for error messages)
+and forwards each line to ``log``.  A file containing ``${VAR}`` references
+(or ``overrides``) is substituted into a temporary copy first, which is
+deleted when the daemon is stopped.  For KCL 3.x (``generation=3``) that copy
+is also translated from the 1.x form (:mod:`kclpy_local._config.translate`), so the
+file a 1.x daemon runs runs on 3.x too; each change is one log line
+(``kclpy-local: translated for KCL 3.x: ...``).
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import dataclasses
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import TextIO
+
+from .._config.properties import (
+    LOCAL_PROFILE,
+    Entry,
+    PropertiesDocument,
+    detect_profile,
+    effective_properties,
+    read_properties,
+    resolve_file,
+    validate_properties,
+    write_temporary,
+)
+from .._config.translate import apply_translation, note_lines, to_kcl3
+from .._exceptions import DaemonError, DaemonStartError, PropertiesError
+from .bootstrap import Installation, installation
+from .discovery import find_tool
+from .jars import DEFAULT_GENERATION
+
+__all__ = ["LOCAL_PROFILE", "READY_MARKER", "Daemon", "LogSink", "daemon_argv", "processor_command"]
+
+log = logging.getLogger(__name__)
+
+#: The line prefix every launcher prints once its worker is STARTED.
+READY_MARKER = "kclpy-local: worker STARTED"
+TAIL_LINES = 50
+
+LogSink = Callable[[str], object] | TextIO
+
+
+
+def processor_command(processor: str | os.PathLike[str], python: str | None = None) -> str:
+    """The ``executableName`` that runs ``processor``: a ``.py`` file with ``python``
+    (default: this interpreter), anything else as an executable.
+
+    :class:`DaemonError` when the file is missing, not runnable, or its path has
+    a space (the 1.x daemon splits ``executableName`` on single spaces).
+    """
+    given = Path(processor)
+    if not given.is_file():
+        raise DaemonError(f"processor not found: {given}")
+    path = given.resolve()
+    if path.suffix == ".py":
+        argv = [python or sys.executable, str(path)]
+    elif os.access(path, os.X_OK):
+        argv = [str(path)]
+    else:
+        err = DaemonError(f"{given} is neither a .py file nor executable")
+        err.hint = f"chmod +x {given}"
+        raise err
+    for part in argv:
+        if any(ch.isspace() for ch in part):
+            err = DaemonError(
+                f"the KCL daemon splits executableName on spaces, and this path has one: {part!r}"
+            )
+            err.hint = "move the processor (or the Python environment) to a path without spaces"
+            raise err
+    return " ".join(argv)
+
+
+def daemon_argv(
+    inst: Installation,
+    properties: str | os.PathLike[str],
+    *,
+    java: str | os.PathLike[str],
+    jvm_args: Sequence[str] = (),
+) -> list[str]:
+    """The command that runs ``inst``'s launcher on ``properties``."""
+    return [
+        str(java),
+        "-Dfile.encoding=UTF-8",
+        *jvm_args,
+        "-cp",
+        inst.classpath(),
+        inst.main_class,
+        str(properties),
+    ]
+
+
+def _check_executable(value: str, cwd: Path, env_path: str | None) -> None:
+    """Fail early when ``executableName`` names a program or script that is not there."""
+    if "${" in value:
+        return
+    tokens = value.split(" ")  # as the daemon splits it
+    tokens = [t for t in tokens if t]
+    if not tokens:
+        raise PropertiesError("executableName is empty")
+    program = tokens[0]
+    if os.sep in program or (os.altsep and os.altsep in program):
+        path = Path(program) if Path(program).is_absolute() else cwd / program
+        if not path.is_file():
+            raise PropertiesError(f"executableName {value!r}: {path} does not exist")
+        if not os.access(path, os.X_OK):
+            raise PropertiesError(f"executableName {value!r}: {path} is not executable")
+    elif shutil.which(program, path=env_path) is None:
+        raise PropertiesError(f"executableName {value!r}: {program!r} is not on PATH")
+    for token in tokens[1:]:
+        if token.startswith("-"):
+            if token == "-m":
+                break  # python -m module: nothing to check on disk
+            continue
+        if token.endswith(".py"):
+            script = Path(token) if Path(token).is_absolute() else cwd / token
+            if not script.is_file():
+                raise PropertiesError(f"executableName {value!r}: {script} does not exist")
+        break
+
+
+class Daemon:
+    """The KCL daemon of one generation running one properties file.
+
+    ``env`` adds variables to the current environment; ``log`` receives every
+    log line (a callable or a text file); ``ready_timeout`` bounds the wait for
+    the STARTED line (``None``: wait as long as the JVM lives); ``stop_timeout``
+    is the grace period between SIGTERM and SIGKILL.  ``validate`` refuses a
+    file the properties validator reports errors for (for instance a local
+    profile that would reach real AWS) before the JVM starts; ``overrides``
+    replace keys in a temporary copy of the file.  With ``generation=3`` the
+    copy is translated from the 1.x form and validated with the 3.x key table
+    after translation.  ``guard`` refuses to start
+    while workers of the other KCL generation hold live leases on the lease
+    table (see :mod:`kclpy_local._jvm.guard`; read-only, skipped with a log
+    line when the table cannot be read).
+    """
+
+    def __init__(
+        self,
+        properties_path: str | os.PathLike[str],
+        *,
+        generation: int = DEFAULT_GENERATION,
+        cache_dir: str | os.PathLike[str] | None = None,
+        java: str | os.PathLike[str] | None = None,
+        env: Mapping[str, str] | None = None,
+        log: LogSink | None = None,
+        ready_timeout: float | None = 60.0,
+        stop_timeout: float = 30.0,
+        jvm_args: Sequence[str] = (),
+        cwd: str | os.PathLike[str] | None = None,
+        overrides: Mapping[str, str] | None = None,
+        installation: Installation | None = None,
+        validate: bool = True,
+        guard: bool = True,
+    ) -> None:
+        self.properties_path = Path(properties_path)
+        if installation is not None and installation.generation != generation:
+            if generation != DEFAULT_GENERATION:
+                raise DaemonError(
+                    f"generation={generation} but the installation is KCL {installation.generation}"
+                )
+            generation = installation.generation  # the installation says which KCL it is
+        self.generation = generation
+        self.cache_dir = cache_dir
+        self.java = java
+        self.env = dict(env or {})
+        self.log = log
+        self.ready_timeout = ready_timeout
+        self.stop_timeout = stop_timeout
+        self.jvm_args = tuple(jvm_args)
+        self.cwd = Path(cwd) if cwd is not None else Path.cwd()
+        self.overrides = dict(overrides or {})
+        self._installation = installation
+        self.validate = validate
+        self.guard = guard
+        self._java_path: str | None = None
+        self._resolved: Path | None = None
+        self._proc: subprocess.Popen[str] | None = None
+        self._reader: threading.Thread | None = None
+        self._tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
+        self._tail_lock = threading.Lock()
+        self._ready = threading.Event()
+        self._terminated = False
+
+    # -- inspection ---------------------------------------------------------
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    @property
+    def returncode(self) -> int | None:
+        return self._proc.poll() if self._proc is not None else None
+
+    @property
+    def ready(self) -> bool:
+        return self._ready.is_set()
+
+    def log_tail(self) -> tuple[str, ...]:
+        """The last log lines (at most 50)."""
+        with self._tail_lock:
+            return tuple(self._tail)
+
+    def argv(self) -> list[str]:
+        """The java command line (needs an installed generation and a java)."""
+        if self._installation is None:
+            self._installation = installation(self.generation, self.cache_dir)
+        if self._java_path is None:
+            self._java_path = str(find_tool("java", explicit=self.java, min_major=8).path)
+        properties = self._resolved or self.properties_path
+        return daemon_argv(self._installation, properties, java=self._java_path, jvm_args=self.jvm_args)
+
+    # -- lifecycle ----------------------------------------------------------
+
+    def _environment(self) -> dict[str, str]:
+        environ = dict(os.environ)
+        environ.update(self.env)
+        return environ
+
+    def _preflight(self, environ: Mapping[str, str]) -> None:
+        if not self.properties_path.is_file():
+            raise PropertiesError(f"properties file not found: {self.properties_path}")
+        document = read_properties(self.properties_path)
+        if self.generation == 3:
+            values = self._preflight_kcl3(document, environ)
+        else:
+            if self.validate:
+                self._validate(document, environ)
+            values = document.as_dict()
+            if self.overrides or any("${" in v for v in values.values()):
+                # In the system temp dir, never next to the user's file (often in a source tree).
+                self._resolved = resolve_file(self.properties_path, self.overrides, environ=environ)
+                values = read_properties(self._resolved).as_dict()
+        executable = values.get("executableName")
+        if executable is None:
+            raise PropertiesError(
+                f"{self.properties_path}: no executableName (the command that runs the record processor)"
+            )
+        _check_executable(executable, self.cwd, environ.get("PATH"))
+        if self.guard:
+            from .guard import check_before_start  # boto3: only when a daemon starts
+
+            check_before_start(values, self.generation)
+
+    def _preflight_kcl3(self, document: PropertiesDocument, environ: Mapping[str, str]) -> dict[str, str]:
+        """KCL 3.x: the substituted file with the overrides, translated from the 1.x
+        form (:func:`~kclpy_local._config.translate.to_kcl3`, one log line per change) into a
+        temporary copy, and validated with the 3.x key table after translation."""
+        effective = effective_properties(self.properties_path, self.overrides, environ=environ)
+        translation = to_kcl3(dict(effective), detect_profile(document))
+        if self.validate:
+            entries = tuple(
+                # Already substituted: a literal "${" must stay one.
+                Entry(key, value.replace("${", "$${"), document.line_of(key))
+                for key, value in translation.values.items()
+            )
+            self._validate(dataclasses.replace(document, entries=entries), environ, generation=3)
+        for line in note_lines(translation):
+            self._forward(line)
+        if translation.changed or translation.values != document.as_dict():
+            apply_translation(effective, translation)
+            # In the system temp dir, never next to the user's file (often in a source tree).
+            self._resolved = write_temporary(effective)
+        return dict(translation.values)
+
+    def _validate(
+        self, document: PropertiesDocument, environ: Mapping[str, str], *, generation: int = 1
+    ) -> None:
+        problems = validate_properties(document, environ=environ, generation=generation)
+        errors = [p for p in problems if p.severity == "error"]
+        if errors:
+            listing = "\n".join("  " + p.render(self.properties_path) for p in errors)
+            exc = PropertiesError(f"{self.properties_path}: refused before starting the JVM:\n{listing}")
+            kcl = " --kcl 3 --translated" if generation == 3 else ""
+            exc.hint = f"run: kclpy-local properties check {self.properties_path}{kcl}"
+            raise exc
+
+    def start(self, *, wait_ready: bool = True) -> Daemon:
+        """Start the JVM and (by default) wait for the STARTED line.
+
+        On any failure the JVM is stopped before the error propagates.
+        """
+        if self._proc is not None:
+            raise DaemonError("this Daemon has already been started")
+        environ = self._environment()
+        try:
+            self._preflight(environ)
+            argv = self.argv()
+            log.info("starting the KCL daemon: %s", argv)
+            self._proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                cwd=self.cwd,
+                env=environ,
+                text=True,
+                encoding="utf-8",
+                errors="replace",
+                start_new_session=True,
+            )
+            self._reader = threading.Thread(
+                target=self._read_output, name=f"kcl-daemon-{self._proc.pid}", daemon=True
+            )
+            self._reader.start()
+            if wait_ready:
+                self.wait_ready(self.ready_timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _read_output(self) -> None:
+        proc = self._proc
+        assert proc is not None and proc.stdout is not None
+        for raw in proc.stdout:
+            line = raw.rstrip("\r\n")
+            with self._tail_lock:
+                self._tail.append(line)
+            if line.startswith(READY_MARKER):
+                self._ready.set()
+            self._forward(line)
+        proc.stdout.close()
+
+    def _forward(self, line: str) -> None:
+        sink = self.log
+        if sink is None:
+            return
+        try:
+            if callable(sink):
+                sink(line)
+            else:
+                sink.write(line + "\n")
+                sink.flush()
+        except Exception:  # a broken sink must not kill the reader
+            log.debug("log sink failed", exc_info=True)
+
+    def wait_ready(self, timeout: float | None = None) -> None:
+        """Block until the STARTED line; :class:`DaemonStartError` on exit or timeout."""
+        proc = self._proc
+        if proc is None:
+            raise DaemonError("the daemon has not been started")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self._ready.wait(0.1):
+            if proc.poll() is not None:
+                if self._reader is not None:
+                    self._reader.join(timeout=5)
+                if self._ready.is_set():
+                    break
+                raise DaemonStartError(
+                    f"the KCL daemon exited with code {proc.returncode} before its worker started",
+                    self.log_tail(),
+                )
+            if deadline is not None and time.monotonic() >= deadline:
+                raise DaemonStartError(
+                    f"the KCL daemon did not report its worker STARTED within {timeout:g}s",
+                    self.log_tail(),
+                )
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        """Wait for the JVM to exit; its exit code, or ``None`` on timeout."""
+        if self._proc is None:
+            raise DaemonError("the daemon has not been started")
+        try:
+            code = self._proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+        if self._reader is not None:
+            self._reader.join(timeout=5)
+        return code
+
+    def terminate(self) -> None:
+        """Ask the JVM to stop gracefully (SIGTERM to the JVM only), without waiting."""
+        if self._proc is not None and self._proc.poll() is None and not self._terminated:
+            # Once: the launchers take a second SIGTERM as "exit now".
+            self._terminated = True
+            self._proc.terminate()
+
+    def stop(self, timeout: float | None = None) -> int | None:
+        """Stop the daemon: SIGTERM, wait, then SIGKILL its process group; idempotent.
+
+        The record processors are left to the JVM's graceful shutdown, and
+        whatever of the process group survives the JVM is killed.
+        """
+        proc = self._proc
+        grace = self.stop_timeout if timeout is None else timeout
+        try:
+            if proc is None:
+                return None
+            if proc.poll() is None:
+                self.terminate()
+                try:
+                    proc.wait(grace)
+                except subprocess.TimeoutExpired:
+                    log.warning("the KCL daemon did not stop within %gs; killing it", grace)
+            self._kill_group(proc)
+            proc.wait()
+            if self._reader is not None:
+                self._reader.join(timeout=5)
+            return proc.returncode
+        finally:
+            if self._resolved is not None:
+                self._resolved.unlink(missing_ok=True)
+                self._resolved = None
+
+    @staticmethod
+    def _kill_group(proc: subprocess.Popen[str]) -> None:
+        if os.name == "posix":
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+        elif proc.poll() is None:
+            proc.kill()
+
+    def __enter__(self) -> Daemon:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

@@ -1,0 +1,107 @@
+"""Finding a Java runtime and compiler, and their major version.
+
+Lookup order for ``java``: an explicit path, ``$KCLPY_LOCAL_JAVA``,
+``$JAVA_HOME/bin/java``, then ``java`` on ``PATH``.  ``javac`` is looked up next
+to the chosen ``java`` first (so both come from one JDK), then the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from .._exceptions import JavaNotFoundError
+
+__all__ = ["JavaTool", "find_tool", "java_major_version"]
+
+log = logging.getLogger(__name__)
+
+_INSTALL_HINT = (
+    "install a JDK (e.g. `apt-get install openjdk-17-jdk-headless`), or set JAVA_HOME "
+    "or KCLPY_LOCAL_JAVA to its java"
+)
+_VERSION = re.compile(r'(?:version "|javac )(\d+)(?:\.(\d+))?')
+
+
+@dataclass(frozen=True, slots=True)
+class JavaTool:
+    """An executable of a JDK (``java`` or ``javac``) and its major version."""
+
+    path: Path
+    major: int
+
+
+def _candidates(name: str, explicit: str | os.PathLike[str] | None, near: Path | None) -> list[Path]:
+    found: list[Path] = []
+    if explicit is not None:
+        return [Path(explicit)]
+    if near is not None:
+        found.append(near.parent / name)
+    env = os.environ.get("KCLPY_LOCAL_JAVA")
+    if env:
+        found.append(Path(env) if name == "java" else Path(env).parent / name)
+    home = os.environ.get("JAVA_HOME")
+    if home:
+        found.append(Path(home) / "bin" / name)
+    on_path = shutil.which(name)
+    if on_path:
+        found.append(Path(on_path))
+    return found
+
+
+def java_major_version(tool: Path) -> int:
+    """Run ``tool -version`` and return its major version (8 for ``1.8.0_x``)."""
+    try:
+        proc = subprocess.run(
+            [str(tool), "-version"], capture_output=True, text=True, timeout=60, check=False
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise JavaNotFoundError(f"cannot run {tool} -version: {exc}") from exc
+    match = _VERSION.search(proc.stderr + proc.stdout)
+    if proc.returncode != 0 or match is None:
+        raise JavaNotFoundError(
+            f"{tool} -version failed (exit {proc.returncode}): "
+            f"{(proc.stderr or proc.stdout).strip()[:300]}"
+        )
+    major = int(match.group(1))
+    if major == 1 and match.group(2):
+        major = int(match.group(2))
+    return major
+
+
+def find_tool(
+    name: str,
+    *,
+    explicit: str | os.PathLike[str] | None = None,
+    near: Path | None = None,
+    min_major: int = 8,
+    purpose: str = "run the KCL daemon",
+) -> JavaTool:
+    """Find the JDK tool ``name`` (``java`` or ``javac``) of at least ``min_major``.
+
+    Raises :class:`JavaNotFoundError` (with a hint) when none is found or the
+    one found is too old.
+    """
+    tried: list[str] = []
+    for candidate in _candidates(name, explicit, near):
+        if not (candidate.is_file() and os.access(candidate, os.X_OK)):
+            tried.append(str(candidate))
+            continue
+        major = java_major_version(candidate)
+        if major < min_major:
+            err = JavaNotFoundError(
+                f"{candidate} is Java {major}; Java {min_major} or newer is needed to {purpose}"
+            )
+            err.hint = _INSTALL_HINT
+            raise err
+        log.debug("using %s (Java %d)", candidate, major)
+        return JavaTool(path=candidate, major=major)
+    where = f" (tried: {', '.join(tried)})" if tried else ""
+    err = JavaNotFoundError(f"no `{name}` found to {purpose}{where}")
+    err.hint = _INSTALL_HINT
+    raise err

@@ -1,0 +1,208 @@
+"""The multilang protocol's messages as typed, immutable values.
+
+Daemon to child (KCL 1.x and 2.x/3.x): :class:`Initialize`, :class:`ProcessRecords`
+(with :class:`Record` items), :class:`Shutdown` (1.x only), :class:`ShutdownRequested`,
+:class:`LeaseLost` and :class:`ShardEnded` (2.x/3.x), :class:`CheckpointReply`.
+
+Child to daemon: :class:`Status` and :class:`CheckpointRequest`.
+
+The wire format itself is defined by the JSON Schema documents in
+``kclpy_local/_protocol/wire``; ``to_wire()`` gives the JSON object of a message.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Literal
+
+__all__ = [
+    "DAEMON_ACTIONS",
+    "CheckpointReply",
+    "CheckpointRequest",
+    "ChildMessage",
+    "DaemonMessage",
+    "Initialize",
+    "LeaseLost",
+    "ProcessRecords",
+    "Record",
+    "ShardEnded",
+    "Shutdown",
+    "ShutdownReason",
+    "ShutdownRequested",
+    "Status",
+]
+
+ShutdownReason = Literal["TERMINATE", "ZOMBIE", "REQUESTED"]
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One Kinesis record, its data already decoded from base64."""
+
+    data: bytes
+    partition_key: str
+    sequence_number: str
+    sub_sequence_number: int | None = None
+    approximate_arrival_timestamp_ms: int | None = None
+
+    @property
+    def approximate_arrival_timestamp(self) -> datetime | None:
+        """When Kinesis accepted the record, timezone-aware UTC (``None`` if unknown)."""
+        ms = self.approximate_arrival_timestamp_ms
+        if ms is None:
+            return None
+        return datetime.fromtimestamp(ms / 1000.0, tz=UTC)
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "action": "record",
+            "data": base64.b64encode(self.data).decode("ascii"),
+            "partitionKey": self.partition_key,
+            "sequenceNumber": self.sequence_number,
+            "approximateArrivalTimestamp": self.approximate_arrival_timestamp_ms,
+            "subSequenceNumber": self.sub_sequence_number,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Initialize:
+    """The first message to a processor: which shard, and where it resumes."""
+
+    action: ClassVar[str] = "initialize"
+    shard_id: str
+    sequence_number: str | None = None
+    sub_sequence_number: int | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "action": self.action,
+            "shardId": self.shard_id,
+            "sequenceNumber": self.sequence_number,
+            "subSequenceNumber": self.sub_sequence_number,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessRecords:
+    """A batch of records, and how far behind the tip of the shard it is."""
+
+    action: ClassVar[str] = "processRecords"
+    records: tuple[Record, ...]
+    millis_behind_latest: int | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "action": self.action,
+            "records": [r.to_wire() for r in self.records],
+            "millisBehindLatest": self.millis_behind_latest,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Shutdown:
+    """KCL 1.x: the processor is shut down (TERMINATE = shard end, ZOMBIE = lease lost)."""
+
+    action: ClassVar[str] = "shutdown"
+    reason: ShutdownReason
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"action": self.action, "reason": self.reason}
+
+
+@dataclass(frozen=True, slots=True)
+class ShutdownRequested:
+    """The worker shuts down gracefully; the processor may checkpoint."""
+
+    action: ClassVar[str] = "shutdownRequested"
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"action": self.action}
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseLost:
+    """KCL 2.x/3.x: another worker took the lease; do not checkpoint."""
+
+    action: ClassVar[str] = "leaseLost"
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"action": self.action}
+
+
+@dataclass(frozen=True, slots=True)
+class ShardEnded:
+    """KCL 2.x/3.x: the shard is closed and fully read; the processor must checkpoint."""
+
+    action: ClassVar[str] = "shardEnded"
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"action": self.action}
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointReply:
+    """The daemon's answer to a checkpoint request; ``error`` is a Java class name."""
+
+    action: ClassVar[str] = "checkpoint"
+    sequence_number: str | None = None
+    sub_sequence_number: int | None = None
+    error: str | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "action": self.action,
+            "sequenceNumber": self.sequence_number,
+            "subSequenceNumber": self.sub_sequence_number,
+            "error": self.error,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    """Child to daemon: the message ``response_for`` has been fully handled."""
+
+    action: ClassVar[str] = "status"
+    response_for: str
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"action": self.action, "responseFor": self.response_for}
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointRequest:
+    """Child to daemon: checkpoint at this position (``None``: the last record delivered)."""
+
+    action: ClassVar[str] = "checkpoint"
+    sequence_number: str | None = None
+    sub_sequence_number: int | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "action": self.action,
+            "sequenceNumber": self.sequence_number,
+            "subSequenceNumber": self.sub_sequence_number,
+        }
+
+
+DaemonMessage = (
+    Initialize
+    | ProcessRecords
+    | Shutdown
+    | ShutdownRequested
+    | LeaseLost
+    | ShardEnded
+    | CheckpointReply
+)
+ChildMessage = Status | CheckpointRequest
+
+DAEMON_ACTIONS: tuple[str, ...] = (
+    "initialize",
+    "processRecords",
+    "shutdown",
+    "shutdownRequested",
+    "leaseLost",
+    "shardEnded",
+    "checkpoint",
+)
