@@ -11,7 +11,7 @@ import threading
 from types import FrameType, TracebackType
 from typing import Any
 
-from .up import default_state_dir, kinesis_is_live, read_record, record_is_live
+from .._emulators.registry import default_state_dir, kinesis_is_live, read_record, record_is_live
 
 __all__ = [
     "DEFAULT_ENDPOINT",

@@ -14,17 +14,15 @@ from pathlib import Path
 
 from .._emulators.localstack import compose_down
 from .._emulators.moto import stop_pid
-from .up import (
+from .._emulators.registry import (
     PID_FILE,
-    add_localstack_arguments,
-    compose_file_of,
     locked,
     read_record,
     record_is_live,
     remove_record,
-    state_dir_of,
     stop_kinesis,
 )
+from .up import add_localstack_arguments, compose_file_of, state_dir_of
 
 __all__ = ["register"]
 

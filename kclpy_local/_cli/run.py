@@ -72,13 +72,13 @@ from .._emulators.moto import (
     ensure_port_free,
     free_port,
 )
+from .._emulators.registry import default_state_dir, kinesis_is_live, read_record, record_is_live
 from .._exceptions import DaemonError, EmulatorError, PropertiesError
 from .._jvm.daemon import LOCAL_PROFILE, READY_MARKER, Daemon, processor_command
 from .._jvm.jars import DEFAULT_GENERATION
 from .._jvm.supervise import ExitReason, OutageWatch, RestartPolicy, endpoint_answers
 from .._runtime.progress import PROGRESS_ENV, ProgressBoard, ShardProgress
 from ._common import ENDPOINT_ENV, StopSignals
-from .up import default_state_dir, kinesis_is_live, read_record, record_is_live
 
 __all__ = ["RUN_PROFILE", "register"]
 

@@ -27,7 +27,7 @@ import pytest
 from kclpy_local import _aws
 from kclpy_local._jvm.bootstrap import Installation
 from kclpy_local._cli import main
-from kclpy_local._cli.up import PID_FILE, read_record
+from kclpy_local._emulators.registry import PID_FILE, read_record
 from kclpy_local._jvm.daemon import Daemon
 from kclpy_local._emulators.moto import EmbeddedEmulator, pid_alive
 from kclpy_local._exceptions import PortInUseError

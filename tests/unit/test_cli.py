@@ -40,7 +40,7 @@ def test_no_command_prints_help_and_fails(capsys: pytest.CaptureFixture[str]) ->
 
 def test_commands_find_the_kinesis_engine_beside_the_emulator(monkeypatch: pytest.MonkeyPatch) -> None:
     from kclpy_local._cli import _common
-    from kclpy_local._cli.up import EmulatorRecord, KinesisRecord
+    from kclpy_local._emulators.registry import EmulatorRecord, KinesisRecord
 
     record = EmulatorRecord(
         pid=1, port=4566, endpoint="http://127.0.0.1:4566", started_at="", log_file="",

@@ -15,7 +15,7 @@ import pytest
 
 from kclpy_local._emulators import moto as _emulator
 from kclpy_local._cli import main
-from kclpy_local._cli.up import (
+from kclpy_local._emulators.registry import (
     PID_FILE,
     EmulatorRecord,
     default_state_dir,

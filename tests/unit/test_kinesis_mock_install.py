@@ -17,7 +17,7 @@ import pytest
 
 from kclpy_local._emulators import kinesis_mock as km
 from kclpy_local._cli import main
-from kclpy_local._cli.up import PID_FILE
+from kclpy_local._emulators.registry import PID_FILE
 from kclpy_local._emulators.kinesis_mock import (
     INTEGRITY,
     VERSION,
