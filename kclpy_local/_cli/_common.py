@@ -5,10 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import sys
-import threading
-from types import FrameType, TracebackType
 from typing import Any
 
 from .._emulators.registry import default_state_dir, kinesis_is_live, read_record, record_is_live
@@ -16,7 +13,6 @@ from .._emulators.registry import default_state_dir, kinesis_is_live, read_recor
 __all__ = [
     "DEFAULT_ENDPOINT",
     "ENDPOINT_ENV",
-    "StopSignals",
     "add_endpoint_arguments",
     "print_json",
     "resolve_endpoint",
@@ -63,36 +59,3 @@ def print_json(value: Any) -> None:
     """One JSON document on stdout (sorted keys, a trailing newline)."""
     json.dump(value, sys.stdout, indent=2, sort_keys=True, default=str)
     sys.stdout.write("\n")
-
-
-class StopSignals:
-    """While entered, SIGINT and SIGTERM are counted instead of raising.
-
-    ``requested`` is set by the first one (ask the child to stop gracefully);
-    ``count > 1`` means the user insists (kill it).  The previous handlers are
-    restored on exit.
-    """
-
-    def __init__(self) -> None:
-        self.requested = threading.Event()
-        self.count = 0
-        self._previous: dict[int, Any] = {}
-
-    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        self.count += 1
-        self.requested.set()
-
-    def __enter__(self) -> StopSignals:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            self._previous[sig] = signal.signal(sig, self._on_signal)
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-        self._previous.clear()

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from .._jvm.daemon import Daemon
 from .._jvm.jars import DEFAULT_GENERATION
-from ._common import StopSignals
+from .._jvm.supervise import StopSignals
 
 __all__ = ["register"]
 

@@ -74,17 +74,16 @@ from .._emulators.moto import (
 )
 from .._emulators.registry import default_state_dir, kinesis_is_live, read_record, record_is_live
 from .._exceptions import DaemonError, EmulatorError, PropertiesError
-from .._jvm.daemon import LOCAL_PROFILE, READY_MARKER, Daemon, processor_command
+from .._jvm.daemon import LOCAL_PROFILE, Daemon, processor_command
 from .._jvm.jars import DEFAULT_GENERATION
-from .._jvm.supervise import ExitReason, OutageWatch, RestartPolicy, endpoint_answers
+from .._jvm.supervise import DaemonLog, OutageWatch, RestartPolicy, Supervisor, endpoint_answers
 from .._runtime.progress import PROGRESS_ENV, ProgressBoard, ShardProgress
-from ._common import ENDPOINT_ENV, StopSignals
+from ._common import ENDPOINT_ENV
 
 __all__ = ["RUN_PROFILE", "register"]
 
 #: The built-in properties used when ``--properties`` is not given.
 RUN_PROFILE = LOCAL_PROFILE
-GRACEFUL_MARKER = "kclpy-local: graceful shutdown complete"
 #: --restart: the back-off doubles up to this (or --backoff, if larger).
 MAX_BACKOFF = 30.0
 #: --restart: a daemon that ran this long before failing resets the back-off.
@@ -350,40 +349,9 @@ def _ensure_stream(the_plan: Plan, shards: int) -> _aws.StreamInfo:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-class _LogSink:
-    """The daemon's log: to a file or stderr, watching for the graceful-shutdown line,
-    the reason of an exit and endpoint outages."""
-
-    def __init__(self, stream: TextIO, watch: OutageWatch | None = None) -> None:
-        self._stream = stream
-        self.watch = watch
-        self.begin()
-
-    def begin(self) -> None:
-        """A new daemon starts: forget what the previous one said."""
-        self.graceful = False
-        self.started_at: float | None = None
-        self.reason = ExitReason()
-
-    def note(self, line: str) -> None:
-        """A line of our own in the log (restarts)."""
-        self._stream.write(line + "\n")
-        self._stream.flush()
-
-    def __call__(self, line: str) -> None:
-        if GRACEFUL_MARKER in line:
-            self.graceful = True
-        if self.started_at is None and READY_MARKER in line:
-            self.started_at = time.time()
-        self.reason.feed(line)
-        if self.watch is not None:
-            self.watch.feed(line)
-        self._stream.write(line + "\n")
-        self._stream.flush()
-
-
 class _View:
-    """Per-shard progress on stderr: redrawn in place on a terminal, lines otherwise."""
+    """The run's console on stderr: notices, and per-shard progress redrawn in place
+    on a terminal, lines otherwise (a :class:`~kclpy_local._jvm.supervise.Console`)."""
 
     def __init__(self, stream: TextIO, enabled: bool) -> None:
         self._stream = stream
@@ -417,6 +385,12 @@ class _View:
         """Print below the table from now on."""
         self._drawn = 0
 
+    def say(self, text: str) -> None:
+        print(f"kclpy-local: {text}", file=self._stream)
+
+    def summary(self, shard: ShardProgress) -> str:
+        return _summary(shard)
+
 
 def _summary(shard: ShardProgress) -> str:
     lag = "?" if shard.millis_behind_latest is None else f"{shard.millis_behind_latest}ms"
@@ -446,10 +420,6 @@ def _run_dir(args: argparse.Namespace, the_plan: Plan) -> Path:
     if args.run_dir is not None:
         return Path(args.run_dir)
     return default_state_dir() / "run" / _SAFE_NAME.sub("-", the_plan.app)
-
-
-def _exit_code(code: int) -> int:
-    return 128 - code if code < 0 else code
 
 
 def restart_policy(args: argparse.Namespace) -> RestartPolicy | None:
@@ -529,7 +499,7 @@ def _run(args: argparse.Namespace) -> int:
                   f"--shards {args.shards} ignored", file=err)
         live = replace(live, environ={**live.environ, PROGRESS_ENV: str(progress_path)})
         write_effective(live, properties_path, args.kcl)
-        sink = _LogSink(log_stream, OutageWatch(_probe(live)))
+        sink = DaemonLog(log_stream, OutageWatch(_probe(live)))
 
         def make_daemon() -> Daemon:
             return Daemon(
@@ -547,138 +517,8 @@ def _run(args: argparse.Namespace) -> int:
         print(f"kclpy-local: application {live.app!r}, stream {live.stream!r} "
               f"({len(info.shard_ids)} shard(s)), processor {live.executable}", file=err)
         print(f"kclpy-local: effective properties: {properties_path}", file=err)
-        return _supervise(make_daemon, sink=sink, board=ProgressBoard(progress_path),
-                          view=_View(err, args.progress), started=started, err=err,
-                          ready_timeout=args.ready_timeout, policy=policy)
+        supervisor = Supervisor(sink=sink, board=ProgressBoard(progress_path),
+                                console=_View(err, args.progress), started=started,
+                                ready_timeout=args.ready_timeout, policy=policy)
+        return supervisor.run(make_daemon)
     raise AssertionError("unreachable")  # pragma: no cover
-
-
-def _supervise(
-    make_daemon: Callable[[], Daemon],
-    *,
-    sink: _LogSink,
-    board: ProgressBoard,
-    view: _View,
-    started: float,
-    err: TextIO,
-    ready_timeout: float | None,
-    policy: RestartPolicy | None = None,
-) -> int:
-    """Run daemons made by ``make_daemon`` until one ends for good; the exit code."""
-    return _Supervisor(sink=sink, board=board, view=view, started=started, err=err,
-                       ready_timeout=ready_timeout, policy=policy).run(make_daemon)
-
-
-@dataclass
-class _Life:
-    """How one daemon ended."""
-
-    code: int
-    stopping: bool
-    ran_for: float
-
-
-class _Supervisor:
-    def __init__(self, *, sink: _LogSink, board: ProgressBoard, view: _View, started: float, err: TextIO,
-                 ready_timeout: float | None, policy: RestartPolicy | None) -> None:
-        self.sink, self.board, self.view, self.err = sink, board, view, err
-        self.started = started
-        self.ready_timeout = ready_timeout
-        self.policy = policy
-        self.announced_first = False
-
-    def say(self, text: str) -> None:
-        print(f"kclpy-local: {text}", file=self.err)
-
-    def run(self, make_daemon: Callable[[], Daemon]) -> int:
-        policy, sink = self.policy, self.sink
-        interrupted = gave_up = False
-        with StopSignals() as stop:
-            number = 0
-            while True:
-                daemon = make_daemon()
-                sink.begin()
-                try:
-                    life = self._live(daemon, stop, number)
-                finally:
-                    daemon.stop()  # also ends what is left of its process group
-                result = _exit_code(life.code)
-                if life.stopping or result == 0 or policy is None or sink.reason.permanent:
-                    break
-                delay = policy.next_delay(life.ran_for)
-                if delay is None:
-                    gave_up = True
-                    break
-                self.view.forget()
-                reason = sink.reason.describe() or "no reason in its log"
-                self.say(f"the daemon exited with code {result}: {reason}; "
-                         f"restart {policy.restarts} of {policy.max_restarts} in {delay:g}s")
-                sink.note(f"kclpy-local: restart {policy.restarts} of {policy.max_restarts} "
-                          f"(the daemon exited with code {result}) in {delay:g}s")
-                if stop.requested.wait(delay):
-                    interrupted = True
-                    break
-                number += 1
-        return self._finish(daemon, life, interrupted=interrupted, gave_up=gave_up)
-
-    def _live(self, daemon: Daemon, stop: StopSignals, number: int) -> _Life:
-        """Start ``daemon`` and watch it until it exits."""
-        sink, board, view, err = self.sink, self.board, self.view, self.err
-        began = time.time()
-        origin = self.started if number == 0 else began
-        announced_start = stopping = False
-        daemon.start(wait_ready=False)
-        code: int | None = None
-        while code is None:
-            code = daemon.wait(timeout=0.5)
-            if not announced_start and sink.started_at is not None:
-                announced_start = True
-                again = "" if number == 0 else " again"
-                self.say(f"worker started{again} after {sink.started_at - origin:.1f}s; "
-                         "Ctrl-C stops it gracefully")
-            if (self.ready_timeout is not None and sink.started_at is None and code is None
-                    and time.time() - origin > self.ready_timeout):
-                self.say(f"the worker did not start within {self.ready_timeout:.0f}s; stopping")
-                stop.requested.set()
-            if sink.watch is not None:
-                for notice in sink.watch.check():
-                    view.forget()
-                    self.say(notice)
-            changed = board.poll()
-            first = board.first_record_at
-            if changed and not self.announced_first and first is not None:
-                self.announced_first = True
-                self.say(f"first record processed {first - self.started:.1f}s after start")
-            view.show(board, changed)
-            if code is None and stop.requested.is_set() and not stopping:
-                stopping = True
-                view.forget()
-                print("kclpy-local: stopping gracefully (Ctrl-C again to kill)", file=err)
-                daemon.terminate()
-            if code is None and stop.count > 1:
-                code = daemon.stop(timeout=0)
-        return _Life(code, stopping, time.time() - began)
-
-    def _finish(self, daemon: Daemon, life: _Life, *, interrupted: bool, gave_up: bool) -> int:
-        board, view, policy = self.board, self.view, self.policy
-        board.poll()
-        view.forget()
-        if board.shards():
-            self.say("final: " + "; ".join(_summary(s) for s in board.shards()))
-        if policy is not None:
-            self.say(f"restarts: {policy.restarts}")
-        if life.stopping and self.sink.graceful:
-            self.say("stopped gracefully")
-            return 0
-        result = _exit_code(life.code)
-        if interrupted:
-            self.say(f"stopped during the back-off; the last daemon exited with code {result}")
-            return result
-        if result != 0:
-            reason = self.sink.reason.describe()
-            headline = f"error: the daemon exited with code {result}" + (f": {reason}" if reason else "")
-            if gave_up and policy is not None:
-                headline += f"; no restart left (--max-restarts {policy.max_restarts})"
-            tail = "\n".join(f"  {line}" for line in daemon.log_tail()[-20:])
-            self.say(f"{headline}; its last lines:\n{tail}")
-        return result

@@ -35,12 +35,34 @@ from __future__ import annotations
 import collections
 import http.client
 import re
+import signal
+import threading
 import time
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import FrameType, TracebackType
+from typing import Any, Protocol, TextIO
 
-__all__ = ["ExitReason", "OutageWatch", "RestartPolicy", "endpoint_answers"]
+from .._runtime.progress import ProgressBoard, ShardProgress
+from .daemon import READY_MARKER, Daemon
+
+__all__ = [
+    "GRACEFUL_MARKER",
+    "Console",
+    "DaemonLog",
+    "ExitReason",
+    "Life",
+    "OutageWatch",
+    "RestartPolicy",
+    "StopSignals",
+    "Supervisor",
+    "endpoint_answers",
+    "exit_status",
+]
+
+#: The line the launchers print once a graceful shutdown has finished.
+GRACEFUL_MARKER = "kclpy-local: graceful shutdown complete"
 
 
 @dataclass
@@ -265,3 +287,213 @@ class OutageWatch:
                 self.down_since = None
                 self._suspect = None
         return notices
+
+
+class StopSignals:
+    """While entered, SIGINT and SIGTERM are counted instead of raising.
+
+    ``requested`` is set by the first one (ask the child to stop gracefully);
+    ``count > 1`` means the user insists (kill it).  The previous handlers are
+    restored on exit.
+    """
+
+    def __init__(self) -> None:
+        self.requested = threading.Event()
+        self.count = 0
+        self._previous: dict[int, Any] = {}
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self.count += 1
+        self.requested.set()
+
+    def __enter__(self) -> StopSignals:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._previous[sig] = signal.signal(sig, self._on_signal)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
+
+
+class Console(Protocol):
+    """Where a :class:`Supervisor` reports: one-line notices and the live progress."""
+
+    def say(self, text: str) -> None:
+        """A notice for the user (one line, or a headline and indented lines)."""
+
+    def show(self, board: ProgressBoard, changed: bool) -> None:
+        """Called on every tick with the progress so far."""
+
+    def forget(self) -> None:
+        """A notice follows: print below the live progress from now on."""
+
+    def summary(self, shard: ShardProgress) -> str:
+        """One shard's progress in a few words."""
+
+
+def exit_status(code: int) -> int:
+    """A Popen return code as a shell reports it (a signal N: 128 + N)."""
+    return 128 - code if code < 0 else code
+
+
+class DaemonLog:
+    """The daemon's log: to a file or stderr, watching for the graceful-shutdown line,
+    the reason of an exit and endpoint outages."""
+
+    def __init__(self, stream: TextIO, watch: OutageWatch | None = None) -> None:
+        self._stream = stream
+        self.watch = watch
+        self.begin()
+
+    def begin(self) -> None:
+        """A new daemon starts: forget what the previous one said."""
+        self.graceful = False
+        self.started_at: float | None = None
+        self.reason = ExitReason()
+
+    def note(self, line: str) -> None:
+        """A line of our own in the log (restarts)."""
+        self._stream.write(line + "\n")
+        self._stream.flush()
+
+    def __call__(self, line: str) -> None:
+        if GRACEFUL_MARKER in line:
+            self.graceful = True
+        if self.started_at is None and READY_MARKER in line:
+            self.started_at = time.time()
+        self.reason.feed(line)
+        if self.watch is not None:
+            self.watch.feed(line)
+        self._stream.write(line + "\n")
+        self._stream.flush()
+
+
+@dataclass
+class Life:
+    """How one daemon ended."""
+
+    code: int
+    stopping: bool
+    ran_for: float
+
+
+class Supervisor:
+    """Run daemons until one ends for good; report on a :class:`Console`.
+
+    One daemon at a time: started, watched (readiness, outages, progress),
+    stopped gracefully on the first stop signal and killed on the second;
+    restarted after the back-off of ``policy`` when it fails, unless its log
+    says the failure is permanent.  :meth:`run` returns the exit code of the
+    whole run.
+    """
+
+    def __init__(self, *, sink: DaemonLog, board: ProgressBoard, console: Console, started: float,
+                 ready_timeout: float | None, policy: RestartPolicy | None) -> None:
+        self.sink, self.board, self.view = sink, board, console
+        self.started = started
+        self.ready_timeout = ready_timeout
+        self.policy = policy
+        self.announced_first = False
+
+    def say(self, text: str) -> None:
+        self.view.say(text)
+
+    def run(self, make_daemon: Callable[[], Daemon]) -> int:
+        policy, sink = self.policy, self.sink
+        interrupted = gave_up = False
+        with StopSignals() as stop:
+            number = 0
+            while True:
+                daemon = make_daemon()
+                sink.begin()
+                try:
+                    life = self._live(daemon, stop, number)
+                finally:
+                    daemon.stop()  # also ends what is left of its process group
+                result = exit_status(life.code)
+                if life.stopping or result == 0 or policy is None or sink.reason.permanent:
+                    break
+                delay = policy.next_delay(life.ran_for)
+                if delay is None:
+                    gave_up = True
+                    break
+                self.view.forget()
+                reason = sink.reason.describe() or "no reason in its log"
+                self.say(f"the daemon exited with code {result}: {reason}; "
+                         f"restart {policy.restarts} of {policy.max_restarts} in {delay:g}s")
+                sink.note(f"kclpy-local: restart {policy.restarts} of {policy.max_restarts} "
+                          f"(the daemon exited with code {result}) in {delay:g}s")
+                if stop.requested.wait(delay):
+                    interrupted = True
+                    break
+                number += 1
+        return self._finish(daemon, life, interrupted=interrupted, gave_up=gave_up)
+
+    def _live(self, daemon: Daemon, stop: StopSignals, number: int) -> Life:
+        """Start ``daemon`` and watch it until it exits."""
+        sink, board, view = self.sink, self.board, self.view
+        began = time.time()
+        origin = self.started if number == 0 else began
+        announced_start = stopping = False
+        daemon.start(wait_ready=False)
+        code: int | None = None
+        while code is None:
+            code = daemon.wait(timeout=0.5)
+            if not announced_start and sink.started_at is not None:
+                announced_start = True
+                again = "" if number == 0 else " again"
+                self.say(f"worker started{again} after {sink.started_at - origin:.1f}s; "
+                         "Ctrl-C stops it gracefully")
+            if (self.ready_timeout is not None and sink.started_at is None and code is None
+                    and time.time() - origin > self.ready_timeout):
+                self.say(f"the worker did not start within {self.ready_timeout:.0f}s; stopping")
+                stop.requested.set()
+            if sink.watch is not None:
+                for notice in sink.watch.check():
+                    view.forget()
+                    self.say(notice)
+            changed = board.poll()
+            first = board.first_record_at
+            if changed and not self.announced_first and first is not None:
+                self.announced_first = True
+                self.say(f"first record processed {first - self.started:.1f}s after start")
+            view.show(board, changed)
+            if code is None and stop.requested.is_set() and not stopping:
+                stopping = True
+                view.forget()
+                self.say("stopping gracefully (Ctrl-C again to kill)")
+                daemon.terminate()
+            if code is None and stop.count > 1:
+                code = daemon.stop(timeout=0)
+        return Life(code, stopping, time.time() - began)
+
+    def _finish(self, daemon: Daemon, life: Life, *, interrupted: bool, gave_up: bool) -> int:
+        board, view, policy = self.board, self.view, self.policy
+        board.poll()
+        view.forget()
+        if board.shards():
+            self.say("final: " + "; ".join(view.summary(s) for s in board.shards()))
+        if policy is not None:
+            self.say(f"restarts: {policy.restarts}")
+        if life.stopping and self.sink.graceful:
+            self.say("stopped gracefully")
+            return 0
+        result = exit_status(life.code)
+        if interrupted:
+            self.say(f"stopped during the back-off; the last daemon exited with code {result}")
+            return result
+        if result != 0:
+            reason = self.sink.reason.describe()
+            headline = f"error: the daemon exited with code {result}" + (f": {reason}" if reason else "")
+            if gave_up and policy is not None:
+                headline += f"; no restart left (--max-restarts {policy.max_restarts})"
+            tail = "\n".join(f"  {line}" for line in daemon.log_tail()[-20:])
+            self.say(f"{headline}; its last lines:\n{tail}")
+        return result

@@ -17,10 +17,18 @@ from pathlib import Path
 import pytest
 
 from kclpy_local._cli import main
-from kclpy_local._cli.run import GRACEFUL_MARKER, _LogSink, _supervise, _View
+from kclpy_local._cli.run import _View
 from kclpy_local._jvm.daemon import READY_MARKER
 from kclpy_local._runtime.progress import ProgressBoard, ProgressWriter
-from kclpy_local._jvm.supervise import ExitReason, OutageWatch, RestartPolicy, endpoint_answers
+from kclpy_local._jvm.supervise import (
+    GRACEFUL_MARKER,
+    DaemonLog,
+    ExitReason,
+    OutageWatch,
+    RestartPolicy,
+    Supervisor,
+    endpoint_answers,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 RECORDER = ROOT / "processors" / "recorder.py"
@@ -290,7 +298,7 @@ class Harness:
     def __init__(self, tmp: Path, scripts: list[tuple[Sequence[str], int, float]]) -> None:
         self.log = io.StringIO()
         self.err = io.StringIO()
-        self.sink = _LogSink(self.log)
+        self.sink = DaemonLog(self.log)
         self.scripts = list(scripts)
         self.daemons: list[FakeDaemon] = []
         self.progress = tmp / "progress.jsonl"
@@ -303,9 +311,9 @@ class Harness:
         return daemon
 
     def run(self, policy: RestartPolicy | None) -> int:
-        return _supervise(self.make, sink=self.sink, board=self.board,  # type: ignore[arg-type]
-                          view=_View(self.err, False), started=time.time(), err=self.err,
-                          ready_timeout=None, policy=policy)
+        supervisor = Supervisor(sink=self.sink, board=self.board, console=_View(self.err, False),
+                                started=time.time(), ready_timeout=None, policy=policy)
+        return supervisor.run(self.make)  # type: ignore[arg-type]
 
 
 STARTED = f"{READY_MARKER} (application a, stream s, worker w)"
