@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from typing import Any
 
-from .._emulators.registry import default_state_dir, kinesis_is_live, read_record, record_is_live
+from .. import _env
+from .._emulators.registry import kinesis_is_live, read_record, record_is_live
+from .._env import default_state_dir
 
 __all__ = [
     "DEFAULT_ENDPOINT",
@@ -18,7 +19,7 @@ __all__ = [
     "resolve_endpoint",
 ]
 
-ENDPOINT_ENV = "KCLPY_LOCAL_ENDPOINT"
+ENDPOINT_ENV = _env.ENDPOINT.name
 DEFAULT_ENDPOINT = "http://127.0.0.1:4566"
 
 
@@ -44,7 +45,7 @@ def resolve_endpoint(explicit: str | None, service: str = "kinesis") -> str:
     """
     if explicit:
         return explicit
-    from_env = os.environ.get(ENDPOINT_ENV)
+    from_env = _env.ENDPOINT.get()
     if from_env:
         return from_env
     record = read_record(default_state_dir())

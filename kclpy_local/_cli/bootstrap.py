@@ -13,7 +13,8 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from .._jvm.bootstrap import default_cache_dir, run_bootstrap
+from .._env import default_cache_dir
+from .._jvm.bootstrap import run_bootstrap
 from .._jvm.jars import DEFAULT_GENERATION
 
 __all__ = ["register"]

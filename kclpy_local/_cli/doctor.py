@@ -40,13 +40,15 @@ from importlib import metadata
 from pathlib import Path
 from typing import Literal
 
+from .. import _env
 from .._config.properties import Problem, detect_profile, read_properties, validate_properties
 from .._emulators.kinesis_mock import VERSION as KINESIS_MOCK_VERSION
 from .._emulators.kinesis_mock import find_installation, node_problem
 from .._emulators.moto import INSTALL_HINT as EMULATOR_INSTALL_HINT
 from .._emulators.moto import require_moto
+from .._env import default_cache_dir
 from .._exceptions import KclpyLocalError, PropertiesError
-from .._jvm.cache import CacheLayout, Stamps, check_cached, default_cache_dir
+from .._jvm.cache import CacheLayout, Stamps, check_cached
 from .._jvm.discovery import JavaTool, find_tool
 from .._jvm.jars import DEFAULT_GENERATION, Lock, available_generations, load_lock
 from .._jvm.launcher import launcher_problem
@@ -152,7 +154,7 @@ def _origin(path: Path, name: str, near: Path | None = None) -> str:
     """Which lookup rule of :mod:`kclpy_local._jvm.discovery` found ``path``."""
     if near is not None and path == near.parent / name:
         return "next to java"
-    explicit = os.environ.get("KCLPY_LOCAL_JAVA")
+    explicit = _env.JAVA.get()
     if explicit and name == "java" and Path(explicit) == path:
         return "$KCLPY_LOCAL_JAVA"
     home = os.environ.get("JAVA_HOME")

@@ -72,7 +72,8 @@ from .._emulators.moto import (
     ensure_port_free,
     free_port,
 )
-from .._emulators.registry import default_state_dir, kinesis_is_live, read_record, record_is_live
+from .._emulators.registry import kinesis_is_live, read_record, record_is_live
+from .._env import default_state_dir
 from .._exceptions import DaemonError, EmulatorError, PropertiesError
 from .._jvm.daemon import LOCAL_PROFILE, Daemon, processor_command
 from .._jvm.jars import DEFAULT_GENERATION

@@ -52,7 +52,6 @@ from .._emulators.registry import (
     PID_FILE,
     EmulatorRecord,
     KinesisRecord,
-    default_state_dir,
     kinesis_is_live,
     locked,
     read_record,
@@ -61,6 +60,7 @@ from .._emulators.registry import (
     stop_kinesis,
     write_record,
 )
+from .._env import default_state_dir
 from .._exceptions import EmulatorError
 
 __all__ = ["register"]

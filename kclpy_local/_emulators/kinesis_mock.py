@@ -6,7 +6,7 @@ LocalStack uses, gets resharding and iterators right; it is slower
 (~1,000 puts/s) and runs on Node.js. DynamoDB and CloudWatch stay on moto.
 
 The pinned package is installed on first use into the per-user cache
-(:func:`kclpy_local._jvm.cache.default_cache_dir`)::
+(:func:`kclpy_local._env.default_cache_dir`)::
 
     <cache>/kinesis-mock/0.6.2/node_modules/kinesis-local/main.js
 
@@ -59,8 +59,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
 
+from .._env import default_cache_dir
 from .._exceptions import EmulatorError, PortInUseError
-from .._jvm.cache import default_cache_dir
 from .moto import (
     _DETACHED,
     DEFAULT_HOST,

@@ -26,6 +26,7 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from .. import _env
 from .._exceptions import EmulatorError
 from .moto import DEFAULT_HOST, wait_ready
 
@@ -53,7 +54,7 @@ logger = logging.getLogger(__name__)
 #: The pinned image (docker-compose.yml's default is the same tag).
 LOCALSTACK_IMAGE = "localstack/localstack:2026.09.0"
 #: Overrides the image, in docker-compose.yml and in the tests' container.
-IMAGE_ENV = "KCLPY_LOCAL_LOCALSTACK_IMAGE"
+IMAGE_ENV = _env.LOCALSTACK_IMAGE.name
 AUTH_TOKEN_ENV = "LOCALSTACK_AUTH_TOKEN"
 SERVICES = ("kinesis", "dynamodb", "cloudwatch")
 EDGE_PORT = 4566
@@ -72,7 +73,7 @@ _TAIL = 15
 def configured_image(environ: Mapping[str, str] | None = None) -> str:
     """The LocalStack image to run: ``$KCLPY_LOCAL_LOCALSTACK_IMAGE`` or the pinned one."""
     env = os.environ if environ is None else environ
-    return env.get(IMAGE_ENV) or LOCALSTACK_IMAGE
+    return _env.LOCALSTACK_IMAGE.get(env) or LOCALSTACK_IMAGE
 
 
 def image_needs_token(image: str) -> bool:

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from .. import _env
 from .kinesis_mock import is_kinesis_mock_process, stop_group
 from .moto import is_moto_process, pid_alive
 
@@ -30,7 +31,6 @@ __all__ = [
     "STATE_ENV",
     "EmulatorRecord",
     "KinesisRecord",
-    "default_state_dir",
     "kinesis_is_live",
     "locked",
     "read_record",
@@ -42,7 +42,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-STATE_ENV = "KCLPY_LOCAL_STATE"
+STATE_ENV = _env.STATE.name
 PID_FILE = "emulator.json"
 LOG_FILE = "emulator.log"
 KINESIS_LOG_FILE = "kinesis-mock.log"
@@ -81,15 +81,6 @@ class EmulatorRecord:
     def kinesis_endpoint(self) -> str:
         """Where Kinesis is served."""
         return self.kinesis.endpoint if self.kinesis is not None else self.endpoint
-
-
-def default_state_dir() -> Path:
-    explicit = os.environ.get(STATE_ENV)
-    if explicit:
-        return Path(explicit).expanduser()
-    xdg = os.environ.get("XDG_STATE_HOME")
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".local" / "state"
-    return base / "kclpy-local"
 
 
 @contextlib.contextmanager

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+from .._env import default_cache_dir
 from .._exceptions import ArtifactDownloadError, ArtifactIntegrityError, BootstrapError
 from .cache import (
     CACHE_ENV,
@@ -29,7 +30,6 @@ from .cache import (
     Stamps,
     Verify,
     check_cached,
-    default_cache_dir,
     sha256_file,
 )
 from .fetch import (
@@ -54,7 +54,6 @@ __all__ = [
     "DownloadRetry",
     "Installation",
     "bootstrap",
-    "default_cache_dir",
     "installation",
     "run_bootstrap",
 ]

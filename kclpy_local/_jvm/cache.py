@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Literal
 
+from .. import _env
 from .jars import Artifact
 
 __all__ = [
@@ -42,29 +43,17 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_writer",
     "check_cached",
-    "default_cache_dir",
     "sha256_file",
 ]
 
 log = logging.getLogger(__name__)
 
-CACHE_ENV = "KCLPY_LOCAL_CACHE"
+CACHE_ENV = _env.CACHE.name
 CHUNK = 1 << 16
 _STAMP_VERSION = 1
 
 #: ``True``: hash what changed since the last stamp; ``"full"``: hash all; ``False``: sizes only.
 Verify = bool | Literal["full"]
-
-
-def default_cache_dir() -> Path:
-    """``$KCLPY_LOCAL_CACHE``, ``$XDG_CACHE_HOME/kclpy-local`` or ``~/.cache/kclpy-local``."""
-    explicit = os.environ.get(CACHE_ENV)
-    if explicit:
-        return Path(explicit).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    if xdg:
-        return Path(xdg).expanduser() / "kclpy-local"
-    return Path.home() / ".cache" / "kclpy-local"
 
 
 @dataclass(frozen=True, slots=True)

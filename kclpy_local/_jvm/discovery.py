@@ -15,6 +15,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import _env
 from .._exceptions import JavaNotFoundError
 
 __all__ = ["JavaTool", "find_tool", "java_major_version"]
@@ -42,7 +43,7 @@ def _candidates(name: str, explicit: str | os.PathLike[str] | None, near: Path |
         return [Path(explicit)]
     if near is not None:
         found.append(near.parent / name)
-    env = os.environ.get("KCLPY_LOCAL_JAVA")
+    env = _env.JAVA.get()
     if env:
         found.append(Path(env) if name == "java" else Path(env).parent / name)
     home = os.environ.get("JAVA_HOME")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import http.client
 import logging
-import os
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -19,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from .. import _env
 from .._exceptions import ArtifactDownloadError, ArtifactIntegrityError, BootstrapError
 from .._version import __version__
 from .cache import CHUNK, atomic_writer
@@ -37,12 +37,12 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 DEFAULT_REPOSITORY = "https://repo1.maven.org/maven2/"
-REPOSITORY_ENV = "KCLPY_LOCAL_MAVEN_REPO"
+REPOSITORY_ENV = _env.MAVEN_REPO.name
 
 
 def resolve_repository(repository: str | None = None) -> str:
     """The Maven repository base URL: argument, ``$KCLPY_LOCAL_MAVEN_REPO``, Central."""
-    url = repository or os.environ.get(REPOSITORY_ENV) or DEFAULT_REPOSITORY
+    url = repository or _env.MAVEN_REPO.get() or DEFAULT_REPOSITORY
     return url.rstrip("/") + "/"
 
 

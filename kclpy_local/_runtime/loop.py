@@ -22,6 +22,7 @@ import sys
 import traceback
 from typing import Any, Literal, NoReturn, TextIO
 
+from .. import _env
 from .._exceptions import ProcessorFailed, ProtocolError
 from .._protocol.channel import Channel
 from .._protocol.messages import (
@@ -43,14 +44,11 @@ from .progress import ProgressWriter
 __all__ = ["OnError", "Runtime", "claim_stdout", "configure_logging", "run", "run_to_exit_code"]
 
 OnError = Literal["exit", "continue"]
-_ENV_ON_ERROR = "KCLPY_LOCAL_ON_ERROR"
-_ENV_STRICT = "KCLPY_LOCAL_STRICT"
-_ENV_LOG_LEVEL = "KCLPY_LOCAL_LOG_LEVEL"
 _log = logging.getLogger(__name__)
 
 
 def _resolve_on_error(on_error: OnError | None) -> OnError:
-    value = on_error or os.environ.get(_ENV_ON_ERROR, "exit")
+    value = on_error or _env.ON_ERROR.get() or "exit"
     if value not in ("exit", "continue"):
         raise ValueError(f"on_error must be 'exit' or 'continue', not {value!r}")
     return value  # type: ignore[return-value]
@@ -59,7 +57,7 @@ def _resolve_on_error(on_error: OnError | None) -> OnError:
 def _resolve_strict(strict: bool | None) -> bool:
     if strict is not None:
         return strict
-    return os.environ.get(_ENV_STRICT, "").lower() in ("1", "true", "yes")
+    return (_env.STRICT.get() or "").lower() in ("1", "true", "yes")
 
 
 class _Native:
@@ -226,7 +224,7 @@ def configure_logging() -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     root.addHandler(handler)
-    root.setLevel(os.environ.get(_ENV_LOG_LEVEL, "INFO").upper())
+    root.setLevel((_env.LOG_LEVEL.get() or "INFO").upper())
 
 
 def _stdin() -> TextIO:

@@ -23,9 +23,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from .. import _env
+
 __all__ = ["PROGRESS_ENV", "ProgressBoard", "ProgressWriter", "ShardProgress"]
 
-PROGRESS_ENV = "KCLPY_LOCAL_PROGRESS"
+PROGRESS_ENV = _env.PROGRESS.name
 _log = logging.getLogger(__name__)
 
 
@@ -40,7 +42,7 @@ class ProgressWriter:
     @classmethod
     def from_env(cls) -> ProgressWriter | None:
         """A writer for ``$KCLPY_LOCAL_PROGRESS``, or ``None`` when it is unset or unusable."""
-        path = os.environ.get(PROGRESS_ENV)
+        path = _env.PROGRESS.get()
         if not path:
             return None
         try:

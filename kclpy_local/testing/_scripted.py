@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import _env
 from .._protocol.schemas import iter_violations
 from .._runtime.loop import OnError, Runtime, run_to_exit_code
 from ._transcript import Transcript
@@ -124,9 +125,9 @@ class ScriptedDaemon:
         full_env = dict(os.environ if env is None else env)
         full_env.update(t.env)
         if t.on_error:
-            full_env["KCLPY_LOCAL_ON_ERROR"] = t.on_error
+            full_env[_env.ON_ERROR.name] = t.on_error
         if t.strict is not None:
-            full_env["KCLPY_LOCAL_STRICT"] = "1" if t.strict else "0"
+            full_env[_env.STRICT.name] = "1" if t.strict else "0"
         proc = subprocess.Popen(
             list(argv),
             stdin=subprocess.PIPE,

@@ -33,6 +33,8 @@ from typing import Any
 
 import pytest
 
+from .. import _env
+
 __all__ = [
     "kclpy_endpoint",
     "kclpy_installation",
@@ -48,7 +50,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("kclpy-local")
     group.addoption(
         _ENDPOINT_OPTION,
-        default=os.environ.get("KCLPY_LOCAL_TEST_ENDPOINT"),
+        default=_env.TEST_ENDPOINT.get(),
         metavar="URL",
         help="run kclpy-local's fixtures against this endpoint instead of the embedded "
         "emulator (default: $KCLPY_LOCAL_TEST_ENDPOINT)",

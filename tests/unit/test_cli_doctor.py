@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 
 from kclpy_local._jvm.bootstrap import installation
-from kclpy_local._jvm.cache import CacheLayout, default_cache_dir
+from kclpy_local._env import default_cache_dir
+from kclpy_local._jvm.cache import CacheLayout
 from kclpy_local._cli import doctor, main
 from kclpy_local._emulators.moto import EmbeddedEmulator
 from kclpy_local._exceptions import BootstrapError

@@ -18,11 +18,11 @@ from kclpy_local._cli import main
 from kclpy_local._emulators.registry import (
     PID_FILE,
     EmulatorRecord,
-    default_state_dir,
     read_record,
     write_record,
 )
 from kclpy_local._emulators.moto import READY_PATH, pid_alive, wait_ready
+from kclpy_local._env import default_state_dir
 from kclpy_local._exceptions import EmulatorError
 
 pytest.importorskip("moto.server")

@@ -569,7 +569,8 @@ def _kcl1_jar() -> Path | None:
     if explicit:
         return Path(explicit)
     try:
-        from kclpy_local._jvm.cache import CacheLayout, default_cache_dir
+        from kclpy_local._env import default_cache_dir
+        from kclpy_local._jvm.cache import CacheLayout
     except ImportError:
         return None
     jar = CacheLayout(default_cache_dir(), 1).jars_dir / "amazon-kinesis-client-1.15.3.jar"
@@ -892,7 +893,8 @@ GOOD_LOCAL3 = {**GOOD_LOCAL, "retrievalMode": "POLLING", "metricsLevel": "NONE"}
 def _kcl3_jars() -> tuple[Path, Path]:
     """The KCL 3.x multilang and core jars of the bootstrap cache."""
     try:
-        from kclpy_local._jvm.cache import CacheLayout, default_cache_dir
+        from kclpy_local._env import default_cache_dir
+        from kclpy_local._jvm.cache import CacheLayout
     except ImportError:
         pytest.skip("no cache layout")
     cache = os.environ.get("KCLPY_LOCAL_TEST_CACHE")
