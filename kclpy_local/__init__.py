@@ -31,6 +31,7 @@ from ._exceptions import DaemonError as DaemonError
 from ._exceptions import DaemonStartError as DaemonStartError
 from ._exceptions import DependencyError as DependencyError
 from ._exceptions import EmulatorError as EmulatorError
+from ._exceptions import InputError as InputError
 from ._exceptions import InvalidSequenceNumberError as InvalidSequenceNumberError
 from ._exceptions import InvalidStateError as InvalidStateError
 from ._exceptions import JavaNotFoundError as JavaNotFoundError
@@ -39,9 +40,11 @@ from ._exceptions import PortInUseError as PortInUseError
 from ._exceptions import ProcessorFailed as ProcessorFailed
 from ._exceptions import PropertiesError as PropertiesError
 from ._exceptions import ProtocolError as ProtocolError
+from ._exceptions import PutRecordsError as PutRecordsError
 from ._exceptions import ShutdownError as ShutdownError
 from ._exceptions import ThrottlingError as ThrottlingError
 from ._exceptions import UnknownCheckpointError as UnknownCheckpointError
+from ._exceptions import UsageError as UsageError
 from ._protocol.codec import decode_child_line as decode_child_line
 from ._protocol.codec import decode_daemon_line as decode_daemon_line
 from ._protocol.codec import encode as encode
@@ -75,6 +78,7 @@ __all__ = [
     "DependencyError",
     "EmulatorError",
     "Initialize",
+    "InputError",
     "InvalidSequenceNumberError",
     "InvalidStateError",
     "JavaNotFoundError",
@@ -86,6 +90,7 @@ __all__ = [
     "ProcessorFailed",
     "PropertiesError",
     "ProtocolError",
+    "PutRecordsError",
     "Record",
     "RecordProcessor",
     "RetryPolicy",
@@ -96,6 +101,7 @@ __all__ = [
     "Status",
     "ThrottlingError",
     "UnknownCheckpointError",
+    "UsageError",
     "__version__",
     "decode_child_line",
     "decode_daemon_line",

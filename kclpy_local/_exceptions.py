@@ -12,7 +12,10 @@
     │   ├── DependencyError              KinesisClientLibDependencyException: DynamoDB/Kinesis failed
     │   ├── InvalidSequenceNumberError   IllegalArgumentException: bad or out-of-range number
     │   └── UnknownCheckpointError       any other exception name
-    ├── PropertiesError                  a .properties file is unreadable or invalid
+    ├── UsageError                       arguments or input a command cannot use (exit 2)
+    │   ├── PropertiesError              a .properties file is unreadable or invalid
+    │   └── InputError                   records given to ``put`` cannot be put
+    ├── PutRecordsError                  records still refused by the stream after every retry
     ├── BootstrapError                   jars, cache or launcher build
     │   ├── ArtifactDownloadError        a jar could not be fetched (names artifact and URL)
     │   ├── ArtifactIntegrityError       a jar's sha256 does not match the lockfile
@@ -31,6 +34,8 @@ Each class has an ``exit_code`` that the command line uses.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from amazon_kclpy.checkpoint_error import CheckpointError as _KclpyCheckpointError
 from amazon_kclpy.dispatch import MalformedAction as _KclpyMalformedAction
 
@@ -43,6 +48,7 @@ __all__ = [
     "DaemonStartError",
     "DependencyError",
     "EmulatorError",
+    "InputError",
     "InvalidSequenceNumberError",
     "InvalidStateError",
     "JavaNotFoundError",
@@ -51,18 +57,29 @@ __all__ = [
     "ProcessorFailed",
     "PropertiesError",
     "ProtocolError",
+    "PutRecordsError",
     "ShutdownError",
     "ThrottlingError",
     "UnknownCheckpointError",
+    "UsageError",
     "checkpoint_error_for",
 ]
 
 
 class KclpyLocalError(Exception):
-    """Base class of every error raised by kclpy-local."""
+    """Base class of every error raised by kclpy-local.
+
+    ``hint`` is one line telling the user what to do about it (the command line
+    prints it below the error).
+    """
 
     exit_code: int = 1
     hint: str | None = None
+
+    def __init__(self, *args: object, hint: str | None = None) -> None:
+        super().__init__(*args)
+        if hint is not None:
+            self.hint = hint
 
 
 class ProtocolError(KclpyLocalError, _KclpyMalformedAction):  # type: ignore[misc]
@@ -177,10 +194,30 @@ def checkpoint_error_for(value: str, sequence_number: str | None = None) -> Chec
     return cls(value, sequence_number)
 
 
-class PropertiesError(KclpyLocalError):
-    """A properties file is missing, unreadable or invalid."""
+class UsageError(KclpyLocalError):
+    """The arguments or the input of a command cannot be used (names which)."""
 
     exit_code = 2
+
+
+class PropertiesError(UsageError):
+    """A properties file is missing, unreadable or invalid."""
+
+
+class InputError(UsageError):
+    """The arguments or the records given to ``put`` cannot be put."""
+
+
+class PutRecordsError(KclpyLocalError):
+    """Some records were still refused after every retry (``failed`` = error codes)."""
+
+    def __init__(self, stream: str, failed: Sequence[tuple[str, str]]) -> None:
+        self.stream = stream
+        self.failed = tuple(failed)
+        codes = sorted({code for code, _ in failed})
+        super().__init__(
+            f"{len(failed)} record(s) not accepted by stream {stream!r}: {', '.join(codes)}"
+        )
 
 
 class BootstrapError(KclpyLocalError):

@@ -29,7 +29,7 @@ from botocore.exceptions import (
 )
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from .._exceptions import EmulatorError, KclpyLocalError
+from .._exceptions import EmulatorError, KclpyLocalError, PutRecordsError, UsageError
 
 __all__ = [
     "DUMMY_CREDENTIALS",
@@ -38,7 +38,6 @@ __all__ = [
     "Lease",
     "Metric",
     "PutBatch",
-    "PutRecordsError",
     "PutResult",
     "StreamInfo",
     "client",
@@ -70,18 +69,6 @@ _CONFIG = Config(
 
 # boto3 ships no type information; clients are plain objects here.
 Client = Any
-
-
-class PutRecordsError(KclpyLocalError):
-    """Some records were still refused after every retry (``failed`` = error codes)."""
-
-    def __init__(self, stream: str, failed: Sequence[tuple[str, str]]) -> None:
-        self.stream = stream
-        self.failed = tuple(failed)
-        codes = sorted({code for code, _ in failed})
-        super().__init__(
-            f"{len(failed)} record(s) not accepted by stream {stream!r}: {', '.join(codes)}"
-        )
 
 
 # -- clients ------------------------------------------------------------------
@@ -152,10 +139,10 @@ def endpoint_errors(endpoint_url: str | None) -> Iterator[None]:
     if endpoint_url is not None:
         parts = urllib.parse.urlsplit(endpoint_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            err = KclpyLocalError(f"invalid endpoint URL {endpoint_url!r}")
-            err.hint = "write it as http://HOST:PORT, e.g. http://127.0.0.1:4566"
-            err.exit_code = 2
-            raise err
+            raise UsageError(
+                f"invalid endpoint URL {endpoint_url!r}",
+                hint="write it as http://HOST:PORT, e.g. http://127.0.0.1:4566",
+            )
     try:
         yield
     except (BotoConnectionError, HTTPClientError) as exc:

@@ -9,7 +9,6 @@ group); a kinesis-mock left running after moto went away is stopped too.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from .._emulators.localstack import compose_down
@@ -22,6 +21,7 @@ from .._emulators.registry import (
     remove_record,
     stop_kinesis,
 )
+from .._exceptions import UsageError
 from .up import add_localstack_arguments, compose_file_of, state_dir_of
 
 __all__ = ["register"]
@@ -47,15 +47,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def run(args: argparse.Namespace) -> int:
     if args.localstack:
         if args.state_dir is not None:
-            print("kclpy-local: error: --localstack takes no --state-dir", file=sys.stderr)
-            return 2
+            raise UsageError("--localstack takes no --state-dir")
         compose_file = compose_file_of(args)
         compose_down(compose_file)
         print(f"LocalStack stopped ({compose_file})")
         return 0
     if args.compose_file is not None:
-        print("kclpy-local: error: --compose-file needs --localstack", file=sys.stderr)
-        return 2
+        raise UsageError("--compose-file needs --localstack")
     state_dir = state_dir_of(args)
     if not (state_dir / PID_FILE).exists():
         print(f"no emulator running (no pid file in {state_dir})")

@@ -58,10 +58,10 @@ from typing import IO, Any, TextIO
 from botocore.exceptions import ClientError
 
 from .. import _aws
-from .._exceptions import KclpyLocalError
+from .._exceptions import InputError, KclpyLocalError, PutRecordsError
 from . import _common
 
-__all__ = ["InputError", "register", "run"]
+__all__ = ["register", "run"]
 
 #: Kinesis limit: data plus partition key of one record.
 MAX_RECORD_BYTES = 1024 * 1024
@@ -73,16 +73,6 @@ MAX_ATTEMPTS = 8
 BACKOFF = 0.05
 #: Seconds between progress line updates.
 PROGRESS_INTERVAL = 0.2
-
-
-class InputError(KclpyLocalError):
-    """The arguments or the records given cannot be put (exit code 2).
-
-    It belongs in ``_exceptions.py`` beside the others; it lives here until that
-    file grows a general usage/input error.
-    """
-
-    exit_code = 2
 
 
 def _positive(text: str) -> int:
@@ -432,7 +422,7 @@ def run(args: argparse.Namespace) -> int:
             }
         )
     if tally.failed:
-        err = _aws.PutRecordsError(args.stream, tally.failed)
+        err = PutRecordsError(args.stream, tally.failed)
         err.hint = (
             f"each was sent {MAX_ATTEMPTS} times with back-off; the stream is throttled "
             "or failing: put fewer records at a time, or use more shards"

@@ -61,7 +61,7 @@ from .._emulators.registry import (
     write_record,
 )
 from .._env import default_state_dir
-from .._exceptions import EmulatorError
+from .._exceptions import EmulatorError, UsageError
 
 __all__ = ["register"]
 
@@ -143,16 +143,12 @@ def compose_file_of(args: argparse.Namespace) -> Path:
 def run(args: argparse.Namespace) -> int:
     if args.localstack:
         if args.kinesis != "moto" or args.kinesis_port:
-            print("kclpy-local: error: --localstack takes no --kinesis or --kinesis-port",
-                  file=sys.stderr)
-            return 2
+            raise UsageError("--localstack takes no --kinesis or --kinesis-port")
         return _run_localstack(args)
     if args.compose_file is not None:
-        print("kclpy-local: error: --compose-file needs --localstack", file=sys.stderr)
-        return 2
+        raise UsageError("--compose-file needs --localstack")
     if args.kinesis_port and args.kinesis == "moto":
-        print("kclpy-local: error: --kinesis-port needs --kinesis kinesis-mock", file=sys.stderr)
-        return 2
+        raise UsageError("--kinesis-port needs --kinesis kinesis-mock")
     if args.timeout is None:
         args.timeout = 30.0
     state_dir = state_dir_of(args)
@@ -239,12 +235,10 @@ def _print_endpoints(args: argparse.Namespace, record: EmulatorRecord) -> None:
 
 def _run_localstack(args: argparse.Namespace) -> int:
     if args.foreground or args.port != DEFAULT_PORT or args.state_dir is not None:
-        print(
-            "kclpy-local: error: --localstack takes no --foreground, --port or --state-dir "
-            "(the compose file sets the port)",
-            file=sys.stderr,
+        raise UsageError(
+            "--localstack takes no --foreground, --port or --state-dir "
+            "(the compose file sets the port)"
         )
-        return 2
     compose_file = compose_file_of(args)
     endpoint = compose_up(compose_file, timeout=args.timeout or 600.0)
     if args.json:

@@ -72,7 +72,7 @@ class LocalStream:
 
         A record without a key gets ``partition_key``, else a random one.  Returns
         where each record landed, in order; every record was accepted or
-        :class:`~kclpy_local._aws.PutRecordsError` is raised.
+        :class:`~kclpy_local.PutRecordsError` is raised.
         """
         prepared: list[tuple[bytes, str]] = []
         for item in records:

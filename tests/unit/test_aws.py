@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from kclpy_local import _aws
-from kclpy_local._aws import Lease, PutBatch, PutRecordsError, PutResult
+from kclpy_local._aws import Lease, PutBatch, PutResult
+from kclpy_local._exceptions import PutRecordsError
 from kclpy_local._emulators.moto import EmbeddedEmulator, free_port
 from kclpy_local._exceptions import EmulatorError, KclpyLocalError
 

@@ -41,6 +41,8 @@ def test_public_surface_is_pinned() -> None:
         "Record", "RecordProcessor", "RetryPolicy", "ShardEnded", "Shutdown", "ShutdownError",
         "ShutdownRequested", "Status", "ThrottlingError", "UnknownCheckpointError", "__version__",
         "decode_child_line", "decode_daemon_line", "encode", "run",
+        # added with the one exception tree
+        "InputError", "PutRecordsError", "UsageError",
     }
     for name in kclpy_local.__all__:
         assert hasattr(kclpy_local, name)
