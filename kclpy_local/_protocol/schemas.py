@@ -3,7 +3,10 @@
 One document per message and direction, under ``kclpy_local/_protocol/wire/daemon/``
 (daemon to child) and ``kclpy_local/_protocol/wire/child/`` (child to daemon). They are
 the single source of truth: the runtime's fast checks are tested to accept and
-reject exactly what these documents do.
+reject exactly what these documents do. Their annotations (``title``,
+``description``, ``examples`` and ``x-generations``, ``x-checkpoint``,
+``x-runtime``, ``x-note``, which validators ignore) are the text of
+``docs/protocol.md``.
 """
 
 from __future__ import annotations
