@@ -40,6 +40,7 @@ __all__ = [
     "PutBatch",
     "PutResult",
     "StreamInfo",
+    "check_endpoint_url",
     "client",
     "endpoint_errors",
     "ensure_stream",
@@ -74,11 +75,39 @@ Client = Any
 # -- clients ------------------------------------------------------------------
 
 
+def check_endpoint_url(endpoint_url: str) -> str:
+    """``endpoint_url`` if it is ``http(s)://HOST[:PORT]...``; else :class:`UsageError`.
+
+    Refused before any client is made, so botocore never fails on it with a bare
+    ``ValueError`` (a port over 65535, an unclosed IPv6 bracket).
+    """
+    try:
+        parts = urllib.parse.urlsplit(endpoint_url)
+        _ = parts.port  # raises ValueError when out of range or not a number
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError as exc:
+        reason: str | None = str(exc)
+        ok = False
+    else:
+        reason = None
+    if not ok:
+        why = f" ({reason})" if reason else ""
+        raise UsageError(
+            f"invalid endpoint URL {endpoint_url!r}{why}",
+            hint="write it as http://HOST:PORT, e.g. http://127.0.0.1:4566",
+        )
+    return endpoint_url
+
+
 def is_local_endpoint(endpoint_url: str | None) -> bool:
     """True for an endpoint URL whose host is not an AWS (``amazonaws.com``) host."""
     if not endpoint_url:
         return False
-    host = (urllib.parse.urlsplit(endpoint_url).hostname or "").lower().rstrip(".")
+    try:
+        hostname = urllib.parse.urlsplit(endpoint_url).hostname
+    except ValueError:
+        return False  # not a URL: never given dummy credentials (and refused by client())
+    host = (hostname or "").lower().rstrip(".")
     return not (
         host.endswith((".amazonaws.com", ".amazonaws.com.cn"))
         or host in ("amazonaws.com", "amazonaws.com.cn")
@@ -111,6 +140,8 @@ def client(
     6: 5 retries); 1 or 2 make a client that reports an unreachable endpoint at
     once instead of after ~15 s of back-off.
     """
+    if endpoint_url is not None:
+        check_endpoint_url(endpoint_url)
     config = _CONFIG
     if max_attempts is not None:
         retries = {"total_max_attempts": max_attempts, "mode": "standard"}
@@ -133,16 +164,11 @@ def endpoint_errors(endpoint_url: str | None) -> Iterator[None]:
     other ClientError or botocore error becomes :class:`KclpyLocalError` with the
     operation and AWS error code. Handle the codes you expect inside the block.
     An endpoint URL that is not ``http(s)://HOST...`` is refused on entry
-    (``exit_code`` 2), before botocore fails on it with a bare ValueError.
+    (:func:`check_endpoint_url`, exit code 2).
     """
     where = endpoint_url or "AWS"
     if endpoint_url is not None:
-        parts = urllib.parse.urlsplit(endpoint_url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise UsageError(
-                f"invalid endpoint URL {endpoint_url!r}",
-                hint="write it as http://HOST:PORT, e.g. http://127.0.0.1:4566",
-            )
+        check_endpoint_url(endpoint_url)
     try:
         yield
     except (BotoConnectionError, HTTPClientError) as exc:

@@ -15,12 +15,24 @@ __all__ = [
     "DEFAULT_ENDPOINT",
     "ENDPOINT_ENV",
     "add_endpoint_arguments",
+    "port_number",
     "print_json",
     "resolve_endpoint",
 ]
 
 ENDPOINT_ENV = _env.ENDPOINT.name
 DEFAULT_ENDPOINT = "http://127.0.0.1:4566"
+
+
+def port_number(text: str) -> int:
+    """An argparse type: a TCP port, 0 (any free port) to 65535."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port {port} is out of range (0 to 65535)")
+    return port
 
 
 def add_endpoint_arguments(parser: argparse.ArgumentParser) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .._env import default_cache_dir
 from .._jvm.bootstrap import run_bootstrap
-from .._jvm.jars import DEFAULT_GENERATION
+from .._jvm.jars import DEFAULT_GENERATION, available_generations
 
 __all__ = ["register"]
 
@@ -27,7 +27,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description=__doc__.splitlines()[0] if __doc__ else None,
     )
     p.add_argument("--kcl", type=int, default=DEFAULT_GENERATION, metavar="N",
-                   help="KCL generation (default: %(default)s)")
+                   choices=available_generations(),
+                   help="KCL generation: %(choices)s (default: %(default)s)")
     p.add_argument("--cache-dir", type=Path, metavar="DIR",
                    help="cache directory (default: $KCLPY_LOCAL_CACHE, $XDG_CACHE_HOME/kclpy-local "
                         "or ~/.cache/kclpy-local)")

@@ -52,6 +52,7 @@ from .._emulators.registry import (
     PID_FILE,
     EmulatorRecord,
     KinesisRecord,
+    check_state_dir,
     kinesis_is_live,
     locked,
     read_record,
@@ -62,6 +63,7 @@ from .._emulators.registry import (
 )
 from .._env import default_state_dir
 from .._exceptions import EmulatorError, UsageError
+from ._common import port_number
 
 __all__ = ["register"]
 
@@ -69,7 +71,7 @@ logger = logging.getLogger(__name__)
 
 def state_dir_of(args: argparse.Namespace) -> Path:
     chosen: Path | None = args.state_dir
-    return chosen if chosen is not None else default_state_dir()
+    return check_state_dir(chosen if chosen is not None else default_state_dir())
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -85,7 +87,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         ),
     )
     p.add_argument(
-        "--port", type=int, default=DEFAULT_PORT, help="port to serve (0: any free port)"
+        "--port", type=port_number, default=DEFAULT_PORT, help="port to serve (0: any free port)"
     )
     p.add_argument("--foreground", action="store_true", help="run in this terminal until Ctrl-C")
     p.add_argument("--state-dir", type=Path, default=None, help="where the pid file and log go")
@@ -105,7 +107,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     p.add_argument(
         "--kinesis-port",
-        type=int,
+        type=port_number,
         default=0,
         metavar="PORT",
         help="kinesis-mock's port (default 0: any free port)",

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .._exceptions import PropertiesError
+from .._exceptions import ProtocolError, UsageError
 from .._protocol.schemas import Direction, iter_violations
 
 __all__ = ["register", "validate_lines"]
@@ -80,15 +80,28 @@ def validate_lines(lines: list[str], direction: str = "auto") -> tuple[int, list
     return checked, found
 
 
+def _text_lines(data: bytes, name: str) -> list[str]:
+    """The lines of ``data``; a :class:`ProtocolError` naming the first line that is not UTF-8."""
+    try:
+        return data.decode("utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        line_number = data[: exc.start].count(b"\n") + 1
+        raise ProtocolError(
+            f"{name} is not UTF-8 text (byte {data[exc.start : exc.start + 1]!r})",
+            line_number=line_number,
+        ) from None
+
+
 def _run(args: argparse.Namespace) -> int:
     if args.file == "-":
-        lines = sys.stdin.read().splitlines()
+        data = sys.stdin.buffer.read()
     else:
         source = Path(args.file)
         try:
-            lines = source.read_text(encoding="utf-8").splitlines()
+            data = source.read_bytes()
         except OSError as exc:
-            raise PropertiesError(f"cannot read {source}: {exc.strerror}") from None
+            raise UsageError(f"cannot read {source}: {exc.strerror}") from None
+    lines = _text_lines(data, args.file)
     checked, found = validate_lines(lines, args.direction)
     if args.json:
         print(json.dumps({"checked": checked, "violations": found}, indent=2))

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .. import _env
+from .._exceptions import UsageError
 from .kinesis_mock import is_kinesis_mock_process, stop_group
 from .moto import is_moto_process, pid_alive
 
@@ -31,6 +32,7 @@ __all__ = [
     "STATE_ENV",
     "EmulatorRecord",
     "KinesisRecord",
+    "check_state_dir",
     "kinesis_is_live",
     "locked",
     "read_record",
@@ -83,10 +85,27 @@ class EmulatorRecord:
         return self.kinesis.endpoint if self.kinesis is not None else self.endpoint
 
 
+def _not_a_directory(state_dir: Path) -> UsageError:
+    return UsageError(
+        f"the state directory {state_dir} is not a directory",
+        hint=f"remove it, or point --state-dir or ${STATE_ENV} at a directory",
+    )
+
+
+def check_state_dir(state_dir: Path) -> Path:
+    """``state_dir``, unless it exists and is not a directory (:class:`UsageError`)."""
+    if state_dir.exists() and not state_dir.is_dir():
+        raise _not_a_directory(state_dir)
+    return state_dir
+
+
 @contextlib.contextmanager
 def locked(state_dir: Path) -> Iterator[None]:
     """Hold an exclusive lock on the state directory (one ``up``/``down`` at a time)."""
-    state_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        check_state_dir(state_dir).mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise _not_a_directory(state_dir) from None
     with (state_dir / LOCK_FILE).open("a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
@@ -119,6 +138,8 @@ def read_record(state_dir: Path) -> EmulatorRecord | None:
         )
     except FileNotFoundError:
         return None
+    except NotADirectoryError:
+        raise _not_a_directory(state_dir) from None
     except (OSError, ValueError, KeyError, TypeError) as exc:
         logger.warning("ignoring unreadable pid file %s: %s", path, exc)
         return None

@@ -12,6 +12,7 @@ import hashlib
 import http.client
 import logging
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,7 +20,12 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from .. import _env
-from .._exceptions import ArtifactDownloadError, ArtifactIntegrityError, BootstrapError
+from .._exceptions import (
+    ArtifactDownloadError,
+    ArtifactIntegrityError,
+    BootstrapError,
+    UsageError,
+)
 from .._version import __version__
 from .cache import CHUNK, atomic_writer
 from .jars import Artifact
@@ -43,6 +49,13 @@ REPOSITORY_ENV = _env.MAVEN_REPO.name
 def resolve_repository(repository: str | None = None) -> str:
     """The Maven repository base URL: argument, ``$KCLPY_LOCAL_MAVEN_REPO``, Central."""
     url = repository or _env.MAVEN_REPO.get() or DEFAULT_REPOSITORY
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https", "file") or not (parts.netloc or parts.path):
+        source = "--repository" if repository else REPOSITORY_ENV
+        raise UsageError(
+            f"the Maven repository {url!r} ({source}) is not an http(s) or file URL",
+            hint="give a base URL such as https://repo1.maven.org/maven2/",
+        )
     return url.rstrip("/") + "/"
 
 

@@ -34,7 +34,14 @@ class Channel:
         Blank lines are skipped.
         """
         while True:
-            line = self._input.readline()
+            try:
+                line = self._input.readline()
+            except UnicodeDecodeError as exc:
+                raise ProtocolError(
+                    f"the line is not UTF-8 text (byte {exc.object[exc.start : exc.start + 1]!r} "
+                    f"at offset {exc.start})",
+                    line_number=self.line_number + 1,
+                ) from None
             if not line:
                 return None
             self.line_number += 1
@@ -75,11 +82,36 @@ class Channel:
                 "end of input while waiting for the reply to a checkpoint request",
                 line_number=self.line_number + 1,
             )
-        _, reply = got
+        raw, reply = got
         if not isinstance(reply, CheckpointReply):
             raise ProtocolError(
                 f"expected a checkpoint reply, got {reply.action!r}",
                 line_number=self.line_number,
                 field="action",
             )
+        self._check_echo(request, reply, stated="sequenceNumber" in raw)
         return reply
+
+    def _check_echo(
+        self, request: CheckpointRequest, reply: CheckpointReply, *, stated: bool
+    ) -> None:
+        """The reply must be for the position asked (KCL 1.x and 3.x echo it).
+
+        A reply for another position answers another request; taking it as this
+        one's would report progress that was not made. A subsequence number of
+        ``None`` means 0 (``checkpoint(seq)`` is ``checkpoint(seq, 0)``); a reply
+        without a ``sequenceNumber`` field at all (daemons before KCL 1.6 wrote
+        ``checkpoint`` instead) states no position to compare.
+        """
+        pairs: list[tuple[str, object, object]] = [
+            ("subSequenceNumber", request.sub_sequence_number or 0, reply.sub_sequence_number or 0)
+        ]
+        if stated:
+            pairs.insert(0, ("sequenceNumber", request.sequence_number, reply.sequence_number))
+        for name, asked, answered in pairs:
+            if asked != answered:
+                raise ProtocolError(
+                    f"the checkpoint reply is for {name} {answered!r}, but {asked!r} was asked",
+                    line_number=self.line_number,
+                    field=name,
+                )

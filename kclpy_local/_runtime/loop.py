@@ -23,7 +23,7 @@ import traceback
 from typing import Any, Literal, NoReturn, TextIO
 
 from .. import _env
-from .._exceptions import ProcessorFailed, ProtocolError
+from .._exceptions import ProcessorFailed, ProtocolError, UsageError
 from .._protocol.channel import Channel
 from .._protocol.messages import (
     CheckpointReply,
@@ -50,7 +50,8 @@ _log = logging.getLogger(__name__)
 def _resolve_on_error(on_error: OnError | None) -> OnError:
     value = on_error or _env.ON_ERROR.get() or "exit"
     if value not in ("exit", "continue"):
-        raise ValueError(f"on_error must be 'exit' or 'continue', not {value!r}")
+        source = "on_error" if on_error else f"${_env.ON_ERROR.name}"
+        raise UsageError(f"{source} must be 'exit' or 'continue', not {value!r}")
     return value  # type: ignore[return-value]
 
 
@@ -224,7 +225,11 @@ def configure_logging() -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     root.addHandler(handler)
-    root.setLevel((_env.LOG_LEVEL.get() or "INFO").upper())
+    level = (_env.LOG_LEVEL.get() or "INFO").upper()
+    if level not in logging.getLevelNamesMapping():
+        names = ", ".join(("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"))
+        raise UsageError(f"${_env.LOG_LEVEL.name} must be one of {names}, not {level!r}")
+    root.setLevel(level)
 
 
 def _stdin() -> TextIO:
@@ -242,7 +247,12 @@ def run(
     Exit status: 0 at the end of input, 3 on a protocol error, 4 when the
     processor raised (see the module docstring), 1 when the daemon went away.
     """
-    configure_logging()
+    try:
+        configure_logging()
+        on_error = _resolve_on_error(on_error)
+    except UsageError as exc:
+        sys.stderr.write(f"kclpy-local: error: {exc}\n")
+        raise SystemExit(exc.exit_code) from None
     output = claim_stdout()
     runtime = Runtime(processor, _stdin(), output, sys.stderr, on_error=on_error, strict=strict)
     raise SystemExit(run_to_exit_code(runtime, sys.stderr))
