@@ -49,11 +49,11 @@ from .._emulators.moto import (
     READY_PATH,
     EmbeddedEmulator,
     is_moto_process,
-    pid_alive,
     require_moto,
     wait_ready,
 )
 from .._exceptions import EmulatorError
+from .._process import pid_alive
 
 __all__ = [
     "EmulatorRecord",
