@@ -4,7 +4,7 @@
 
     launch = Launch(["python", "-m", "http.server", "0"], env=env, cwd=workdir)
     with ManagedProcess(launch, name="web") as proc:   # stopped even if start fails
-        proc.wait_ready(lambda: None if "Serving" in "".join(proc.tail()) else "no banner")
+        proc.wait_ready(lambda: None if proc.tail() else "no output yet", timeout=10)
         ...
     # stopped: SIGTERM, a grace period, then SIGKILL of its process group
 
