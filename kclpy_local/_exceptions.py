@@ -20,6 +20,8 @@
     │   ├── ArtifactDownloadError        a jar could not be fetched (names artifact and URL)
     │   ├── ArtifactIntegrityError       a jar's sha256 does not match the lockfile
     │   └── JavaNotFoundError            no java/javac, or too old
+    ├── ProcessError                     a child process could not be stopped (survived SIGKILL)
+    │   └── NotReadyError                a readiness wait ended first: exit or timeout (carries output)
     ├── DaemonError                      the KCL daemon (JVM) failed
     │   └── DaemonStartError             it did not become ready (carries its last log lines)
     └── EmulatorError                    the local AWS emulator failed
@@ -53,7 +55,9 @@ __all__ = [
     "InvalidStateError",
     "JavaNotFoundError",
     "KclpyLocalError",
+    "NotReadyError",
     "PortInUseError",
+    "ProcessError",
     "ProcessorFailed",
     "PropertiesError",
     "ProtocolError",
@@ -253,6 +257,49 @@ class JavaNotFoundError(BootstrapError):
     """No usable ``java`` or ``javac`` was found, or it is too old."""
 
     exit_code = 6
+
+
+class ProcessError(KclpyLocalError):
+    """A child process misbehaved (for instance it survived SIGKILL).
+
+    The layers above translate it into their own errors (:class:`DaemonError`,
+    :class:`EmulatorError`) at their boundary.
+    """
+
+
+class NotReadyError(ProcessError):
+    """A readiness wait ended before its check passed.
+
+    ``gone`` tells that the process exited first (``returncode`` is its exit
+    code then, when known), else the wait timed out after ``timeout`` seconds;
+    ``last`` is the check's last answer and ``log_tail`` the process's last
+    output lines.
+    """
+
+    def __init__(
+        self,
+        what: str,
+        *,
+        last: str,
+        timeout: float | None,
+        gone: bool = False,
+        returncode: int | None = None,
+        log_tail: tuple[str, ...] = (),
+    ) -> None:
+        self.what = what
+        self.last = last
+        self.timeout = timeout
+        self.gone = gone
+        self.returncode = returncode
+        self.log_tail = log_tail
+        if gone:
+            code = "" if returncode is None else f" with code {returncode}"
+            text = f"{what} exited{code} before it was ready"
+        else:
+            text = f"{what} not ready within {timeout or 0:g}s (last: {last})"
+        if log_tail:
+            text += "\nlast output lines:\n" + "\n".join(f"  {ln}" for ln in log_tail)
+        super().__init__(text)
 
 
 class DaemonError(KclpyLocalError):

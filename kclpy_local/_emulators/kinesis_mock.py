@@ -38,7 +38,6 @@ output lines) when it does not start.
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import fcntl
 import ipaddress
@@ -46,29 +45,26 @@ import json
 import logging
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
-import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
-from typing import IO, Self
+from typing import Self
 
+from .. import _process
 from .._env import default_cache_dir
-from .._exceptions import EmulatorError, PortInUseError
+from .._exceptions import EmulatorError, NotReadyError, PortInUseError, ProcessError
+from .._process import Launch, Lifecycle, ManagedProcess, StopPolicy
 from .moto import (
-    _DETACHED,
     DEFAULT_HOST,
     EmulatorStartError,
     check_loopback,
     ensure_port_free,
     free_port,
-    pid_alive,
 )
 
 __all__ = [
@@ -142,6 +138,13 @@ _NETWORK_CODES = (
     "ERR_SOCKET_TIMEOUT",
 )
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+# SIGTERM to its process group; a SIGKILL after TERM_GRACE is routine, hence DEBUG.
+_STOP = StopPolicy(
+    max_grace=TERM_GRACE,
+    kill_note="kinesis-mock pid %(pid)d still runs after SIGTERM; killing it",
+    kill_note_level=logging.DEBUG,
+    logger_name=__name__,
+)
 
 
 class NodeNotFoundError(EmulatorError):
@@ -313,17 +316,7 @@ def _npm_install(npm: str, prefix: Path, timeout: float, env: Mapping[str, str] 
     environ.setdefault("npm_config_update_notifier", "false")
     logger.debug("running %s", argv)
     try:
-        result = subprocess.run(
-            argv,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            errors="replace",
-            timeout=timeout,
-            env=environ,
-            cwd=prefix,
-            check=False,
-        )
+        result = _process.run(Launch(argv, env=environ, cwd=prefix, new_session=False), timeout)
     except subprocess.TimeoutExpired as exc:
         raise KinesisMockInstallError(
             f"npm install {PACKAGE}@{VERSION} did not finish within {timeout:.0f}s"
@@ -420,15 +413,6 @@ def is_kinesis_mock_process(pid: int) -> bool | None:
     return f"{PACKAGE}/main.js".encode() in cmdline
 
 
-def _signal_group(pid: int, sig: int) -> None:
-    """Send ``sig`` to the process group ``pid`` leads, or to ``pid`` alone if it leads none."""
-    with contextlib.suppress(ProcessLookupError):
-        if os.getpgid(pid) == pid:
-            os.killpg(pid, sig)
-        else:
-            os.kill(pid, sig)
-
-
 def stop_group(pid: int, timeout: float = 5.0) -> bool:
     """Stop the process group that ``pid`` leads; True if it ran.
 
@@ -437,26 +421,10 @@ def stop_group(pid: int, timeout: float = 5.0) -> bool:
     nothing worth a longer wait), then up to ``timeout`` seconds for it to go. A
     process that does not lead its group is signalled alone.
     """
-    if not pid_alive(pid):
-        _DETACHED.pop(pid, None)
-        return False
-    _signal_group(pid, signal.SIGTERM)
-    if not _wait_gone(pid, min(timeout, TERM_GRACE)):
-        logger.debug("kinesis-mock pid %d still runs after SIGTERM; killing it", pid)
-        _signal_group(pid, signal.SIGKILL)
-        if not _wait_gone(pid, timeout):
-            raise EmulatorError(f"process {pid} survived SIGKILL")
-    _DETACHED.pop(pid, None)
-    return True
-
-
-def _wait_gone(pid: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while pid_alive(pid):
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.05)
-    return True
+    try:
+        return _process.stop_pid(pid, timeout, _STOP, group=True)
+    except ProcessError as exc:
+        raise EmulatorError(str(exc)) from exc
 
 
 # -- readiness ------------------------------------------------------------------------
@@ -495,7 +463,7 @@ def _list_streams(endpoint_url: str, timeout: float) -> str | None:
 # -- the engine -----------------------------------------------------------------------
 
 
-class KinesisMock:
+class KinesisMock(Lifecycle):
     """kinesis-mock on a loopback port, in a child process of its own process group.
 
     ``port=0`` picks a free port (so does ``tls_port=0`` for the TLS port it
@@ -545,11 +513,8 @@ class KinesisMock:
         self._log_path = log_path
         self._detach = detach
         self._startup_timeout = startup_timeout
-        self._process: subprocess.Popen[bytes] | None = None
-        self._log_file: IO[bytes] | None = None
-        self._tail: collections.deque[str] = collections.deque(maxlen=_TAIL_LINES)
-        self._drain: threading.Thread | None = None
-        self._started_at = 0.0
+        self._process: ManagedProcess | None = None
+        self._output: ManagedProcess | None = None  # the last one started, stopped or not
         self.startup_seconds: float | None = None
 
     # -- properties ---------------------------------------------------------
@@ -574,7 +539,7 @@ class KinesisMock:
 
     @property
     def running(self) -> bool:
-        return self._process is not None and self._process.poll() is None
+        return self._process is not None and self._process.running
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -634,23 +599,15 @@ class KinesisMock:
 
     def wait(self, timeout: float | None = None) -> int | None:
         """Wait for it to exit; its exit code, or ``None`` on timeout or if not started."""
-        proc = self._process
-        if proc is None:
-            return None
-        try:
-            return proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            return None
+        return self._process.wait(timeout) if self._process is not None else None
 
     def release(self) -> int:
         """Forget a detached, running engine without stopping it; return its pid."""
         if self._process is None or not self._detach:
             raise EmulatorError("only a started, detached kinesis-mock can be released")
-        proc = self._process
-        _DETACHED[proc.pid] = proc
+        pid = self._process.release()
         self._process = None
-        self._close_log()
-        return proc.pid
+        return pid
 
     def reset(self, timeout: float = 30.0) -> None:
         """Delete every stream (of the default account and this region); wait until gone."""
@@ -678,24 +635,7 @@ class KinesisMock:
 
     def output_tail(self) -> tuple[str, ...]:
         """The engine's last output lines."""
-        if self._log_path is not None:
-            try:
-                lines = self._log_path.read_text(errors="replace").splitlines()
-            except OSError:
-                return ()
-            return tuple(lines[-_TAIL_LINES:])
-        return tuple(self._tail)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+        return self._output.tail() if self._output is not None else ()
 
     def __repr__(self) -> str:
         state = f"pid={self.pid}" if self.running else "stopped"
@@ -722,68 +662,42 @@ class KinesisMock:
         argv = self.argv()
         env = {**os.environ, **self.environment(port, tls_port)}
         assert self.installation is not None
-        if self._log_path is not None:
-            self._log_path.parent.mkdir(parents=True, exist_ok=True)
-            self._log_file = self._log_path.open("ab")
-            stdout: IO[bytes] | int = self._log_file
-        else:
-            self._tail.clear()
-            stdout = subprocess.PIPE
         logger.debug("starting %s (plain port %d, TLS port %d)", argv, port, tls_port)
         self._ports = (port, tls_port)
-        self._started_at = time.monotonic()
-        self._process = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=stdout,
-            stderr=subprocess.STDOUT,
-            env=env,
-            cwd=self.installation.package_dir,
-            start_new_session=True,
-        )
-        if self._process.stdout is not None:
-            self._drain = threading.Thread(
-                target=self._drain_output,
-                args=(self._process.stdout,),
-                name=f"kinesis-mock-output-{port}",
-                daemon=True,
-            )
-            self._drain.start()
-
-    def _drain_output(self, stream: IO[bytes]) -> None:
-        for raw in stream:
-            line = raw.decode(errors="replace").rstrip()
-            self._tail.append(line)
-            logger.debug("kinesis-mock: %s", line)
+        self._process = self._output = ManagedProcess(
+            Launch(argv, env=env, cwd=self.installation.package_dir),
+            name=f"kinesis-mock-{port}",
+            stop_policy=_STOP,
+            tail_lines=_TAIL_LINES,
+            log_path=self._log_path,
+            on_line=lambda line: logger.debug("kinesis-mock: %s", line),
+        ).start()
 
     def _await_ready(self) -> None:
         proc = self._process
-        assert proc is not None
-        deadline = self._started_at + self._startup_timeout
-        last = "no attempt made"
-        while proc.poll() is None:
-            problem = _list_streams(self.endpoint_url, timeout=2.0)
-            if problem is None:
-                self.startup_seconds = time.monotonic() - self._started_at
-                logger.info("kinesis-mock ready on %s (pid %d) in %.2fs",
-                            self.endpoint_url, proc.pid, self.startup_seconds)
-                return
-            last = problem
-            if time.monotonic() >= deadline:
+        assert proc is not None and proc.started_at is not None
+        try:
+            proc.wait_ready(
+                lambda: _list_streams(self.endpoint_url, timeout=2.0),
+                self._startup_timeout,
+                interval=0.1,
+            )
+        except NotReadyError as exc:
+            if not exc.gone:
                 raise EmulatorStartError(
                     f"kinesis-mock did not answer on {self.endpoint_url} within "
-                    f"{self._startup_timeout:.1f}s (last: {last})",
-                    self.output_tail(),
-                )
-            time.sleep(0.1)
-        if self._drain is not None:
-            self._drain.join(timeout=2.0)
-        tail = self.output_tail()
-        if any("EADDRINUSE" in line or "already in use" in line for line in tail):
-            raise PortInUseError(self.host, self.port)
-        raise EmulatorStartError(
-            f"kinesis-mock exited with code {proc.returncode} before it was ready", tail
-        )
+                    f"{self._startup_timeout:.1f}s (last: {exc.last})",
+                    exc.log_tail,
+                ) from exc
+            if any("EADDRINUSE" in line or "already in use" in line for line in exc.log_tail):
+                raise PortInUseError(self.host, self.port) from exc
+            raise EmulatorStartError(
+                f"kinesis-mock exited with code {exc.returncode} before it was ready",
+                exc.log_tail,
+            ) from exc
+        self.startup_seconds = time.monotonic() - proc.started_at
+        logger.info("kinesis-mock ready on %s (pid %d) in %.2fs",
+                    self.endpoint_url, proc.pid, self.startup_seconds)
 
     def _check_listeners(self) -> None:
         found = self.listeners()
@@ -798,22 +712,8 @@ class KinesisMock:
 
     def _cleanup(self, timeout: float = 5.0) -> None:
         proc, self._process = self._process, None
-        if proc is not None and proc.poll() is None:
-            _signal_group(proc.pid, signal.SIGTERM)
+        if proc is not None:
             try:
-                proc.wait(min(timeout, TERM_GRACE))
-            except subprocess.TimeoutExpired:
-                logger.debug("kinesis-mock pid %d still runs after SIGTERM; killing it", proc.pid)
-                _signal_group(proc.pid, signal.SIGKILL)
-                proc.wait(timeout)
-        if self._drain is not None:
-            self._drain.join(timeout=2.0)
-            self._drain = None
-        if proc is not None and proc.stdout is not None:
-            proc.stdout.close()
-        self._close_log()
-
-    def _close_log(self) -> None:
-        if self._log_file is not None:
-            self._log_file.close()
-            self._log_file = None
+                proc.stop(timeout)
+            except ProcessError as exc:
+                raise EmulatorError(str(exc)) from exc

@@ -26,7 +26,7 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from .. import _env
+from .. import _env, _process
 from .._exceptions import EmulatorError
 from .moto import DEFAULT_HOST, wait_ready
 
@@ -118,16 +118,8 @@ def _run(
 ) -> subprocess.CompletedProcess[str]:
     logger.info("running %s", list(argv))
     try:
-        return subprocess.run(
-            list(argv),
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            errors="replace",
-            timeout=timeout,
-            cwd=cwd,
-            check=False,
-        )
+        # In this process group: Ctrl-C in the terminal reaches docker too.
+        return _process.run(_process.Launch(argv, cwd=cwd, new_session=False), timeout)
     except subprocess.TimeoutExpired as exc:
         raise EmulatorError(f"{' '.join(argv[:4])} ... did not finish within {timeout:g}s") from exc
     except OSError as exc:

@@ -20,26 +20,23 @@ lines) and :class:`~kclpy_local._exceptions.PortInUseError`.
 
 from __future__ import annotations
 
-import collections
 import errno
 import importlib.util
 import ipaddress
 import logging
 import os
-import signal
 import socket
-import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
-from types import TracebackType
-from typing import IO, Self
+from typing import Self
 
-from .._exceptions import EmulatorError, PortInUseError
+from .. import _process
+from .._exceptions import EmulatorError, NotReadyError, PortInUseError, ProcessError
+from .._process import Launch, Lifecycle, ManagedProcess, StopPolicy
 
 __all__ = [
     "DEFAULT_HOST",
@@ -52,7 +49,6 @@ __all__ = [
     "ensure_port_free",
     "free_port",
     "is_moto_process",
-    "pid_alive",
     "require_moto",
     "reset_moto",
     "stop_pid",
@@ -71,8 +67,9 @@ _TAIL_LINES = 40
 _PORT_ATTEMPTS = 5
 # No proxy for probes: a loopback server must not be reached through HTTP_PROXY.
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-# Detached servers started by this process, kept so that stopping them reaps them.
-_DETACHED: dict[int, subprocess.Popen[bytes]] = {}
+# moto has no children: SIGTERM and SIGKILL go to it alone.
+_SERVER_STOP = StopPolicy(kill_note="emulator pid %(pid)d ignored SIGTERM; killing it")
+_PID_STOP = StopPolicy(logger_name=__name__)
 
 
 class EmulatorStartError(EmulatorError):
@@ -168,26 +165,31 @@ def wait_ready(
     if not base.startswith(("http://", "https://")):
         raise EmulatorError(f"not an http(s) endpoint URL: {endpoint_url!r}")
     url = base + (path or "/")
-    started = time.monotonic()
-    deadline = started + timeout
-    last = "no attempt made"
-    while True:
-        if alive is not None and not alive():
-            raise EmulatorError(f"{endpoint_url} went away while waiting for it")
-        try:
-            with _OPENER.open(url, timeout=max(0.2, min(2.0, deadline - time.monotonic()))) as r:
-                if path is None or r.status == 200:
-                    return time.monotonic() - started
-                last = f"HTTP {r.status}"
-        except urllib.error.HTTPError as exc:
-            if path is None:
-                return time.monotonic() - started
-            last = f"HTTP {exc.code}"
-        except (OSError, ValueError) as exc:
-            last = str(getattr(exc, "reason", exc))
-        if time.monotonic() >= deadline:
-            raise EmulatorError(f"{url} not ready after {timeout:.1f}s (last: {last})")
-        time.sleep(interval)
+    deadline = time.monotonic() + timeout
+    try:
+        return _process.wait_for(
+            lambda: _probe(url, path, deadline),
+            timeout,
+            interval=interval,
+            gone=None if alive is None else lambda: not alive(),
+        )
+    except NotReadyError as exc:
+        if exc.gone:
+            raise EmulatorError(f"{endpoint_url} went away while waiting for it") from exc
+        raise EmulatorError(f"{url} not ready after {timeout:.1f}s (last: {exc.last})") from exc
+
+
+def _probe(url: str, path: str | None, deadline: float) -> str | None:
+    """One GET of ``url``: ``None`` when it counts as an answer, else why not."""
+    try:
+        with _OPENER.open(url, timeout=max(0.2, min(2.0, deadline - time.monotonic()))) as r:
+            if path is None or r.status == 200:
+                return None
+            return f"HTTP {r.status}"
+    except urllib.error.HTTPError as exc:
+        return None if path is None else f"HTTP {exc.code}"
+    except (OSError, ValueError) as exc:
+        return str(getattr(exc, "reason", exc))
 
 
 def reset_moto(endpoint_url: str, timeout: float = 10.0) -> None:
@@ -198,26 +200,6 @@ def reset_moto(endpoint_url: str, timeout: float = 10.0) -> None:
             r.read()
     except (OSError, ValueError) as exc:
         raise EmulatorError(f"cannot reset the emulator at {endpoint_url}: {exc}") from exc
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether a process with this id exists (a zombie child of ours is reaped first)."""
-    proc = _DETACHED.get(pid)
-    if proc is not None:
-        return proc.poll() is None
-    try:
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        if done == pid:
-            return False
-    except ChildProcessError:
-        pass
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def is_moto_process(pid: int) -> bool | None:
@@ -233,50 +215,13 @@ def is_moto_process(pid: int) -> bool | None:
 
 def stop_pid(pid: int, timeout: float = 5.0) -> bool:
     """Stop a process: SIGTERM, wait up to ``timeout``, then SIGKILL. True if it ran."""
-    proc = _DETACHED.pop(pid, None)
-    if proc is not None:
-        running = proc.poll() is None
-        _terminate(proc, timeout)
-        return running
-    if not pid_alive(pid):
-        return False
     try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return False
-    if _wait_gone(pid, timeout):
-        return True
-    logger.warning("pid %d ignored SIGTERM for %.1fs; sending SIGKILL", pid, timeout)
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        return True
-    if not _wait_gone(pid, timeout):
-        raise EmulatorError(f"process {pid} survived SIGKILL")
-    return True
+        return _process.stop_pid(pid, timeout, _PID_STOP)
+    except ProcessError as exc:
+        raise EmulatorError(str(exc)) from exc
 
 
-def _wait_gone(pid: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while pid_alive(pid):
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.05)
-    return True
-
-
-def _terminate(proc: subprocess.Popen[bytes], timeout: float) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            logger.warning("emulator pid %d ignored SIGTERM; killing it", proc.pid)
-            proc.kill()
-            proc.wait(timeout)
-
-
-class EmbeddedEmulator:
+class EmbeddedEmulator(Lifecycle):
     """moto's server on one loopback port, in a child process.
 
     ``port=0`` picks a free port (retrying if another process takes it between
@@ -306,11 +251,8 @@ class EmbeddedEmulator:
         self._detach = detach
         self._startup_timeout = startup_timeout
         self._python = python
-        self._process: subprocess.Popen[bytes] | None = None
-        self._log_file: IO[bytes] | None = None
-        self._tail: collections.deque[str] = collections.deque(maxlen=_TAIL_LINES)
-        self._drain: threading.Thread | None = None
-        self._started_at = 0.0
+        self._process: ManagedProcess | None = None
+        self._output: ManagedProcess | None = None  # the last one started, stopped or not
         self.startup_seconds: float | None = None
 
     # -- properties ---------------------------------------------------------
@@ -330,7 +272,7 @@ class EmbeddedEmulator:
 
     @property
     def running(self) -> bool:
-        return self._process is not None and self._process.poll() is None
+        return self._process is not None and self._process.running
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -366,23 +308,15 @@ class EmbeddedEmulator:
 
     def wait(self, timeout: float | None = None) -> int | None:
         """Wait for the server to exit; its exit code, or ``None`` on timeout or if not started."""
-        proc = self._process
-        if proc is None:
-            return None
-        try:
-            return proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            return None
+        return self._process.wait(timeout) if self._process is not None else None
 
     def release(self) -> int:
         """Forget a detached, running server without stopping it; return its pid."""
         if self._process is None or not self._detach:
             raise EmulatorError("only a started, detached emulator can be released")
-        proc = self._process
-        _DETACHED[proc.pid] = proc
+        pid = self._process.release()
         self._process = None
-        self._close_log()
-        return proc.pid
+        return pid
 
     def reset(self) -> None:
         """Wipe every stream, table and metric (``POST /moto-api/reset``)."""
@@ -390,24 +324,7 @@ class EmbeddedEmulator:
 
     def output_tail(self) -> tuple[str, ...]:
         """The server's last output lines."""
-        if self._log_path is not None:
-            try:
-                lines = self._log_path.read_text(errors="replace").splitlines()
-            except OSError:
-                return ()
-            return tuple(lines[-_TAIL_LINES:])
-        return tuple(self._tail)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+        return self._output.tail() if self._output is not None else ()
 
     def __repr__(self) -> str:
         state = f"pid={self.pid}" if self.running else "stopped"
@@ -418,66 +335,37 @@ class EmbeddedEmulator:
     def _launch(self, port: int) -> None:
         argv = [self._python, "-m", "moto.server", "-H", self.host, "-p", str(port)]
         env = dict(os.environ, PYTHONUNBUFFERED="1")
-        if self._log_path is not None:
-            self._log_path.parent.mkdir(parents=True, exist_ok=True)
-            self._log_file = self._log_path.open("ab")
-            stdout: IO[bytes] | int = self._log_file
-        else:
-            self._tail.clear()
-            stdout = subprocess.PIPE
-        logger.debug("starting %s", argv)
         self._port = port
-        self._started_at = time.monotonic()
-        self._process = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=stdout,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=self._detach,
-        )
-        if self._process.stdout is not None:
-            self._drain = threading.Thread(
-                target=self._drain_output,
-                args=(self._process.stdout,),
-                name=f"moto-output-{port}",
-                daemon=True,
-            )
-            self._drain.start()
-
-    def _drain_output(self, stream: IO[bytes]) -> None:
-        for raw in stream:
-            line = raw.decode(errors="replace").rstrip()
-            self._tail.append(line)
-            logger.debug("moto: %s", line)
+        self._process = self._output = ManagedProcess(
+            Launch(argv, env=env, new_session=self._detach),
+            name=f"moto-{port}",
+            stop_policy=_SERVER_STOP,
+            tail_lines=_TAIL_LINES,
+            log_path=self._log_path,
+            on_line=lambda line: logger.debug("moto: %s", line),
+        ).start()
 
     def _await_ready(self) -> None:
         proc = self._process
-        assert proc is not None
+        assert proc is not None and proc.started_at is not None
+        deadline = time.monotonic() + self._startup_timeout
         try:
-            wait_ready(
-                self.endpoint_url,
-                self._startup_timeout,
-                path=READY_PATH,
-                alive=lambda: proc.poll() is None,
-            )
-        except EmulatorError as exc:
-            if proc.poll() is None:
+            proc.wait_ready(lambda: _probe(self.endpoint_url + READY_PATH, READY_PATH, deadline),
+                            self._startup_timeout)
+        except NotReadyError as exc:
+            if not exc.gone:
                 raise EmulatorStartError(
                     f"the emulator did not answer on {self.endpoint_url} "
                     f"within {self._startup_timeout:.1f}s",
-                    self.output_tail(),
+                    exc.log_tail,
                 ) from exc
-            if self._drain is not None:
-                self._drain.join(timeout=2.0)
-            tail = self.output_tail()
-            if any("in use" in line.lower() for line in tail):
+            if any("in use" in line.lower() for line in exc.log_tail):
                 raise PortInUseError(self.host, self.port) from exc
             raise EmulatorStartError(
-                f"the emulator exited with code {proc.returncode} before it was ready",
-                tail,
+                f"the emulator exited with code {exc.returncode} before it was ready",
+                exc.log_tail,
             ) from exc
-        self.startup_seconds = time.monotonic() - self._started_at
+        self.startup_seconds = time.monotonic() - proc.started_at
         logger.info(
             "emulator ready on %s (pid %d) in %.2fs",
             self.endpoint_url,
@@ -488,15 +376,7 @@ class EmbeddedEmulator:
     def _cleanup(self, timeout: float = 5.0) -> None:
         proc, self._process = self._process, None
         if proc is not None:
-            _terminate(proc, timeout)
-        if self._drain is not None:
-            self._drain.join(timeout=2.0)
-            self._drain = None
-        if proc is not None and proc.stdout is not None:
-            proc.stdout.close()
-        self._close_log()
-
-    def _close_log(self) -> None:
-        if self._log_file is not None:
-            self._log_file.close()
-            self._log_file = None
+            try:
+                proc.stop(timeout)
+            except ProcessError as exc:
+                raise EmulatorError(str(exc)) from exc

@@ -22,8 +22,9 @@ from pathlib import Path
 
 from .. import _env
 from .._exceptions import UsageError
+from .._process import pid_alive
 from .kinesis_mock import is_kinesis_mock_process, stop_group
-from .moto import is_moto_process, pid_alive
+from .moto import is_moto_process
 
 __all__ = [
     "KINESIS_LOG_FILE",

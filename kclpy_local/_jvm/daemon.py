@@ -21,21 +21,15 @@ file a 1.x daemon runs runs on 3.x too; each change is one log line
 
 from __future__ import annotations
 
-import collections
-import contextlib
 import dataclasses
 import logging
 import os
 import shutil
-import signal
-import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
-from typing import TextIO
+from typing import Self, TextIO
 
 from .._config.properties import (
     LOCAL_PROFILE,
@@ -49,7 +43,14 @@ from .._config.properties import (
     write_temporary,
 )
 from .._config.translate import apply_translation, note_lines, to_kcl3
-from .._exceptions import DaemonError, DaemonStartError, PropertiesError
+from .._exceptions import (
+    DaemonError,
+    DaemonStartError,
+    NotReadyError,
+    ProcessError,
+    PropertiesError,
+)
+from .._process import Launch, Lifecycle, ManagedProcess, StopPolicy
 from .bootstrap import Installation, installation
 from .discovery import find_tool
 from .jars import DEFAULT_GENERATION
@@ -63,6 +64,13 @@ READY_MARKER = "kclpy-local: worker STARTED"
 TAIL_LINES = 50
 
 LogSink = Callable[[str], object] | TextIO
+# SIGTERM to the JVM alone (its graceful shutdown stops the processors), then
+# SIGKILL to its whole process group.
+_STOP = StopPolicy(
+    term_group=False,
+    kill_note="the KCL daemon did not stop within %(grace)gs; killing it",
+    logger_name=__name__,
+)
 
 
 
@@ -143,7 +151,7 @@ def _check_executable(value: str, cwd: Path, env_path: str | None) -> None:
         break
 
 
-class Daemon:
+class Daemon(Lifecycle):
     """The KCL daemon of one generation running one properties file.
 
     ``env`` adds variables to the current environment; ``log`` receives every
@@ -200,12 +208,8 @@ class Daemon:
         self.guard = guard
         self._java_path: str | None = None
         self._resolved: Path | None = None
-        self._proc: subprocess.Popen[str] | None = None
-        self._reader: threading.Thread | None = None
-        self._tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
-        self._tail_lock = threading.Lock()
+        self._proc: ManagedProcess | None = None
         self._ready = threading.Event()
-        self._terminated = False
 
     # -- inspection ---------------------------------------------------------
 
@@ -223,8 +227,7 @@ class Daemon:
 
     def log_tail(self) -> tuple[str, ...]:
         """The last log lines (at most 50)."""
-        with self._tail_lock:
-            return tuple(self._tail)
+        return self._proc.tail() if self._proc is not None else ()
 
     def argv(self) -> list[str]:
         """The java command line (needs an installed generation and a java)."""
@@ -300,7 +303,7 @@ class Daemon:
             exc.hint = f"run: kclpy-local properties check {self.properties_path}{kcl}"
             raise exc
 
-    def start(self, *, wait_ready: bool = True) -> Daemon:
+    def start(self, *, wait_ready: bool = True) -> Self:
         """Start the JVM and (by default) wait for the STARTED line.
 
         On any failure the JVM is stopped before the error propagates.
@@ -312,22 +315,13 @@ class Daemon:
             self._preflight(environ)
             argv = self.argv()
             log.info("starting the KCL daemon: %s", argv)
-            self._proc = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                cwd=self.cwd,
-                env=environ,
-                text=True,
-                encoding="utf-8",
-                errors="replace",
-                start_new_session=True,
-            )
-            self._reader = threading.Thread(
-                target=self._read_output, name=f"kcl-daemon-{self._proc.pid}", daemon=True
-            )
-            self._reader.start()
+            self._proc = ManagedProcess(
+                Launch(argv, env=environ, cwd=self.cwd),
+                name="kcl-daemon",
+                stop_policy=_STOP,
+                tail_lines=TAIL_LINES,
+                on_line=self._on_line,
+            ).start()
             if wait_ready:
                 self.wait_ready(self.ready_timeout)
         except BaseException:
@@ -335,17 +329,10 @@ class Daemon:
             raise
         return self
 
-    def _read_output(self) -> None:
-        proc = self._proc
-        assert proc is not None and proc.stdout is not None
-        for raw in proc.stdout:
-            line = raw.rstrip("\r\n")
-            with self._tail_lock:
-                self._tail.append(line)
-            if line.startswith(READY_MARKER):
-                self._ready.set()
-            self._forward(line)
-        proc.stdout.close()
+    def _on_line(self, line: str) -> None:
+        if line.startswith(READY_MARKER):
+            self._ready.set()
+        self._forward(line)
 
     def _forward(self, line: str) -> None:
         sink = self.log
@@ -365,40 +352,31 @@ class Daemon:
         proc = self._proc
         if proc is None:
             raise DaemonError("the daemon has not been started")
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while not self._ready.wait(0.1):
-            if proc.poll() is not None:
-                if self._reader is not None:
-                    self._reader.join(timeout=5)
-                if self._ready.is_set():
-                    break
-                raise DaemonStartError(
-                    f"the KCL daemon exited with code {proc.returncode} before its worker started",
-                    self.log_tail(),
-                )
-            if deadline is not None and time.monotonic() >= deadline:
+        try:
+            proc.wait_ready(lambda: None if self._ready.is_set() else "no STARTED line", timeout)
+        except NotReadyError as exc:
+            if not exc.gone:
                 raise DaemonStartError(
                     f"the KCL daemon did not report its worker STARTED within {timeout:g}s",
-                    self.log_tail(),
-                )
+                    exc.log_tail,
+                ) from exc
+            if self._ready.is_set():  # STARTED, then it exited at once
+                return
+            raise DaemonStartError(
+                f"the KCL daemon exited with code {exc.returncode} before its worker started",
+                exc.log_tail,
+            ) from exc
 
     def wait(self, timeout: float | None = None) -> int | None:
         """Wait for the JVM to exit; its exit code, or ``None`` on timeout."""
         if self._proc is None:
             raise DaemonError("the daemon has not been started")
-        try:
-            code = self._proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            return None
-        if self._reader is not None:
-            self._reader.join(timeout=5)
-        return code
+        return self._proc.wait(timeout)
 
     def terminate(self) -> None:
         """Ask the JVM to stop gracefully (SIGTERM to the JVM only), without waiting."""
-        if self._proc is not None and self._proc.poll() is None and not self._terminated:
+        if self._proc is not None:
             # Once: the launchers take a second SIGTERM as "exit now".
-            self._terminated = True
             self._proc.terminate()
 
     def stop(self, timeout: float | None = None) -> int | None:
@@ -412,37 +390,11 @@ class Daemon:
         try:
             if proc is None:
                 return None
-            if proc.poll() is None:
-                self.terminate()
-                try:
-                    proc.wait(grace)
-                except subprocess.TimeoutExpired:
-                    log.warning("the KCL daemon did not stop within %gs; killing it", grace)
-            self._kill_group(proc)
-            proc.wait()
-            if self._reader is not None:
-                self._reader.join(timeout=5)
-            return proc.returncode
+            try:
+                return proc.stop(grace)
+            except ProcessError as exc:
+                raise DaemonError(str(exc)) from exc
         finally:
             if self._resolved is not None:
                 self._resolved.unlink(missing_ok=True)
                 self._resolved = None
-
-    @staticmethod
-    def _kill_group(proc: subprocess.Popen[str]) -> None:
-        if os.name == "posix":
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)
-        elif proc.poll() is None:
-            proc.kill()
-
-    def __enter__(self) -> Daemon:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

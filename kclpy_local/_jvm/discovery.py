@@ -15,7 +15,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import _env
+from .. import _env, _process
 from .._exceptions import JavaNotFoundError
 
 __all__ = ["JavaTool", "find_tool", "java_major_version"]
@@ -58,9 +58,7 @@ def _candidates(name: str, explicit: str | os.PathLike[str] | None, near: Path |
 def java_major_version(tool: Path) -> int:
     """Run ``tool -version`` and return its major version (8 for ``1.8.0_x``)."""
     try:
-        proc = subprocess.run(
-            [str(tool), "-version"], capture_output=True, text=True, timeout=60, check=False
-        )
+        proc = _process.run(_process.Launch([str(tool), "-version"], new_session=False), 60)
     except (OSError, subprocess.SubprocessError) as exc:
         raise JavaNotFoundError(f"cannot run {tool} -version: {exc}") from exc
     match = _VERSION.search(proc.stderr + proc.stdout)

@@ -23,7 +23,6 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Self
 
 from .. import _aws
@@ -31,6 +30,7 @@ from .._exceptions import DaemonError
 from .._jvm.bootstrap import Installation
 from .._jvm.daemon import LOCAL_PROFILE, Daemon, processor_command
 from .._jvm.jars import DEFAULT_GENERATION
+from .._process import Lifecycle
 from .._runtime.progress import PROGRESS_ENV, ProgressBoard, ShardProgress
 
 __all__ = ["LocalStream", "ProcessorRun", "unique_name"]
@@ -83,7 +83,7 @@ class LocalStream:
             return _aws.put_records(kinesis, self.name, prepared)
 
 
-class ProcessorRun:
+class ProcessorRun(Lifecycle):
     """The KCL daemon (our launcher on the JVM) running one processor on one stream.
 
     Starts from the built-in local profile (or ``properties``) with the stream,
@@ -93,6 +93,8 @@ class ProcessorRun:
     STARTED; :meth:`stop` shuts it down gracefully.  ``generation`` selects the
     KCL: 1 (KCL 1.x, the default) or 3, which runs the same properties on KCL 3.x
     (translated from the 1.x form, see :mod:`kclpy_local._config.translate`).
+    As a context manager it is stopped (and its work directory removed) even
+    when the start fails.
     """
 
     def __init__(
@@ -152,17 +154,6 @@ class ProcessorRun:
             return self.daemon.stop(timeout)
         finally:
             self._workdir.cleanup()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # -- observation --------------------------------------------------------
 

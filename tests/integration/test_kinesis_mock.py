@@ -29,7 +29,8 @@ from kclpy_local._jvm.bootstrap import Installation
 from kclpy_local._cli import main
 from kclpy_local._emulators.registry import PID_FILE, read_record
 from kclpy_local._jvm.daemon import Daemon
-from kclpy_local._emulators.moto import EmbeddedEmulator, pid_alive
+from kclpy_local._emulators.moto import EmbeddedEmulator
+from kclpy_local._process import pid_alive
 from kclpy_local._exceptions import PortInUseError
 from kclpy_local._emulators.kinesis_mock import (
     CBOR_RECORDS_WORK,

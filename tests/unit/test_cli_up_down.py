@@ -21,7 +21,8 @@ from kclpy_local._emulators.registry import (
     read_record,
     write_record,
 )
-from kclpy_local._emulators.moto import READY_PATH, pid_alive, wait_ready
+from kclpy_local._emulators.moto import READY_PATH, wait_ready
+from kclpy_local._process import pid_alive
 from kclpy_local._env import default_state_dir
 from kclpy_local._exceptions import EmulatorError
 

@@ -17,10 +17,10 @@ from kclpy_local._emulators.moto import (
     EmulatorStartError,
     check_loopback,
     free_port,
-    pid_alive,
     wait_ready,
 )
 from kclpy_local._exceptions import EmulatorError, PortInUseError
+from kclpy_local._process import pid_alive
 
 pytest.importorskip("moto.server")
 

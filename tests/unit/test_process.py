@@ -1,0 +1,244 @@
+"""The managed-process lifecycle, with real short-lived Python child processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Self
+
+import pytest
+
+from kclpy_local._exceptions import NotReadyError, ProcessError
+from kclpy_local._process import (
+    Launch,
+    Lifecycle,
+    ManagedProcess,
+    StopPolicy,
+    pid_alive,
+    run,
+    stop_pid,
+    wait_for,
+    wait_gone,
+)
+
+
+def _python(code: str, **kwargs: object) -> Launch:
+    """A Launch of this interpreter running ``code`` (unbuffered)."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    return Launch([sys.executable, "-c", textwrap.dedent(code)], env=env, **kwargs)  # type: ignore[arg-type]
+
+
+def _printed(proc: ManagedProcess, text: str) -> str | None:
+    return None if any(text in line for line in proc.tail()) else f"no {text!r} yet"
+
+
+def _wait_file(path: Path, timeout: float = 10.0) -> str:
+    deadline = time.monotonic() + timeout
+    while not path.exists() or not path.read_text().strip():
+        assert time.monotonic() < deadline, f"{path} was not written"
+        time.sleep(0.02)
+    return path.read_text().strip()
+
+
+def test_launch_is_a_frozen_argv_list() -> None:
+    launch = Launch(["prog", "-x"], env={"A": "1"}, cwd=Path("."))
+    assert launch.argv == ("prog", "-x")
+    kwargs = launch.popen_kwargs()
+    assert kwargs["args"] == ["prog", "-x"]
+    assert kwargs["env"] == {"A": "1"}
+    assert kwargs["start_new_session"] is True
+    with pytest.raises(ValueError):
+        Launch("prog -x")
+    with pytest.raises(AttributeError):
+        launch.new_session = False  # type: ignore[misc]
+
+
+def test_readiness_waits_for_the_check_and_keeps_the_output() -> None:
+    lines: list[str] = []
+    launch = _python(
+        """
+        import time
+        print("booting")
+        time.sleep(0.3)
+        print("caf\\u00e9 ready")
+        time.sleep(60)
+        """
+    )
+    with ManagedProcess(launch, name="child", on_line=lines.append) as proc:
+        waited = proc.wait_ready(lambda: _printed(proc, "ready"), timeout=10)
+        assert 0.2 < waited < 10
+        assert proc.running and proc.pid is not None
+        assert proc.tail() == ("booting", "caf\u00e9 ready")
+        assert lines == ["booting", "caf\u00e9 ready"]
+    assert not proc.running
+    assert proc.poll() == -signal.SIGTERM
+
+
+def test_the_tail_is_bounded() -> None:
+    proc = ManagedProcess(
+        _python("for i in range(100): print(f'line {i}')"), name="n", tail_lines=5
+    )
+    with proc:
+        assert proc.wait(10) == 0
+        assert proc.tail() == tuple(f"line {i}" for i in range(95, 100))
+
+
+def test_output_can_go_to_a_log_file(tmp_path: Path) -> None:
+    log = tmp_path / "logs" / "child.log"
+    log.parent.mkdir()
+    log.write_text("an earlier run\n")
+    with ManagedProcess(_python("print('to the file')"), name="f", log_path=log) as proc:
+        assert proc.wait(10) == 0
+    assert log.read_text() == "an earlier run\nto the file\n"  # appended
+    assert proc.tail() == ("an earlier run", "to the file")
+
+
+def test_a_readiness_timeout_carries_the_recent_output() -> None:
+    launch = _python("import time; print('still starting'); time.sleep(60)")
+    with ManagedProcess(launch, name="slowpoke") as proc:
+        proc.wait_ready(lambda: _printed(proc, "still starting"), timeout=10)
+        started = time.monotonic()
+        with pytest.raises(NotReadyError) as info:
+            proc.wait_ready(lambda: "no answer on the port", timeout=0.3)
+        assert time.monotonic() - started < 5
+        assert proc.running
+    err = info.value
+    assert not err.gone and err.returncode is None
+    assert err.last == "no answer on the port"
+    assert err.log_tail == ("still starting",)
+    assert "slowpoke not ready within 0.3s (last: no answer on the port)" in str(err)
+    assert "  still starting" in str(err)
+
+
+def test_an_exit_before_ready_is_noticed_with_the_whole_output() -> None:
+    launch = _python("import sys; [print(f'error {i}') for i in range(3)]; sys.exit(3)")
+    with ManagedProcess(launch, name="quitter") as proc:
+        started = time.monotonic()
+        with pytest.raises(NotReadyError) as info:
+            proc.wait_ready(lambda: "not yet", timeout=30)
+        assert time.monotonic() - started < 10
+    err = info.value
+    assert err.gone and err.returncode == 3
+    assert err.log_tail == ("error 0", "error 1", "error 2")
+    assert "quitter exited with code 3 before it was ready" in str(err)
+
+
+def test_a_child_ignoring_sigterm_is_killed(tmp_path: Path) -> None:
+    ready = tmp_path / "ready"
+    launch = _python(
+        f"""
+        import signal, time
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        open({str(ready)!r}, "w").write("x")
+        time.sleep(60)
+        """
+    )
+    proc = ManagedProcess(launch, name="stubborn").start()
+    _wait_file(ready)
+    started = time.monotonic()
+    assert proc.stop(0.3) == -signal.SIGKILL
+    assert 0.3 <= time.monotonic() - started < 5
+    assert proc.pid is not None and not pid_alive(proc.pid)
+    assert proc.stop() == -signal.SIGKILL  # twice is harmless
+
+
+_FAMILY = """
+    import signal, subprocess, sys, time
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    open({path!r}, "w").write(str(child.pid))
+    if {leave!r}:
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # exits, the child stays
+    time.sleep(60)
+"""
+
+
+@pytest.mark.parametrize("term_group", [True, False])
+def test_the_whole_process_group_is_stopped(tmp_path: Path, term_group: bool) -> None:
+    pid_file = tmp_path / "grandchild.pid"
+    launch = _python(_FAMILY.format(path=str(pid_file), leave=not term_group))
+    policy = StopPolicy(term_group=term_group)
+    with ManagedProcess(launch, name="family", stop_policy=policy) as proc:
+        grandchild = int(_wait_file(pid_file))
+        assert pid_alive(grandchild)
+    # SIGTERM to the group ends both; SIGTERM to the leader alone ends it, and
+    # what is left of its group is killed.
+    assert proc.poll() == (-signal.SIGTERM if term_group else 0)
+    assert wait_gone(grandchild, 5)
+
+
+def test_without_a_session_only_the_child_is_signalled(tmp_path: Path) -> None:
+    launch = _python("import time; time.sleep(60)", new_session=False)
+    with ManagedProcess(launch, name="same-group") as proc:
+        assert proc.pid is not None and os.getpgid(proc.pid) == os.getpgid(0)
+    assert proc.poll() == -signal.SIGTERM  # and this test process is still here
+
+
+def test_a_released_child_is_stopped_and_reaped_by_pid() -> None:
+    proc = ManagedProcess(_python("import time; time.sleep(60)"), name="detached").start()
+    pid = proc.release()
+    assert pid_alive(pid)
+    assert stop_pid(pid, timeout=5, group=True)
+    assert not pid_alive(pid)
+    assert not stop_pid(pid)  # gone: nothing to stop
+
+
+def test_stop_pid_kills_what_ignores_sigterm(tmp_path: Path) -> None:
+    ready = tmp_path / "ready"
+    code = f"import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); open({str(ready)!r}, 'w').write('x'); time.sleep(60)"
+    proc = ManagedProcess(_python(code), name="stubborn").start()
+    _wait_file(ready)
+    pid = proc.release()
+    started = time.monotonic()
+    assert stop_pid(pid, timeout=0.3)
+    assert 0.3 <= time.monotonic() - started < 5
+    assert not pid_alive(pid)
+
+
+class _HalfStarted(Lifecycle):
+    """Starts a child, then fails, as a server that never answers would."""
+
+    def __init__(self) -> None:
+        self.proc = ManagedProcess(_python("import time; time.sleep(60)"), name="half")
+        self.stopped = 0
+
+    def start(self) -> Self:
+        self.proc.start()
+        raise RuntimeError("never became ready")
+
+    def stop(self) -> None:
+        self.stopped += 1
+        self.proc.stop()
+
+
+def test_the_context_manager_cleans_up_when_start_fails() -> None:
+    thing = _HalfStarted()
+    with pytest.raises(RuntimeError, match="never became ready"), thing:
+        pytest.fail("the body must not run")  # pragma: no cover
+    assert thing.stopped == 1
+    assert thing.proc.pid is not None and not pid_alive(thing.proc.pid)
+
+
+def test_a_command_that_cannot_start(tmp_path: Path) -> None:
+    proc = ManagedProcess(Launch([str(tmp_path / "no-such-program")]), name="missing")
+    with pytest.raises(FileNotFoundError), proc:
+        pass  # pragma: no cover
+    assert proc.pid is None and proc.stop() is None
+    with pytest.raises(ProcessError, match="not been started"):
+        proc.wait_ready(lambda: None, 1)
+
+
+def test_wait_for_without_a_process() -> None:
+    answers = iter(["refused", "refused", None])
+    assert wait_for(lambda: next(answers), 5, interval=0.01) < 5
+    with pytest.raises(NotReadyError) as info:
+        wait_for(lambda: "refused", 5, gone=lambda: True, what="the endpoint")
+    assert info.value.gone and info.value.last == "no attempt made"
+
+
+def test_run_captures_the_output() -> None:
+    done = run(Launch([sys.executable, "-c", "print('out'); import sys; sys.exit(4)"]), 30)
+    assert (done.returncode, done.stdout) == (4, "out\n")
