@@ -30,7 +30,7 @@ from typing import Any, cast
 import javaproperties
 
 from .. import _exceptions
-from .._config.kcl1_keys import KCL1_KEYS, KCL1_UNSETTABLE, KeySpec, KeyType
+from .._config.kcl1_keys import KCL1_KEYS, KCL1_UNSETTABLE
 from .._config.kcl3_keys import (
     KCL1_ONLY_KEYS,
     KCL3_BEANS,
@@ -38,6 +38,7 @@ from .._config.kcl3_keys import (
     KCL3_KEYS_BY_NAME,
     KCL3_UNSETTABLE,
 )
+from .._config.keyspec import KeySpec, KeyType
 from .._config.properties import (
     PROFILES,
     Entry,

@@ -25,16 +25,16 @@ from kclpy_local._config.kcl3_keys import (
     KCL3_PRIMITIVE,
     KCL3_UNSETTABLE,
     bean_property,
-    check_value3,
-    spec3,
 )
+from kclpy_local._config.kcl3_keys import check_value as check_value3
+from kclpy_local._config.kcl3_keys import lookup as spec3
 from kclpy_local._config.kcl1_keys import (
     KCL1_KEYS,
     KCL1_KEYS_BY_NAME,
     KCL1_UNSETTABLE,
-    KeyType,
     check_value,
 )
+from kclpy_local._config.keyspec import KeyType
 from kclpy_local._config.properties import (
     Problem,
     check_file,
