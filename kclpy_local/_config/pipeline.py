@@ -36,10 +36,10 @@ from .document import Entry, Problem, Profile, PropertiesDocument
 from .generations import Generation
 from .generations import generation as _generation
 from .properties import (
-    _missing_message,
-    _substitute,
     detect_profile,
+    expand,
     load_properties_file,
+    missing_message,
     read_properties,
     validate_properties,
 )
@@ -132,9 +132,9 @@ def prepare(
     strict = translating or not validate
     substituted: dict[str, str] = {}
     for entry in written.entries:
-        text, missing = _substitute(entry.value, env)
+        text, missing = expand(entry.value, env)
         if missing and strict:
-            raise PropertiesError(_missing_message(entry.key, missing[0]))
+            raise PropertiesError(missing_message(entry.key, missing[0]))
         substituted[entry.key] = entry.value if missing else text
     translation = kcl.translate(substituted, profile) if translating else Translation(substituted)
     checked = written

@@ -60,7 +60,9 @@ __all__ = [
     "check_file",
     "detect_profile",
     "effective_properties",
+    "expand",
     "load_properties_file",
+    "missing_message",
     "parse_properties",
     "read_properties",
     "render_properties",
@@ -235,7 +237,8 @@ def _substitutions(value: str, environ: Mapping[str, str]) -> Iterator[tuple[str
     yield value[pos:], None
 
 
-def _substitute(value: str, environ: Mapping[str, str]) -> tuple[str, list[str]]:
+def expand(value: str, environ: Mapping[str, str]) -> tuple[str, list[str]]:
+    """``value`` substituted, and the variables it names that are not set (``"${"``: malformed)."""
     text: list[str] = []
     missing: list[str] = []
     for piece, problem in _substitutions(value, environ):
@@ -247,13 +250,14 @@ def _substitute(value: str, environ: Mapping[str, str]) -> tuple[str, list[str]]
 
 def substitute(value: str, *, key: str, environ: Mapping[str, str] | None = None) -> str:
     """Expand ``${NAME}`` / ``${NAME:-default}`` in one value of ``key``."""
-    text, missing = _substitute(value, os.environ if environ is None else environ)
+    text, missing = expand(value, os.environ if environ is None else environ)
     if missing:
-        raise PropertiesError(_missing_message(key, missing[0]))
+        raise PropertiesError(missing_message(key, missing[0]))
     return text
 
 
-def _missing_message(key: str, variable: str) -> str:
+def missing_message(key: str, variable: str) -> str:
+    """Why ``variable`` (``"${"``: a malformed reference) in ``key`` cannot be substituted."""
     if variable == "${":
         return f"property {key!r}: malformed ${{...}} (use ${{NAME}} or ${{NAME:-default}}, $${{ for a literal)"
     return (
@@ -396,7 +400,7 @@ def validate_properties(
                 )
             )
         seen[entry.key] = entry.line
-        expanded, missing = _substitute(entry.value, env)
+        expanded, missing = expand(entry.value, env)
         for variable in missing:
             hint = (
                 None
@@ -404,7 +408,7 @@ def validate_properties(
                 else f"export {variable}, or write ${{{variable}:-default}}"
             )
             problems.append(
-                Problem(entry.key, entry.line, "error", _missing_message(entry.key, variable), hint)
+                Problem(entry.key, entry.line, "error", missing_message(entry.key, variable), hint)
             )
         values[entry.key] = expanded
         if missing:
