@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Literal
 
 from .. import _env
+from .._config.generations import GENERATIONS
 from .._config.properties import Problem, detect_profile, read_properties, validate_properties
 from .._emulators.kinesis_mock import VERSION as KINESIS_MOCK_VERSION
 from .._emulators.kinesis_mock import find_installation, node_problem
@@ -201,7 +202,9 @@ def check_javac(java: JavaTool | None, *, launcher_built: bool, min_jdk: int) ->
 
 def _bootstrap_command(generation: int, cache_dir: Path | None) -> str:
     command = "kclpy-local bootstrap"
-    if generation != DEFAULT_GENERATION:
+    if generation in GENERATIONS:
+        command += GENERATIONS[generation].kcl_option
+    else:  # no such generation: the lockfile check says so
         command += f" --kcl {generation}"
     if cache_dir is not None:
         command += f" --cache-dir {cache_dir}"

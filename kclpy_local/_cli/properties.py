@@ -33,21 +33,18 @@ import json
 import sys
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from .._config.kcl1_keys import KCL1_KEYS
-from .._config.kcl3_keys import KCL3_KEYS
+from .._config.generations import GENERATIONS, generation
+from .._config.pipeline import prepare
 from .._config.properties import (
-    GENERATIONS,
     PROFILES,
-    Entry,
     Problem,
     Profile,
     PropertiesDocument,
     detect_profile,
-    effective_properties,
     load_properties_file,
     parse_properties,
     read_properties,
@@ -55,7 +52,6 @@ from .._config.properties import (
     validate_properties,
     write_properties,
 )
-from .._config.translate import Translation, note_lines, to_kcl3
 from .._exceptions import PropertiesError
 
 __all__ = ["register"]
@@ -74,7 +70,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         choices=PROFILES,
         help="endpoint rules to apply (default: the file's '# kclpy-local: profile=' comment or name)",
     )
-    check.add_argument("--kcl", type=int, choices=GENERATIONS, default=1, metavar="N",
+    check.add_argument("--kcl", type=int, choices=tuple(GENERATIONS), default=1, metavar="N",
                        help="the KCL generation whose keys apply: 1 (default) or 3")
     check.add_argument("--translated", action="store_true",
                        help="with --kcl 3: check the file as kclpy-local runs it on KCL 3.x, "
@@ -101,47 +97,35 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         choices=PROFILES,
         help="endpoint rules to apply (default: the file's '# kclpy-local: profile=' comment or name)",
     )
-    edit.add_argument("--kcl", type=int, choices=GENERATIONS, default=1, metavar="N",
+    edit.add_argument("--kcl", type=int, choices=tuple(GENERATIONS), default=1, metavar="N",
                       help="the KCL generation whose keys apply: 1 (default) or 3")
     edit.add_argument("--force", action="store_true",
                       help="write even when the change introduces validation errors")
     edit.set_defaults(func=_set)
 
     keys = commands.add_parser("keys", help="list the keys the KCL daemon reads (1.15.3, or 3.x)")
-    keys.add_argument("--kcl", type=int, choices=GENERATIONS, default=1, metavar="N",
+    keys.add_argument("--kcl", type=int, choices=tuple(GENERATIONS), default=1, metavar="N",
                       help="the KCL generation: 1 (default) or 3")
     keys.add_argument("--json", action="store_true", help="print the table as JSON")
     keys.set_defaults(func=_keys)
 
 
-def _translated(document: PropertiesDocument, profile: Profile | None) -> tuple[PropertiesDocument, Translation]:
-    """``document`` as kclpy-local runs it on KCL 3.x: substituted, then translated
-    (entries keep their line numbers; new ones have none)."""
-    assert document.path is not None
-    values = dict(effective_properties(document.path))
-    translation = to_kcl3(values, profile)
-    entries = tuple(
-        # Already substituted: a literal "${" must stay one.
-        Entry(key, value.replace("${", "$${"), document.line_of(key))
-        for key, value in translation.values.items()
-    )
-    return replace(document, entries=entries), translation
-
-
 def _check(args: argparse.Namespace) -> int:
-    if args.translated and args.kcl != 3:
-        err = PropertiesError("--translated is for --kcl 3")
-        err.hint = "add --kcl 3"
+    kcl = generation(args.kcl)
+    if args.translated and not kcl.translates:
+        options = " or ".join(g.kcl_option.strip() for g in GENERATIONS.values() if g.translates)
+        err = PropertiesError(f"--translated is for {options}")
+        err.hint = f"add {options}"
         raise err
-    document = read_properties(args.file)
-    profile = args.profile or detect_profile(document)
-    translation = None
-    if args.translated:
-        document, translation = _translated(document, profile)
-        if not args.json:
-            for line in note_lines(translation):
-                print(line, file=sys.stderr)
-    problems = validate_properties(document, profile=profile, generation=args.kcl)
+    # Checked as written, or (--translated) as kclpy-local runs it: substituted, then
+    # translated (entries keep their line numbers; new ones have none).
+    prepared = prepare(args.file, generation=kcl, profile=args.profile, translate=args.translated)
+    translation = prepared.translation if args.translated else None
+    if translation is not None and not args.json:
+        for line in prepared.notes:
+            print(line, file=sys.stderr)
+    profile = prepared.profile
+    problems = prepared.problems
     errors = sum(1 for p in problems if p.severity == "error")
     warnings = len(problems) - errors
     if args.json:
@@ -161,9 +145,10 @@ def _check(args: argparse.Namespace) -> int:
             print(problem.render(args.file))
         shown = profile or "none"
         verdict = "ok" if not errors else "invalid"
-        kcl = "" if args.kcl == 1 else f"KCL {args.kcl}.x{', translated' if translation else ''}; "
+        label = f"KCL {kcl.label}{', translated' if translation else ''}; "
+        prefix = "" if kcl.is_default else label
         print(
-            f"{args.file}: {verdict} ({kcl}profile {shown}; {errors} error(s), {warnings} warning(s))",
+            f"{args.file}: {verdict} ({prefix}profile {shown}; {errors} error(s), {warnings} warning(s))",
             file=sys.stderr,
         )
     return 2 if errors else 0
@@ -182,15 +167,15 @@ def _assignments(items: Sequence[str]) -> dict[str, str]:
 
 
 def _introduced_errors(
-    before: PropertiesDocument, after: PropertiesDocument, profile: Profile | None, generation: int = 1
+    before: PropertiesDocument, after: PropertiesDocument, profile: Profile | None, kcl: int = 1
 ) -> list[Problem]:
     """Errors of ``after`` that ``before`` did not have (compared by key and message)."""
     old = Counter(
-        (p.key, p.message) for p in validate_properties(before, profile=profile, generation=generation)
+        (p.key, p.message) for p in validate_properties(before, profile=profile, generation=kcl)
         if p.severity == "error"
     )
     introduced = []
-    for problem in validate_properties(after, profile=profile, generation=generation):
+    for problem in validate_properties(after, profile=profile, generation=kcl):
         if problem.severity != "error":
             continue
         signature = (problem.key, problem.message)
@@ -235,7 +220,7 @@ def _set(args: argparse.Namespace) -> int:
 
 
 def _keys(args: argparse.Namespace) -> int:
-    table = KCL3_KEYS if args.kcl == 3 else KCL1_KEYS
+    table = generation(args.kcl).keys
     if args.json:
         rows = [{**asdict(spec), "type": spec.type.value} for spec in table]
         print(json.dumps(rows, indent=2))

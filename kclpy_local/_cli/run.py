@@ -56,14 +56,14 @@ from typing import TextIO
 
 import javaproperties
 
-from .. import _aws
+from .. import _aws, _env
+from .._config.pipeline import prepare
 from .._config.properties import (
     detect_profile,
     effective_properties,
     read_properties,
     write_properties,
 )
-from .._config.translate import apply_translation, note_lines, to_kcl3
 from .._emulators.kinesis_mock import CBOR_RECORDS_WORK, ENGINES, KinesisMock
 from .._emulators.moto import (
     DEFAULT_HOST,
@@ -75,7 +75,7 @@ from .._emulators.moto import (
 from .._emulators.registry import kinesis_is_live, read_record, record_is_live
 from .._env import default_state_dir
 from .._exceptions import DaemonError, EmulatorError, PropertiesError
-from .._jvm.daemon import LOCAL_PROFILE, Daemon, processor_command
+from .._jvm.daemon import LOCAL_PROFILE, Daemon, known_generation, processor_command
 from .._jvm.jars import DEFAULT_GENERATION
 from .._jvm.supervise import DaemonLog, OutageWatch, RestartPolicy, Supervisor, endpoint_answers
 from .._runtime.progress import PROGRESS_ENV, ProgressBoard, ShardProgress
@@ -210,11 +210,11 @@ def plan(args: argparse.Namespace, environ: Mapping[str, str]) -> Plan:
         raise _usage("no stream: give --stream NAME (the properties file has no streamName)")
     if args.stream:
         overrides["streamName"] = args.stream
-    env.setdefault("KCLPY_LOCAL_STREAM", stream)
+    env.setdefault(_env.STREAM.name, stream)
     if args.app:
         overrides["applicationName"] = args.app
     default_app = args.app or _SAFE_NAME.sub("-", args.processor.stem) or "kclpy-local"
-    env.setdefault("KCLPY_LOCAL_APP", default_app)
+    env.setdefault(_env.APP.name, default_app)
 
     target = args.endpoint
     running_kinesis = None
@@ -293,15 +293,15 @@ def write_effective(the_plan: Plan, path: Path, generation: int = DEFAULT_GENERA
     return path
 
 
-def _effective(the_plan: Plan, generation: int) -> javaproperties.PropertiesFile:
-    """The effective properties; for KCL 3.x translated (the notes on stderr)."""
-    document = effective_properties(the_plan.base, the_plan.overrides, environ=the_plan.environ)
-    if generation == 3:
-        translation = to_kcl3(dict(document), the_plan.profile)
-        for line in note_lines(translation):
-            print(line, file=sys.stderr)
-        apply_translation(document, translation)
-    return document
+def _effective(the_plan: Plan, kcl: int) -> javaproperties.PropertiesFile:
+    """The effective properties (the properties pipeline, unvalidated: the daemon
+    validates what it is given); for KCL 3.x translated (the notes on stderr)."""
+    # The profile is the file's own, as the plan's is.
+    prepared = prepare(the_plan.base, generation=kcl, overrides=the_plan.overrides,
+                       environ=the_plan.environ, validate=False)
+    for line in prepared.notes:
+        print(line, file=sys.stderr)
+    return prepared.effective
 
 
 def _endpoint_of(the_plan: Plan) -> str | None:
@@ -449,6 +449,7 @@ def _probe(the_plan: Plan) -> Callable[[], bool] | None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    known_generation(args.kcl)  # no such KCL: the error before anything starts
     policy = restart_policy(args)
     the_plan = plan(args, os.environ)
     if args.print_properties:
@@ -458,7 +459,8 @@ def _run(args: argparse.Namespace) -> int:
         if args.kinesis == "kinesis-mock":
             shown = _with_kinesis(shown, f"http://{DEFAULT_HOST}:{free_port()}")
         document = _effective(shown, args.kcl)
-        translated = ", translated for KCL 3.x" if args.kcl == 3 else ""
+        kcl = known_generation(args.kcl)
+        translated = f", translated for KCL {kcl.label}" if kcl.translates else ""
         sys.stdout.write(f"# effective properties: {shown.base} plus kclpy-local run's overrides{translated}\n")
         if the_plan.embedded:
             sys.stdout.write("# (the embedded emulator's port is chosen when it starts)\n")

@@ -21,79 +21,33 @@ How the configurator decodes a value (what :func:`check_value` mirrors):
 - ``Date``: ``Long.parseLong`` seconds since the epoch;
 - ``InitialPositionInStream``: upper-cased, then ``valueOf`` (no trimming).
 
-The KCL 3.x table (:mod:`kclpy_local._config.kcl3_keys`) uses the same :class:`KeySpec`.
+Both tables are made of :class:`~kclpy_local._config.keyspec.KeySpec` entries.
 """
 
 from __future__ import annotations
 
-import enum
-import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from types import MappingProxyType
+
+from .keyspec import (
+    INT_RANGE,
+    LONG_RANGE,
+    KeySpec,
+    KeyType,
+    java_trim,
+    parse_java_integer,
+    provider_classes,
+)
+from .keyspec import kcl_key as _kcl
 
 __all__ = [
     "KCL1_KEYS",
     "KCL1_KEYS_BY_NAME",
     "KCL1_UNSETTABLE",
     "SDK2_ONLY_PROVIDERS",
-    "KeySpec",
-    "KeyType",
     "check_value",
-    "java_trim",
+    "lookup",
 ]
-
-
-class KeyType(enum.Enum):
-    """How a value is decoded."""
-
-    INT = "int"
-    LONG = "long"
-    BOOLEAN = "boolean"
-    STRING = "String"
-    DATE = "Date (epoch seconds)"
-    INITIAL_POSITION = "InitialPositionInStream"
-    STRING_SET = "Set<String> (comma list)"
-    CREDENTIALS_PROVIDER = "AWSCredentialsProvider (comma list of classes)"
-    # Types only KCL 3.x keys have.
-    DOUBLE = "double"
-    DURATION = "Duration (ISO-8601, e.g. PT24H)"
-    TAGS = "tags (key=value,key=value)"
-
-
-@dataclass(frozen=True, slots=True)
-class KeySpec:
-    """One property key: its decoded type, default and meaning.
-
-    ``default`` is the effective default as text (``None``: unset / computed),
-    ``source`` says who reads the key: ``configurator`` (read by name by
-    ``KinesisClientLibConfigurator``), ``kcl`` (a ``with<Key>`` setter of
-    ``KinesisClientLibConfiguration``), ``multilang`` or ``launcher``;
-    ``choices`` lists accepted values for enum-like strings (compared upper-case),
-    ``minimum`` is the smallest value the setter accepts.
-    """
-
-    name: str
-    type: KeyType
-    default: str | None
-    description: str
-    required: bool = False
-    source: str = "kcl"
-    choices: tuple[str, ...] = ()
-    minimum: int | None = None
-
-
-def _kcl(
-    name: str,
-    type_: KeyType,
-    default: str | None,
-    description: str,
-    *,
-    required: bool = False,
-    choices: tuple[str, ...] = (),
-    minimum: int | None = None,
-) -> KeySpec:
-    return KeySpec(name, type_, default, description, required, "kcl", choices, minimum)
 
 
 def _cfg(name: str, type_: KeyType, description: str, *, required: bool = False) -> KeySpec:
@@ -420,10 +374,6 @@ KCL1_UNSETTABLE: Mapping[str, str] = MappingProxyType(
     }
 )
 
-_INT_RANGE = (-(2**31), 2**31 - 1)
-_LONG_RANGE = (-(2**63), 2**63 - 1)
-_JAVA_WS = "".join(chr(c) for c in range(0x21))
-_PROVIDER_CLASS = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*(\.[A-Za-z_$][A-Za-z0-9_$]*)*")
 # SDK v1 providers that can never be built from a properties file.
 _UNBUILDABLE_PROVIDERS = {
     "AWSStaticCredentialsProvider": "its only constructor takes an AWSCredentials object",
@@ -443,18 +393,9 @@ _SDK2_PACKAGE = "software.amazon.awssdk."
 _MILLIS_LOOKING = 10**11  # seconds after year 5138: surely milliseconds
 
 
-def java_trim(value: str) -> str:
-    """``String.trim()``: strip characters up to U+0020 at both ends."""
-    return value.strip(_JAVA_WS)
-
-
-def _parse_java_integer(value: str, low: int, high: int) -> int | None:
-    """``Integer.parseInt``/``Long.parseLong`` in radix 10; ``None`` when Java would throw."""
-    digits = value[1:] if value[:1] in "+-" else value
-    if not digits or not all(ch.isdecimal() for ch in digits):
-        return None
-    number = int(value)
-    return number if low <= number <= high else None
+def lookup(key: str) -> KeySpec | None:
+    """The 1.x key table's entry for ``key`` as written (the spelling the checks expect), or ``None``."""
+    return KCL1_KEYS_BY_NAME.get(key)
 
 
 def check_value(spec: KeySpec, value: str) -> str | None:
@@ -465,8 +406,8 @@ def check_value(spec: KeySpec, value: str) -> str | None:
     """
     kind = spec.type
     if kind in (KeyType.INT, KeyType.LONG, KeyType.DATE):
-        low, high = _INT_RANGE if kind is KeyType.INT else _LONG_RANGE
-        number = _parse_java_integer(value, low, high)
+        low, high = INT_RANGE if kind is KeyType.INT else LONG_RANGE
+        number = parse_java_integer(value, low, high)
         java = "int" if kind is KeyType.INT else "long"
         if number is None:
             return f"{value!r} is not a Java {java}; KCL ignores it and keeps the default"
@@ -489,19 +430,6 @@ def check_value(spec: KeySpec, value: str) -> str | None:
     if spec.choices and trimmed.upper() not in spec.choices:
         return f"{trimmed!r} is not one of {', '.join(spec.choices)}; KCL ignores it"
     return None
-
-
-def provider_classes(value: str) -> list[str] | str:
-    """The class names of a credentials-provider list (``Class|arg,...``), or
-    the problem with it (no class, or a name that is not a Java class name)."""
-    classes = [java_trim(part).split("|", 1)[0] for part in value.split(",")]
-    classes = [cls for cls in classes if cls]
-    if not classes:
-        return "no credentials provider class is named"
-    for cls in classes:
-        if not _PROVIDER_CLASS.fullmatch(cls):
-            return f"{cls!r} is not a Java class name"
-    return classes
 
 
 def _check_providers(value: str) -> str | None:

@@ -12,7 +12,7 @@ classes (``javap``); the defaults are the KCL 3.5.1 configuration objects' own
 (``LeaseManagementConfig``, ``CoordinatorConfig``, ``PollingConfig``...), since
 the multilang daemon only passes on what a file sets.
 
-How ``KinesisClientLibConfigurator`` reads a file (what :func:`check_value3`
+How ``KinesisClientLibConfigurator`` reads a file (what :func:`check_value`
 mirrors): every key is handed to commons-beanutils' ``setProperty`` as a bean
 property name, so
 
@@ -44,18 +44,17 @@ import re
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from .kcl1_keys import (
-    _INT_RANGE,
-    _LONG_RANGE,
-    KCL1_KEYS,
-    KCL1_UNSETTABLE,
-    SDK2_ONLY_PROVIDERS,
+from .kcl1_keys import KCL1_KEYS, KCL1_UNSETTABLE, SDK2_ONLY_PROVIDERS
+from .keyspec import (
+    INT_RANGE,
+    LONG_RANGE,
     KeySpec,
     KeyType,
-    _parse_java_integer,
     java_trim,
+    parse_java_integer,
     provider_classes,
 )
+from .keyspec import kcl_key as _kcl
 
 __all__ = [
     "CLIENT_BUILDER_PREFIXES",
@@ -68,9 +67,9 @@ __all__ = [
     "KCL3_UNSETTABLE",
     "SDK1_TO_SDK2_PROVIDERS",
     "bean_property",
-    "check_value3",
+    "check_value",
+    "lookup",
     "sdk2_provider",
-    "spec3",
 ]
 
 _I, _L, _B, _S, _D = KeyType.INT, KeyType.LONG, KeyType.BOOLEAN, KeyType.STRING, KeyType.DOUBLE
@@ -84,19 +83,6 @@ _STATE_TABLE_NOTE = (
     "KCL 3.5 keeps this state in the lease table for a new application; the separate table "
     "serves applications that started on an earlier 3.x"
 )
-
-
-def _kcl(
-    name: str,
-    type_: KeyType,
-    default: str | None,
-    description: str,
-    *,
-    required: bool = False,
-    choices: tuple[str, ...] = (),
-    minimum: int | None = None,
-) -> KeySpec:
-    return KeySpec(name, type_, default, description, required, "kcl", choices, minimum)
 
 
 def _fanout(name: str, type_: KeyType, default: str | None, description: str) -> KeySpec:
@@ -525,18 +511,18 @@ def bean_property(key: str) -> str:
     return key
 
 
-def spec3(key: str) -> KeySpec | None:
+def lookup(key: str) -> KeySpec | None:
     """The 3.x key table's entry for ``key`` as the daemon reads it, or ``None``."""
     return KCL3_KEYS_BY_NAME.get(bean_property(key))
 
 
-def check_value3(spec: KeySpec, value: str) -> str | None:
+def check_value(spec: KeySpec, value: str) -> str | None:
     """Return why the KCL 3.x daemon would reject or misread ``value`` for ``spec``, or ``None``."""
     kind = spec.type
     if kind in (KeyType.INT, KeyType.LONG):
-        low, high = _INT_RANGE if kind is KeyType.INT else _LONG_RANGE
+        low, high = INT_RANGE if kind is KeyType.INT else LONG_RANGE
         java = "int" if kind is KeyType.INT else "long"
-        number = _parse_java_integer(java_trim(value), low, high)
+        number = parse_java_integer(java_trim(value), low, high)
         if number is None:
             return f"{value!r} is not a Java {java}; KCL 3.x ignores it and keeps its default"
         if spec.minimum is not None and number < spec.minimum:
@@ -550,7 +536,7 @@ def check_value3(spec: KeySpec, value: str) -> str | None:
             return f"{value!r} is not a number; KCL 3.x ignores it and keeps its default"
         return None
     if kind is KeyType.DATE:
-        number = _parse_java_integer(value, *_LONG_RANGE)
+        number = parse_java_integer(value, *LONG_RANGE)
         if number is None:
             return f"{value!r} is not a whole number of seconds; the daemon stops at start"
         if number >= _MILLIS_LOOKING:
@@ -576,7 +562,7 @@ def check_value3(spec: KeySpec, value: str) -> str | None:
                 return f"{pair!r} is not key=value; KCL 3.x skips it"
         return None
     if kind is KeyType.CREDENTIALS_PROVIDER:
-        return _check_providers3(value)
+        return _check_providers(value)
     if spec.choices and value.upper() not in spec.choices:
         padded = " (the value is not trimmed)" if java_trim(value).upper() in spec.choices else ""
         return f"{value!r} is not one of {', '.join(spec.choices)}{padded}; the daemon stops at start"
@@ -604,7 +590,7 @@ def sdk2_provider(name: str) -> tuple[str, str | None] | None:
     return None
 
 
-def _check_providers3(value: str) -> str | None:
+def _check_providers(value: str) -> str | None:
     classes = provider_classes(value)
     if isinstance(classes, str):
         return classes

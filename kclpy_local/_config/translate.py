@@ -37,8 +37,8 @@ from dataclasses import dataclass
 
 import javaproperties
 
-from .kcl1_keys import _parse_java_integer, java_trim
 from .kcl3_keys import CREDENTIALS_PREFIX, KCL1_ONLY_KEYS, sdk2_provider
+from .keyspec import LONG_RANGE, java_trim, parse_java_integer
 
 __all__ = [
     "DROPPED_KEYS",
@@ -109,7 +109,7 @@ def _providers(value: str) -> str:
 
 
 def _long(value: str | None) -> int | None:
-    return None if value is None else _parse_java_integer(java_trim(value), -(2**63), 2**63 - 1)
+    return None if value is None else parse_java_integer(java_trim(value), *LONG_RANGE)
 
 
 def to_kcl3(values: Mapping[str, str], profile: str | None) -> Translation:

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from .._config.kcl1_keys import KCL1_KEYS, KCL1_UNSETTABLE, KeySpec, KeyType
-from .._config.kcl3_keys import KCL1_ONLY_KEYS, KCL3_BEANS, KCL3_KEYS, KCL3_UNSETTABLE
+from .._config.generations import GENERATIONS
+from .._config.kcl1_keys import KCL1_UNSETTABLE
+from .._config.kcl3_keys import KCL1_ONLY_KEYS, KCL3_BEANS, KCL3_UNSETTABLE
+from .._config.keyspec import KeySpec, KeyType
 from .._config.properties import (
     ENDPOINT_KEYS,
     PROFILES,
@@ -49,7 +51,7 @@ __all__ = [
 ]
 
 #: Every key a generation's daemon reads, in the order of its table.
-KEYS: Mapping[int, tuple[KeySpec, ...]] = {1: KCL1_KEYS, 3: KCL3_KEYS}
+KEYS: Mapping[int, tuple[KeySpec, ...]] = {n: g.keys for n, g in GENERATIONS.items()}
 #: Setters a generation's configurator cannot feed from a file, with the reason.
 UNSETTABLE: Mapping[int, Mapping[str, str]] = {1: KCL1_UNSETTABLE, 3: KCL3_UNSETTABLE}
 #: Largest accepted values, per generation; the key tables do not carry them.

@@ -16,12 +16,12 @@ and forwards each line to ``log``.  A file containing ``${VAR}`` references
 deleted when the daemon is stopped.  For KCL 3.x (``generation=3``) that copy
 is also translated from the 1.x form (:mod:`kclpy_local._config.translate`), so the
 file a 1.x daemon runs runs on 3.x too; each change is one log line
-(``kclpy-local: translated for KCL 3.x: ...``).
+(``kclpy-local: translated for KCL 3.x: ...``).  All of it is the one properties
+pipeline, :func:`kclpy_local._config.pipeline.prepare`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import shutil
@@ -31,18 +31,10 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Self, TextIO
 
-from .._config.properties import (
-    LOCAL_PROFILE,
-    Entry,
-    PropertiesDocument,
-    detect_profile,
-    effective_properties,
-    read_properties,
-    resolve_file,
-    validate_properties,
-    write_temporary,
-)
-from .._config.translate import apply_translation, note_lines, to_kcl3
+from .._config.generations import GENERATIONS, Generation
+from .._config.generations import generation as _generation
+from .._config.pipeline import prepare
+from .._config.properties import LOCAL_PROFILE, write_temporary
 from .._exceptions import (
     DaemonError,
     DaemonStartError,
@@ -53,9 +45,17 @@ from .._exceptions import (
 from .._process import Launch, Lifecycle, ManagedProcess, StopPolicy
 from .bootstrap import Installation, installation
 from .discovery import find_tool
-from .jars import DEFAULT_GENERATION
+from .jars import DEFAULT_GENERATION, load_lock
 
-__all__ = ["LOCAL_PROFILE", "READY_MARKER", "Daemon", "LogSink", "daemon_argv", "processor_command"]
+__all__ = [
+    "LOCAL_PROFILE",
+    "READY_MARKER",
+    "Daemon",
+    "LogSink",
+    "daemon_argv",
+    "known_generation",
+    "processor_command",
+]
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +103,14 @@ def processor_command(processor: str | os.PathLike[str], python: str | None = No
     return " ".join(argv)
 
 
+def known_generation(number: int) -> Generation:
+    """The generation ``number``; :class:`BootstrapError` (from the lockfiles) when
+    kclpy-local has none, as when its jars are looked up."""
+    if number not in GENERATIONS:
+        load_lock(number)  # no lockfile either: the error names the known generations
+    return _generation(number)
+
+
 def daemon_argv(
     inst: Installation,
     properties: str | os.PathLike[str],
@@ -118,7 +126,7 @@ def daemon_argv(
         "-cp",
         inst.classpath(),
         inst.main_class,
-        str(properties),
+        *_generation(inst.generation).launcher_args(str(properties)),
     ]
 
 
@@ -246,19 +254,25 @@ class Daemon(Lifecycle):
         return environ
 
     def _preflight(self, environ: Mapping[str, str]) -> None:
+        """The properties pipeline (:func:`~kclpy_local._config.pipeline.prepare`): the
+        file with the overrides, substituted, translated for the generation (one log
+        line per change) and validated; a temporary copy when that changed anything."""
         if not self.properties_path.is_file():
             raise PropertiesError(f"properties file not found: {self.properties_path}")
-        document = read_properties(self.properties_path)
-        if self.generation == 3:
-            values = self._preflight_kcl3(document, environ)
-        else:
-            if self.validate:
-                self._validate(document, environ)
-            values = document.as_dict()
-            if self.overrides or any("${" in v for v in values.values()):
-                # In the system temp dir, never next to the user's file (often in a source tree).
-                self._resolved = resolve_file(self.properties_path, self.overrides, environ=environ)
-                values = read_properties(self._resolved).as_dict()
+        prepared = prepare(
+            self.properties_path,
+            generation=known_generation(self.generation),
+            overrides=self.overrides,
+            environ=environ,
+            validate=self.validate,
+        )
+        prepared.refuse("refused before starting the JVM")
+        for line in prepared.notes:
+            self._forward(line)
+        if prepared.changed:
+            # In the system temp dir, never next to the user's file (often in a source tree).
+            self._resolved = write_temporary(prepared.effective)
+        values = prepared.values
         executable = values.get("executableName")
         if executable is None:
             raise PropertiesError(
@@ -269,39 +283,6 @@ class Daemon(Lifecycle):
             from .guard import check_before_start  # boto3: only when a daemon starts
 
             check_before_start(values, self.generation)
-
-    def _preflight_kcl3(self, document: PropertiesDocument, environ: Mapping[str, str]) -> dict[str, str]:
-        """KCL 3.x: the substituted file with the overrides, translated from the 1.x
-        form (:func:`~kclpy_local._config.translate.to_kcl3`, one log line per change) into a
-        temporary copy, and validated with the 3.x key table after translation."""
-        effective = effective_properties(self.properties_path, self.overrides, environ=environ)
-        translation = to_kcl3(dict(effective), detect_profile(document))
-        if self.validate:
-            entries = tuple(
-                # Already substituted: a literal "${" must stay one.
-                Entry(key, value.replace("${", "$${"), document.line_of(key))
-                for key, value in translation.values.items()
-            )
-            self._validate(dataclasses.replace(document, entries=entries), environ, generation=3)
-        for line in note_lines(translation):
-            self._forward(line)
-        if translation.changed or translation.values != document.as_dict():
-            apply_translation(effective, translation)
-            # In the system temp dir, never next to the user's file (often in a source tree).
-            self._resolved = write_temporary(effective)
-        return dict(translation.values)
-
-    def _validate(
-        self, document: PropertiesDocument, environ: Mapping[str, str], *, generation: int = 1
-    ) -> None:
-        problems = validate_properties(document, environ=environ, generation=generation)
-        errors = [p for p in problems if p.severity == "error"]
-        if errors:
-            listing = "\n".join("  " + p.render(self.properties_path) for p in errors)
-            exc = PropertiesError(f"{self.properties_path}: refused before starting the JVM:\n{listing}")
-            kcl = " --kcl 3 --translated" if generation == 3 else ""
-            exc.hint = f"run: kclpy-local properties check {self.properties_path}{kcl}"
-            raise exc
 
     def start(self, *, wait_ready: bool = True) -> Self:
         """Start the JVM and (by default) wait for the STARTED line.

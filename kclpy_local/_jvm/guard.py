@@ -49,6 +49,8 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from .. import _aws
+from .._config.generations import GENERATIONS, worker_generation
+from .._config.generations import generation as _generation
 from .._exceptions import DaemonError
 
 __all__ = [
@@ -81,8 +83,8 @@ Clock = Callable[[], float]
 Sleep = Callable[[float], None]
 
 
-def _label(generation: int) -> str:
-    return f"{generation}.x"
+def _label(number: int) -> str:
+    return _generation(number).label
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,8 +104,9 @@ class TableView:
     kcl3_items: tuple[tuple[str, str], ...]
 
     def generation_of(self, owner: str) -> int:
-        """The generation of a lease owner: 3 when it reports worker metrics, else 1."""
-        return 3 if owner in self.metric_workers else 1
+        """The generation of a lease owner: the one that reports worker metrics (3)
+        when it does, else the one that does not (1)."""
+        return worker_generation(owner in self.metric_workers).number
 
     def held_by(self, generation: int) -> dict[str, tuple[str, int]]:
         """The leases held by workers of ``generation``: lease key -> (owner, counter)."""
@@ -164,12 +167,14 @@ class GuardResult:
 
     @property
     def other(self) -> int:
-        return 1 if self.generation == 3 else 3
+        return _generation(self.generation).other
 
     @property
     def refused(self) -> bool:
         """Whether the generation must not start on this table."""
-        return bool(self.live) or bool(self.kcl3_items and self.generation == 1)
+        return bool(self.live) or bool(
+            self.kcl3_items and _generation(self.generation).blocked_by_kcl3_items
+        )
 
     def message(self) -> str:
         """One line saying why the start is refused ("" when it is not)."""
@@ -260,16 +265,18 @@ def check_generations(
     ``failover_ms``), scanning every ``poll`` seconds, and at least twice in all.
     A missing table is an empty result. Other errors (botocore's) propagate.
     """
-    if generation not in (1, 3):
-        raise ValueError(f"generation must be 1 or 3, not {generation!r}")
-    other = 1 if generation == 3 else 3
+    if generation not in GENERATIONS:
+        known = " or ".join(str(n) for n in GENERATIONS)
+        raise ValueError(f"generation must be {known}, not {generation!r}")
+    kcl = _generation(generation)
+    other = kcl.other
     try:
         first = _scan(dynamodb, table)
     except ClientError as exc:
         if _aws.error_code(exc) == "ResourceNotFoundException":
             return GuardResult(table, generation, table_exists=False, scans=1)
         raise
-    kcl3_items = first.kcl3_items if generation == 1 else ()
+    kcl3_items = first.kcl3_items if kcl.blocked_by_kcl3_items else ()
     legacy = frozenset[str]()
     if first.held_by(1):  # owners without metrics in the lease table: 1.x, or 3.0-3.4 workers
         legacy = _legacy_metric_workers(dynamodb, table)
@@ -340,7 +347,7 @@ def check_before_start(
     ``None`` is returned: the daemon reports such problems itself.
     """
     table = values.get("applicationName", "").strip()
-    if not table or "${" in table or generation not in (1, 3):
+    if not table or "${" in table or generation not in GENERATIONS:
         return None
     endpoint = values.get("dynamoDBEndpoint", "").strip() or None
     region = values.get("regionName", "").strip() or "us-east-1"

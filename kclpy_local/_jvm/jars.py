@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
+from .._config.generations import DEFAULT_GENERATION
 from .._exceptions import BootstrapError
 
 __all__ = [
@@ -37,7 +38,6 @@ __all__ = [
     "parse_lock",
 ]
 
-DEFAULT_GENERATION = 1
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")

@@ -101,13 +101,14 @@ def kclpy_stream(kclpy_endpoint: str) -> Callable[..., Any]:
 @pytest.fixture
 def kclpy_processor(kclpy_installation: Any) -> Iterator[Callable[..., Any]]:
     """``kclpy_processor(path, stream, **options) -> ProcessorRun``, started; stopped afterwards."""
+    from .._config.generations import DEFAULT_GENERATION
     from ._local import LocalStream, ProcessorRun
 
     runs: list[ProcessorRun] = []
 
     def start(processor: str | os.PathLike[str], stream: LocalStream, **options: Any) -> ProcessorRun:
-        if options.get("generation", 1) == 1:
-            options.setdefault("installation", kclpy_installation)
+        if options.get("generation", DEFAULT_GENERATION) == DEFAULT_GENERATION:
+            options.setdefault("installation", kclpy_installation)  # the session's, of the default KCL
         # Another generation: the ProcessorRun finds (or is told) its installation.
         run = ProcessorRun(processor, stream, **options)
         runs.append(run)

@@ -25,16 +25,15 @@ from kclpy_local._config.kcl3_keys import (
     KCL3_PRIMITIVE,
     KCL3_UNSETTABLE,
     bean_property,
-    check_value3,
-    spec3,
 )
+from kclpy_local._config import kcl3_keys
 from kclpy_local._config.kcl1_keys import (
     KCL1_KEYS,
     KCL1_KEYS_BY_NAME,
     KCL1_UNSETTABLE,
-    KeyType,
     check_value,
 )
+from kclpy_local._config.keyspec import KeyType
 from kclpy_local._config.properties import (
     Problem,
     check_file,
@@ -987,12 +986,12 @@ def test_kcl3_table_is_consistent() -> None:
         if spec.choices:
             assert spec.default is None or spec.default.upper() in spec.choices, spec.name
         if spec.default is not None and spec.type in (KeyType.INT, KeyType.LONG):
-            assert check_value3(spec, spec.default) is None or spec.default == "0", spec.name
+            assert kcl3_keys.check_value(spec, spec.default) is None or spec.default == "0", spec.name
     # The 1.x-only keys are exactly the 1.x keys 3.x has no entry for.
     for name in KCL1_ONLY_KEYS:
-        assert spec3(name) is None, name
+        assert kcl3_keys.lookup(name) is None, name
     for spec in KCL1_KEYS:
-        assert (spec3(spec.name) is None) is (spec.name in KCL1_ONLY_KEYS), spec.name
+        assert (kcl3_keys.lookup(spec.name) is None) is (spec.name in KCL1_ONLY_KEYS), spec.name
 
 
 @pytest.mark.parametrize(
@@ -1045,12 +1044,12 @@ def test_kcl3_table_is_consistent() -> None:
         ("AwsCredentialsProvider", " , ", False),
     ],
 )
-def test_check_value3_mirrors_the_3x_decoders(key: str, value: str, ok: bool) -> None:
-    assert (check_value3(KCL3_KEYS_BY_NAME[key], value) is None) is ok
+def test_kcl3_check_value_mirrors_the_3x_decoders(key: str, value: str, ok: bool) -> None:
+    assert (kcl3_keys.check_value(KCL3_KEYS_BY_NAME[key], value) is None) is ok
 
 
 def test_kcl3_an_sdk_v1_provider_names_the_v2_one() -> None:
-    message = check_value3(KCL3_KEYS_BY_NAME["AwsCredentialsProvider"], "DefaultAWSCredentialsProviderChain")
+    message = kcl3_keys.check_value(KCL3_KEYS_BY_NAME["AwsCredentialsProvider"], "DefaultAWSCredentialsProviderChain")
     assert message is not None
     assert "no AWS credentials" in message and "name DefaultCredentialsProvider instead" in message
 
@@ -1070,14 +1069,14 @@ def test_kcl3_an_sdk_v1_provider_names_the_v2_one() -> None:
     ],
 )
 def test_kcl3_key_spellings(key: str, name: str) -> None:
-    spec = spec3(key)
+    spec = kcl3_keys.lookup(key)
     assert spec is not None and spec.name == name
 
 
 @pytest.mark.parametrize("key", ["AWSCredentialsProviderDynamodb", "FailoverTimeMillis", "pollingConfig.bogus",
                                  "fanoutConfig.maxRecords"])
 def test_kcl3_spellings_3x_ignores(key: str) -> None:
-    assert spec3(key) is None
+    assert kcl3_keys.lookup(key) is None
 
 
 # -- the validator with generation 3 ---------------------------------------------------

@@ -1,0 +1,179 @@
+"""The KCL generations as objects: one :class:`Generation` per KCL line.
+
+A generation carries what differs between KCL 1.x and KCL 3.x, and nothing else
+branches on the generation number:
+
+- its key table (:attr:`~Generation.keys`, :meth:`~Generation.lookup`) and value
+  decoders (:attr:`~Generation.check_value`);
+- its validation rules: one entry at a time (:attr:`~Generation.check_entry`), the
+  rules across entries (:attr:`~Generation.check_values`) and the values the
+  endpoint rules read (:attr:`~Generation.endpoint_values`);
+- its translation (:meth:`~Generation.translate`): none for 1.x, whose files run
+  as written; the 1.x-to-3.x translation for 3.x
+  (:func:`~kclpy_local._config.translate.to_kcl3`);
+- what names its jar lock and launcher: the lockfile name
+  (:attr:`~Generation.lockfile`) and the launcher's argv shape
+  (:meth:`~Generation.launcher_args`: the kclpy-local launchers of both
+  generations take the properties file as their one argument, where the stock
+  3.x ``MultiLangDaemon`` would take ``-p/--properties-file``);
+- what the generation guard needs: the other generation (:attr:`~Generation.other`),
+  whether its workers report worker metrics to the lease table, and whether KCL
+  3.x's other items on the table block it.
+
+:data:`GENERATIONS` maps each number to its object; :func:`generation` looks one
+up (``ValueError`` for an unknown number). Adding a generation means adding one
+object here (and, in :mod:`kclpy_local._jvm`, its lockfile and launcher source).
+Across the layers the generation still travels as its number (``--kcl 1|3``,
+``kcl1.json``, the cache layout) and is resolved to its object once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+
+from . import kcl1_keys, kcl1_rules, kcl3_keys, kcl3_rules
+from .document import Problem, Profile, PropertiesDocument
+from .keyspec import KeySpec
+from .translate import Translation, to_kcl3
+
+__all__ = [
+    "DEFAULT_GENERATION",
+    "GENERATIONS",
+    "KCL1",
+    "KCL3",
+    "Generation",
+    "generation",
+    "worker_generation",
+]
+
+#: The generation used when none is named (``--kcl``'s default).
+DEFAULT_GENERATION = 1
+
+EntryRule = Callable[[str, str, "int | None"], list[Problem]]
+ValuesRule = Callable[
+    [Mapping[str, str], PropertiesDocument, set[str], "Profile | None"], list[Problem]
+]
+Translate = Callable[[Mapping[str, str], "str | None"], Translation]
+
+
+@dataclass(frozen=True, slots=True)
+class Generation:
+    """One KCL line: its keys, decoders, rules, translation, jars and guard facts.
+
+    ``translator`` is ``None`` for a generation whose files run as written;
+    ``properties_flag``, when set, is the option the launcher takes before the
+    properties file (none: the file is the one argument); ``other`` is the
+    generation the guard looks for on the lease table; ``reports_worker_metrics``:
+    its workers write worker-metrics items to the lease table;
+    ``blocked_by_kcl3_items``: it cannot start on a table that holds KCL 3.x's
+    items besides leases.
+    """
+
+    number: int
+    keys: tuple[KeySpec, ...]
+    lookup: Callable[[str], KeySpec | None]
+    check_value: Callable[[KeySpec, str], str | None]
+    check_entry: EntryRule
+    check_values: ValuesRule
+    endpoint_values: Callable[[Mapping[str, str]], dict[str, str]]
+    translator: Translate | None
+    other: int
+    reports_worker_metrics: bool
+    blocked_by_kcl3_items: bool
+    properties_flag: str | None = None
+
+    @property
+    def label(self) -> str:
+        """``1.x``, ``3.x``: how messages name the generation."""
+        return f"{self.number}.x"
+
+    @property
+    def lockfile(self) -> str:
+        """The name of the generation's jar lockfile (``kcl<N>.json``)."""
+        return f"kcl{self.number}.json"
+
+    @property
+    def translates(self) -> bool:
+        """Whether a 1.x file is translated before this generation runs it."""
+        return self.translator is not None
+
+    @property
+    def is_default(self) -> bool:
+        """Whether this is the generation used when none is named."""
+        return self.number == DEFAULT_GENERATION
+
+    @property
+    def kcl_option(self) -> str:
+        """The CLI option that selects this generation (``" --kcl 3"``), ``""`` for the default."""
+        return "" if self.is_default else f" --kcl {self.number}"
+
+    @property
+    def check_option(self) -> str:
+        """The options of ``kclpy-local properties check`` that check a file as
+        kclpy-local runs it on this generation (translated, when it translates)."""
+        return self.kcl_option + (" --translated" if self.translates else "")
+
+    def translate(self, values: Mapping[str, str], profile: str | None) -> Translation:
+        """``values`` as this generation runs them; unchanged (no notes) without a translator."""
+        if self.translator is None:
+            return Translation(dict(values))
+        return self.translator(values, profile)
+
+    def launcher_args(self, properties: str) -> list[str]:
+        """The launcher's arguments for the properties file ``properties``."""
+        return [self.properties_flag, properties] if self.properties_flag else [properties]
+
+
+KCL1 = Generation(
+    number=1,
+    keys=kcl1_keys.KCL1_KEYS,
+    lookup=kcl1_keys.lookup,
+    check_value=kcl1_keys.check_value,
+    check_entry=kcl1_rules.check_entry,
+    check_values=kcl1_rules.check_values,
+    endpoint_values=kcl1_rules.endpoint_values,
+    translator=None,
+    other=3,
+    reports_worker_metrics=False,
+    blocked_by_kcl3_items=True,
+)
+
+KCL3 = Generation(
+    number=3,
+    keys=kcl3_keys.KCL3_KEYS,
+    lookup=kcl3_keys.lookup,
+    check_value=kcl3_keys.check_value,
+    check_entry=kcl3_rules.check_entry,
+    check_values=kcl3_rules.check_values,
+    endpoint_values=kcl3_rules.endpoint_values,
+    translator=to_kcl3,
+    other=1,
+    reports_worker_metrics=True,
+    blocked_by_kcl3_items=False,
+)
+
+#: Every generation by number.
+GENERATIONS: Mapping[int, Generation] = MappingProxyType({g.number: g for g in (KCL1, KCL3)})
+
+
+def generation(number: int | Generation) -> Generation:
+    """The generation ``number`` (a :class:`Generation` is returned as it is).
+
+    ``ValueError`` when there is none.
+    """
+    if isinstance(number, Generation):
+        return number
+    found = GENERATIONS.get(number)
+    if found is None:
+        raise ValueError(f"no key table for KCL generation {number!r}")
+    return found
+
+
+def worker_generation(reports_worker_metrics: bool) -> Generation:
+    """The generation of a worker seen on a lease table: the one whose workers
+    report worker metrics when it does, else the one whose workers do not."""
+    return next(
+        g for g in GENERATIONS.values() if g.reports_worker_metrics == reports_worker_metrics
+    )

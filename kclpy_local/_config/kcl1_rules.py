@@ -1,0 +1,168 @@
+"""The validation rules of KCL 1.15.3: how its configurator reads each entry, and
+the rules across entries (required keys, the initial position).
+
+The key table and the value decoders are :mod:`kclpy_local._config.kcl1_keys`;
+:data:`~kclpy_local._config.generations.KCL1` puts them together.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+
+from .document import Problem, Profile, PropertiesDocument
+from .kcl1_keys import KCL1_KEYS, KCL1_UNSETTABLE, check_value, lookup
+from .keyspec import KeySpec, KeyType, java_trim
+
+__all__ = ["check_entry", "check_values", "endpoint_values", "type_hint"]
+
+
+def check_entry(key: str, value: str, line: int | None) -> list[Problem]:
+    problems = []
+    spec = lookup(key)
+    if spec is None:
+        # The configurator calls "with" + key with its first letter upper-cased.
+        spec = lookup(key[:1].lower() + key[1:])
+        if spec is None or spec.source != "kcl":
+            return [_unknown_key(key, line)]
+        problems.append(
+            Problem(
+                key,
+                line,
+                "warning",
+                f"KCL accepts this spelling, but kclpy-local's checks expect {spec.name!r}",
+                f"rename it to {spec.name}",
+            )
+        )
+    reason = check_value(spec, value)
+    padded = java_trim(value) != value
+    if reason:
+        hint = "remove the whitespace around the value" if padded else type_hint(spec)
+        problems.append(Problem(key, line, "error", reason, hint))
+    elif padded:
+        problems.append(
+            Problem(
+                key,
+                line,
+                "warning",
+                "leading or trailing whitespace in the value (Properties keeps trailing spaces)",
+                "remove it: only some decoders trim",
+            )
+        )
+    return problems
+
+
+def type_hint(spec: KeySpec) -> str:
+    if spec.choices:
+        return f"one of {', '.join(spec.choices)}"
+    if spec.type is KeyType.CREDENTIALS_PROVIDER:
+        return "e.g. EnvironmentVariableCredentialsProvider or DefaultAWSCredentialsProviderChain"
+    return f"expected {spec.type.value}" + (
+        f" >= {spec.minimum}" if spec.minimum is not None else ""
+    )
+
+
+def _unknown_key(key: str, line: int | None) -> Problem:
+    if key in KCL1_UNSETTABLE:
+        return Problem(
+            key,
+            line,
+            "error",
+            f"cannot be set from a properties file in KCL 1.x: {KCL1_UNSETTABLE[key]}",
+        )
+    names = [spec.name for spec in KCL1_KEYS]
+    folded = {name.lower(): name for name in names}
+    suggestion = folded.get(key.lower()) or next(
+        iter(difflib.get_close_matches(key, names, n=1, cutoff=0.75)), None
+    )
+    if suggestion:
+        return Problem(
+            key,
+            line,
+            "error",
+            "unknown key; KCL ignores it silently",
+            f"did you mean {suggestion!r}?",
+        )
+    return Problem(key, line, "warning", "unknown key; KCL ignores it silently")
+
+
+def _check_required(
+    values: Mapping[str, str], document: PropertiesDocument, unresolved: set[str]
+) -> list[Problem]:
+    problems = []
+    for spec in KCL1_KEYS:
+        if (
+            spec.required
+            and spec.name not in unresolved
+            and not java_trim(values.get(spec.name, ""))
+        ):
+            empty = spec.name in values
+            action = "give it a value" if empty else f"add {spec.name} = <value>"
+            problems.append(
+                Problem(
+                    spec.name,
+                    document.line_of(spec.name),
+                    "error",
+                    f"required key {'is empty' if empty else 'is missing'}",
+                    f"{action} ({spec.description.rstrip('.')})",
+                )
+            )
+    return problems
+
+
+def _check_initial_position(
+    values: Mapping[str, str], document: PropertiesDocument
+) -> list[Problem]:
+    position = values.get("initialPositionInStream")
+    timestamp = values.get("timestampAtInitialPositionInStream")
+    at_timestamp = position is not None and position.upper() == "AT_TIMESTAMP"
+    if at_timestamp and timestamp is None:
+        return [
+            Problem(
+                "initialPositionInStream",
+                document.line_of("initialPositionInStream"),
+                "error",
+                "AT_TIMESTAMP needs timestampAtInitialPositionInStream; KCL rejects it alone",
+                "add timestampAtInitialPositionInStream = <epoch seconds>",
+            )
+        ]
+    if timestamp is not None and not at_timestamp:
+        line = document.line_of("timestampAtInitialPositionInStream")
+        if position is None:
+            return [
+                Problem(
+                    "timestampAtInitialPositionInStream",
+                    line,
+                    "warning",
+                    "the timestamp silently switches the initial position to AT_TIMESTAMP",
+                    "say so: initialPositionInStream = AT_TIMESTAMP",
+                )
+            ]
+        return [
+            Problem(
+                "timestampAtInitialPositionInStream",
+                line,
+                "error",
+                f"given with initialPositionInStream = {position}: which one wins depends on key order",
+                "use initialPositionInStream = AT_TIMESTAMP, or remove the timestamp",
+            )
+        ]
+    return []
+
+
+def check_values(
+    values: Mapping[str, str],
+    document: PropertiesDocument,
+    unresolved: set[str],
+    profile: Profile | None,
+) -> list[Problem]:
+    """The rules across entries: required keys, the initial position."""
+    return [
+        *_check_required(values, document, unresolved),
+        *_check_initial_position(values, document),
+    ]
+
+
+def endpoint_values(values: Mapping[str, str]) -> dict[str, str]:
+    """The values the endpoint rules read: 1.x sets endpoints only by their keys."""
+    return dict(values)

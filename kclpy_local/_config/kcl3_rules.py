@@ -1,0 +1,290 @@
+"""The validation rules of KCL 3.x, as its multilang daemon reads a file: each entry
+(bean property names, the 3.x decoders, keys only 1.x reads reported as ignored),
+and the rules across entries (required keys, two keys for one property, the
+initial position, what the local profiles need).
+
+The key table and the value decoders are :mod:`kclpy_local._config.kcl3_keys`;
+:data:`~kclpy_local._config.generations.KCL3` puts them together.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Mapping
+
+from .document import Problem, Profile, PropertiesDocument
+from .kcl1_rules import type_hint as _kcl1_type_hint
+from .kcl3_keys import (
+    CLIENT_BUILDER_PREFIXES,
+    KCL1_ONLY_KEYS,
+    KCL3_BEANS,
+    KCL3_KEYS,
+    KCL3_PRIMITIVE,
+    KCL3_UNSETTABLE,
+    bean_property,
+    check_value,
+    lookup,
+)
+from .keyspec import KeySpec, KeyType, java_trim
+from .translate import RENAMED_KEYS
+
+__all__ = ["check_entry", "check_values", "endpoint_values"]
+
+
+def check_entry(key: str, value: str, line: int | None) -> list[Problem]:
+    spec = lookup(key)
+    if spec is None:
+        problem = _unknown_key(key, line)
+        return [problem] if problem is not None else []
+    problems = []
+    reason = check_value(spec, value)
+    padded = java_trim(value) != value
+    if reason:
+        hint = "remove the whitespace around the value" if padded else _type_hint(spec, value)
+        if "maximum" in reason:
+            hint = None
+        problems.append(Problem(key, line, "error", reason, hint))
+    elif padded:
+        problems.append(
+            Problem(
+                key,
+                line,
+                "warning",
+                "leading or trailing whitespace in the value (KCL 3.x keeps it in strings, "
+                "booleans and enumerations)",
+                "remove it",
+            )
+        )
+    elif (
+        spec.name in KCL3_PRIMITIVE
+        and _is_zero(spec, value)
+        and spec.default not in (None, "0", "false")
+    ):
+        problems.append(
+            Problem(
+                key,
+                line,
+                "warning",
+                f"{java_trim(value)} is never applied: KCL 3.x's multilang daemon skips a primitive "
+                f"field's zero value, so the KCL default {spec.default} stays",
+            )
+        )
+    return problems
+
+
+def _is_zero(spec: KeySpec, value: str) -> bool:
+    text = java_trim(value)
+    if spec.type is KeyType.BOOLEAN:
+        return value.lower() in ("false", "no", "n", "off", "0")
+    try:
+        return float(text.rstrip("dDfF")) == 0
+    except ValueError:
+        return False
+
+
+def _type_hint(spec: KeySpec, value: str) -> str | None:
+    if spec.type is KeyType.INITIAL_POSITION and value.upper() == "AT_TIMESTAMP":
+        return "write initialPositionInStreamExtended = <epoch seconds> instead"
+    if spec.type is KeyType.CREDENTIALS_PROVIDER:
+        return (
+            "name AWS SDK v2 classes, such as DefaultCredentialsProvider or "
+            "EnvironmentVariableCredentialsProvider; kclpy-local translates SDK v1 names when it "
+            "runs a file with --kcl 3"
+        )
+    if spec.type is KeyType.BOOLEAN:
+        return "true or false"
+    if spec.type is KeyType.DURATION:
+        return "e.g. PT24H, PT30M, PT10S"
+    if spec.type is KeyType.TAGS:
+        return "e.g. team=streams,env=dev"
+    return _kcl1_type_hint(spec)
+
+
+def _unknown_key(key: str, line: int | None) -> Problem | None:
+    if key in KCL3_UNSETTABLE:
+        return Problem(
+            key,
+            line,
+            "error",
+            f"cannot be set from a properties file in KCL 3.x: {KCL3_UNSETTABLE[key]}",
+        )
+    if key in KCL1_ONLY_KEYS:
+        action = "translates" if key in RENAMED_KEYS else "drops"
+        return Problem(
+            key,
+            line,
+            "warning",
+            f"ignored by KCL 3.x: {KCL1_ONLY_KEYS[key]}",
+            f"kclpy-local {action} it when it runs the file with --kcl 3",
+        )
+    for prefix in CLIENT_BUILDER_PREFIXES:
+        if key.startswith(prefix):
+            if key[len(prefix) :] in ("endpointOverride", "region"):
+                return None
+            return Problem(
+                key,
+                line,
+                "warning",
+                "a property of the AWS SDK client builder, passed on as it is: kclpy-local does not "
+                "check it, and the daemon stops at start when the builder has no such property",
+            )
+    names = [spec.name for spec in KCL3_KEYS]
+    names += [f"{bean}.{name}" for bean, members in KCL3_BEANS.items() for name in members]
+    folded = {name.lower(): name for name in names}
+    property_name = bean_property(key)
+    suggestion = (
+        folded.get(key.lower())
+        or folded.get(property_name.lower())
+        or next(iter(difflib.get_close_matches(property_name, names, n=1, cutoff=0.75)), None)
+    )
+    if suggestion:
+        return Problem(
+            key,
+            line,
+            "error",
+            "unknown key (KCL 3.x key names are case-sensitive); KCL 3.x ignores it silently",
+            f"did you mean {suggestion!r}?",
+        )
+    return Problem(key, line, "warning", "unknown key; KCL 3.x ignores it silently")
+
+
+def _set_keys(keys: Iterable[str], name: str) -> list[str]:
+    """The ``keys`` that set the 3.x property ``name``."""
+    return [key for key in keys if bean_property(key) == name]
+
+
+def _check_required(
+    values: Mapping[str, str], document: PropertiesDocument, unresolved: set[str]
+) -> list[Problem]:
+    problems = []
+    for spec in KCL3_KEYS:
+        if not spec.required:
+            continue
+        keys = _set_keys([*values, *unresolved], spec.name)
+        if any(key in unresolved for key in keys) or any(
+            java_trim(values.get(key, "")) for key in keys
+        ):
+            continue
+        if spec.name == "streamName" and java_trim(values.get("streamArn", "")):
+            continue
+        empty = bool(keys)
+        action = "give it a value" if empty else f"add {spec.name} = <value>"
+        problems.append(
+            Problem(
+                spec.name,
+                document.line_of(keys[-1]) if keys else None,
+                "error",
+                f"required key {'is empty' if empty else 'is missing'}",
+                f"{action} ({spec.description.split(';')[0].rstrip('.')})",
+            )
+        )
+    return problems
+
+
+def _check_same_property(values: Mapping[str, str], document: PropertiesDocument) -> list[Problem]:
+    """Two keys that set the same 3.x property (``AWSCredentialsProvider`` and
+    ``AwsCredentialsProvider``, ``maxRecords`` and ``pollingConfig.maxRecords``...)."""
+    by_property: dict[str, list[str]] = {}
+    for key in values:
+        name = bean_property(key)
+        by_property.setdefault("workerId" if name == "workerIdentifier" else name, []).append(key)
+    problems = []
+    for keys in by_property.values():
+        if len(keys) > 1:
+            problems.append(
+                Problem(
+                    keys[-1],
+                    document.line_of(keys[-1]),
+                    "warning",
+                    f"{', '.join(keys)} set the same property: which value wins depends on key order",
+                    "keep one of them",
+                )
+            )
+    return problems
+
+
+def _check_initial_position(
+    values: Mapping[str, str], document: PropertiesDocument
+) -> list[Problem]:
+    if "initialPositionInStream" in values and "initialPositionInStreamExtended" in values:
+        return [
+            Problem(
+                "initialPositionInStreamExtended",
+                document.line_of("initialPositionInStreamExtended"),
+                "error",
+                "given with initialPositionInStream: both set the initial position, and which one "
+                "wins depends on key order",
+                "keep initialPositionInStreamExtended for AT_TIMESTAMP, or remove it",
+            )
+        ]
+    return []
+
+
+def _polling_is_set(values: Mapping[str, str]) -> bool:
+    return any(bean_property(key) in KCL3_BEANS["pollingConfig"] for key in values)
+
+
+def _check_local(
+    values: Mapping[str, str], document: PropertiesDocument, profile: Profile | None
+) -> list[Problem]:
+    if profile not in ("local", "localstack"):
+        return []
+    problems = []
+    mode = java_trim(values.get("retrievalMode", "DEFAULT")).upper()
+    if mode == "FANOUT" or (mode == "DEFAULT" and not _polling_is_set(values)):
+        problems.append(
+            Problem(
+                "retrievalMode",
+                document.line_of("retrievalMode"),
+                "error",
+                f"enhanced fan-out (SubscribeToShard) in the {profile} profile: the launcher speaks "
+                "HTTP/1.1 to local endpoints, and moto has no SubscribeToShard",
+                "retrievalMode = POLLING",
+            )
+        )
+    level = values.get("metricsLevel")
+    if profile == "local" and (level is None or java_trim(level).upper() != "NONE"):
+        problems.append(
+            Problem(
+                "metricsLevel",
+                document.line_of("metricsLevel"),
+                "warning",
+                "KCL 3.x's AWS SDK sends CloudWatch metrics in the Smithy RPC v2 CBOR protocol only, "
+                "which the embedded emulator (moto) answers with 404",
+                "metricsLevel = NONE",
+            )
+        )
+    return problems
+
+
+_ENDPOINT_OVERRIDES = {
+    "kinesisEndpoint": "kinesisClient.endpointOverride",
+    "dynamoDBEndpoint": "dynamoDbClient.endpointOverride",
+    "cloudWatchEndpoint": "cloudWatchClient.endpointOverride",
+}
+
+
+def endpoint_values(values: Mapping[str, str]) -> dict[str, str]:
+    """The values the endpoint rules read: ``values`` with endpoints given as client
+    builder properties (``kinesisClient.endpointOverride``...) under the endpoint keys."""
+    merged = dict(values)
+    for key, override in _ENDPOINT_OVERRIDES.items():
+        if key not in merged and override in merged:
+            merged[key] = merged[override]
+    return merged
+
+
+def check_values(
+    values: Mapping[str, str],
+    document: PropertiesDocument,
+    unresolved: set[str],
+    profile: Profile | None,
+) -> list[Problem]:
+    """The rules across entries: required keys, two keys for one property, the
+    initial position, what the local profiles need."""
+    return [
+        *_check_required(values, document, unresolved),
+        *_check_same_property(values, document),
+        *_check_initial_position(values, document),
+        *_check_local(values, document, profile),
+    ]

@@ -1,0 +1,110 @@
+"""What both KCL key tables are made of: :class:`KeySpec`, :class:`KeyType`, and
+the Java decoding helpers their value decoders share.
+
+The tables themselves are :mod:`kclpy_local._config.kcl1_keys` (KCL 1.15.3) and
+:mod:`kclpy_local._config.kcl3_keys` (KCL 3.x); each has its own ``check_value``,
+since the two configurators decode the same Java type differently.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass
+
+__all__ = [
+    "INT_RANGE",
+    "LONG_RANGE",
+    "KeySpec",
+    "KeyType",
+    "java_trim",
+    "kcl_key",
+    "parse_java_integer",
+    "provider_classes",
+]
+
+#: The ranges of Java's ``int`` and ``long``.
+INT_RANGE = (-(2**31), 2**31 - 1)
+LONG_RANGE = (-(2**63), 2**63 - 1)
+_JAVA_WS = "".join(chr(c) for c in range(0x21))
+_PROVIDER_CLASS = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*(\.[A-Za-z_$][A-Za-z0-9_$]*)*")
+
+
+class KeyType(enum.Enum):
+    """How a value is decoded."""
+
+    INT = "int"
+    LONG = "long"
+    BOOLEAN = "boolean"
+    STRING = "String"
+    DATE = "Date (epoch seconds)"
+    INITIAL_POSITION = "InitialPositionInStream"
+    STRING_SET = "Set<String> (comma list)"
+    CREDENTIALS_PROVIDER = "AWSCredentialsProvider (comma list of classes)"
+    # Types only KCL 3.x keys have.
+    DOUBLE = "double"
+    DURATION = "Duration (ISO-8601, e.g. PT24H)"
+    TAGS = "tags (key=value,key=value)"
+
+
+@dataclass(frozen=True, slots=True)
+class KeySpec:
+    """One property key: its decoded type, default and meaning.
+
+    ``default`` is the effective default as text (``None``: unset / computed),
+    ``source`` says who reads the key: ``configurator`` (read by name by
+    ``KinesisClientLibConfigurator``), ``kcl`` (a ``with<Key>`` setter of
+    ``KinesisClientLibConfiguration``), ``multilang`` or ``launcher``;
+    ``choices`` lists accepted values for enum-like strings (compared upper-case),
+    ``minimum`` is the smallest value the setter accepts.
+    """
+
+    name: str
+    type: KeyType
+    default: str | None
+    description: str
+    required: bool = False
+    source: str = "kcl"
+    choices: tuple[str, ...] = ()
+    minimum: int | None = None
+
+
+def kcl_key(
+    name: str,
+    type_: KeyType,
+    default: str | None,
+    description: str,
+    *,
+    required: bool = False,
+    choices: tuple[str, ...] = (),
+    minimum: int | None = None,
+) -> KeySpec:
+    """A key the KCL's own configuration reads (``source`` ``kcl``)."""
+    return KeySpec(name, type_, default, description, required, "kcl", choices, minimum)
+
+
+def java_trim(value: str) -> str:
+    """``String.trim()``: strip characters up to U+0020 at both ends."""
+    return value.strip(_JAVA_WS)
+
+
+def parse_java_integer(value: str, low: int, high: int) -> int | None:
+    """``Integer.parseInt``/``Long.parseLong`` in radix 10; ``None`` when Java would throw."""
+    digits = value[1:] if value[:1] in "+-" else value
+    if not digits or not all(ch.isdecimal() for ch in digits):
+        return None
+    number = int(value)
+    return number if low <= number <= high else None
+
+
+def provider_classes(value: str) -> list[str] | str:
+    """The class names of a credentials-provider list (``Class|arg,...``), or
+    the problem with it (no class, or a name that is not a Java class name)."""
+    classes = [java_trim(part).split("|", 1)[0] for part in value.split(",")]
+    classes = [cls for cls in classes if cls]
+    if not classes:
+        return "no credentials provider class is named"
+    for cls in classes:
+        if not _PROVIDER_CLASS.fullmatch(cls):
+            return f"{cls!r} is not a Java class name"
+    return classes
