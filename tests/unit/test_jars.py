@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from kclpy_local._exceptions import BootstrapError
-from kclpy_local._jvm.jars import Artifact, available_generations, load_lock, parse_lock
+from kclpy_local._jvm.jars import Artifact, available_generations, load_lock, parse_lock, sources_sha256
 
 
 def _raw(generation: int = 1) -> dict[str, Any]:
@@ -149,6 +149,26 @@ def test_kcl3_launcher_spec_and_source() -> None:
                     '"dynamoDbLockBasedLeaderHeartbeatPeriodInMillis"', '"maxInitializationAttempts"',
                     '"shardConsumerDispatchPollIntervalMillis"'):
         assert literal in source, literal
+
+
+def test_sources_sha256_covers_every_file() -> None:
+    base = {"a/Main.java": b"class Main {}", "common/Shared.java": b"class Shared {}"}
+    digest = sources_sha256(base)
+    assert sources_sha256(dict(base)) == digest
+    assert sources_sha256({**base, "common/Shared.java": b"class Shared { }"}) != digest
+    assert sources_sha256({**base, "common/Other.java": b""}) != digest
+    assert sources_sha256({"a/Main.java": base["a/Main.java"]}) != digest
+    renamed = {"a/Main.java": base["a/Main.java"], "common/Renamed.java": base["common/Shared.java"]}
+    assert sources_sha256(renamed) != digest
+
+
+def test_shared_sources_are_optional_and_checked() -> None:
+    data = _broken(lambda d: d["launcher"].pop("shared_sources", None))
+    assert parse_lock(data).launcher.shared_sources == ()
+    for bad in ("_jvm/launchers/common", [1], [""]):
+        data["launcher"]["shared_sources"] = bad
+        with pytest.raises(BootstrapError, match="shared_sources must be a list of folders"):
+            parse_lock(data)
 
 
 def _lock_jars_script() -> Any:
