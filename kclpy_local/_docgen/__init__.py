@@ -23,7 +23,6 @@ import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any, cast
 
@@ -621,12 +620,13 @@ def _java_constant(source: str, name: str) -> str:
 def _launcher_facts() -> _LauncherFacts:
     lock = load_lock(DEFAULT_GENERATION)
     source_path = lock.launcher.source
-    text = (resources.files("kclpy_local") / source_path).read_text(encoding="utf-8")
+    text = "\n".join(s.decode("utf-8") for s in lock.launcher_sources().values())
     for spec in KCL1_KEYS:
         if spec.source == "launcher" and f'"{spec.name}"' not in text:
             raise ValueError(f"launcher key {spec.name} is not in {source_path}")
-    kcl3_source = load_lock(3).launcher.source
-    kcl3_text = (resources.files("kclpy_local") / kcl3_source).read_text(encoding="utf-8")
+    kcl3_lock = load_lock(3)
+    kcl3_source = kcl3_lock.launcher.source
+    kcl3_text = "\n".join(s.decode("utf-8") for s in kcl3_lock.launcher_sources().values())
     for spec in KCL3_KEYS:
         if spec.source == "launcher" and f'"{spec.name}"' not in kcl3_text:
             raise ValueError(f"launcher key {spec.name} is not in {kcl3_source}")
