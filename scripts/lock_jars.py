@@ -11,7 +11,8 @@ What it does: writes a ``pom.xml`` into a temporary directory, asks Maven
 layout, computes the sha256 and size of every jar itself, and rewrites
 ``kclpy_local/_jvm/locks/kcl<N>.json``.  Every key of an existing lockfile other than
 ``artifacts`` (``root``, ``launcher``, ``resolve``) is kept, so the launcher
-settings stay as a maintainer wrote them; ``--root`` changes the root.
+settings (main class, source, shared sources, Java release) stay as a maintainer
+wrote them; ``--root`` changes the root.
 
 The pom depends on the root artifact alone, unless the lockfile has a
 ``resolve`` object: then on each of its ``dependencies`` in order (objects with

@@ -28,7 +28,6 @@ usage error.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import platform
 import sys
@@ -250,7 +249,7 @@ def check_jars(lock: Lock, layout: CacheLayout, fix: str) -> Check:
 def check_launcher(lock: Lock, layout: CacheLayout, fix: str) -> Check:
     """The launcher built from the current source, intact, with its main class."""
     try:
-        source_sha = hashlib.sha256(lock.launcher_source()).hexdigest()
+        source_sha = lock.launcher_sha256()
     except KclpyLocalError as exc:
         return Check("launcher", "FAIL", str(exc), "reinstall kclpy-local")
     problem = launcher_problem(layout, lock, source_sha, verify="full")

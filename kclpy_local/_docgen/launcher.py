@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from importlib import resources
 
 from .._jvm.jars import DEFAULT_GENERATION, load_lock
 from ._config_api import KEYS
@@ -33,18 +32,21 @@ def _java_constant(source: str, name: str) -> str:
     return value[1:-1] if value.startswith('"') else value
 
 
+def _sources(generation: int) -> tuple[str, str]:
+    """A generation's launcher: its main source's path, and the text of all its sources."""
+    lock = load_lock(generation)
+    text = "\n".join(data.decode("utf-8") for data in lock.launcher_sources().values())
+    return lock.launcher.source, text
+
+
 def _launcher_facts() -> _LauncherFacts:
+    for generation, keys in KEYS.items():
+        path, sources = _sources(generation)
+        for spec in keys:
+            if spec.source == "launcher" and f'"{spec.name}"' not in sources:
+                raise ValueError(f"launcher key {spec.name} is not in the sources of {path}")
     lock = load_lock(DEFAULT_GENERATION)
-    source_path = lock.launcher.source
-    text = (resources.files("kclpy_local") / source_path).read_text(encoding="utf-8")
-    for spec in KEYS[1]:
-        if spec.source == "launcher" and f'"{spec.name}"' not in text:
-            raise ValueError(f"launcher key {spec.name} is not in {source_path}")
-    kcl3_source = load_lock(3).launcher.source
-    kcl3_text = (resources.files("kclpy_local") / kcl3_source).read_text(encoding="utf-8")
-    for spec in KEYS[3]:
-        if spec.source == "launcher" and f'"{spec.name}"' not in kcl3_text:
-            raise ValueError(f"launcher key {spec.name} is not in {kcl3_source}")
+    source_path, text = _sources(DEFAULT_GENERATION)
     return _LauncherFacts(
         source=f"kclpy_local/{source_path}",
         main_class=lock.launcher.main_class,

@@ -11,7 +11,6 @@ See :mod:`kclpy_local._jvm.cache` for the layout and the verification stamps and
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import sys
@@ -41,7 +40,7 @@ from .fetch import (
     copy_from_dir,
     resolve_repository,
 )
-from .jars import DEFAULT_GENERATION, Artifact, Lock, load_lock
+from .jars import DEFAULT_GENERATION, Artifact, Lock, load_lock, sources_sha256
 from .launcher import compile_launcher, install_launcher, launcher_problem
 
 __all__ = [
@@ -209,14 +208,13 @@ def run_bootstrap(
     finally:
         stamps.save()
     jars = tuple(layout.jars_dir / a.filename for a in lock.artifacts)
-    source = lock.launcher_source()
-    source_sha = hashlib.sha256(source).hexdigest()
-    problem = launcher_problem(layout, lock, source_sha, verify=True)
+    sources = lock.launcher_sources()
+    problem = launcher_problem(layout, lock, sources_sha256(sources), verify=True)
     built = False
     if problem is not None:
         show(f"building the launcher ({problem})")
-        jar, built_by = compile_launcher(lock, jars, source, workdir=layout.base, java=java)
-        install_launcher(layout, lock, jar, source, built_by)
+        jar, built_by = compile_launcher(lock, jars, sources, workdir=layout.base, java=java)
+        install_launcher(layout, lock, jar, sources, built_by)
         built = True
         show(f"launcher built: {layout.launcher_jar}")
     result = BootstrapResult(
@@ -300,8 +298,7 @@ def installation(
             jars.append(path)
     finally:
         stamps.save()
-    source_sha = hashlib.sha256(lock.launcher_source()).hexdigest()
-    problem = launcher_problem(layout, lock, source_sha, verify)
+    problem = launcher_problem(layout, lock, lock.launcher_sha256(), verify)
     if problem is not None:
         err = BootstrapError(f"the KCL {generation} launcher in {layout.base} is {problem}")
         err.hint = NOT_INSTALLED_HINT

@@ -1,10 +1,11 @@
-"""Building our launcher (Java source shipped in the package) into the cache.
+"""Building our launcher (Java sources shipped in the package) into the cache.
 
-``javac --release <java_release>`` against the pinned jars, packed with
-zipfile (fixed timestamps), run once with ``--self-check`` (so a launcher that
-cannot load what it needs never lands in the cache), then put in place
-atomically with a stamp recording the source's sha256: a changed source means
-a rebuild.
+The generation's main source and the shared sources (:meth:`Lock.launcher_sources`)
+are compiled together with ``javac --release <java_release>`` against the pinned
+jars, packed with zipfile (fixed timestamps), run once with ``--self-check`` (so
+a launcher that cannot load what it needs never lands in the cache), then put in
+place atomically with a stamp recording one sha256 over all the sources: a
+change in any of them, shared ones included, means a rebuild.
 """
 
 from __future__ import annotations
@@ -16,13 +17,14 @@ import os
 import subprocess
 import tempfile
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 
 from .._exceptions import BootstrapError
 from .._version import __version__
 from .cache import CacheLayout, Verify, atomic_write_bytes, sha256_file
 from .discovery import find_tool
-from .jars import Lock
+from .jars import Lock, sources_sha256
 
 __all__ = ["compile_launcher", "install_launcher", "launcher_problem"]
 
@@ -32,7 +34,10 @@ _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
 def launcher_problem(layout: CacheLayout, lock: Lock, source_sha: str, verify: Verify) -> str | None:
-    """``None`` if the cached launcher was built from the current source and is intact."""
+    """``None`` if the cached launcher was built from the current sources and is intact.
+
+    ``source_sha`` is :meth:`Lock.launcher_sha256` (all the sources).
+    """
     try:
         stamp = json.loads(layout.launcher_stamp.read_text(encoding="utf-8"))
         st = layout.launcher_jar.stat()
@@ -54,12 +59,15 @@ def launcher_problem(layout: CacheLayout, lock: Lock, source_sha: str, verify: V
 def compile_launcher(
     lock: Lock,
     jars: tuple[Path, ...],
-    source: bytes,
+    sources: Mapping[str, bytes],
     *,
     workdir: Path,
     java: str | os.PathLike[str] | None = None,
 ) -> tuple[bytes, str]:
     """Compile, pack and self-check the launcher; return the jar's bytes and the javac used.
+
+    ``sources`` maps paths in the package to Java sources
+    (:meth:`Lock.launcher_sources`); all are compiled together.
 
     Raises :class:`JavaNotFoundError` without a JDK of at least the lockfile's
     ``min_jdk``, :class:`BootstrapError` when javac or the self-check fails.
@@ -76,14 +84,17 @@ def compile_launcher(
     workdir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=workdir, prefix=".build-") as tmp_name:
         tmp = Path(tmp_name)
-        src = tmp / "src" / PurePosixPath(spec.source).name
+        files: list[str] = []
+        for name, text in sources.items():
+            src = tmp.joinpath("src", *PurePosixPath(name).parts)
+            src.parent.mkdir(parents=True, exist_ok=True)
+            src.write_bytes(text)
+            files.append(str(src))
         classes = tmp / "classes"
-        src.parent.mkdir()
         classes.mkdir()
-        src.write_bytes(source)
         argv = [
             str(javac.path), "--release", str(spec.java_release), "-encoding", "UTF-8",
-            "-Xlint:-options", "-d", str(classes), "-cp", classpath, str(src),
+            "-Xlint:-options", "-d", str(classes), "-cp", classpath, *files,
         ]
         log.debug("compiling the launcher: %s", argv)
         proc = subprocess.run(argv, capture_output=True, text=True, check=False)
@@ -114,13 +125,16 @@ def compile_launcher(
         return built.read_bytes(), f"{javac.path} (Java {javac.major})"
 
 
-def install_launcher(layout: CacheLayout, lock: Lock, jar: bytes, source: bytes, built_by: str) -> None:
+def install_launcher(
+    layout: CacheLayout, lock: Lock, jar: bytes, sources: Mapping[str, bytes], built_by: str
+) -> None:
     """Put the built launcher in the cache (atomically) with its stamp."""
     atomic_write_bytes(layout.launcher_jar, jar)
     st = layout.launcher_jar.stat()
     stamp = {
         "source": lock.launcher.source,
-        "source_sha256": hashlib.sha256(source).hexdigest(),
+        "sources": list(sources),
+        "source_sha256": sources_sha256(sources),
         "main_class": lock.launcher.main_class,
         "jar_sha256": hashlib.sha256(jar).hexdigest(),
         "jar_size": st.st_size,

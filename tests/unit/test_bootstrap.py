@@ -15,7 +15,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -34,7 +34,7 @@ from kclpy_local._jvm.cache import atomic_writer
 from kclpy_local._cli import main
 from kclpy_local._exceptions import ArtifactDownloadError, ArtifactIntegrityError, BootstrapError
 from kclpy_local._jvm.fetch import DEFAULT_REPOSITORY, resolve_repository
-from kclpy_local._jvm.jars import Artifact, LauncherSpec, Lock, load_lock
+from kclpy_local._jvm.jars import Artifact, LauncherSpec, Lock, load_lock, sources_sha256
 
 # --------------------------------------------------------------------------- stub repository
 
@@ -168,8 +168,8 @@ def fake(stub: MavenStub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Fa
     )
     builds: list[str] = []
 
-    def compile_stub(lock: Lock, jars: tuple[Path, ...], source: bytes, **_: Any) -> tuple[bytes, str]:
-        builds.append(hashlib.sha256(source).hexdigest())
+    def compile_stub(lock: Lock, jars: tuple[Path, ...], sources: Mapping[str, bytes], **_: Any) -> tuple[bytes, str]:
+        builds.append(sources_sha256(sources))
         return b"PK-fake-launcher", "stub"
 
     monkeypatch.setattr(_bootstrap, "compile_launcher", compile_stub)

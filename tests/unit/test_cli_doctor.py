@@ -66,7 +66,7 @@ class FakeCache:
 
     def install_launcher(self, main_class: str | None) -> None:
         jar = _launcher_jar(main_class)
-        install_launcher(self.layout, self.lock, jar, self.lock.launcher_source(), "test")
+        install_launcher(self.layout, self.lock, jar, self.lock.launcher_sources(), "test")
 
 
 @pytest.fixture

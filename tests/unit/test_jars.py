@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from kclpy_local._exceptions import BootstrapError
-from kclpy_local._jvm.jars import Artifact, available_generations, load_lock, parse_lock
+from kclpy_local._jvm.jars import Artifact, available_generations, load_lock, parse_lock, sources_sha256
 
 
 def _raw(generation: int = 1) -> dict[str, Any]:
@@ -58,7 +58,8 @@ def test_kcl1_launcher_spec_and_source() -> None:
     source = lock.launcher_source().decode("utf-8")
     assert "package dev.kclpylocal.kcl1;" in source
     assert "public final class KclLocalLauncher" in source
-    assert '"kclpy-local: worker STARTED"' in source
+    everything = "\n".join(text.decode("utf-8") for text in lock.launcher_sources().values())
+    assert '"kclpy-local: worker STARTED"' in everything
 
 
 def test_artifact_urls_follow_the_maven_layout() -> None:
@@ -144,11 +145,47 @@ def test_kcl3_launcher_spec_and_source() -> None:
     source = lock.launcher_source().decode("utf-8")
     assert "package dev.kclpylocal.kcl3;" in source
     assert "public final class KclLocalLauncher" in source
+    source = "\n".join(text.decode("utf-8") for text in lock.launcher_sources().values())
     for literal in ('"kclpy-local: worker STARTED"', '"cloudWatchEndpoint"', '"isCBORProtocolDisabled"',
                     '"aws.cborEnabled"', '"initialLeaseSync"', '"dynamoDbLockBasedLeaderLeaseDurationInMillis"',
                     '"dynamoDbLockBasedLeaderHeartbeatPeriodInMillis"', '"maxInitializationAttempts"',
                     '"shardConsumerDispatchPollIntervalMillis"'):
         assert literal in source, literal
+
+
+def test_launchers_share_the_common_sources() -> None:
+    one, three = (load_lock(g) for g in (1, 3))
+    assert one.launcher.shared_sources == three.launcher.shared_sources == ("_jvm/launchers/common",)
+    sources1, sources3 = one.launcher_sources(), three.launcher_sources()
+    # The generation's own source first, then the same shared files for both.
+    assert next(iter(sources1)) == one.launcher.source
+    assert next(iter(sources3)) == three.launcher.source
+    shared1 = {path: text for path, text in sources1.items() if path != one.launcher.source}
+    shared3 = {path: text for path, text in sources3.items() if path != three.launcher.source}
+    assert shared1 == shared3
+    assert "_jvm/launchers/common/Launch.java" in shared1
+    assert all(b"package dev.kclpylocal.common;" in text for text in shared1.values())
+    assert one.launcher_sha256() == sources_sha256(sources1)
+
+
+def test_sources_sha256_covers_every_file() -> None:
+    base = {"a/Main.java": b"class Main {}", "common/Shared.java": b"class Shared {}"}
+    digest = sources_sha256(base)
+    assert sources_sha256(dict(base)) == digest
+    assert sources_sha256({**base, "common/Shared.java": b"class Shared { }"}) != digest
+    assert sources_sha256({**base, "common/Other.java": b""}) != digest
+    assert sources_sha256({"a/Main.java": base["a/Main.java"]}) != digest
+    renamed = {"a/Main.java": base["a/Main.java"], "common/Renamed.java": base["common/Shared.java"]}
+    assert sources_sha256(renamed) != digest
+
+
+def test_shared_sources_are_optional_and_checked() -> None:
+    data = _broken(lambda d: d["launcher"].pop("shared_sources", None))
+    assert parse_lock(data).launcher.shared_sources == ()
+    for bad in ("_jvm/launchers/common", [1], [""]):
+        data["launcher"]["shared_sources"] = bad
+        with pytest.raises(BootstrapError, match="shared_sources must be a list of folders"):
+            parse_lock(data)
 
 
 def _lock_jars_script() -> Any:

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from kclpy_local._exceptions import JavaNotFoundError, PropertiesError
 from kclpy_local._jvm.discovery import find_tool
+from kclpy_local._jvm.jars import load_lock
 from kclpy_local._config.kcl3_keys import (
     KCL1_ONLY_KEYS,
     KCL3_BEANS,
@@ -973,7 +974,8 @@ def test_kcl3_primitive_fields_are_the_real_ones() -> None:
 
 
 def test_kcl3_launcher_keys_are_read_by_the_launcher() -> None:
-    source = (REPO / "kclpy_local" / "_jvm" / "launchers" / "kcl3" / "KclLocalLauncher.java").read_text()
+    # The launcher's own source and the shared ones it is compiled with.
+    source = "\n".join(text.decode() for text in load_lock(3).launcher_sources().values())
     for spec in KCL3_KEYS:
         if spec.source == "launcher":
             assert f'"{spec.name}"' in source, spec.name

@@ -35,17 +35,15 @@ import com.amazonaws.services.kinesis.metrics.impl.NullMetricsFactory;
 import com.amazonaws.services.kinesis.multilang.MultiLangDaemon;
 import com.amazonaws.services.kinesis.multilang.MultiLangDaemonConfig;
 
-import java.io.File;
-import java.io.FileInputStream;
-import java.io.FileOutputStream;
+import dev.kclpylocal.common.Generation;
+import dev.kclpylocal.common.Launch;
+import dev.kclpylocal.common.Prepared;
+import dev.kclpylocal.common.Settings;
+import dev.kclpylocal.common.StartupException;
+import dev.kclpylocal.common.WorkerStatus;
+
 import java.io.IOException;
-import java.io.InputStream;
-import java.io.OutputStream;
 import java.lang.reflect.Constructor;
-import java.lang.reflect.InvocationHandler;
-import java.lang.reflect.Method;
-import java.lang.reflect.Proxy;
-import java.nio.charset.Charset;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.HashMap;
@@ -55,12 +53,16 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.Properties;
 import java.util.Set;
-import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Future;
-import java.util.concurrent.TimeUnit;
-import java.util.concurrent.TimeoutException;
-import java.util.concurrent.atomic.AtomicBoolean;
+
+import static dev.kclpylocal.common.Launch.EAGER_LINE;
+import static dev.kclpylocal.common.Launch.INITIAL_LEASE_SYNC;
+import static dev.kclpylocal.common.Launch.SYNC_EAGER;
+import static dev.kclpylocal.common.Launch.oneLine;
+import static dev.kclpylocal.common.Launch.say;
+import static dev.kclpylocal.common.Settings.parseBoolean;
+import static dev.kclpylocal.common.Settings.trimmedOrNull;
 
 /**
  * Runs the KCL 1.x MultiLangDaemon from one properties file, as the stock
@@ -78,12 +80,12 @@ import java.util.concurrent.atomic.AtomicBoolean;
  *   <li>the three AWS clients are built with the SDK's client builders, with an
  *       {@code EndpointConfiguration(endpoint, regionName)} when an endpoint is
  *       set, and injected into the Worker;</li>
- *   <li>the line {@value #READY_LINE} on stderr when the worker reaches STARTED;</li>
+ *   <li>the line {@value Launch#READY_LINE} on stderr when the worker reaches STARTED;</li>
  *   <li>on SIGTERM/SIGINT a graceful shutdown (record processors receive
  *       shutdownRequested and may checkpoint), bounded by {@code shutdownGraceMillis},
  *       then exit with 128 + the signal number; a second signal exits at once.
  *       When the KCL exits by itself (a record processor failed), nothing waits;
- *       When the key is absent the launcher waits {@value #DEFAULT_GRACE_MILLIS} ms,
+ *       When the key is absent the launcher waits {@value Launch#DEFAULT_GRACE_MILLIS} ms,
  *       not the KCL's default of 5000 ms: deliberately, so that processors that
  *       checkpoint on shutdownRequested (a child process, its own start-up and a
  *       checkpoint round trip per shard) have time to do it; kclpy-local sends
@@ -153,29 +155,23 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * other than {@code true} or {@code false} is a usage error.
  *
  * <p>Exit codes: 0 when the worker's loop ends by itself (after SIGTERM or SIGINT the
- * JVM exits with 128 + the signal's number, as any JVM); {@value #EXIT_FAILED} on a usage
+ * JVM exits with 128 + the signal's number, as any JVM); {@value Launch#EXIT_FAILED} on a usage
  * error (no or unreadable file, a value the launcher rejects), on a failure while
  * preparing the configuration, the clients and the worker (for instance no AWS
  * credentials: one line on stderr names the problem) or when the worker fails;
- * {@value #EXIT_CHARSET} when the JVM's default charset is not UTF-8;
- * {@value #EXIT_NEVER_STARTED} when the worker never reaches STARTED
+ * {@value Launch#EXIT_CHARSET} when the JVM's default charset is not UTF-8;
+ * {@value Launch#EXIT_NEVER_STARTED} when the worker never reaches STARTED
  * (initialization failed; the stock daemon exits 0 then).
  *
  * <p>{@code --self-check} builds a configuration, clients and a Worker (with the
  * eager sync's objects) from a throw-away properties file without touching the
  * network, proving the class path is complete.
+ *
+ * <p>What both launchers do alike (the arguments, the ready line, the signals, the
+ * exit codes, the self-check) is in {@code dev.kclpylocal.common}.
  */
-public final class KclLocalLauncher {
+public final class KclLocalLauncher implements Generation {
 
-    public static final String READY_LINE = "kclpy-local: worker STARTED";
-    static final String PREFIX = "kclpy-local: ";
-    static final String CLOUDWATCH_ENDPOINT = "cloudWatchEndpoint";
-    static final String CBOR_DISABLED = "isCBORProtocolDisabled";
-    static final String GRACE = "shutdownGraceMillis";
-    static final String INITIAL_LEASE_SYNC = "initialLeaseSync";
-    static final String SYNC_WORKER = "worker";
-    static final String SYNC_EAGER = "eager";
-    static final String EAGER_LINE = "eager initial lease sync";
     static final String LEASE_HANDOFF = "gracefulLeaseHandoff";
     static final String RELEASED_LINE = "released lease ";
     static final String TOOK_RELEASED_LINE = "took released lease ";
@@ -184,229 +180,91 @@ public final class KclLocalLauncher {
     static final long TABLE_POLL_SECONDS = 1L;
     static final long TABLE_TIMEOUT_SECONDS = 600L;
     static final String CBOR_SYSTEM_PROPERTY = "com.amazonaws.sdk.disableCbor";
-    static final long DEFAULT_GRACE_MILLIS = 20000L;
-    static final int EXIT_FAILED = 1;
-    static final int EXIT_CHARSET = 2;
-    static final int EXIT_NEVER_STARTED = 3;
 
     private KclLocalLauncher() {
     }
 
     public static void main(String[] args) {
-        if (args.length == 1 && "--self-check".equals(args[0])) {
-            System.exit(selfCheck());
-        }
-        if (args.length != 1) {
-            MultiLangDaemon.printUsage(System.err, "expected exactly one argument, the properties file");
-            System.exit(EXIT_FAILED);
-        }
-        System.exit(run(args[0]));
+        Launch.main(args, new KclLocalLauncher());
     }
 
-    static void say(String message) {
-        System.err.println(PREFIX + message);
-        System.err.flush();
+    @Override
+    public void usage(String message) {
+        MultiLangDaemon.printUsage(System.err, message);
     }
 
-    /** Stock behaviour of the multilang pipes depends on the default charset. */
-    static boolean charsetIsUtf8() {
-        String name = Charset.defaultCharset().name();
-        if ("UTF-8".equalsIgnoreCase(name)) {
-            return true;
-        }
-        say("the JVM's default charset is " + name + ", not UTF-8: the record processors' "
-                + "pipes would garble non-ASCII text; run java with -Dfile.encoding=UTF-8");
-        return false;
+    @Override
+    public void usageError(String propertiesPath, Exception e) {
+        usage(e.getMessage());
     }
 
-    static int run(String propertiesPath) {
-        if (!charsetIsUtf8()) {
-            return EXIT_CHARSET;
-        }
-        final Prepared prepared;
-        try {
-            prepared = prepare(propertiesPath);
-        } catch (IOException | IllegalArgumentException e) {
-            MultiLangDaemon.printUsage(System.err, e.getMessage());
-            return EXIT_FAILED;
-        } catch (StartupException e) {
-            say("cannot start: " + e.getMessage());
-            return EXIT_FAILED;
-        } catch (RuntimeException e) {
-            say("cannot start: " + oneLine(e));
-            return EXIT_FAILED;
-        }
-        final AtomicBoolean finished = new AtomicBoolean(false);
-        final Runnable graceful = new Runnable() {
-            @Override
-            public void run() {
-                shutdownGracefully(prepared);
-            }
-        };
-        if (!StopSignals.install(graceful)) {
-            // No signal API: a shutdown hook, which also runs when the KCL itself exits.
-            Runtime.getRuntime().addShutdownHook(new Thread(new Runnable() {
-                @Override
-                public void run() {
-                    if (!finished.get()) {
-                        graceful.run();
-                    }
-                }
-            }, "kclpy-local-shutdown"));
-        }
-
-        if (prepared.eagerSync != null) {
-            prepared.eagerSync.run();
-        }
-        int code;
-        try {
-            Future<?> running = prepared.executor.submit(prepared.worker);
-            running.get();
-            if (prepared.listener.hasStarted()) {
-                code = 0;
-            } else {
-                say("the worker never reached STARTED (initialization failed; see the errors above)");
-                code = EXIT_NEVER_STARTED;
-            }
-        } catch (ExecutionException e) {
-            say("the worker failed: " + e.getCause());
-            e.getCause().printStackTrace();
-            code = EXIT_FAILED;
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            code = EXIT_FAILED;
-        }
-        finished.set(true);
-        StopSignals.awaitStop();  // a stop in progress exits with 128 + its signal
-        return code;
+    @Override
+    public String startFailure(RuntimeException e) {
+        return oneLine(e);
     }
 
-    /**
-     * SIGTERM and SIGINT start a graceful shutdown on a thread of their own, which
-     * exits the JVM with 128 + the signal number when it is done; a second signal
-     * halts at once. Only signals do this: when the KCL itself exits the JVM (it
-     * does so when a record processor fails), no graceful shutdown is attempted,
-     * since the worker that would run it is the one exiting. {@code sun.misc.Signal}
-     * is reached by reflection, so the launcher still compiles for Java 8.
-     */
-    static final class StopSignals {
-        private static final AtomicBoolean STOPPING = new AtomicBoolean(false);
-        private static volatile Thread stopper;
-
-        private StopSignals() {
-        }
-
-        static boolean install(final Runnable graceful) {
-            try {
-                final Class<?> signalClass = Class.forName("sun.misc.Signal");
-                Class<?> handlerClass = Class.forName("sun.misc.SignalHandler");
-                final Method number = signalClass.getMethod("getNumber");
-                Object handler = Proxy.newProxyInstance(handlerClass.getClassLoader(),
-                        new Class<?>[] {handlerClass}, new InvocationHandler() {
-                            @Override
-                            public Object invoke(Object proxy, Method method, Object[] args) throws Exception {
-                                if ("handle".equals(method.getName())) {
-                                    onSignal((Integer) number.invoke(args[0]), graceful);
-                                    return null;
-                                }
-                                if ("equals".equals(method.getName())) {
-                                    return proxy == args[0];
-                                }
-                                if ("hashCode".equals(method.getName())) {
-                                    return System.identityHashCode(proxy);
-                                }
-                                return "kclpy-local stop signals";
-                            }
-                        });
-                Method handle = signalClass.getMethod("handle", signalClass, handlerClass);
-                Constructor<?> named = signalClass.getConstructor(String.class);
-                for (String name : new String[] {"TERM", "INT"}) {
-                    handle.invoke(null, named.newInstance(name), handler);
-                }
-                return true;
-            } catch (ReflectiveOperationException | RuntimeException | LinkageError e) {
-                return false;
-            }
-        }
-
-        static void onSignal(final int signal, final Runnable graceful) {
-            if (!STOPPING.compareAndSet(false, true)) {
-                say("second stop signal; exiting now");
-                Runtime.getRuntime().halt(128 + signal);
-                return;
-            }
-            Thread thread = new Thread(new Runnable() {
-                @Override
-                public void run() {
-                    graceful.run();
-                    System.exit(128 + signal);
-                }
-            }, "kclpy-local-stop");
-            stopper = thread;
-            thread.start();
-        }
-
-        /** Wait for a stop in progress (it exits the JVM); return at once if there is none. */
-        static void awaitStop() {
-            Thread thread = stopper;
-            if (thread == null) {
-                return;
-            }
-            try {
-                thread.join();
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-            }
-        }
+    @Override
+    public void selfCheckSetUp(Properties p) {
+        System.setProperty("aws.secretKey", "self-check");
+        p.setProperty("AWSCredentialsProvider", "SystemPropertiesCredentialsProvider");
     }
 
-    /** Everything needed to run, built from one properties file. */
-    static final class Prepared {
+    /** The worker, with the eager sync and the lease release it may need. */
+    static final class PreparedWorker extends Prepared {
         final Worker worker;
-        final StateListener listener;
-        final ExecutorService executor;
-        final long graceMillis;
         /** {@code null} unless {@code initialLeaseSync = eager}. */
         final EagerLeaseSync eagerSync;
         /** {@code null} unless {@code gracefulLeaseHandoff = true}. */
         final LeaseRelease release;
 
-        Prepared(Worker worker, StateListener listener, ExecutorService executor, long graceMillis,
+        PreparedWorker(Worker worker, WorkerStatus status, ExecutorService executor, long graceMillis,
                 EagerLeaseSync eagerSync, LeaseRelease release) {
+            super(worker, status, executor, graceMillis);
             this.worker = worker;
-            this.listener = listener;
-            this.executor = executor;
-            this.graceMillis = graceMillis;
             this.eagerSync = eagerSync;
             this.release = release;
         }
-    }
 
-    /** A failure while preparing, with a message that says it all in one line. */
-    static final class StartupException extends RuntimeException {
-        private static final long serialVersionUID = 1L;
+        @Override
+        protected void beforeStart() {
+            if (eagerSync != null) {
+                eagerSync.run();
+            }
+        }
 
-        StartupException(String message, Throwable cause) {
-            super(message, cause);
+        @Override
+        protected void shutdown() {
+            worker.shutdown();
+        }
+
+        @Override
+        protected Future<Boolean> startGracefulShutdown() {
+            return worker.startGracefulShutdown();
+        }
+
+        @Override
+        protected void afterGracefulShutdown(boolean complete, long deadline) {
+            if (release != null) {
+                if (complete) {
+                    release.run(deadline);
+                } else {
+                    say("leases not released (the record processors did not all finish); they will expire");
+                }
+            }
+        }
+
+        @Override
+        protected String unfinishedShutdownNote() {
+            return release != null ? "; leases not released, they will expire" : "";
         }
     }
 
-    /** The exception's class and message on one line. */
-    static String oneLine(Throwable t) {
-        String message = t.getMessage();
-        String text = t.getClass().getSimpleName() + (message == null ? "" : ": " + message);
-        return text.replaceAll("\\s*[\\r\\n]+\\s*", " ").trim();
-    }
-
-    static Prepared prepare(String propertiesPath) throws IOException {
-        Properties extra = loadProperties(propertiesPath);
-        boolean cborDisabled = parseBoolean(extra, CBOR_DISABLED, false);
-        if (cborDisabled) {
-            System.setProperty(CBOR_SYSTEM_PROPERTY, "true");
-            say("CBOR disabled (" + CBOR_DISABLED + " = true)");
-        }
-        String cloudWatchEndpoint = trimmedOrNull(extra.getProperty(CLOUDWATCH_ENDPOINT));
-        boolean eager = SYNC_EAGER.equals(parseChoice(extra, INITIAL_LEASE_SYNC, SYNC_WORKER, SYNC_EAGER));
+    @Override
+    public Prepared prepare(String propertiesPath) throws IOException {
+        Settings settings = Settings.read(propertiesPath, CBOR_SYSTEM_PROPERTY, "true");
+        Properties extra = settings.properties;
+        String cloudWatchEndpoint = settings.cloudWatchEndpoint;
+        boolean eager = settings.eager;
         boolean handoff = parseBoolean(extra, LEASE_HANDOFF, true);
 
         MultiLangDaemonConfig config;
@@ -442,7 +300,9 @@ public final class KclLocalLauncher {
                 kcl.getCloudWatchCredentialsProvider(), kcl.getCloudWatchClientConfiguration(),
                 cloudWatchEndpoint, region, "CloudWatch");
 
-        StateListener listener = new StateListener(kcl);
+        WorkerStatus status = new WorkerStatus(kcl.getApplicationName(), kcl.getStreamName(),
+                kcl.getWorkerIdentifier());
+        StateListener listener = new StateListener(status);
         ExecutorService executor = config.getExecutorService();
         Worker.Builder builder = new Worker.Builder()
                 .recordProcessorFactory(config.getRecordProcessorFactory())
@@ -473,8 +333,8 @@ public final class KclLocalLauncher {
             builder.leaseTaker(new HandoffLeaseTaker(leaseManager, kcl));
         }
         Worker worker = builder.build();
-        long grace = extra.getProperty(GRACE) != null ? kcl.getShutdownGraceMillis() : DEFAULT_GRACE_MILLIS;
-        return new Prepared(worker, listener, executor, grace, eagerSync, release);
+        long grace = settings.graceMillis(kcl.getShutdownGraceMillis());
+        return new PreparedWorker(worker, status, executor, grace, eagerSync, release);
     }
 
     /**
@@ -554,59 +414,6 @@ public final class KclLocalLauncher {
         }
     }
 
-    /** Same lookup as the stock daemon: a class path resource first, then a file. */
-    static Properties loadProperties(String path) throws IOException {
-        Properties properties = new Properties();
-        ClassLoader loader = Thread.currentThread().getContextClassLoader();
-        InputStream in = loader == null ? null : loader.getResourceAsStream(path);
-        if (in == null) {
-            in = new FileInputStream(path);
-        }
-        try {
-            properties.load(in);
-        } finally {
-            in.close();
-        }
-        return properties;
-    }
-
-    static String trimmedOrNull(String value) {
-        if (value == null) {
-            return null;
-        }
-        String trimmed = value.trim();
-        return trimmed.isEmpty() ? null : trimmed;
-    }
-
-    /** The trimmed value, lower case, one of {@code choices}; the first choice when the key is absent. */
-    static String parseChoice(Properties properties, String key, String... choices) {
-        String value = trimmedOrNull(properties.getProperty(key));
-        if (value == null) {
-            return choices[0];
-        }
-        for (String choice : choices) {
-            if (choice.equalsIgnoreCase(value)) {
-                return choice;
-            }
-        }
-        throw new IllegalArgumentException(key + " must be one of " + String.join(", ", choices) + ", not '"
-                + value + "'");
-    }
-
-    static boolean parseBoolean(Properties properties, String key, boolean absent) {
-        String value = trimmedOrNull(properties.getProperty(key));
-        if (value == null) {
-            return absent;
-        }
-        if ("false".equalsIgnoreCase(value)) {
-            return false;
-        }
-        if ("true".equalsIgnoreCase(value)) {
-            return true;
-        }
-        throw new IllegalArgumentException(key + " must be true or false, not '" + value + "'");
-    }
-
     /** As the stock Worker.Builder: endpoint (signed for the region), else region, else us-east-1. */
     static <B extends AwsClientBuilder<B, T>, T> T buildClient(B builder, AWSCredentialsProvider credentials,
             ClientConfiguration clientConfiguration, String endpoint, String region, String service) {
@@ -620,35 +427,6 @@ public final class KclLocalLauncher {
             builder.withRegion(Regions.US_EAST_1);
         }
         return builder.build();
-    }
-
-    static void shutdownGracefully(Prepared prepared) {
-        try {
-            if (!prepared.listener.hasStarted()) {
-                say("stop requested before the worker started; shutting it down");
-                prepared.worker.shutdown();
-                return;
-            }
-            say("stop requested; graceful shutdown (up to " + prepared.graceMillis + " ms)");
-            long deadline = System.currentTimeMillis() + prepared.graceMillis;
-            Future<Boolean> done = prepared.worker.startGracefulShutdown();
-            Boolean complete = done.get(prepared.graceMillis, TimeUnit.MILLISECONDS);
-            say("graceful shutdown " + (Boolean.TRUE.equals(complete) ? "complete" : "ended early"));
-            if (prepared.release != null) {
-                if (Boolean.TRUE.equals(complete)) {
-                    prepared.release.run(deadline);
-                } else {
-                    say("leases not released (the record processors did not all finish); they will expire");
-                }
-            }
-        } catch (TimeoutException e) {
-            say("graceful shutdown did not finish within " + prepared.graceMillis + " ms; exiting anyway"
-                    + (prepared.release != null ? "; leases not released, they will expire" : ""));
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-        } catch (Exception e) {
-            say("error during graceful shutdown: " + e);
-        }
     }
 
     /** A lease's checkpoint for a log line: the sequence number, and the sub-sequence number if any. */
@@ -799,68 +577,17 @@ public final class KclLocalLauncher {
         }
     }
 
-    /** Reports worker states; the STARTED line is what callers wait for. */
+    /** Feeds the worker's states to the shared status (which prints the ready line). */
     static final class StateListener implements WorkerStateChangeListener {
-        private final KinesisClientLibConfiguration kcl;
-        private volatile boolean started;
+        private final WorkerStatus status;
 
-        StateListener(KinesisClientLibConfiguration kcl) {
-            this.kcl = kcl;
-        }
-
-        boolean hasStarted() {
-            return started;
+        StateListener(WorkerStatus status) {
+            this.status = status;
         }
 
         @Override
         public void onWorkerStateChange(WorkerState state) {
-            if (state == WorkerState.STARTED) {
-                started = true;
-                System.err.println(READY_LINE + " (application " + kcl.getApplicationName() + ", stream "
-                        + kcl.getStreamName() + ", worker " + kcl.getWorkerIdentifier() + ")");
-                System.err.flush();
-            } else {
-                say("worker " + state);
-            }
-        }
-    }
-
-    /** Builds everything from a throw-away file, without any network call. */
-    static int selfCheck() {
-        File file = null;
-        try {
-            System.setProperty("aws.accessKeyId", "self-check");
-            System.setProperty("aws.secretKey", "self-check");
-            file = File.createTempFile("kclpy-local-self-check", ".properties");
-            Properties p = new Properties();
-            p.setProperty("applicationName", "kclpy-local-self-check");
-            p.setProperty("streamName", "self-check");
-            p.setProperty("executableName", "self-check");
-            p.setProperty("AWSCredentialsProvider", "SystemPropertiesCredentialsProvider");
-            p.setProperty("regionName", "us-east-1");
-            p.setProperty("kinesisEndpoint", "http://127.0.0.1:9");
-            p.setProperty("dynamoDBEndpoint", "http://127.0.0.1:9");
-            p.setProperty(CLOUDWATCH_ENDPOINT, "http://127.0.0.1:9");
-            p.setProperty(CBOR_DISABLED, "true");
-            p.setProperty(INITIAL_LEASE_SYNC, SYNC_EAGER);
-            OutputStream out = new FileOutputStream(file);
-            try {
-                p.store(out, "kclpy-local self-check");
-            } finally {
-                out.close();
-            }
-            Prepared prepared = prepare(file.getAbsolutePath());
-            prepared.executor.shutdownNow();
-            System.out.println(PREFIX + "self-check OK (charset " + Charset.defaultCharset().name() + ")");
-            return 0;
-        } catch (Throwable t) {
-            say("self-check failed: " + t);
-            t.printStackTrace();
-            return EXIT_FAILED;
-        } finally {
-            if (file != null && !file.delete()) {
-                file.deleteOnExit();
-            }
+            status.changed(state, state == WorkerState.STARTED);
         }
     }
 

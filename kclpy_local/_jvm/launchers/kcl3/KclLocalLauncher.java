@@ -40,20 +40,17 @@ import software.amazon.kinesis.processor.ProcessorConfig;
 import software.amazon.kinesis.retrieval.RetrievalConfig;
 import software.amazon.kinesis.retrieval.polling.PollingConfig;
 
-import java.io.File;
-import java.io.FileInputStream;
-import java.io.FileOutputStream;
+import dev.kclpylocal.common.Generation;
+import dev.kclpylocal.common.Launch;
+import dev.kclpylocal.common.Prepared;
+import dev.kclpylocal.common.Settings;
+import dev.kclpylocal.common.StartupException;
+import dev.kclpylocal.common.WorkerStatus;
+
 import java.io.IOException;
-import java.io.InputStream;
-import java.io.OutputStream;
-import java.lang.reflect.Constructor;
-import java.lang.reflect.InvocationHandler;
-import java.lang.reflect.Method;
-import java.lang.reflect.Proxy;
 import java.net.InetAddress;
 import java.net.URI;
 import java.net.UnknownHostException;
-import java.nio.charset.Charset;
 import java.util.Arrays;
 import java.util.Collections;
 import java.util.HashMap;
@@ -61,13 +58,18 @@ import java.util.HashSet;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Properties;
-import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Future;
-import java.util.concurrent.TimeUnit;
-import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.function.Function;
+
+import static dev.kclpylocal.common.Launch.EAGER_LINE;
+import static dev.kclpylocal.common.Launch.PREFIX;
+import static dev.kclpylocal.common.Launch.oneLine;
+import static dev.kclpylocal.common.Launch.rootCause;
+import static dev.kclpylocal.common.Launch.say;
+import static dev.kclpylocal.common.Settings.parsePositiveLong;
+import static dev.kclpylocal.common.Settings.trimmedOrNull;
 
 /**
  * Runs the KCL 3.x MultiLangDaemon from one properties file, by composition of
@@ -110,13 +112,13 @@ import java.util.function.Function;
  *       default 1000): how often the scheduler's loop looks at its leases (new
  *       leases are picked up, finished consumers cleaned up), a field of the KCL's
  *       {@code CoordinatorConfig} that the stock daemon does not read;</li>
- *   <li>the line {@value #READY_LINE} on stderr when the scheduler reaches
+ *   <li>the line {@value Launch#READY_LINE} on stderr when the scheduler reaches
  *       STARTED;</li>
  *   <li>on SIGTERM/SIGINT a graceful shutdown (record processors receive
  *       shutdownRequested and may checkpoint), bounded by {@code shutdownGraceMillis},
  *       then exit with 128 + the signal number; a second signal exits at once.
  *       When the KCL exits by itself (a record processor failed), nothing waits;
- *       When the key is absent the launcher waits {@value #DEFAULT_GRACE_MILLIS} ms,
+ *       When the key is absent the launcher waits {@value Launch#DEFAULT_GRACE_MILLIS} ms,
  *       not the KCL 3.x default of 0 ms (with which the stock daemon gives up at
  *       once): processors that checkpoint on shutdownRequested need the time. A
  *       value in the file is used as it is.</li>
@@ -177,38 +179,28 @@ import java.util.function.Function;
  * stable {@code workerId} lets a restarted worker keep its leases at once.
  *
  * <p>Exit codes: 0 when the scheduler's loop ends by itself (after SIGTERM or SIGINT
- * the JVM exits with 128 + the signal's number, as any JVM); {@value #EXIT_FAILED}
+ * the JVM exits with 128 + the signal's number, as any JVM); {@value Launch#EXIT_FAILED}
  * on a usage error (no or unreadable file, a value the launcher rejects), on a
  * failure while preparing the configuration, the clients and the scheduler (for
  * instance no AWS credentials: one line on stderr names the problem) or when the
- * scheduler fails; {@value #EXIT_CHARSET} when the JVM's default charset is not
- * UTF-8; {@value #EXIT_NEVER_STARTED} when the scheduler never reaches STARTED
+ * scheduler fails; {@value Launch#EXIT_CHARSET} when the JVM's default charset is not
+ * UTF-8; {@value Launch#EXIT_NEVER_STARTED} when the scheduler never reaches STARTED
  * (initialization failed; the stock daemon exits 0 then).
  *
  * <p>{@code --self-check} builds a configuration, clients and a scheduler from a
  * throw-away properties file without touching the network, proving the class path
  * is complete.
+ *
+ * <p>What both launchers do alike (the arguments, the ready line, the signals, the
+ * exit codes, the self-check) is in {@code dev.kclpylocal.common}.
  */
-public final class KclLocalLauncher {
+public final class KclLocalLauncher implements Generation {
 
-    public static final String READY_LINE = "kclpy-local: worker STARTED";
-    static final String PREFIX = "kclpy-local: ";
-    static final String CLOUDWATCH_ENDPOINT = "cloudWatchEndpoint";
-    static final String CBOR_DISABLED = "isCBORProtocolDisabled";
-    static final String GRACE = "shutdownGraceMillis";
-    static final String INITIAL_LEASE_SYNC = "initialLeaseSync";
-    static final String SYNC_WORKER = "worker";
-    static final String SYNC_EAGER = "eager";
     static final String LEADER_LEASE = "dynamoDbLockBasedLeaderLeaseDurationInMillis";
     static final String LEADER_HEARTBEAT = "dynamoDbLockBasedLeaderHeartbeatPeriodInMillis";
     static final String MAX_INIT_ATTEMPTS = "maxInitializationAttempts";
     static final String DISPATCH_POLL = "shardConsumerDispatchPollIntervalMillis";
-    static final String EAGER_LINE = "eager initial lease sync";
     static final String CBOR_SYSTEM_PROPERTY = "aws.cborEnabled";
-    static final long DEFAULT_GRACE_MILLIS = 20000L;
-    static final int EXIT_FAILED = 1;
-    static final int EXIT_CHARSET = 2;
-    static final int EXIT_NEVER_STARTED = 3;
     static final String USAGE = "usage: java -cp <class path> " + KclLocalLauncher.class.getName()
             + " <properties file> | --self-check";
 
@@ -216,234 +208,80 @@ public final class KclLocalLauncher {
     }
 
     public static void main(String[] args) {
-        if (args.length == 1 && "--self-check".equals(args[0])) {
-            System.exit(selfCheck());
-        }
-        if (args.length != 1) {
-            usage("expected exactly one argument, the properties file");
-            System.exit(EXIT_FAILED);
-        }
-        System.exit(run(args[0]));
+        Launch.main(args, new KclLocalLauncher());
     }
 
-    static void say(String message) {
-        System.err.println(PREFIX + message);
-        System.err.flush();
-    }
-
-    static void usage(String message) {
+    @Override
+    public void usage(String message) {
         System.err.println(PREFIX + message);
         System.err.println(USAGE);
         System.err.flush();
     }
 
-    /** Stock behaviour of the multilang pipes depends on the default charset. */
-    static boolean charsetIsUtf8() {
-        String name = Charset.defaultCharset().name();
-        if ("UTF-8".equalsIgnoreCase(name)) {
-            return true;
-        }
-        say("the JVM's default charset is " + name + ", not UTF-8: the record processors' "
-                + "pipes would garble non-ASCII text; run java with -Dfile.encoding=UTF-8");
-        return false;
-    }
-
-    static int run(String propertiesPath) {
-        if (!charsetIsUtf8()) {
-            return EXIT_CHARSET;
-        }
-        final Prepared prepared;
-        try {
-            prepared = prepare(propertiesPath);
-        } catch (IOException e) {
+    @Override
+    public void usageError(String propertiesPath, Exception e) {
+        if (e instanceof IOException) {
             usage("cannot read " + propertiesPath + ": " + oneLine(e));
-            return EXIT_FAILED;
-        } catch (IllegalArgumentException e) {
+        } else {
             usage(String.valueOf(e.getMessage()).replaceAll("\\s*[\\r\\n]+\\s*", " ").trim());
-            return EXIT_FAILED;
-        } catch (StartupException e) {
-            say("cannot start: " + e.getMessage());
-            return EXIT_FAILED;
-        } catch (RuntimeException e) {
-            say("cannot start: " + oneLine(rootCause(e)));
-            return EXIT_FAILED;
-        }
-        final AtomicBoolean finished = new AtomicBoolean(false);
-        final Runnable graceful = new Runnable() {
-            @Override
-            public void run() {
-                shutdownGracefully(prepared);
-            }
-        };
-        if (!StopSignals.install(graceful)) {
-            // No signal API: a shutdown hook, which also runs when the KCL itself exits.
-            Runtime.getRuntime().addShutdownHook(new Thread(new Runnable() {
-                @Override
-                public void run() {
-                    if (!finished.get()) {
-                        graceful.run();
-                    }
-                }
-            }, "kclpy-local-shutdown"));
-        }
-
-        if (prepared.eager) {
-            eagerLeaseSync(prepared);
-        }
-        int code;
-        try {
-            Future<?> running = prepared.executor.submit(prepared.scheduler);
-            running.get();
-            if (prepared.listener.hasStarted()) {
-                code = 0;
-            } else {
-                say("the worker never reached STARTED (initialization failed"
-                        + prepared.listener.failureText() + "; see the errors above)");
-                code = EXIT_NEVER_STARTED;
-            }
-        } catch (ExecutionException e) {
-            say("the worker failed: " + e.getCause());
-            e.getCause().printStackTrace();
-            code = EXIT_FAILED;
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            code = EXIT_FAILED;
-        }
-        finished.set(true);
-        StopSignals.awaitStop();  // a stop in progress exits with 128 + its signal
-        return code;
-    }
-
-    /**
-     * SIGTERM and SIGINT start a graceful shutdown on a thread of their own, which
-     * exits the JVM with 128 + the signal number when it is done; a second signal
-     * halts at once. Only signals do this: when the KCL itself exits the JVM (it
-     * does so when a record processor fails), no graceful shutdown is attempted,
-     * since the worker that would run it is the one exiting. {@code sun.misc.Signal}
-     * is reached by reflection, so the launcher still compiles for Java 8.
-     */
-    static final class StopSignals {
-        private static final AtomicBoolean STOPPING = new AtomicBoolean(false);
-        private static volatile Thread stopper;
-
-        private StopSignals() {
-        }
-
-        static boolean install(final Runnable graceful) {
-            try {
-                final Class<?> signalClass = Class.forName("sun.misc.Signal");
-                Class<?> handlerClass = Class.forName("sun.misc.SignalHandler");
-                final Method number = signalClass.getMethod("getNumber");
-                Object handler = Proxy.newProxyInstance(handlerClass.getClassLoader(),
-                        new Class<?>[] {handlerClass}, new InvocationHandler() {
-                            @Override
-                            public Object invoke(Object proxy, Method method, Object[] args) throws Exception {
-                                if ("handle".equals(method.getName())) {
-                                    onSignal((Integer) number.invoke(args[0]), graceful);
-                                    return null;
-                                }
-                                if ("equals".equals(method.getName())) {
-                                    return proxy == args[0];
-                                }
-                                if ("hashCode".equals(method.getName())) {
-                                    return System.identityHashCode(proxy);
-                                }
-                                return "kclpy-local stop signals";
-                            }
-                        });
-                Method handle = signalClass.getMethod("handle", signalClass, handlerClass);
-                Constructor<?> named = signalClass.getConstructor(String.class);
-                for (String name : new String[] {"TERM", "INT"}) {
-                    handle.invoke(null, named.newInstance(name), handler);
-                }
-                return true;
-            } catch (ReflectiveOperationException | RuntimeException | LinkageError e) {
-                return false;
-            }
-        }
-
-        static void onSignal(final int signal, final Runnable graceful) {
-            if (!STOPPING.compareAndSet(false, true)) {
-                say("second stop signal; exiting now");
-                Runtime.getRuntime().halt(128 + signal);
-                return;
-            }
-            Thread thread = new Thread(new Runnable() {
-                @Override
-                public void run() {
-                    graceful.run();
-                    System.exit(128 + signal);
-                }
-            }, "kclpy-local-stop");
-            stopper = thread;
-            thread.start();
-        }
-
-        /** Wait for a stop in progress (it exits the JVM); return at once if there is none. */
-        static void awaitStop() {
-            Thread thread = stopper;
-            if (thread == null) {
-                return;
-            }
-            try {
-                thread.join();
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-            }
         }
     }
 
-    /** Everything needed to run, built from one properties file. */
-    static final class Prepared {
+    @Override
+    public String startFailure(RuntimeException e) {
+        return oneLine(rootCause(e));
+    }
+
+    @Override
+    public void selfCheckSetUp(Properties p) {
+        System.setProperty("aws.secretAccessKey", "self-check");
+        p.setProperty("AwsCredentialsProvider", "SystemPropertyCredentialsProvider");
+        p.setProperty("retrievalMode", "POLLING");
+        p.setProperty("metricsLevel", "NONE");
+        p.setProperty(LEADER_LEASE, "10000");
+        p.setProperty(LEADER_HEARTBEAT, "2000");
+        p.setProperty(MAX_INIT_ATTEMPTS, "1");
+        p.setProperty(DISPATCH_POLL, "250");
+    }
+
+    /** The scheduler, and whether the eager sync runs before it. */
+    static final class PreparedScheduler extends Prepared {
         final Scheduler scheduler;
-        final StateListener listener;
-        final ExecutorService executor;
-        final long graceMillis;
+        final String streamName;
         final boolean eager;
 
-        Prepared(Scheduler scheduler, StateListener listener, ExecutorService executor, long graceMillis,
+        PreparedScheduler(Scheduler scheduler, WorkerStatus status, ExecutorService executor, long graceMillis,
                 boolean eager) {
+            super(scheduler, status, executor, graceMillis);
             this.scheduler = scheduler;
-            this.listener = listener;
-            this.executor = executor;
-            this.graceMillis = graceMillis;
+            this.streamName = status.streamName;
             this.eager = eager;
         }
-    }
 
-    /** A failure while preparing, with a message that says it all in one line. */
-    static final class StartupException extends RuntimeException {
-        private static final long serialVersionUID = 1L;
+        @Override
+        protected void beforeStart() {
+            if (eager) {
+                eagerLeaseSync(scheduler, streamName);
+            }
+        }
 
-        StartupException(String message, Throwable cause) {
-            super(message, cause);
+        @Override
+        protected void shutdown() {
+            scheduler.shutdown();
+        }
+
+        @Override
+        protected Future<Boolean> startGracefulShutdown() {
+            return scheduler.startGracefulShutdown();
         }
     }
 
-    /** The exception's class and message on one line. */
-    static String oneLine(Throwable t) {
-        String message = t.getMessage();
-        String text = t.getClass().getSimpleName() + (message == null ? "" : ": " + message);
-        return text.replaceAll("\\s*[\\r\\n]+\\s*", " ").trim();
-    }
-
-    static Throwable rootCause(Throwable t) {
-        Throwable cause = t;
-        while (cause.getCause() != null && cause.getCause() != cause) {
-            cause = cause.getCause();
-        }
-        return cause;
-    }
-
-    static Prepared prepare(String propertiesPath) throws IOException {
-        Properties extra = loadProperties(propertiesPath);
-        boolean cborDisabled = parseBoolean(extra, CBOR_DISABLED);
-        if (cborDisabled) {
-            System.setProperty(CBOR_SYSTEM_PROPERTY, "false");
-            say("CBOR disabled (" + CBOR_DISABLED + " = true)");
-        }
-        String cloudWatchEndpoint = trimmedOrNull(extra.getProperty(CLOUDWATCH_ENDPOINT));
-        boolean eager = SYNC_EAGER.equals(parseChoice(extra, INITIAL_LEASE_SYNC, SYNC_WORKER, SYNC_EAGER));
+    @Override
+    public Prepared prepare(String propertiesPath) throws IOException {
+        Settings settings = Settings.read(propertiesPath, CBOR_SYSTEM_PROPERTY, "false");
+        Properties extra = settings.properties;
+        String cloudWatchEndpoint = settings.cloudWatchEndpoint;
+        boolean eager = settings.eager;
         Long leaderLease = parsePositiveLong(extra, LEADER_LEASE);
         Long leaderHeartbeat = parsePositiveLong(extra, LEADER_HEARTBEAT);
         Long maxInitAttempts = parsePositiveLong(extra, MAX_INIT_ATTEMPTS);
@@ -566,13 +404,13 @@ public final class KclLocalLauncher {
                     + "in the Smithy RPC v2 CBOR protocol only; a local endpoint without it (moto) rejects "
                     + "them; set metricsLevel = NONE there");
         }
-        StateListener listener = new StateListener(c);
-        coordinator.workerStateChangeListener(listener);
+        WorkerStatus status = new WorkerStatus(c.getApplicationName(), c.getStreamName(), c.getWorkerIdentifier());
+        coordinator.workerStateChangeListener(new StateListener(status));
 
         Scheduler scheduler = new Scheduler(checkpoint, coordinator, leaseManagement, lifecycle, metrics,
                 processor, retrieval);
-        long grace = extra.getProperty(GRACE) != null ? c.getShutdownGraceMillis() : DEFAULT_GRACE_MILLIS;
-        return new Prepared(scheduler, listener, config.getExecutorService(), grace, eager);
+        long grace = settings.graceMillis(c.getShutdownGraceMillis());
+        return new PreparedScheduler(scheduler, status, config.getExecutorService(), grace, eager);
     }
 
     /** The credentials provider a bean describes, or {@code null} when the key was not given. */
@@ -683,9 +521,8 @@ public final class KclLocalLauncher {
     }
 
     /** Creates the lease table and the leases before the scheduler runs (see the class comment). */
-    static void eagerLeaseSync(Prepared prepared) {
+    static void eagerLeaseSync(Scheduler scheduler, String streamName) {
         long start = System.currentTimeMillis();
-        Scheduler scheduler = prepared.scheduler;
         String table = scheduler.leaseManagementConfig().tableName();
         try {
             LeaseRefresher refresher = scheduler.leaseRefresher();
@@ -715,7 +552,7 @@ public final class KclLocalLauncher {
             }
             int leases = refresher.listLeases().size();
             say(EAGER_LINE + ": " + leases + " lease(s) in " + table + " for stream "
-                    + prepared.listener.streamName + " in " + (System.currentTimeMillis() - start)
+                    + streamName + " in " + (System.currentTimeMillis() - start)
                     + " ms; the worker will not wait for an empty lease table");
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
@@ -724,176 +561,22 @@ public final class KclLocalLauncher {
         }
     }
 
-    /** Same lookup as the stock daemon: a class path resource first, then a file. */
-    static Properties loadProperties(String path) throws IOException {
-        Properties properties = new Properties();
-        ClassLoader loader = Thread.currentThread().getContextClassLoader();
-        InputStream in = loader == null ? null : loader.getResourceAsStream(path);
-        if (in == null) {
-            in = new FileInputStream(path);
-        }
-        try {
-            properties.load(in);
-        } finally {
-            in.close();
-        }
-        return properties;
-    }
-
-    static String trimmedOrNull(String value) {
-        if (value == null) {
-            return null;
-        }
-        String trimmed = value.trim();
-        return trimmed.isEmpty() ? null : trimmed;
-    }
-
-    /** The trimmed value, lower case, one of {@code choices}; the first choice when the key is absent. */
-    static String parseChoice(Properties properties, String key, String... choices) {
-        String value = trimmedOrNull(properties.getProperty(key));
-        if (value == null) {
-            return choices[0];
-        }
-        for (String choice : choices) {
-            if (choice.equalsIgnoreCase(value)) {
-                return choice;
-            }
-        }
-        throw new IllegalArgumentException(key + " must be one of " + String.join(", ", choices) + ", not '"
-                + value + "'");
-    }
-
-    static boolean parseBoolean(Properties properties, String key) {
-        String value = trimmedOrNull(properties.getProperty(key));
-        if (value == null || "false".equalsIgnoreCase(value)) {
-            return false;
-        }
-        if ("true".equalsIgnoreCase(value)) {
-            return true;
-        }
-        throw new IllegalArgumentException(key + " must be true or false, not '" + value + "'");
-    }
-
-    /** The trimmed value as a positive long; {@code null} when the key is absent. */
-    static Long parsePositiveLong(Properties properties, String key) {
-        String value = trimmedOrNull(properties.getProperty(key));
-        if (value == null) {
-            return null;
-        }
-        try {
-            long parsed = Long.parseLong(value);
-            if (parsed > 0) {
-                return parsed;
-            }
-        } catch (NumberFormatException e) {
-            // reported below
-        }
-        throw new IllegalArgumentException(key + " must be a positive whole number, not '" + value + "'");
-    }
-
-    static void shutdownGracefully(Prepared prepared) {
-        try {
-            if (!prepared.listener.hasStarted()) {
-                say("stop requested before the worker started; shutting it down");
-                prepared.scheduler.shutdown();
-                return;
-            }
-            say("stop requested; graceful shutdown (up to " + prepared.graceMillis + " ms)");
-            Future<Boolean> done = prepared.scheduler.startGracefulShutdown();
-            Boolean complete = done.get(prepared.graceMillis, TimeUnit.MILLISECONDS);
-            say("graceful shutdown " + (Boolean.TRUE.equals(complete) ? "complete" : "ended early"));
-        } catch (TimeoutException e) {
-            say("graceful shutdown did not finish within " + prepared.graceMillis + " ms; exiting anyway");
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-        } catch (Exception e) {
-            say("error during graceful shutdown: " + e);
-        }
-    }
-
-    /** Reports scheduler states; the STARTED line is what callers wait for. */
+    /** Feeds the scheduler's states to the shared status (which prints the ready line). */
     static final class StateListener implements WorkerStateChangeListener {
-        final String applicationName;
-        final String streamName;
-        final String workerId;
-        private volatile boolean started;
-        private volatile Throwable failure;
+        private final WorkerStatus status;
 
-        StateListener(MultiLangDaemonConfiguration c) {
-            this.applicationName = c.getApplicationName();
-            this.streamName = c.getStreamName();
-            this.workerId = c.getWorkerIdentifier();
-        }
-
-        boolean hasStarted() {
-            return started;
-        }
-
-        String failureText() {
-            Throwable t = failure;
-            return t == null ? "" : ": " + oneLine(rootCause(t));
+        StateListener(WorkerStatus status) {
+            this.status = status;
         }
 
         @Override
         public void onWorkerStateChange(WorkerState state) {
-            if (state == WorkerState.STARTED) {
-                started = true;
-                System.err.println(READY_LINE + " (application " + applicationName + ", stream " + streamName
-                        + ", worker " + workerId + ")");
-                System.err.flush();
-            } else {
-                say("worker " + state);
-            }
+            status.changed(state, state == WorkerState.STARTED);
         }
 
         @Override
         public void onAllInitializationAttemptsFailed(Throwable e) {
-            failure = e;
-        }
-    }
-
-    /** Builds everything from a throw-away file, without any network call. */
-    static int selfCheck() {
-        File file = null;
-        try {
-            System.setProperty("aws.accessKeyId", "self-check");
-            System.setProperty("aws.secretAccessKey", "self-check");
-            file = File.createTempFile("kclpy-local-self-check", ".properties");
-            Properties p = new Properties();
-            p.setProperty("applicationName", "kclpy-local-self-check");
-            p.setProperty("streamName", "self-check");
-            p.setProperty("executableName", "self-check");
-            p.setProperty("AwsCredentialsProvider", "SystemPropertyCredentialsProvider");
-            p.setProperty("regionName", "us-east-1");
-            p.setProperty("kinesisEndpoint", "http://127.0.0.1:9");
-            p.setProperty("dynamoDBEndpoint", "http://127.0.0.1:9");
-            p.setProperty(CLOUDWATCH_ENDPOINT, "http://127.0.0.1:9");
-            p.setProperty(CBOR_DISABLED, "true");
-            p.setProperty("retrievalMode", "POLLING");
-            p.setProperty("metricsLevel", "NONE");
-            p.setProperty(INITIAL_LEASE_SYNC, SYNC_EAGER);
-            p.setProperty(LEADER_LEASE, "10000");
-            p.setProperty(LEADER_HEARTBEAT, "2000");
-            p.setProperty(MAX_INIT_ATTEMPTS, "1");
-            p.setProperty(DISPATCH_POLL, "250");
-            OutputStream out = new FileOutputStream(file);
-            try {
-                p.store(out, "kclpy-local self-check");
-            } finally {
-                out.close();
-            }
-            Prepared prepared = prepare(file.getAbsolutePath());
-            prepared.executor.shutdownNow();
-            System.out.println(PREFIX + "self-check OK (charset " + Charset.defaultCharset().name() + ")");
-            return 0;
-        } catch (Throwable t) {
-            say("self-check failed: " + t);
-            t.printStackTrace();
-            return EXIT_FAILED;
-        } finally {
-            if (file != null && !file.delete()) {
-                file.deleteOnExit();
-            }
+            status.failed(e);
         }
     }
 }

@@ -1,0 +1,90 @@
+/*
+ * kclpy-local launchers: SIGTERM and SIGINT.
+ * SPDX-License-Identifier: Apache-2.0
+ */
+package dev.kclpylocal.common;
+
+import java.lang.reflect.Constructor;
+import java.lang.reflect.InvocationHandler;
+import java.lang.reflect.Method;
+import java.lang.reflect.Proxy;
+import java.util.concurrent.atomic.AtomicBoolean;
+
+/**
+ * SIGTERM and SIGINT start a graceful shutdown on a thread of their own, which
+ * exits the JVM with 128 + the signal number when it is done; a second signal
+ * halts at once. Only signals do this: when the KCL itself exits the JVM (it
+ * does so when a record processor fails), no graceful shutdown is attempted,
+ * since the worker that would run it is the one exiting. {@code sun.misc.Signal}
+ * is reached by reflection, so the launcher still compiles for Java 8.
+ */
+final class StopSignals {
+    private static final AtomicBoolean STOPPING = new AtomicBoolean(false);
+    private static volatile Thread stopper;
+
+    private StopSignals() {
+    }
+
+    static boolean install(final Runnable graceful) {
+        try {
+            final Class<?> signalClass = Class.forName("sun.misc.Signal");
+            Class<?> handlerClass = Class.forName("sun.misc.SignalHandler");
+            final Method number = signalClass.getMethod("getNumber");
+            Object handler = Proxy.newProxyInstance(handlerClass.getClassLoader(),
+                    new Class<?>[] {handlerClass}, new InvocationHandler() {
+                        @Override
+                        public Object invoke(Object proxy, Method method, Object[] args) throws Exception {
+                            if ("handle".equals(method.getName())) {
+                                onSignal((Integer) number.invoke(args[0]), graceful);
+                                return null;
+                            }
+                            if ("equals".equals(method.getName())) {
+                                return proxy == args[0];
+                            }
+                            if ("hashCode".equals(method.getName())) {
+                                return System.identityHashCode(proxy);
+                            }
+                            return "kclpy-local stop signals";
+                        }
+                    });
+            Method handle = signalClass.getMethod("handle", signalClass, handlerClass);
+            Constructor<?> named = signalClass.getConstructor(String.class);
+            for (String name : new String[] {"TERM", "INT"}) {
+                handle.invoke(null, named.newInstance(name), handler);
+            }
+            return true;
+        } catch (ReflectiveOperationException | RuntimeException | LinkageError e) {
+            return false;
+        }
+    }
+
+    static void onSignal(final int signal, final Runnable graceful) {
+        if (!STOPPING.compareAndSet(false, true)) {
+            Launch.say("second stop signal; exiting now");
+            Runtime.getRuntime().halt(128 + signal);
+            return;
+        }
+        Thread thread = new Thread(new Runnable() {
+            @Override
+            public void run() {
+                graceful.run();
+                System.exit(128 + signal);
+            }
+        }, "kclpy-local-stop");
+        stopper = thread;
+        thread.start();
+    }
+
+    /** Wait for a stop in progress (it exits the JVM); return at once if there is none. */
+    static void awaitStop() {
+        Thread thread = stopper;
+        if (thread == null) {
+            return;
+        }
+        try {
+            thread.join();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+}
