@@ -55,7 +55,9 @@ CACHE = Variable(
     "KCLPY_LOCAL_CACHE", "jar, launcher and engine cache (default `~/.cache/kclpy-local`)"
 )
 MAVEN_REPO = Variable("KCLPY_LOCAL_MAVEN_REPO", "Maven repository for bootstrap")
-JAVA = Variable("KCLPY_LOCAL_JAVA", "the `java` to run the daemon with (before `JAVA_HOME` and `PATH`)")
+JAVA = Variable(
+    "KCLPY_LOCAL_JAVA", "the `java` to run the daemon with (before `JAVA_HOME` and `PATH`)"
+)
 ON_ERROR = Variable("KCLPY_LOCAL_ON_ERROR", "`exit` (default) or `continue`")
 STRICT = Variable(
     "KCLPY_LOCAL_STRICT", "`1`: check every daemon message against the full JSON Schemas"
@@ -91,7 +93,7 @@ TEST_ENDPOINT = Variable(
 )
 LOCALSTACK_IMAGE = Variable(
     "KCLPY_LOCAL_LOCALSTACK_IMAGE",
-    "the LocalStack image `up --localstack` and the tests start (default a pinned tag)"
+    "the LocalStack image `up --localstack` and the tests start (default a pinned tag)",
 )
 
 #: Every variable, in the README's order.

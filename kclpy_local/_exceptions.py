@@ -248,9 +248,7 @@ class ArtifactIntegrityError(BootstrapError):
         self.location = location
         self.expected = expected
         self.actual = actual
-        super().__init__(
-            f"{artifact} from {location} has sha256 {actual}, expected {expected}"
-        )
+        super().__init__(f"{artifact} from {location} has sha256 {actual}, expected {expected}")
 
 
 class JavaNotFoundError(BootstrapError):

@@ -341,9 +341,7 @@ def put_records(
     input order. :func:`put_batches` is the same, batch by batch, without raising.
     """
     results: list[PutResult] = []
-    for batch in put_batches(
-        kinesis, stream, records, max_attempts=max_attempts, backoff=backoff
-    ):
+    for batch in put_batches(kinesis, stream, records, max_attempts=max_attempts, backoff=backoff):
         if batch.failed:
             raise PutRecordsError(stream, batch.failed)
         results.extend(batch.results)
@@ -379,7 +377,7 @@ class Lease:
 
 def _plain(value: Mapping[str, Any]) -> Any:
     """A DynamoDB attribute value as a plain Python value."""
-    (kind, inner), = value.items()
+    ((kind, inner),) = value.items()
     if kind == "S":
         return inner
     if kind == "N":

@@ -26,8 +26,17 @@ __all__ = ["main"]
 # The order --help lists commands in; any other public module of this package
 # (a name without a leading underscore) is a command too, listed after these.
 ORDER: tuple[str, ...] = (
-    "run", "put", "leases", "metrics", "up", "down", "daemon", "bootstrap",
-    "properties", "doctor", "validate",
+    "run",
+    "put",
+    "leases",
+    "metrics",
+    "up",
+    "down",
+    "daemon",
+    "bootstrap",
+    "properties",
+    "doctor",
+    "validate",
 )
 
 
@@ -61,8 +70,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
-    level = logging.WARNING if args.verbose == 0 else (logging.INFO if args.verbose == 1 else logging.DEBUG)
-    logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    level = (
+        logging.WARNING
+        if args.verbose == 0
+        else (logging.INFO if args.verbose == 1 else logging.DEBUG)
+    )
+    logging.basicConfig(
+        level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
+    )
     try:
         code: int = args.func(args)
     except KclpyLocalError as exc:

@@ -46,7 +46,9 @@ def add_endpoint_arguments(parser: argparse.ArgumentParser) -> None:
             f"emulator started by `kclpy-local up`, else {DEFAULT_ENDPOINT})"
         ),
     )
-    parser.add_argument("--region", default="us-east-1", help="AWS region name (default: %(default)s)")
+    parser.add_argument(
+        "--region", default="us-east-1", help="AWS region name (default: %(default)s)"
+    )
 
 
 def resolve_endpoint(explicit: str | None, service: str = "kinesis") -> str:

@@ -26,20 +26,42 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="fetch and verify the KCL jars and build the launcher (once)",
         description=__doc__.splitlines()[0] if __doc__ else None,
     )
-    p.add_argument("--kcl", type=int, default=DEFAULT_GENERATION, metavar="N",
-                   choices=available_generations(),
-                   help="KCL generation: %(choices)s (default: %(default)s)")
-    p.add_argument("--cache-dir", type=Path, metavar="DIR",
-                   help="cache directory (default: $KCLPY_LOCAL_CACHE, $XDG_CACHE_HOME/kclpy-local "
-                        "or ~/.cache/kclpy-local)")
-    p.add_argument("--repository", metavar="URL",
-                   help="Maven repository base URL (default: $KCLPY_LOCAL_MAVEN_REPO or Maven Central)")
-    p.add_argument("--from", dest="from_dir", type=Path, metavar="DIR",
-                   help="install from a directory of jars (flat or Maven layout), without network")
-    p.add_argument("--offline", action="store_true",
-                   help="never download; fail if a jar is missing or damaged")
-    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                   help="show progress on stderr (default: when stderr is a terminal)")
+    p.add_argument(
+        "--kcl",
+        type=int,
+        default=DEFAULT_GENERATION,
+        metavar="N",
+        choices=available_generations(),
+        help="KCL generation: %(choices)s (default: %(default)s)",
+    )
+    p.add_argument(
+        "--cache-dir",
+        type=Path,
+        metavar="DIR",
+        help="cache directory (default: $KCLPY_LOCAL_CACHE, $XDG_CACHE_HOME/kclpy-local "
+        "or ~/.cache/kclpy-local)",
+    )
+    p.add_argument(
+        "--repository",
+        metavar="URL",
+        help="Maven repository base URL (default: $KCLPY_LOCAL_MAVEN_REPO or Maven Central)",
+    )
+    p.add_argument(
+        "--from",
+        dest="from_dir",
+        type=Path,
+        metavar="DIR",
+        help="install from a directory of jars (flat or Maven layout), without network",
+    )
+    p.add_argument(
+        "--offline", action="store_true", help="never download; fail if a jar is missing or damaged"
+    )
+    p.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="show progress on stderr (default: when stderr is a terminal)",
+    )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=_run)
 

@@ -29,19 +29,38 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description=__doc__.splitlines()[0] if __doc__ else None,
     )
     p.add_argument("properties", type=Path, metavar="PROPERTIES")
-    p.add_argument("--kcl", type=int, default=DEFAULT_GENERATION, metavar="N",
-                   help="KCL generation (default: %(default)s); 3 translates the file from the 1.x form")
+    p.add_argument(
+        "--kcl",
+        type=int,
+        default=DEFAULT_GENERATION,
+        metavar="N",
+        help="KCL generation (default: %(default)s); 3 translates the file from the 1.x form",
+    )
     p.add_argument("--cache-dir", type=Path, metavar="DIR", help="the bootstrap cache directory")
     p.add_argument("--java", metavar="PATH", help="the java executable to use")
-    p.add_argument("--print-command", action="store_true",
-                   help="print the java command line and exit")
-    p.add_argument("--stop-timeout", type=float, default=30.0, metavar="SECONDS",
-                   help="grace period after SIGTERM before SIGKILL (default: %(default)s)")
-    p.add_argument("--no-validate", dest="validate", action="store_false",
-                   help="start even if the properties validator reports errors")
-    p.add_argument("--no-generation-guard", dest="guard", action="store_false",
-                   help="start even if workers of the other KCL generation hold live leases "
-                        "on the lease table (unsafe)")
+    p.add_argument(
+        "--print-command", action="store_true", help="print the java command line and exit"
+    )
+    p.add_argument(
+        "--stop-timeout",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="grace period after SIGTERM before SIGKILL (default: %(default)s)",
+    )
+    p.add_argument(
+        "--no-validate",
+        dest="validate",
+        action="store_false",
+        help="start even if the properties validator reports errors",
+    )
+    p.add_argument(
+        "--no-generation-guard",
+        dest="guard",
+        action="store_false",
+        help="start even if workers of the other KCL generation hold live leases "
+        "on the lease table (unsafe)",
+    )
     p.set_defaults(func=_run)
 
 

@@ -106,8 +106,12 @@ def check_python() -> Check:
     found = f"Python {platform.python_version()} ({sys.executable})"
     if sys.version_info < MIN_PYTHON:
         need = ".".join(str(n) for n in MIN_PYTHON)
-        return Check("python", "FAIL", f"{found}; kclpy-local needs {need} or newer",
-                     f"run kclpy-local with Python {need}+")
+        return Check(
+            "python",
+            "FAIL",
+            f"{found}; kclpy-local needs {need} or newer",
+            f"run kclpy-local with Python {need}+",
+        )
     return Check("python", "ok", found)
 
 
@@ -126,16 +130,24 @@ def check_package(distribution: str) -> Check:
     version = _installed_version(distribution)
     if distribution == "moto":
         if version is None:
-            return Check("moto", "warn", "not installed: the embedded emulator is unavailable",
-                         EMULATOR_INSTALL_HINT)
+            return Check(
+                "moto",
+                "warn",
+                "not installed: the embedded emulator is unavailable",
+                EMULATOR_INSTALL_HINT,
+            )
         try:
             require_moto()
         except KclpyLocalError as exc:
             return Check("moto", "warn", f"{version}, but {exc}", exc.hint)
         return Check("moto", "ok", f"{version} (embedded emulator available)")
     if version is None:
-        return Check(distribution, "FAIL", "not installed (kclpy-local requires it)",
-                     f"pip install {distribution}")
+        return Check(
+            distribution,
+            "FAIL",
+            "not installed (kclpy-local requires it)",
+            f"pip install {distribution}",
+        )
     return Check(distribution, "ok", version)
 
 
@@ -168,7 +180,8 @@ def check_java(found: JavaTool | KclpyLocalError) -> Check:
     if isinstance(found, KclpyLocalError):
         return Check("java", "FAIL", str(found), found.hint)
     return Check(
-        "java", "ok",
+        "java",
+        "ok",
         f"Java {found.major} at {found.path} (found via {_origin(found.path, 'java')}; "
         f"Java {MIN_JAVA}+ runs the daemon)",
     )
@@ -187,10 +200,10 @@ def check_javac(java: JavaTool | None, *, launcher_built: bool, min_jdk: int) ->
     except KclpyLocalError as exc:
         if launcher_built:
             return Check("javac", "ok", f"{exc}; not needed while the launcher is built")
-        return Check("javac", "FAIL", f"{exc}; `kclpy-local bootstrap` needs it once",
-                     exc.hint)
+        return Check("javac", "FAIL", f"{exc}; `kclpy-local bootstrap` needs it once", exc.hint)
     return Check(
-        "javac", "ok",
+        "javac",
+        "ok",
         f"Java {javac.major} at {javac.path} (found via {_origin(javac.path, 'javac', near)}; "
         f"JDK {min_jdk}+ builds the launcher)",
     )
@@ -227,23 +240,37 @@ def check_jars(lock: Lock, layout: CacheLayout, fix: str) -> Check:
         if problem == "missing":
             missing.append(artifact.filename)
         elif problem is not None:
-            damaged.append(f"{artifact.filename}: {problem}, expected {artifact.sha256}"
-                           if problem.startswith("sha256") else f"{artifact.filename}: {problem}")
+            damaged.append(
+                f"{artifact.filename}: {problem}, expected {artifact.sha256}"
+                if problem.startswith("sha256")
+                else f"{artifact.filename}: {problem}"
+            )
     total = len(lock.artifacts)
     if len(missing) == total:
-        return Check("jars", "FAIL", f"KCL {lock.generation} is not installed in {layout.base}", fix)
+        return Check(
+            "jars", "FAIL", f"KCL {lock.generation} is not installed in {layout.base}", fix
+        )
     if damaged:
-        return Check("jars", "FAIL",
-                     f"{len(damaged)} of {total} jars in {layout.jars_dir} do not match the "
-                     f"lockfile: {'; '.join(damaged)}",
-                     f"{fix} (it replaces damaged jars)")
+        return Check(
+            "jars",
+            "FAIL",
+            f"{len(damaged)} of {total} jars in {layout.jars_dir} do not match the "
+            f"lockfile: {'; '.join(damaged)}",
+            f"{fix} (it replaces damaged jars)",
+        )
     if missing:
-        return Check("jars", "FAIL",
-                     f"{len(missing)} of {total} jars missing in {layout.jars_dir}: "
-                     f"{', '.join(missing)}", fix)
-    return Check("jars", "ok",
-                 f"{total} jars in {layout.jars_dir}, sha256 verified against the KCL "
-                 f"{lock.generation} lockfile ({lock.root})")
+        return Check(
+            "jars",
+            "FAIL",
+            f"{len(missing)} of {total} jars missing in {layout.jars_dir}: {', '.join(missing)}",
+            fix,
+        )
+    return Check(
+        "jars",
+        "ok",
+        f"{total} jars in {layout.jars_dir}, sha256 verified against the KCL "
+        f"{lock.generation} lockfile ({lock.root})",
+    )
 
 
 def check_launcher(lock: Lock, layout: CacheLayout, fix: str) -> Check:
@@ -260,12 +287,19 @@ def check_launcher(lock: Lock, layout: CacheLayout, fix: str) -> Check:
         with zipfile.ZipFile(layout.launcher_jar) as jar:
             present = entry in jar.namelist()
     except (OSError, zipfile.BadZipFile) as exc:
-        return Check("launcher", "FAIL", f"{layout.launcher_jar} cannot be read as a jar: {exc}",
-                     f"delete it, then run {fix}")
+        return Check(
+            "launcher",
+            "FAIL",
+            f"{layout.launcher_jar} cannot be read as a jar: {exc}",
+            f"delete it, then run {fix}",
+        )
     if not present:
-        return Check("launcher", "FAIL",
-                     f"{layout.launcher_jar} has no {lock.launcher.main_class}",
-                     f"delete it, then run {fix}")
+        return Check(
+            "launcher",
+            "FAIL",
+            f"{layout.launcher_jar} has no {lock.launcher.main_class}",
+            f"delete it, then run {fix}",
+        )
     return Check("launcher", "ok", f"{layout.launcher_jar} has {lock.launcher.main_class}")
 
 
@@ -282,8 +316,9 @@ def _endpoint_origin(explicit: str | None, endpoint: str) -> str:
     return "the default"
 
 
-def check_emulator(endpoint: str, origin: str = "--endpoint",
-                   timeout: float = PROBE_TIMEOUT) -> Check:
+def check_emulator(
+    endpoint: str, origin: str = "--endpoint", timeout: float = PROBE_TIMEOUT
+) -> Check:
     """One HTTP request to ``endpoint``: any HTTP answer, whatever its status, is ok."""
     fix = "start the emulator with `kclpy-local up`, or point --endpoint at a running one"
     if not endpoint.startswith(("http://", "https://")):
@@ -333,13 +368,22 @@ def check_kinesis_mock(cache_dir: Path | None = None) -> Check:
     """Node.js and npm, and whether the pinned kinesis-mock is installed (optional engine)."""
     problem = node_problem()
     if problem is not None:
-        return Check("kinesis-mock", "warn", f"the kinesis-mock engine is unavailable: {problem}",
-                     "install Node.js 20 (with npm) to use `--kinesis kinesis-mock`")
+        return Check(
+            "kinesis-mock",
+            "warn",
+            f"the kinesis-mock engine is unavailable: {problem}",
+            "install Node.js 20 (with npm) to use `--kinesis kinesis-mock`",
+        )
     installed = find_installation(cache_dir)
     if installed is None:
-        return Check("kinesis-mock", "ok",
-                     f"node and npm found; kinesis-local {KINESIS_MOCK_VERSION} is installed on first use")
-    return Check("kinesis-mock", "ok", f"kinesis-local {KINESIS_MOCK_VERSION} installed in {installed.root}")
+        return Check(
+            "kinesis-mock",
+            "ok",
+            f"node and npm found; kinesis-local {KINESIS_MOCK_VERSION} is installed on first use",
+        )
+    return Check(
+        "kinesis-mock", "ok", f"kinesis-local {KINESIS_MOCK_VERSION} installed in {installed.root}"
+    )
 
 
 def run_checks(
@@ -388,19 +432,34 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "missing. Exit 0 when nothing failed (warnings allowed), 1 otherwise."
         ),
     )
-    p.add_argument("--properties", type=Path, metavar="FILE",
-                   help="also validate this daemon .properties file")
-    p.add_argument("--endpoint", metavar="URL", default=None,
-                   help=f"emulator endpoint to probe (default: ${ENDPOINT_ENV}, else the emulator "
-                        f"started by `kclpy-local up`, else {DEFAULT_ENDPOINT})")
-    p.add_argument("--kcl", type=int, default=DEFAULT_GENERATION, metavar="N",
-                   choices=available_generations(),
-                   help="KCL generation whose jars to verify (default: %(default)s)")
-    p.add_argument("--cache-dir", type=Path, metavar="DIR",
-                   help="cache directory (default: $KCLPY_LOCAL_CACHE, "
-                        "$XDG_CACHE_HOME/kclpy-local or ~/.cache/kclpy-local)")
-    p.add_argument("--json", action="store_true",
-                   help="print a JSON list of {check, status, finding, fix}")
+    p.add_argument(
+        "--properties", type=Path, metavar="FILE", help="also validate this daemon .properties file"
+    )
+    p.add_argument(
+        "--endpoint",
+        metavar="URL",
+        default=None,
+        help=f"emulator endpoint to probe (default: ${ENDPOINT_ENV}, else the emulator "
+        f"started by `kclpy-local up`, else {DEFAULT_ENDPOINT})",
+    )
+    p.add_argument(
+        "--kcl",
+        type=int,
+        default=DEFAULT_GENERATION,
+        metavar="N",
+        choices=available_generations(),
+        help="KCL generation whose jars to verify (default: %(default)s)",
+    )
+    p.add_argument(
+        "--cache-dir",
+        type=Path,
+        metavar="DIR",
+        help="cache directory (default: $KCLPY_LOCAL_CACHE, "
+        "$XDG_CACHE_HOME/kclpy-local or ~/.cache/kclpy-local)",
+    )
+    p.add_argument(
+        "--json", action="store_true", help="print a JSON list of {check, status, finding, fix}"
+    )
     p.set_defaults(func=_run)
 
 

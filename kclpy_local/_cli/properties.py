@@ -70,11 +70,20 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         choices=PROFILES,
         help="endpoint rules to apply (default: the file's '# kclpy-local: profile=' comment or name)",
     )
-    check.add_argument("--kcl", type=int, choices=tuple(GENERATIONS), default=1, metavar="N",
-                       help="the KCL generation whose keys apply: 1 (default) or 3")
-    check.add_argument("--translated", action="store_true",
-                       help="with --kcl 3: check the file as kclpy-local runs it on KCL 3.x, "
-                            "translated from the 1.x form (the changes on stderr)")
+    check.add_argument(
+        "--kcl",
+        type=int,
+        choices=tuple(GENERATIONS),
+        default=1,
+        metavar="N",
+        help="the KCL generation whose keys apply: 1 (default) or 3",
+    )
+    check.add_argument(
+        "--translated",
+        action="store_true",
+        help="with --kcl 3: check the file as kclpy-local runs it on KCL 3.x, "
+        "translated from the 1.x form (the changes on stderr)",
+    )
     check.add_argument("--json", action="store_true", help="print the result as JSON")
     check.set_defaults(func=_check)
 
@@ -88,24 +97,48 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         ),
     )
     edit.add_argument("file", help="the .properties file (must exist)")
-    edit.add_argument("assignments", nargs="*", metavar="KEY=VALUE",
-                      help="a key and its literal value (${VAR} is kept as written)")
-    edit.add_argument("--unset", action="append", default=[], metavar="KEY",
-                      help="remove KEY (every line of it); repeatable")
+    edit.add_argument(
+        "assignments",
+        nargs="*",
+        metavar="KEY=VALUE",
+        help="a key and its literal value (${VAR} is kept as written)",
+    )
+    edit.add_argument(
+        "--unset",
+        action="append",
+        default=[],
+        metavar="KEY",
+        help="remove KEY (every line of it); repeatable",
+    )
     edit.add_argument(
         "--profile",
         choices=PROFILES,
         help="endpoint rules to apply (default: the file's '# kclpy-local: profile=' comment or name)",
     )
-    edit.add_argument("--kcl", type=int, choices=tuple(GENERATIONS), default=1, metavar="N",
-                      help="the KCL generation whose keys apply: 1 (default) or 3")
-    edit.add_argument("--force", action="store_true",
-                      help="write even when the change introduces validation errors")
+    edit.add_argument(
+        "--kcl",
+        type=int,
+        choices=tuple(GENERATIONS),
+        default=1,
+        metavar="N",
+        help="the KCL generation whose keys apply: 1 (default) or 3",
+    )
+    edit.add_argument(
+        "--force",
+        action="store_true",
+        help="write even when the change introduces validation errors",
+    )
     edit.set_defaults(func=_set)
 
     keys = commands.add_parser("keys", help="list the keys the KCL daemon reads (1.15.3, or 3.x)")
-    keys.add_argument("--kcl", type=int, choices=tuple(GENERATIONS), default=1, metavar="N",
-                      help="the KCL generation: 1 (default) or 3")
+    keys.add_argument(
+        "--kcl",
+        type=int,
+        choices=tuple(GENERATIONS),
+        default=1,
+        metavar="N",
+        help="the KCL generation: 1 (default) or 3",
+    )
     keys.add_argument("--json", action="store_true", help="print the table as JSON")
     keys.set_defaults(func=_keys)
 
@@ -171,7 +204,8 @@ def _introduced_errors(
 ) -> list[Problem]:
     """Errors of ``after`` that ``before`` did not have (compared by key and message)."""
     old = Counter(
-        (p.key, p.message) for p in validate_properties(before, profile=profile, generation=kcl)
+        (p.key, p.message)
+        for p in validate_properties(before, profile=profile, generation=kcl)
         if p.severity == "error"
     )
     introduced = []
@@ -214,7 +248,10 @@ def _set(args: argparse.Namespace) -> int:
         err.hint = "correct the value, or pass --force to write it anyway"
         raise err
     write_properties(path, document)
-    done = [f"set {', '.join(pairs)}" if pairs else "", f"unset {', '.join(args.unset)}" if args.unset else ""]
+    done = [
+        f"set {', '.join(pairs)}" if pairs else "",
+        f"unset {', '.join(args.unset)}" if args.unset else "",
+    ]
     print(f"{path}: {'; '.join(d for d in done if d)}", file=sys.stderr)
     return 0
 

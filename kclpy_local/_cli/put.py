@@ -118,7 +118,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     keys.add_argument("--partition-key", metavar="KEY", help="this partition key for every record")
     p.add_argument("--create", action="store_true", help="create the stream when it is missing")
     p.add_argument(
-        "--shards", metavar="N", type=_positive, help="shards of a stream --create makes (default 1)"
+        "--shards",
+        metavar="N",
+        type=_positive,
+        help="shards of a stream --create makes (default 1)",
     )
     p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     p.set_defaults(func=run)

@@ -102,57 +102,132 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="run a record processor under the KCL daemon against the embedded emulator",
         description=__doc__.split("\n\n")[1] if __doc__ else None,
     )
-    p.add_argument("processor", type=Path, metavar="PROCESSOR",
-                   help="the processor script (run with this Python) or an executable")
-    p.add_argument("--stream", metavar="NAME",
-                   help="the Kinesis stream (default: the properties' streamName)")
-    p.add_argument("--shards", type=int, default=1, metavar="N",
-                   help="shard count when the stream is created (default: %(default)s)")
-    p.add_argument("--app", metavar="NAME",
-                   help="applicationName, also the lease table (default: the properties' value, "
-                        "or PROCESSOR's file name without suffix)")
-    p.add_argument("--properties", type=Path, metavar="FILE",
-                   help="a properties file to start from (default: the built-in local profile)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override one property (repeatable)")
-    p.add_argument("--endpoint", metavar="URL",
-                   help="use this endpoint for Kinesis, DynamoDB and CloudWatch instead of "
-                        "starting the embedded emulator")
-    p.add_argument("--kinesis", choices=ENGINES, default="moto",
-                   help="the Kinesis engine: moto (default), or kinesis-mock (started for this "
-                        "run on a free loopback port; DynamoDB and CloudWatch stay on "
-                        "moto or the endpoint; needs Node.js, installs kinesis-local on first use)")
-    p.add_argument("--port", type=int, default=None, metavar="PORT",
-                   help="the embedded emulator's port (default: 4566 if free, else any free port; "
-                        "0: any free port)")
-    p.add_argument("--print-properties", action="store_true",
-                   help="print the effective properties and exit without starting anything")
-    p.add_argument("--kcl", type=int, default=DEFAULT_GENERATION, metavar="N",
-                   help="KCL generation (default: %(default)s); 3 translates the properties "
-                        "from the 1.x form")
-    p.add_argument("--run-dir", type=Path, metavar="DIR",
-                   help="where the effective properties, the daemon log and the progress "
-                        "file go (default: a directory per application in the state directory)")
-    p.add_argument("--log", metavar="FILE",
-                   help="the daemon's log file ('-' for stderr; default: daemon.log in the run directory)")
+    p.add_argument(
+        "processor",
+        type=Path,
+        metavar="PROCESSOR",
+        help="the processor script (run with this Python) or an executable",
+    )
+    p.add_argument(
+        "--stream", metavar="NAME", help="the Kinesis stream (default: the properties' streamName)"
+    )
+    p.add_argument(
+        "--shards",
+        type=int,
+        default=1,
+        metavar="N",
+        help="shard count when the stream is created (default: %(default)s)",
+    )
+    p.add_argument(
+        "--app",
+        metavar="NAME",
+        help="applicationName, also the lease table (default: the properties' value, "
+        "or PROCESSOR's file name without suffix)",
+    )
+    p.add_argument(
+        "--properties",
+        type=Path,
+        metavar="FILE",
+        help="a properties file to start from (default: the built-in local profile)",
+    )
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one property (repeatable)",
+    )
+    p.add_argument(
+        "--endpoint",
+        metavar="URL",
+        help="use this endpoint for Kinesis, DynamoDB and CloudWatch instead of "
+        "starting the embedded emulator",
+    )
+    p.add_argument(
+        "--kinesis",
+        choices=ENGINES,
+        default="moto",
+        help="the Kinesis engine: moto (default), or kinesis-mock (started for this "
+        "run on a free loopback port; DynamoDB and CloudWatch stay on "
+        "moto or the endpoint; needs Node.js, installs kinesis-local on first use)",
+    )
+    p.add_argument(
+        "--port",
+        type=int,
+        default=None,
+        metavar="PORT",
+        help="the embedded emulator's port (default: 4566 if free, else any free port; "
+        "0: any free port)",
+    )
+    p.add_argument(
+        "--print-properties",
+        action="store_true",
+        help="print the effective properties and exit without starting anything",
+    )
+    p.add_argument(
+        "--kcl",
+        type=int,
+        default=DEFAULT_GENERATION,
+        metavar="N",
+        help="KCL generation (default: %(default)s); 3 translates the properties from the 1.x form",
+    )
+    p.add_argument(
+        "--run-dir",
+        type=Path,
+        metavar="DIR",
+        help="where the effective properties, the daemon log and the progress "
+        "file go (default: a directory per application in the state directory)",
+    )
+    p.add_argument(
+        "--log",
+        metavar="FILE",
+        help="the daemon's log file ('-' for stderr; default: daemon.log in the run directory)",
+    )
     p.add_argument("--cache-dir", type=Path, metavar="DIR", help="the bootstrap cache directory")
     p.add_argument("--java", metavar="PATH", help="the java executable to use")
-    p.add_argument("--ready-timeout", type=float, default=None, metavar="SECONDS",
-                   help="give up when the worker has not started by then (default: wait)")
-    p.add_argument("--no-progress", dest="progress", action="store_false",
-                   help="do not show per-shard progress")
-    p.add_argument("--no-generation-guard", dest="guard", action="store_false",
-                   help="start even if workers of the other KCL generation hold live leases "
-                        "on the lease table (unsafe)")
-    p.add_argument("--restart", action="store_true",
-                   help="start the daemon again when it exits with an error (not after Ctrl-C), "
-                        "after a back-off; it resumes from the last checkpoints")
-    p.add_argument("--max-restarts", type=int, default=None, metavar="N",
-                   help=f"with --restart: restart at most N times (default: {DEFAULT_MAX_RESTARTS})")
-    p.add_argument("--backoff", type=float, default=None, metavar="SECONDS",
-                   help=f"with --restart: the first wait, doubled after each restart up to "
-                        f"{MAX_BACKOFF:.0f} s (or SECONDS if larger) and back to SECONDS after "
-                        f"{HEALTHY_AFTER:.0f} s of running (default: {DEFAULT_BACKOFF:g})")
+    p.add_argument(
+        "--ready-timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="give up when the worker has not started by then (default: wait)",
+    )
+    p.add_argument(
+        "--no-progress",
+        dest="progress",
+        action="store_false",
+        help="do not show per-shard progress",
+    )
+    p.add_argument(
+        "--no-generation-guard",
+        dest="guard",
+        action="store_false",
+        help="start even if workers of the other KCL generation hold live leases "
+        "on the lease table (unsafe)",
+    )
+    p.add_argument(
+        "--restart",
+        action="store_true",
+        help="start the daemon again when it exits with an error (not after Ctrl-C), "
+        "after a back-off; it resumes from the last checkpoints",
+    )
+    p.add_argument(
+        "--max-restarts",
+        type=int,
+        default=None,
+        metavar="N",
+        help=f"with --restart: restart at most N times (default: {DEFAULT_MAX_RESTARTS})",
+    )
+    p.add_argument(
+        "--backoff",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help=f"with --restart: the first wait, doubled after each restart up to "
+        f"{MAX_BACKOFF:.0f} s (or SECONDS if larger) and back to SECONDS after "
+        f"{HEALTHY_AFTER:.0f} s of running (default: {DEFAULT_BACKOFF:g})",
+    )
     p.set_defaults(func=_run)
 
 
@@ -235,7 +310,11 @@ def plan(args: argparse.Namespace, environ: Mapping[str, str]) -> Plan:
         for key, value in _DUMMY_CREDENTIALS.items():
             env.setdefault(key, value)
     # The application name after substitution (the file may use ${KCLPY_LOCAL_APP}).
-    app = overrides.get("applicationName") or _substituted(base, "applicationName", env) or default_app
+    app = (
+        overrides.get("applicationName")
+        or _substituted(base, "applicationName", env)
+        or default_app
+    )
     return Plan(
         base=base,
         profile=profile,
@@ -281,7 +360,9 @@ def _substituted(base: Path, key: str, environ: Mapping[str, str]) -> str | None
 
 def _with_endpoint(the_plan: Plan, endpoint: str) -> Plan:
     overrides = {**the_plan.overrides, **dict.fromkeys(_ENDPOINT_KEYS, endpoint)}
-    return replace(the_plan, overrides=overrides, environ={**the_plan.environ, ENDPOINT_ENV: endpoint})
+    return replace(
+        the_plan, overrides=overrides, environ={**the_plan.environ, ENDPOINT_ENV: endpoint}
+    )
 
 
 def write_effective(the_plan: Plan, path: Path, generation: int = DEFAULT_GENERATION) -> Path:
@@ -297,8 +378,13 @@ def _effective(the_plan: Plan, kcl: int) -> javaproperties.PropertiesFile:
     """The effective properties (the properties pipeline, unvalidated: the daemon
     validates what it is given); for KCL 3.x translated (the notes on stderr)."""
     # The profile is the file's own, as the plan's is.
-    prepared = prepare(the_plan.base, generation=kcl, overrides=the_plan.overrides,
-                       environ=the_plan.environ, validate=False)
+    prepared = prepare(
+        the_plan.base,
+        generation=kcl,
+        overrides=the_plan.overrides,
+        environ=the_plan.environ,
+        validate=False,
+    )
     for line in prepared.notes:
         print(line, file=sys.stderr)
     return prepared.effective
@@ -314,8 +400,11 @@ def _endpoint_of(the_plan: Plan) -> str | None:
 def _with_kinesis(the_plan: Plan, kinesis_endpoint: str) -> Plan:
     """Kinesis on kinesis-mock, over JSON: its CBOR GetRecords answers carry each
     record's Data as base64 text, which the Java SDK's CBOR parser refuses."""
-    overrides = {**the_plan.overrides, "kinesisEndpoint": kinesis_endpoint,
-                 "isCBORProtocolDisabled": str(not CBOR_RECORDS_WORK).lower()}
+    overrides = {
+        **the_plan.overrides,
+        "kinesisEndpoint": kinesis_endpoint,
+        "isCBORProtocolDisabled": str(not CBOR_RECORDS_WORK).lower(),
+    }
     return replace(the_plan, overrides=overrides)
 
 
@@ -395,7 +484,9 @@ class _View:
 
 def _summary(shard: ShardProgress) -> str:
     lag = "?" if shard.millis_behind_latest is None else f"{shard.millis_behind_latest}ms"
-    return f"{shard.shard_id} {shard.records} records, lag {lag}, checkpoint {shard.checkpoint or '-'}"
+    return (
+        f"{shard.shard_id} {shard.records} records, lag {lag}, checkpoint {shard.checkpoint or '-'}"
+    )
 
 
 def render(shards: list[ShardProgress]) -> list[str]:
@@ -414,7 +505,10 @@ def render(shards: list[ShardProgress]) -> list[str]:
     if not rows:
         return ["waiting for the first shard to be assigned ..."]
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    return ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in [header, *rows]]
+    return [
+        "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip()
+        for row in [header, *rows]
+    ]
 
 
 def _run_dir(args: argparse.Namespace, the_plan: Plan) -> Path:
@@ -436,8 +530,12 @@ def restart_policy(args: argparse.Namespace) -> RestartPolicy | None:
         raise _usage(f"--max-restarts must be 0 or more, not {max_restarts}")
     if not backoff >= 0:  # also refuses nan
         raise _usage(f"--backoff must be 0 or more seconds, not {backoff:g}")
-    return RestartPolicy(max_restarts=max_restarts, initial=backoff, maximum=max(MAX_BACKOFF, backoff),
-                         healthy_after=HEALTHY_AFTER)
+    return RestartPolicy(
+        max_restarts=max_restarts,
+        initial=backoff,
+        maximum=max(MAX_BACKOFF, backoff),
+        healthy_after=HEALTHY_AFTER,
+    )
 
 
 def _probe(the_plan: Plan) -> Callable[[], bool] | None:
@@ -453,15 +551,21 @@ def _run(args: argparse.Namespace) -> int:
     policy = restart_policy(args)
     the_plan = plan(args, os.environ)
     if args.print_properties:
-        shown = the_plan if not the_plan.embedded else _with_endpoint(
-            the_plan, f"http://{DEFAULT_HOST}:{_embedded_port(args.port) or free_port()}"
+        shown = (
+            the_plan
+            if not the_plan.embedded
+            else _with_endpoint(
+                the_plan, f"http://{DEFAULT_HOST}:{_embedded_port(args.port) or free_port()}"
+            )
         )
         if args.kinesis == "kinesis-mock":
             shown = _with_kinesis(shown, f"http://{DEFAULT_HOST}:{free_port()}")
         document = _effective(shown, args.kcl)
         kcl = known_generation(args.kcl)
         translated = f", translated for KCL {kcl.label}" if kcl.translates else ""
-        sys.stdout.write(f"# effective properties: {shown.base} plus kclpy-local run's overrides{translated}\n")
+        sys.stdout.write(
+            f"# effective properties: {shown.base} plus kclpy-local run's overrides{translated}\n"
+        )
         if the_plan.embedded:
             sys.stdout.write("# (the embedded emulator's port is chosen when it starts)\n")
         sys.stdout.write(document.dumps(separator=" = ", ensure_ascii=True))
@@ -492,14 +596,20 @@ def _run(args: argparse.Namespace) -> int:
         if live.embedded:
             print(f"kclpy-local: embedded emulator at {endpoint}", file=err)
             if endpoint != f"http://{DEFAULT_HOST}:{DEFAULT_PORT}":
-                print(f"kclpy-local: (port {DEFAULT_PORT} was taken: give other commands "
-                      f"--endpoint {endpoint})", file=err)
+                print(
+                    f"kclpy-local: (port {DEFAULT_PORT} was taken: give other commands "
+                    f"--endpoint {endpoint})",
+                    file=err,
+                )
         else:
             print(f"kclpy-local: endpoint {endpoint}", file=err)
         info = _ensure_stream(live, args.shards)
         if info.shard_ids and len(info.shard_ids) != args.shards and args.shards != 1:
-            print(f"kclpy-local: stream {info.name!r} exists with {len(info.shard_ids)} shard(s); "
-                  f"--shards {args.shards} ignored", file=err)
+            print(
+                f"kclpy-local: stream {info.name!r} exists with {len(info.shard_ids)} shard(s); "
+                f"--shards {args.shards} ignored",
+                file=err,
+            )
         live = replace(live, environ={**live.environ, PROGRESS_ENV: str(progress_path)})
         write_effective(live, properties_path, args.kcl)
         sink = DaemonLog(log_stream, OutageWatch(_probe(live)))
@@ -517,11 +627,19 @@ def _run(args: argparse.Namespace) -> int:
                 guard=args.guard,
             )
 
-        print(f"kclpy-local: application {live.app!r}, stream {live.stream!r} "
-              f"({len(info.shard_ids)} shard(s)), processor {live.executable}", file=err)
+        print(
+            f"kclpy-local: application {live.app!r}, stream {live.stream!r} "
+            f"({len(info.shard_ids)} shard(s)), processor {live.executable}",
+            file=err,
+        )
         print(f"kclpy-local: effective properties: {properties_path}", file=err)
-        supervisor = Supervisor(sink=sink, board=ProgressBoard(progress_path),
-                                console=_View(err, args.progress), started=started,
-                                ready_timeout=args.ready_timeout, policy=policy)
+        supervisor = Supervisor(
+            sink=sink,
+            board=ProgressBoard(progress_path),
+            console=_View(err, args.progress),
+            started=started,
+            ready_timeout=args.ready_timeout,
+            policy=policy,
+        )
         return supervisor.run(make_daemon)
     raise AssertionError("unreachable")  # pragma: no cover

@@ -69,6 +69,7 @@ __all__ = ["register"]
 
 logger = logging.getLogger(__name__)
 
+
 def state_dir_of(args: argparse.Namespace) -> Path:
     chosen: Path | None = args.state_dir
     return check_state_dir(chosen if chosen is not None else default_state_dir())
@@ -215,24 +216,28 @@ def _print_json(document: dict[str, object]) -> None:
 def _print_endpoints(args: argparse.Namespace, record: EmulatorRecord) -> None:
     """The moto endpoint, then the Kinesis one if it differs (or one JSON document)."""
     if args.json:
-        _print_json({
-            "endpoint": record.endpoint,
-            "kinesis_endpoint": record.kinesis_endpoint,
-            "dynamodb_endpoint": record.endpoint,
-            "cloudwatch_endpoint": record.endpoint,
-            "kinesis_engine": record.kinesis.engine if record.kinesis else "moto",
-            "pid": record.pid,
-            "kinesis_pid": record.kinesis.pid if record.kinesis else record.pid,
-            "started_at": record.started_at,
-        })
+        _print_json(
+            {
+                "endpoint": record.endpoint,
+                "kinesis_endpoint": record.kinesis_endpoint,
+                "dynamodb_endpoint": record.endpoint,
+                "cloudwatch_endpoint": record.endpoint,
+                "kinesis_engine": record.kinesis.engine if record.kinesis else "moto",
+                "pid": record.pid,
+                "kinesis_pid": record.kinesis.pid if record.kinesis else record.pid,
+                "started_at": record.started_at,
+            }
+        )
         return
     print(record.endpoint)
     if record.kinesis is not None:
         if args.kinesis != "moto":
             print(record.kinesis.endpoint)
         else:  # one line, as scripts that did not ask for a Kinesis engine expect
-            print(f"note: Kinesis is served by {record.kinesis.engine} at "
-                  f"{record.kinesis.endpoint}", file=sys.stderr)
+            print(
+                f"note: Kinesis is served by {record.kinesis.engine} at {record.kinesis.endpoint}",
+                file=sys.stderr,
+            )
 
 
 def _run_localstack(args: argparse.Namespace) -> int:
@@ -244,13 +249,15 @@ def _run_localstack(args: argparse.Namespace) -> int:
     compose_file = compose_file_of(args)
     endpoint = compose_up(compose_file, timeout=args.timeout or 600.0)
     if args.json:
-        _print_json({
-            "endpoint": endpoint,
-            "kinesis_endpoint": endpoint,
-            "dynamodb_endpoint": endpoint,
-            "cloudwatch_endpoint": endpoint,
-            "kinesis_engine": "localstack",
-        })
+        _print_json(
+            {
+                "endpoint": endpoint,
+                "kinesis_endpoint": endpoint,
+                "dynamodb_endpoint": endpoint,
+                "cloudwatch_endpoint": endpoint,
+                "kinesis_engine": "localstack",
+            }
+        )
     else:
         print(endpoint)
     option = "" if args.compose_file is None else f" --compose-file {compose_file}"
@@ -271,8 +278,10 @@ def _existing(state_dir: Path, args: argparse.Namespace) -> int | None:
     if not record_is_live(record):
         print(f"removing stale pid file (pid {record.pid} is gone)", file=sys.stderr)
         if stop_kinesis(record):
-            print(f"stopped its kinesis-mock (pid {record.kinesis and record.kinesis.pid})",
-                  file=sys.stderr)
+            print(
+                f"stopped its kinesis-mock (pid {record.kinesis and record.kinesis.pid})",
+                file=sys.stderr,
+            )
         remove_record(state_dir)
         return None
     try:
@@ -287,10 +296,14 @@ def _existing(state_dir: Path, args: argparse.Namespace) -> int | None:
             err = EmulatorError(
                 f"an emulator already runs (pid {record.pid}) with Kinesis on {running}"
             )
-            err.hint = f"stop it with: kclpy-local down, then: kclpy-local up --kinesis {args.kinesis}"
+            err.hint = (
+                f"stop it with: kclpy-local down, then: kclpy-local up --kinesis {args.kinesis}"
+            )
             raise err
         if not kinesis_is_live(record):
-            err = EmulatorError(f"the emulator's {running} (pid {record.kinesis and record.kinesis.pid}) is gone")
+            err = EmulatorError(
+                f"the emulator's {running} (pid {record.kinesis and record.kinesis.pid}) is gone"
+            )
             err.hint = "stop the rest with: kclpy-local down"
             raise err
     _print_endpoints(args, record)

@@ -20,8 +20,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="check a transcript or a captured exchange against the protocol schemas",
         description=(
             "Check every line of FILE against the multilang JSON Schemas and report every "
-            "violation with its line number. FILE is a transcript ({\"daemon\": ...} / "
-            "{\"child\": ...} lines) or raw protocol lines of one direction (--direction), "
+            'violation with its line number. FILE is a transcript ({"daemon": ...} / '
+            '{"child": ...} lines) or raw protocol lines of one direction (--direction), '
             "or a capture with lines prefixed '> ' (daemon to processor) and '< ' "
             "(processor to daemon). Exit 0 when clean, 3 on violations."
         ),

@@ -77,7 +77,11 @@ _I, _L, _B, _S, _D = KeyType.INT, KeyType.LONG, KeyType.BOOLEAN, KeyType.STRING,
 #: The key prefix the configurator reads in any case.
 CREDENTIALS_PREFIX = "awscredentialsprovider"
 #: Keys under these prefixes are properties of the AWS SDK client builders.
-CLIENT_BUILDER_PREFIXES: tuple[str, ...] = ("kinesisClient.", "dynamoDbClient.", "cloudWatchClient.")
+CLIENT_BUILDER_PREFIXES: tuple[str, ...] = (
+    "kinesisClient.",
+    "dynamoDbClient.",
+    "cloudWatchClient.",
+)
 _BILLING_MODES = ("PROVISIONED", "PAY_PER_REQUEST")
 _STATE_TABLE_NOTE = (
     "KCL 3.5 keeps this state in the lease table for a new application; the separate table "
@@ -87,7 +91,9 @@ _STATE_TABLE_NOTE = (
 
 def _fanout(name: str, type_: KeyType, default: str | None, description: str) -> KeySpec:
     minimum = 1 if type_ in (_I, _L) else None
-    return KeySpec(f"fanoutConfig.{name}", type_, default, description, False, "fanout", (), minimum)
+    return KeySpec(
+        f"fanoutConfig.{name}", type_, default, description, False, "fanout", (), minimum
+    )
 
 
 def _launcher(
@@ -103,8 +109,13 @@ def _launcher(
 
 
 _TABLE_SUFFIXES = (
-    "TableName", "BillingMode", "ReadCapacity", "WriteCapacity", "PointInTimeRecoveryEnabled",
-    "DeletionProtectionEnabled", "Tags",
+    "TableName",
+    "BillingMode",
+    "ReadCapacity",
+    "WriteCapacity",
+    "PointInTimeRecoveryEnabled",
+    "DeletionProtectionEnabled",
+    "Tags",
 )
 
 
@@ -112,15 +123,36 @@ def _table_keys(prefix: str, table: str) -> tuple[KeySpec, ...]:
     """The six keys of one of KCL 3.x's own DynamoDB tables."""
     what = f"the {table} table"
     return (
-        _kcl(f"{prefix}TableName", _S, None,
-             f"Name of {what}; defaults to <applicationName>-{table}. {_STATE_TABLE_NOTE}."),
-        _kcl(f"{prefix}BillingMode", _S, "PAY_PER_REQUEST", f"Billing mode of {what} when it is created.",
-             choices=_BILLING_MODES),
-        _kcl(f"{prefix}ReadCapacity", _L, None, f"Read capacity of {what} (billing mode PROVISIONED).",
-             minimum=1),
-        _kcl(f"{prefix}WriteCapacity", _L, None, f"Write capacity of {what} (billing mode PROVISIONED).",
-             minimum=1),
-        _kcl(f"{prefix}PointInTimeRecoveryEnabled", _B, "false", f"Point-in-time recovery of {what}."),
+        _kcl(
+            f"{prefix}TableName",
+            _S,
+            None,
+            f"Name of {what}; defaults to <applicationName>-{table}. {_STATE_TABLE_NOTE}.",
+        ),
+        _kcl(
+            f"{prefix}BillingMode",
+            _S,
+            "PAY_PER_REQUEST",
+            f"Billing mode of {what} when it is created.",
+            choices=_BILLING_MODES,
+        ),
+        _kcl(
+            f"{prefix}ReadCapacity",
+            _L,
+            None,
+            f"Read capacity of {what} (billing mode PROVISIONED).",
+            minimum=1,
+        ),
+        _kcl(
+            f"{prefix}WriteCapacity",
+            _L,
+            None,
+            f"Write capacity of {what} (billing mode PROVISIONED).",
+            minimum=1,
+        ),
+        _kcl(
+            f"{prefix}PointInTimeRecoveryEnabled", _B, "false", f"Point-in-time recovery of {what}."
+        ),
         _kcl(f"{prefix}DeletionProtectionEnabled", _B, "false", f"Deletion protection of {what}."),
         _kcl(f"{prefix}Tags", KeyType.TAGS, None, f"Tags of {what} when it is created."),
     )
@@ -154,15 +186,31 @@ KCL3_KEYS: tuple[KeySpec, ...] = (
         source="configurator",
     ),
     # Properties of MultiLangDaemonConfiguration.
-    _kcl("applicationName", _S, None, "Application name; also the lease table name.", required=True),
+    _kcl(
+        "applicationName", _S, None, "Application name; also the lease table name.", required=True
+    ),
     _kcl("streamName", _S, None, "Kinesis stream to consume (or streamArn).", required=True),
     _kcl("streamArn", _S, None, "ARN of the stream; wins over streamName, whose value it sets."),
     _kcl("tableName", _S, None, "Lease table name; defaults to applicationName."),
     _kcl("workerId", _S, None, "Worker identity in the lease table; a random UUID when unset."),
-    _kcl("workerIdentifier", _S, None, "The same as workerId (the name of the underlying property)."),
-    _kcl("regionName", _S, None, "AWS region of the three clients (and signing region for endpoints)."),
-    _kcl("kinesisEndpoint", _S, None, "Kinesis endpoint URL; unset means the region's AWS endpoint."),
-    _kcl("dynamoDBEndpoint", _S, None, "DynamoDB endpoint URL; unset means the region's AWS endpoint."),
+    _kcl(
+        "workerIdentifier", _S, None, "The same as workerId (the name of the underlying property)."
+    ),
+    _kcl(
+        "regionName",
+        _S,
+        None,
+        "AWS region of the three clients (and signing region for endpoints).",
+    ),
+    _kcl(
+        "kinesisEndpoint", _S, None, "Kinesis endpoint URL; unset means the region's AWS endpoint."
+    ),
+    _kcl(
+        "dynamoDBEndpoint",
+        _S,
+        None,
+        "DynamoDB endpoint URL; unset means the region's AWS endpoint.",
+    ),
     _kcl(
         "initialPositionInStream",
         KeyType.INITIAL_POSITION,
@@ -177,8 +225,13 @@ KCL3_KEYS: tuple[KeySpec, ...] = (
         None,
         "Start at this time (epoch seconds, not trimmed): the initial position AT_TIMESTAMP.",
     ),
-    _kcl("failoverTimeMillis", _L, "10000", "Lease duration: a lease not renewed for this long is taken over.",
-         minimum=1),
+    _kcl(
+        "failoverTimeMillis",
+        _L,
+        "10000",
+        "Lease duration: a lease not renewed for this long is taken over.",
+        minimum=1,
+    ),
     _kcl(
         "leaseAssignmentIntervalMillis",
         _L,
@@ -186,12 +239,26 @@ KCL3_KEYS: tuple[KeySpec, ...] = (
         "How often the leader assigns leases to workers; unset: 2 x failoverTimeMillis.",
         minimum=1,
     ),
-    _kcl("enablePriorityLeaseAssignment", _B, "true",
-         "Assign expired and unassigned leases before balancing the others."),
-    _kcl("leaseTableDeletionProtectionEnabled", _B, "false", "Deletion protection of a new lease table."),
+    _kcl(
+        "enablePriorityLeaseAssignment",
+        _B,
+        "true",
+        "Assign expired and unassigned leases before balancing the others.",
+    ),
+    _kcl(
+        "leaseTableDeletionProtectionEnabled",
+        _B,
+        "false",
+        "Deletion protection of a new lease table.",
+    ),
     _kcl("leaseTablePitrEnabled", _B, "false", "Point-in-time recovery of a new lease table."),
-    _kcl("shardSyncIntervalMillis", _L, "60000", "Interval between shard syncs (new shards, leases).",
-         minimum=1),
+    _kcl(
+        "shardSyncIntervalMillis",
+        _L,
+        "60000",
+        "Interval between shard syncs (new shards, leases).",
+        minimum=1,
+    ),
     _kcl(
         "cleanupLeasesUponShardCompletion",
         _B,
@@ -199,26 +266,69 @@ KCL3_KEYS: tuple[KeySpec, ...] = (
         "Delete a shard's lease once it is fully processed. false is never applied by the 3.x "
         "multilang daemon (it skips a primitive field's zero value): the KCL default stays.",
     ),
-    _kcl("ignoreUnexpectedChildShards", _B, "false", "Ignore child shards whose parents have no lease."),
+    _kcl(
+        "ignoreUnexpectedChildShards",
+        _B,
+        "false",
+        "Ignore child shards whose parents have no lease.",
+    ),
     _kcl("maxLeasesForWorker", _I, "2147483647", "Maximum leases one worker holds.", minimum=1),
-    _kcl("maxLeasesToStealAtOneTime", _I, "1", "Leases taken from other workers per round.", minimum=1),
-    _kcl("initialLeaseTableReadCapacity", _I, "10",
-         "Read capacity of a new lease table (billing mode PROVISIONED; KCL 3.x creates PAY_PER_REQUEST tables).",
-         minimum=1),
-    _kcl("initialLeaseTableWriteCapacity", _I, "10",
-         "Write capacity of a new lease table (billing mode PROVISIONED; KCL 3.x creates PAY_PER_REQUEST tables).",
-         minimum=1),
+    _kcl(
+        "maxLeasesToStealAtOneTime",
+        _I,
+        "1",
+        "Leases taken from other workers per round.",
+        minimum=1,
+    ),
+    _kcl(
+        "initialLeaseTableReadCapacity",
+        _I,
+        "10",
+        "Read capacity of a new lease table (billing mode PROVISIONED; KCL 3.x creates PAY_PER_REQUEST tables).",
+        minimum=1,
+    ),
+    _kcl(
+        "initialLeaseTableWriteCapacity",
+        _I,
+        "10",
+        "Write capacity of a new lease table (billing mode PROVISIONED; KCL 3.x creates PAY_PER_REQUEST tables).",
+        minimum=1,
+    ),
     _kcl("maxLeaseRenewalThreads", _I, "20", "Threads renewing leases.", minimum=1),
-    _kcl("listShardsBackoffTimeInMillis", _L, "1500", "Back-off between ListShards retries.", minimum=1),
+    _kcl(
+        "listShardsBackoffTimeInMillis",
+        _L,
+        "1500",
+        "Back-off between ListShards retries.",
+        minimum=1,
+    ),
     _kcl("maxListShardsRetryAttempts", _I, "50", "ListShards retries.", minimum=1),
-    _kcl("callProcessRecordsEvenForEmptyRecordList", _B, "false",
-         "Send processRecords even when GetRecords returned nothing."),
-    _kcl("parentShardPollIntervalMillis", _L, "10000", "Wait between checks that parent shards are done.",
-         minimum=1),
-    _kcl("skipShardSyncAtWorkerInitializationIfLeasesExist", _B, "false",
-         "Skip the start-up shard sync when the lease table has leases."),
-    _kcl("schedulerInitializationBackoffTimeMillis", _L, "1000", "Wait between initialization attempts.",
-         minimum=1),
+    _kcl(
+        "callProcessRecordsEvenForEmptyRecordList",
+        _B,
+        "false",
+        "Send processRecords even when GetRecords returned nothing.",
+    ),
+    _kcl(
+        "parentShardPollIntervalMillis",
+        _L,
+        "10000",
+        "Wait between checks that parent shards are done.",
+        minimum=1,
+    ),
+    _kcl(
+        "skipShardSyncAtWorkerInitializationIfLeasesExist",
+        _B,
+        "false",
+        "Skip the start-up shard sync when the lease table has leases.",
+    ),
+    _kcl(
+        "schedulerInitializationBackoffTimeMillis",
+        _L,
+        "1000",
+        "Wait between initialization attempts.",
+        minimum=1,
+    ),
     _kcl(
         "clientVersionConfig",
         _S,
@@ -227,9 +337,16 @@ KCL3_KEYS: tuple[KeySpec, ...] = (
         choices=("CLIENT_VERSION_CONFIG_COMPATIBLE_WITH_2X", "CLIENT_VERSION_CONFIG_3X"),
     ),
     _kcl("taskBackoffTimeMillis", _L, "500", "Back-off after a failed task.", minimum=1),
-    _kcl("metricsBufferTimeMillis", _L, "10000", "How long metrics are buffered before a publish.",
-         minimum=1),
-    _kcl("metricsMaxQueueSize", _I, "10000", "Maximum buffered metrics before a publish.", minimum=1),
+    _kcl(
+        "metricsBufferTimeMillis",
+        _L,
+        "10000",
+        "How long metrics are buffered before a publish.",
+        minimum=1,
+    ),
+    _kcl(
+        "metricsMaxQueueSize", _I, "10000", "Maximum buffered metrics before a publish.", minimum=1
+    ),
     _kcl(
         "metricsLevel",
         _S,
@@ -238,9 +355,19 @@ KCL3_KEYS: tuple[KeySpec, ...] = (
         "speaks Smithy RPC v2 CBOR only, which moto does not).",
         choices=("NONE", "SUMMARY", "DETAILED"),
     ),
-    _kcl("metricsEnabledDimensions", KeyType.STRING_SET, "Operation",
-         "Metric dimensions to publish (Operation is always on); ALL for every one."),
-    _kcl("logWarningForTaskAfterMillis", _L, None, "Log a warning when a task runs longer.", minimum=1),
+    _kcl(
+        "metricsEnabledDimensions",
+        KeyType.STRING_SET,
+        "Operation",
+        "Metric dimensions to publish (Operation is always on); ALL for every one.",
+    ),
+    _kcl(
+        "logWarningForTaskAfterMillis",
+        _L,
+        None,
+        "Log a warning when a task runs longer.",
+        minimum=1,
+    ),
     _kcl(
         "retrievalMode",
         _S,
@@ -249,8 +376,12 @@ KCL3_KEYS: tuple[KeySpec, ...] = (
         "polling when a polling key (maxRecords, idleTimeBetweenReadsInMillis, ...) is set, else fan-out.",
         choices=("FANOUT", "POLLING", "DEFAULT"),
     ),
-    _kcl("validateSequenceNumberBeforeCheckpointing", _B, None,
-         "Accepted for compatibility; the 3.x daemon does not use it."),
+    _kcl(
+        "validateSequenceNumberBeforeCheckpointing",
+        _B,
+        None,
+        "Accepted for compatibility; the 3.x daemon does not use it.",
+    ),
     _kcl(
         "shutdownGraceMillis",
         _L,
@@ -259,12 +390,28 @@ KCL3_KEYS: tuple[KeySpec, ...] = (
         "is absent the kclpy-local launcher waits up to 20000 ms on SIGTERM).",
         minimum=1,
     ),
-    _kcl("timeoutInSeconds", _I, None,
-         "Time limit for a child's answer; on expiry the JVM halts. Unset: wait forever.", minimum=1),
+    _kcl(
+        "timeoutInSeconds",
+        _I,
+        None,
+        "Time limit for a child's answer; on expiry the JVM halts. Unset: wait forever.",
+        minimum=1,
+    ),
     # Polling (PollingConfigBean, delegated).
-    _kcl("retryGetRecordsInSeconds", _I, None, "Start a second GetRecords after this many seconds.",
-         minimum=1),
-    _kcl("maxGetRecordsThreadPool", _I, None, "Threads for asynchronous GetRecords retries.", minimum=1),
+    _kcl(
+        "retryGetRecordsInSeconds",
+        _I,
+        None,
+        "Start a second GetRecords after this many seconds.",
+        minimum=1,
+    ),
+    _kcl(
+        "maxGetRecordsThreadPool",
+        _I,
+        None,
+        "Threads for asynchronous GetRecords retries.",
+        minimum=1,
+    ),
     _kcl(
         "idleTimeBetweenReadsInMillis",
         _L,
@@ -272,57 +419,142 @@ KCL3_KEYS: tuple[KeySpec, ...] = (
         "Pause between GetRecords calls on a shard (polling); the KCL raises values below 200 to 200.",
         minimum=200,
     ),
-    _kcl("millisBehindLatestThresholdForReducedTps", _L, "0",
-         "Slow polling down while a shard is less than this far behind; 0: off."),
-    _kcl("maxRecords", _I, "10000", "Maximum records per GetRecords call (polling; at most 10000).",
-         minimum=1),
+    _kcl(
+        "millisBehindLatestThresholdForReducedTps",
+        _L,
+        "0",
+        "Slow polling down while a shard is less than this far behind; 0: off.",
+    ),
+    _kcl(
+        "maxRecords",
+        _I,
+        "10000",
+        "Maximum records per GetRecords call (polling; at most 10000).",
+        minimum=1,
+    ),
     # Graceful lease handoff (GracefulLeaseHandoffConfigBean, delegated).
-    _kcl("gracefulLeaseHandoffTimeoutMillis", _L, "30000",
-         "How long a shutting-down worker waits for its processor's checkpoint before handing a lease over.",
-         minimum=1),
-    _kcl("isGracefulLeaseHandoffEnabled", _B, "true",
-         "On shutdown, hand leases over to the next owner after a final checkpoint."),
+    _kcl(
+        "gracefulLeaseHandoffTimeoutMillis",
+        _L,
+        "30000",
+        "How long a shutting-down worker waits for its processor's checkpoint before handing a lease over.",
+        minimum=1,
+    ),
+    _kcl(
+        "isGracefulLeaseHandoffEnabled",
+        _B,
+        "true",
+        "On shutdown, hand leases over to the next owner after a final checkpoint.",
+    ),
     # Worker utilization aware assignment (WorkerUtilizationAwareAssignmentConfigBean, delegated).
-    _kcl("inMemoryWorkerMetricsCaptureFrequencyMillis", _L, "1000",
-         "How often a worker samples its own metrics (CPU).", minimum=1),
-    _kcl("workerMetricsReporterFreqInMillis", _L, "30000",
-         "How often a worker reports its metrics; lease assignment waits for a worker's first report.",
-         minimum=1),
-    _kcl("noOfPersistedMetricsPerWorkerMetrics", _I, "10", "Metric values kept per worker.", minimum=1),
+    _kcl(
+        "inMemoryWorkerMetricsCaptureFrequencyMillis",
+        _L,
+        "1000",
+        "How often a worker samples its own metrics (CPU).",
+        minimum=1,
+    ),
+    _kcl(
+        "workerMetricsReporterFreqInMillis",
+        _L,
+        "30000",
+        "How often a worker reports its metrics; lease assignment waits for a worker's first report.",
+        minimum=1,
+    ),
+    _kcl(
+        "noOfPersistedMetricsPerWorkerMetrics",
+        _I,
+        "10",
+        "Metric values kept per worker.",
+        minimum=1,
+    ),
     _kcl("disableWorkerMetrics", _B, "false", "Balance leases by throughput only, not by CPU."),
     _kcl("maxThroughputPerHostKBps", _D, None, "Throughput limit per worker; unset: no limit."),
     _kcl("dampeningPercentage", _I, "60", "Share of the load moved in one rebalancing.", minimum=1),
-    _kcl("reBalanceThresholdPercentage", _I, "10",
-         "Deviation from the average load that triggers a rebalancing.", minimum=1),
-    _kcl("allowThroughputOvershoot", _B, "true", "Let the last lease a worker takes exceed its share."),
-    _kcl("varianceBalancingFrequency", _I, "3", "Rebalance by variance every N assignment rounds.",
-         minimum=1),
-    _kcl("workerMetricsEMAAlpha", _D, "0.5", "Smoothing factor of the worker metrics' moving average."),
-    _kcl("staleWorkerMetricsEntryCleanupDuration", KeyType.DURATION, "PT24H",
-         "Age after which a silent worker's metrics are deleted."),
+    _kcl(
+        "reBalanceThresholdPercentage",
+        _I,
+        "10",
+        "Deviation from the average load that triggers a rebalancing.",
+        minimum=1,
+    ),
+    _kcl(
+        "allowThroughputOvershoot",
+        _B,
+        "true",
+        "Let the last lease a worker takes exceed its share.",
+    ),
+    _kcl(
+        "varianceBalancingFrequency",
+        _I,
+        "3",
+        "Rebalance by variance every N assignment rounds.",
+        minimum=1,
+    ),
+    _kcl(
+        "workerMetricsEMAAlpha",
+        _D,
+        "0.5",
+        "Smoothing factor of the worker metrics' moving average.",
+    ),
+    _kcl(
+        "staleWorkerMetricsEntryCleanupDuration",
+        KeyType.DURATION,
+        "PT24H",
+        "Age after which a silent worker's metrics are deleted.",
+    ),
     # Worker metrics table (WorkerMetricStatsTableConfigBean, delegated).
     *_table_keys("workerMetrics", "WorkerMetricStats"),
     # Coordinator state table (CoordinatorStateTableConfigBean, delegated).
     *_table_keys("coordinatorState", "CoordinatorState"),
     # Enhanced fan-out (the fanoutConfig bean; not delegated).
     _fanout("consumerArn", _S, None, "ARN of an existing stream consumer to use."),
-    _fanout("consumerName", _S, None, "Name of the stream consumer to register; defaults to applicationName."),
+    _fanout(
+        "consumerName",
+        _S,
+        None,
+        "Name of the stream consumer to register; defaults to applicationName.",
+    ),
     _fanout("maxDescribeStreamSummaryRetries", _I, "10", "DescribeStreamSummary retries."),
     _fanout("maxDescribeStreamConsumerRetries", _I, "10", "DescribeStreamConsumer retries."),
     _fanout("registerStreamConsumerRetries", _I, "10", "RegisterStreamConsumer retries."),
     _fanout("retryBackoffMillis", _L, "1000", "Back-off between those retries."),
     # MultiLangDaemonConfig.
-    KeySpec("executableName", _S, None,
-            "Command of the record processor child, split on spaces into argv.",
-            required=True, source="multilang"),
-    KeySpec("processingLanguage", _S, None, "Language name logged with the user agent.", source="multilang"),
-    KeySpec("maxActiveThreads", _I, "0", "Threads for child processes; 0 or less means an unbounded pool.",
-            source="multilang"),
+    KeySpec(
+        "executableName",
+        _S,
+        None,
+        "Command of the record processor child, split on spaces into argv.",
+        required=True,
+        source="multilang",
+    ),
+    KeySpec(
+        "processingLanguage",
+        _S,
+        None,
+        "Language name logged with the user agent.",
+        source="multilang",
+    ),
+    KeySpec(
+        "maxActiveThreads",
+        _I,
+        "0",
+        "Threads for child processes; 0 or less means an unbounded pool.",
+        source="multilang",
+    ),
     # The kclpy-local 3.x launcher.
-    _launcher("cloudWatchEndpoint", _S, None,
-              "CloudWatch endpoint URL (kclpy-local launcher); unset means the region's AWS endpoint."),
-    _launcher("isCBORProtocolDisabled", _B, "false",
-              "Turn the AWS SDK's CBOR encoding off for Kinesis (kclpy-local launcher; true or false only)."),
+    _launcher(
+        "cloudWatchEndpoint",
+        _S,
+        None,
+        "CloudWatch endpoint URL (kclpy-local launcher); unset means the region's AWS endpoint.",
+    ),
+    _launcher(
+        "isCBORProtocolDisabled",
+        _B,
+        "false",
+        "Turn the AWS SDK's CBOR encoding off for Kinesis (kclpy-local launcher; true or false only).",
+    ),
     _launcher(
         "initialLeaseSync",
         _S,
@@ -346,8 +578,13 @@ KCL3_KEYS: tuple[KeySpec, ...] = (
         "Heartbeat of the leader lock; shorter than its lease (kclpy-local launcher).",
         minimum=1,
     ),
-    _launcher("maxInitializationAttempts", _I, "20",
-              "Scheduler initialization attempts before giving up (kclpy-local launcher).", minimum=1),
+    _launcher(
+        "maxInitializationAttempts",
+        _I,
+        "20",
+        "Scheduler initialization attempts before giving up (kclpy-local launcher).",
+        minimum=1,
+    ),
     _launcher(
         "shardConsumerDispatchPollIntervalMillis",
         _L,
@@ -373,20 +610,38 @@ KCL3_UNSETTABLE: Mapping[str, str] = MappingProxyType(
 KCL3_BEANS: Mapping[str, frozenset[str]] = MappingProxyType(
     {
         "pollingConfig": frozenset(
-            {"retryGetRecordsInSeconds", "maxGetRecordsThreadPool", "idleTimeBetweenReadsInMillis",
-             "millisBehindLatestThresholdForReducedTps", "maxRecords"}
+            {
+                "retryGetRecordsInSeconds",
+                "maxGetRecordsThreadPool",
+                "idleTimeBetweenReadsInMillis",
+                "millisBehindLatestThresholdForReducedTps",
+                "maxRecords",
+            }
         ),
         "gracefulLeaseHandoffConfigBean": frozenset(
             {"gracefulLeaseHandoffTimeoutMillis", "isGracefulLeaseHandoffEnabled"}
         ),
         "workerUtilizationAwareAssignmentConfigBean": frozenset(
-            {"inMemoryWorkerMetricsCaptureFrequencyMillis", "workerMetricsReporterFreqInMillis",
-             "noOfPersistedMetricsPerWorkerMetrics", "disableWorkerMetrics", "maxThroughputPerHostKBps",
-             "dampeningPercentage", "reBalanceThresholdPercentage", "allowThroughputOvershoot",
-             "varianceBalancingFrequency", "workerMetricsEMAAlpha", "staleWorkerMetricsEntryCleanupDuration"}
+            {
+                "inMemoryWorkerMetricsCaptureFrequencyMillis",
+                "workerMetricsReporterFreqInMillis",
+                "noOfPersistedMetricsPerWorkerMetrics",
+                "disableWorkerMetrics",
+                "maxThroughputPerHostKBps",
+                "dampeningPercentage",
+                "reBalanceThresholdPercentage",
+                "allowThroughputOvershoot",
+                "varianceBalancingFrequency",
+                "workerMetricsEMAAlpha",
+                "staleWorkerMetricsEntryCleanupDuration",
+            }
         ),
-        "workerMetricStatsTableConfigBean": frozenset(f"workerMetrics{suffix}" for suffix in _TABLE_SUFFIXES),
-        "coordinatorStateTableConfigBean": frozenset(f"coordinatorState{suffix}" for suffix in _TABLE_SUFFIXES),
+        "workerMetricStatsTableConfigBean": frozenset(
+            f"workerMetrics{suffix}" for suffix in _TABLE_SUFFIXES
+        ),
+        "coordinatorStateTableConfigBean": frozenset(
+            f"coordinatorState{suffix}" for suffix in _TABLE_SUFFIXES
+        ),
     }
 )
 
@@ -394,27 +649,53 @@ KCL3_BEANS: Mapping[str, frozenset[str]] = MappingProxyType(
 #: (false), and 0 (false) is never passed on to the KCL.
 KCL3_PRIMITIVE: frozenset[str] = frozenset(
     {
-        "failoverTimeMillis", "leaseAssignmentIntervalMillis", "shardSyncIntervalMillis",
-        "cleanupLeasesUponShardCompletion", "ignoreUnexpectedChildShards", "maxLeasesForWorker",
-        "maxLeasesToStealAtOneTime", "initialLeaseTableReadCapacity", "initialLeaseTableWriteCapacity",
-        "maxLeaseRenewalThreads", "listShardsBackoffTimeInMillis", "maxListShardsRetryAttempts",
-        "callProcessRecordsEvenForEmptyRecordList", "parentShardPollIntervalMillis",
-        "skipShardSyncAtWorkerInitializationIfLeasesExist", "schedulerInitializationBackoffTimeMillis",
-        "taskBackoffTimeMillis", "metricsBufferTimeMillis", "metricsMaxQueueSize",
-        "validateSequenceNumberBeforeCheckpointing", "shutdownGraceMillis",
-        "idleTimeBetweenReadsInMillis", "millisBehindLatestThresholdForReducedTps", "maxRecords",
-        "inMemoryWorkerMetricsCaptureFrequencyMillis", "workerMetricsReporterFreqInMillis",
-        "noOfPersistedMetricsPerWorkerMetrics", "maxThroughputPerHostKBps", "dampeningPercentage",
-        "reBalanceThresholdPercentage", "varianceBalancingFrequency", "workerMetricsEMAAlpha",
-        "workerMetricsReadCapacity", "workerMetricsWriteCapacity",
-        "coordinatorStateReadCapacity", "coordinatorStateWriteCapacity",
-        "fanoutConfig.maxDescribeStreamSummaryRetries", "fanoutConfig.maxDescribeStreamConsumerRetries",
-        "fanoutConfig.registerStreamConsumerRetries", "fanoutConfig.retryBackoffMillis",
+        "failoverTimeMillis",
+        "leaseAssignmentIntervalMillis",
+        "shardSyncIntervalMillis",
+        "cleanupLeasesUponShardCompletion",
+        "ignoreUnexpectedChildShards",
+        "maxLeasesForWorker",
+        "maxLeasesToStealAtOneTime",
+        "initialLeaseTableReadCapacity",
+        "initialLeaseTableWriteCapacity",
+        "maxLeaseRenewalThreads",
+        "listShardsBackoffTimeInMillis",
+        "maxListShardsRetryAttempts",
+        "callProcessRecordsEvenForEmptyRecordList",
+        "parentShardPollIntervalMillis",
+        "skipShardSyncAtWorkerInitializationIfLeasesExist",
+        "schedulerInitializationBackoffTimeMillis",
+        "taskBackoffTimeMillis",
+        "metricsBufferTimeMillis",
+        "metricsMaxQueueSize",
+        "validateSequenceNumberBeforeCheckpointing",
+        "shutdownGraceMillis",
+        "idleTimeBetweenReadsInMillis",
+        "millisBehindLatestThresholdForReducedTps",
+        "maxRecords",
+        "inMemoryWorkerMetricsCaptureFrequencyMillis",
+        "workerMetricsReporterFreqInMillis",
+        "noOfPersistedMetricsPerWorkerMetrics",
+        "maxThroughputPerHostKBps",
+        "dampeningPercentage",
+        "reBalanceThresholdPercentage",
+        "varianceBalancingFrequency",
+        "workerMetricsEMAAlpha",
+        "workerMetricsReadCapacity",
+        "workerMetricsWriteCapacity",
+        "coordinatorStateReadCapacity",
+        "coordinatorStateWriteCapacity",
+        "fanoutConfig.maxDescribeStreamSummaryRetries",
+        "fanoutConfig.maxDescribeStreamConsumerRetries",
+        "fanoutConfig.registerStreamConsumerRetries",
+        "fanoutConfig.retryBackoffMillis",
     }
 )
 
 _KCL3_NAMES = frozenset(KCL3_KEYS_BY_NAME)
-_CREDENTIAL_NAMES = frozenset(spec.name.lower() for spec in KCL3_KEYS if spec.source == "configurator")
+_CREDENTIAL_NAMES = frozenset(
+    spec.name.lower() for spec in KCL3_KEYS if spec.source == "configurator"
+)
 
 
 def _kcl1_only_reason(name: str) -> str:
@@ -434,11 +715,19 @@ def _kcl1_only_reason(name: str) -> str:
     }
     if name in reasons:
         return reasons[name]
-    if name in ("leaseCleanupIntervalMillis", "completedLeaseCleanupThresholdMillis",
-                "garbageLeaseCleanupThresholdMillis"):
+    if name in (
+        "leaseCleanupIntervalMillis",
+        "completedLeaseCleanupThresholdMillis",
+        "garbageLeaseCleanupThresholdMillis",
+    ):
         return "KCL 3.x cleans leases up on its own schedule, which the file cannot change"
-    if name in ("maxPendingProcessRecordsInput", "maxCacheByteSize", "dataFetchingStrategy",
-                "maxRecordsCount", "idleMillisBetweenCalls"):
+    if name in (
+        "maxPendingProcessRecordsInput",
+        "maxCacheByteSize",
+        "dataFetchingStrategy",
+        "maxRecordsCount",
+        "idleMillisBetweenCalls",
+    ):
         return "the 3.x multilang daemon does not read the KCL's prefetch settings"
     if name.startswith("leasesRecoveryAuditor"):
         return "the 3.x multilang daemon does not read the lease recovery auditor's settings"
@@ -449,7 +738,8 @@ def _kcl1_only_reason(name: str) -> str:
 KCL1_ONLY_KEYS: Mapping[str, str] = MappingProxyType(
     {
         name: _kcl1_only_reason(name)
-        for name in [spec.name for spec in KCL1_KEYS] + [k for k in KCL1_UNSETTABLE if k != "streamArn"]
+        for name in [spec.name for spec in KCL1_KEYS]
+        + [k for k in KCL1_UNSETTABLE if k != "streamArn"]
         if name not in _KCL3_NAMES and name.lower() not in _CREDENTIAL_NAMES
     }
 )
@@ -473,11 +763,16 @@ _SDK1_PACKAGES = ("com.amazonaws.auth.profile.", "com.amazonaws.auth.")
 #: SDK v2 providers (and the multilang daemon's) that a file can build.
 _SDK2_BUILDABLE = frozenset(
     {
-        "DefaultCredentialsProvider", "EnvironmentVariableCredentialsProvider",
-        "SystemPropertyCredentialsProvider", "ProfileCredentialsProvider",
-        "InstanceProfileCredentialsProvider", "ContainerCredentialsProvider",
-        "WebIdentityTokenFileCredentialsProvider", "AnonymousCredentialsProvider",
-        "StsAssumeRoleCredentialsProvider", "KclStsAssumeRoleCredentialsProvider",
+        "DefaultCredentialsProvider",
+        "EnvironmentVariableCredentialsProvider",
+        "SystemPropertyCredentialsProvider",
+        "ProfileCredentialsProvider",
+        "InstanceProfileCredentialsProvider",
+        "ContainerCredentialsProvider",
+        "WebIdentityTokenFileCredentialsProvider",
+        "AnonymousCredentialsProvider",
+        "StsAssumeRoleCredentialsProvider",
+        "KclStsAssumeRoleCredentialsProvider",
     }
 )
 _SDK2_UNBUILDABLE = {
@@ -487,9 +782,7 @@ _SDK2_UNBUILDABLE = {
 }
 _BEAN_TRUE = ("true", "yes", "y", "on", "1")
 _BEAN_FALSE = ("false", "no", "n", "off", "0")
-_JAVA_DOUBLE = re.compile(
-    r"[+-]?(NaN|Infinity|((\d+\.?\d*|\.\d+)([eE][+-]?\d+)?)[fFdD]?)"
-)
+_JAVA_DOUBLE = re.compile(r"[+-]?(NaN|Infinity|((\d+\.?\d*|\.\d+)([eE][+-]?\d+)?)[fFdD]?)")
 _JAVA_DURATION = re.compile(
     r"[-+]?P(?:[-+]?\d+D)?(?:T(?=[-+]?\d)(?:[-+]?\d+H)?(?:[-+]?\d+M)?(?:[-+]?\d+(?:[.,]\d{0,9})?S)?)?",
     re.IGNORECASE,
@@ -504,7 +797,7 @@ def bean_property(key: str) -> str:
     the key stays case-sensitive), a delegated ``<bean>.<name>`` becomes ``<name>``,
     anything else stays as it is."""
     if key.lower().startswith(CREDENTIALS_PREFIX):
-        return "AwsCredentialsProvider" + key[len(CREDENTIALS_PREFIX):]
+        return "AwsCredentialsProvider" + key[len(CREDENTIALS_PREFIX) :]
     bean, dot, name = key.partition(".")
     if dot and name in KCL3_BEANS.get(bean, ()):
         return name
@@ -549,7 +842,9 @@ def check_value(spec: KeySpec, value: str) -> str | None:
     if kind is KeyType.DURATION:
         text = java_trim(value)
         if not _JAVA_DURATION.fullmatch(text) or text.upper() in ("P", "PT"):
-            return f"{value!r} is not an ISO-8601 duration (such as PT24H); the daemon stops at start"
+            return (
+                f"{value!r} is not an ISO-8601 duration (such as PT24H); the daemon stops at start"
+            )
         if text.startswith("-"):
             return f"{value!r} is negative; the daemon stops at start"
         return None
@@ -565,7 +860,9 @@ def check_value(spec: KeySpec, value: str) -> str | None:
         return _check_providers(value)
     if spec.choices and value.upper() not in spec.choices:
         padded = " (the value is not trimmed)" if java_trim(value).upper() in spec.choices else ""
-        return f"{value!r} is not one of {', '.join(spec.choices)}{padded}; the daemon stops at start"
+        return (
+            f"{value!r} is not one of {', '.join(spec.choices)}{padded}; the daemon stops at start"
+        )
     if kind is KeyType.INITIAL_POSITION and value.upper() == "AT_TIMESTAMP":
         return "AT_TIMESTAMP alone stops the daemon at start"
     return None
@@ -578,7 +875,7 @@ def sdk2_provider(name: str) -> tuple[str, str | None] | None:
     simple = name
     for package in _SDK1_PACKAGES:
         if name.startswith(package):
-            simple = name[len(package):]
+            simple = name[len(package) :]
             break
     else:
         if "." in name:

@@ -119,7 +119,9 @@ def parse_properties(text: str, path: Path | None = None) -> PropertiesDocument:
         for number, raw in enumerate(_LINE_BREAK.split(text), start=1)
         if any(ord(ch) > 0x7F for ch in raw)
     )
-    return PropertiesDocument(tuple(entries), path, tuple(comments), non_ascii, tuple(escaped_space))
+    return PropertiesDocument(
+        tuple(entries), path, tuple(comments), non_ascii, tuple(escaped_space)
+    )
 
 
 def _read_text(path: Path) -> str:
@@ -191,9 +193,7 @@ def write_properties(
     except OSError as exc:
         raise PropertiesError(f"cannot write {target}: {exc.strerror or exc}") from exc
     try:
-        fd, tmp_name = tempfile.mkstemp(
-            prefix=f".{target.name}.", suffix=".tmp", dir=target.parent
-        )
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     except OSError as exc:
         raise PropertiesError(f"cannot write {target}: {exc.strerror or exc}") from exc
     try:
@@ -548,14 +548,20 @@ def _check_endpoints(
 
 
 def check_file(
-    path: str | os.PathLike[str], profile: Profile | None = None, *, generation: int | Generation = 1
+    path: str | os.PathLike[str],
+    profile: Profile | None = None,
+    *,
+    generation: int | Generation = 1,
 ) -> list[Problem]:
     """Validate a file; :class:`PropertiesError` if it is missing or unreadable."""
     return validate_properties(read_properties(path), profile=profile, generation=generation)
 
 
 def require_valid(
-    path: str | os.PathLike[str], profile: Profile | None = None, *, generation: int | Generation = 1
+    path: str | os.PathLike[str],
+    profile: Profile | None = None,
+    *,
+    generation: int | Generation = 1,
 ) -> list[Problem]:
     """Raise :class:`PropertiesError` listing every error; return the warnings."""
     problems = check_file(path, profile, generation=generation)

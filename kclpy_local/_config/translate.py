@@ -60,17 +60,32 @@ RENAMED_KEYS: Mapping[str, str] = {
 DROPPED_KEYS: frozenset[str] = frozenset(KCL1_ONLY_KEYS) - frozenset(RENAMED_KEYS)
 #: Added on the local profile when absent, with why.
 LOCAL_STARTUP: tuple[tuple[str, str, str], ...] = (
-    ("workerMetricsReporterFreqInMillis", "2000",
-     "leases go only to workers that have reported their metrics, every 30 s by default"),
-    ("leaseAssignmentIntervalMillis", "1000",
-     "the leader assigns leases every second instead of every 2 x failoverTimeMillis"),
+    (
+        "workerMetricsReporterFreqInMillis",
+        "2000",
+        "leases go only to workers that have reported their metrics, every 30 s by default",
+    ),
+    (
+        "leaseAssignmentIntervalMillis",
+        "1000",
+        "the leader assigns leases every second instead of every 2 x failoverTimeMillis",
+    ),
     ("failoverTimeMillis", "5000", "a stopped worker's leases expire after 5 s instead of 10 s"),
-    ("dynamoDbLockBasedLeaderLeaseDurationInMillis", "10000",
-     "a killed leader blocks lease assignment for 10 s instead of 120 s"),
-    ("dynamoDbLockBasedLeaderHeartbeatPeriodInMillis", "2000",
-     "the leader renews its lock every 2 s instead of every 30 s"),
-    ("initialLeaseSync", "eager",
-     "a new application's leases are created before the scheduler runs, without its random 1-30 s wait"),
+    (
+        "dynamoDbLockBasedLeaderLeaseDurationInMillis",
+        "10000",
+        "a killed leader blocks lease assignment for 10 s instead of 120 s",
+    ),
+    (
+        "dynamoDbLockBasedLeaderHeartbeatPeriodInMillis",
+        "2000",
+        "the leader renews its lock every 2 s instead of every 30 s",
+    ),
+    (
+        "initialLeaseSync",
+        "eager",
+        "a new application's leases are created before the scheduler runs, without its random 1-30 s wait",
+    ),
 )
 _PREFIX = "translated for KCL 3.x"
 _MIN_IDLE_MILLIS = 200
@@ -136,7 +151,11 @@ def to_kcl3(values: Mapping[str, str], profile: str | None) -> Translation:
     timestamp = values.get("timestampAtInitialPositionInStream")
     position = values.get("initialPositionInStream")
     at_timestamp = position is not None and java_trim(position).upper() == "AT_TIMESTAMP"
-    if timestamp is not None and "initialPositionInStreamExtended" not in values and (position is None or at_timestamp):
+    if (
+        timestamp is not None
+        and "initialPositionInStreamExtended" not in values
+        and (position is None or at_timestamp)
+    ):
         del out["timestampAtInitialPositionInStream"]
         out["initialPositionInStreamExtended"] = java_trim(timestamp)
         if at_timestamp:
@@ -144,7 +163,11 @@ def to_kcl3(values: Mapping[str, str], profile: str | None) -> Translation:
         notes.append(
             f"translated timestampAtInitialPositionInStream = {java_trim(timestamp)} -> "
             f"initialPositionInStreamExtended = {java_trim(timestamp)}"
-            + (" (initialPositionInStream = AT_TIMESTAMP dropped: KCL 3.x refuses it)" if at_timestamp else "")
+            + (
+                " (initialPositionInStream = AT_TIMESTAMP dropped: KCL 3.x refuses it)"
+                if at_timestamp
+                else ""
+            )
         )
 
     # Renamed keys.
@@ -180,7 +203,8 @@ def to_kcl3(values: Mapping[str, str], profile: str | None) -> Translation:
         if level is None or java_trim(level).upper() != "NONE":
             out["metricsLevel"] = "NONE"
             change = (
-                f"translated metricsLevel = {java_trim(level)} -> NONE" if level is not None
+                f"translated metricsLevel = {java_trim(level)} -> NONE"
+                if level is not None
                 else "added metricsLevel = NONE (local profile)"
             )
             notes.append(

@@ -96,9 +96,7 @@ logger = logging.getLogger(__name__)
 PACKAGE = "kinesis-local"
 VERSION = "0.6.2"
 #: The npm tarball's integrity (sha512), as the registry published it.
-INTEGRITY = (
-    "sha512-mFlmksPMQP/A3nT22N2E8WzUbJcbEdxkCnhNCx2lHj20CW4vzuVH8zn5ByRg5LS5es8tvnx2mY1DpbZ5kw9PPQ=="
-)
+INTEGRITY = "sha512-mFlmksPMQP/A3nT22N2E8WzUbJcbEdxkCnhNCx2lHj20CW4vzuVH8zn5ByRg5LS5es8tvnx2mY1DpbZ5kw9PPQ=="
 #: Whether the Java SDK (v1) can read records from it over CBOR. It cannot:
 #: kinesis-mock 0.6.2 answers a CBOR GetRecords with each record's ``Data`` as a
 #: base64 text string where CBOR needs a byte string, and the SDK's parser fails
@@ -300,8 +298,9 @@ def ensure_installed(
                 )
             tmp.chmod(0o755)  # mkdtemp made it private; the cache is plain data
             tmp.rename(final)
-            logger.info("installed %s@%s in %s (%.1fs)", PACKAGE, VERSION, final,
-                        time.monotonic() - started)
+            logger.info(
+                "installed %s@%s in %s (%.1fs)", PACKAGE, VERSION, final, time.monotonic() - started
+            )
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     return KinesisMockInstallation(final)
@@ -309,8 +308,15 @@ def ensure_installed(
 
 def _npm_install(npm: str, prefix: Path, timeout: float, env: Mapping[str, str] | None) -> None:
     argv = [
-        npm, "install", "--no-save", "--no-audit", "--no-fund", "--ignore-scripts",
-        "--prefix", str(prefix), f"{PACKAGE}@{VERSION}",
+        npm,
+        "install",
+        "--no-save",
+        "--no-audit",
+        "--no-fund",
+        "--ignore-scripts",
+        "--prefix",
+        str(prefix),
+        f"{PACKAGE}@{VERSION}",
     ]
     environ = dict(os.environ if env is None else env)
     environ.setdefault("npm_config_update_notifier", "false")
@@ -334,9 +340,7 @@ def _npm_install(npm: str, prefix: Path, timeout: float, env: Mapping[str, str] 
         err.hint = "check the network and npm's registry setting (npm config get registry)"
         err.registry_unreachable = True
     elif "E404" in output or "ETARGET" in output:
-        err = KinesisMockInstallError(
-            f"the npm registry has no {PACKAGE}@{VERSION}\n{tail}"
-        )
+        err = KinesisMockInstallError(f"the npm registry has no {PACKAGE}@{VERSION}\n{tail}")
         err.hint = "check npm's registry setting (npm config get registry)"
     else:
         err = KinesisMockInstallError(
@@ -385,7 +389,9 @@ def listening_sockets(pid: int) -> list[Listener] | None:
                 target = os.readlink(fd)
                 if target.startswith("socket:["):
                     inodes.add(target[len("socket:[") : -1])
-        tables = {name: (proc / "net" / name).read_text() for name in ("tcp", "tcp6", "udp", "udp6")}
+        tables = {
+            name: (proc / "net" / name).read_text() for name in ("tcp", "tcp6", "udp", "udp6")
+        }
     except OSError:
         return None
     found = []
@@ -395,7 +401,9 @@ def listening_sockets(pid: int) -> list[Listener] | None:
             if len(fields) < 10 or fields[9] not in inodes:
                 continue
             state = fields[3]
-            if (name.startswith("tcp") and state != "0A") or (name.startswith("udp") and state != "07"):
+            if (name.startswith("tcp") and state != "0A") or (
+                name.startswith("udp") and state != "07"
+            ):
                 continue  # 0A: TCP LISTEN; 07: UDP unconnected (bound)
             address, port = _proc_address(fields[1])
             found.append(Listener(name, address, port))
@@ -614,11 +622,16 @@ class KinesisMock(Lifecycle):
         from .. import _aws
 
         kinesis = _aws.client("kinesis", self.endpoint_url, self._region)
-        names = [n for page in kinesis.get_paginator("list_streams").paginate()
-                 for n in page["StreamNames"]]
+        names = [
+            n
+            for page in kinesis.get_paginator("list_streams").paginate()
+            for n in page["StreamNames"]
+        ]
         for name in names:
-            with contextlib.suppress(kinesis.exceptions.ResourceNotFoundException,
-                                     kinesis.exceptions.ResourceInUseException):
+            with contextlib.suppress(
+                kinesis.exceptions.ResourceNotFoundException,
+                kinesis.exceptions.ResourceInUseException,
+            ):
                 kinesis.delete_stream(StreamName=name, EnforceConsumerDeletion=True)
         deadline = time.monotonic() + timeout
         while names:
@@ -696,8 +709,12 @@ class KinesisMock(Lifecycle):
                 exc.log_tail,
             ) from exc
         self.startup_seconds = time.monotonic() - proc.started_at
-        logger.info("kinesis-mock ready on %s (pid %d) in %.2fs",
-                    self.endpoint_url, proc.pid, self.startup_seconds)
+        logger.info(
+            "kinesis-mock ready on %s (pid %d) in %.2fs",
+            self.endpoint_url,
+            proc.pid,
+            self.startup_seconds,
+        )
 
     def _check_listeners(self) -> None:
         found = self.listeners()

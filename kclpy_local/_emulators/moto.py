@@ -350,8 +350,10 @@ class EmbeddedEmulator(Lifecycle):
         assert proc is not None and proc.started_at is not None
         deadline = time.monotonic() + self._startup_timeout
         try:
-            proc.wait_ready(lambda: _probe(self.endpoint_url + READY_PATH, READY_PATH, deadline),
-                            self._startup_timeout)
+            proc.wait_ready(
+                lambda: _probe(self.endpoint_url + READY_PATH, READY_PATH, deadline),
+                self._startup_timeout,
+            )
         except NotReadyError as exc:
             if not exc.gone:
                 raise EmulatorStartError(

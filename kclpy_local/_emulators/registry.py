@@ -127,7 +127,9 @@ def read_record(state_dir: Path) -> EmulatorRecord | None:
             endpoint=str(data["endpoint"]),
             started_at=str(data.get("started_at", "")),
             log_file=str(data.get("log_file", "")),
-            kinesis=None if kinesis is None else KinesisRecord(
+            kinesis=None
+            if kinesis is None
+            else KinesisRecord(
                 engine=str(kinesis["engine"]),
                 version=str(kinesis.get("version", "")),
                 pid=int(kinesis["pid"]),

@@ -102,7 +102,9 @@ def _damaged(artifact: Artifact, path: Path, problem: str) -> ArtifactIntegrityE
         actual = sha256_file(path)
     except OSError as exc:
         actual = f"unreadable ({exc})"
-    err = ArtifactIntegrityError(artifact.coordinate, str(path), artifact.sha256, f"{actual} ({problem})")
+    err = ArtifactIntegrityError(
+        artifact.coordinate, str(path), artifact.sha256, f"{actual} ({problem})"
+    )
     err.hint = f"{NOT_INSTALLED_HINT} to replace it"
     return err
 
@@ -165,7 +167,9 @@ def run_bootstrap(
     started = time.monotonic()
     if lock is None:
         lock = load_lock(generation)
-    layout = CacheLayout(Path(cache_dir) if cache_dir is not None else default_cache_dir(), generation)
+    layout = CacheLayout(
+        Path(cache_dir) if cache_dir is not None else default_cache_dir(), generation
+    )
     _prepare_dir(layout.jars_dir)
     show = _Progress(progress, progress_stream)
     repo = resolve_repository(repository)
@@ -198,7 +202,9 @@ def run_bootstrap(
                 show(f"{step}: copied from {origin}")
             elif offline:
                 raise ArtifactDownloadError(
-                    artifact.coordinate, artifact.url(repo), "not in the cache and offline mode forbids downloading"
+                    artifact.coordinate,
+                    artifact.url(repo),
+                    "not in the cache and offline mode forbids downloading",
                 )
             else:
                 show(f"{step}: downloading {_mib(artifact.size)}")
@@ -279,7 +285,9 @@ def installation(
     """
     if lock is None:
         lock = load_lock(generation)
-    layout = CacheLayout(Path(cache_dir) if cache_dir is not None else default_cache_dir(), generation)
+    layout = CacheLayout(
+        Path(cache_dir) if cache_dir is not None else default_cache_dir(), generation
+    )
     stamps = Stamps(layout.stamps_path)
     jars: list[Path] = []
     try:

@@ -73,7 +73,6 @@ _STOP = StopPolicy(
 )
 
 
-
 def processor_command(processor: str | os.PathLike[str], python: str | None = None) -> str:
     """The ``executableName`` that runs ``processor``: a ``.py`` file with ``python``
     (default: this interpreter), anything else as an executable.
@@ -244,7 +243,9 @@ class Daemon(Lifecycle):
         if self._java_path is None:
             self._java_path = str(find_tool("java", explicit=self.java, min_major=8).path)
         properties = self._resolved or self.properties_path
-        return daemon_argv(self._installation, properties, java=self._java_path, jvm_args=self.jvm_args)
+        return daemon_argv(
+            self._installation, properties, java=self._java_path, jvm_args=self.jvm_args
+        )
 
     # -- lifecycle ----------------------------------------------------------
 

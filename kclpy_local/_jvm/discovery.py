@@ -37,7 +37,9 @@ class JavaTool:
     major: int
 
 
-def _candidates(name: str, explicit: str | os.PathLike[str] | None, near: Path | None) -> list[Path]:
+def _candidates(
+    name: str, explicit: str | os.PathLike[str] | None, near: Path | None
+) -> list[Path]:
     found: list[Path] = []
     if explicit is not None:
         return [Path(explicit)]

@@ -127,7 +127,11 @@ class Fetcher:
                 delay = self.policy.delay(attempt, exc.retry_after)
                 log.info(
                     "retrying %s in %.1fs (attempt %d/%d): %s",
-                    artifact.coordinate, delay, attempt + 1, self.policy.attempts, exc.reason,
+                    artifact.coordinate,
+                    delay,
+                    attempt + 1,
+                    self.policy.attempts,
+                    exc.reason,
                 )
                 self.sleep(delay)
         raise ArtifactDownloadError(
@@ -161,14 +165,18 @@ class Fetcher:
                     try:
                         chunk = response.read(CHUNK)
                     except (TimeoutError, OSError, http.client.HTTPException) as exc:
-                        raise _Transient(f"download interrupted: {type(exc).__name__}: {exc}") from exc
+                        raise _Transient(
+                            f"download interrupted: {type(exc).__name__}: {exc}"
+                        ) from exc
                     if not chunk:
                         break
                     size += len(chunk)
                     digest.update(chunk)
                     if size > artifact.size:
                         raise ArtifactIntegrityError(
-                            artifact.coordinate, url, artifact.sha256,
+                            artifact.coordinate,
+                            url,
+                            artifact.sha256,
                             f"{digest.hexdigest()} over its first {size} bytes "
                             f"(longer than the pinned {artifact.size})",
                         )
@@ -210,5 +218,7 @@ def copy_from_dir(artifact: Artifact, source_dir: Path, dest: Path) -> Path:
                     artifact.coordinate, str(source), artifact.sha256, digest.hexdigest()
                 )
     except OSError as exc:
-        raise BootstrapError(f"cannot copy {artifact.coordinate} from {source} to {dest}: {exc}") from exc
+        raise BootstrapError(
+            f"cannot copy {artifact.coordinate} from {source} to {dest}: {exc}"
+        ) from exc
     return source

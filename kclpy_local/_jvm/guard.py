@@ -76,8 +76,9 @@ LEASE = "LEASE"
 #: How many lease keys a message names before "and N more".
 SHOWN_LEASES = 6
 #: Short timeouts and one retry: the guard must not hold a start up for long.
-_CONFIG = Config(retries={"total_max_attempts": 2, "mode": "standard"}, connect_timeout=3,
-                 read_timeout=10)
+_CONFIG = Config(
+    retries={"total_max_attempts": 2, "mode": "standard"}, connect_timeout=3, read_timeout=10
+)
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], None]
@@ -128,7 +129,10 @@ def classify(items: Iterable[Mapping[str, Any]]) -> TableView:
         kind = item.get("entityType")
         if kind is None or kind == LEASE:
             owner = item.get("leaseOwner")
-            leases[key] = (str(owner) if owner is not None else None, int(item.get("leaseCounter", 0)))
+            leases[key] = (
+                str(owner) if owner is not None else None,
+                int(item.get("leaseCounter", 0)),
+            )
         else:
             if kind == WORKER_METRICS:
                 metric_workers.add(key)
@@ -241,7 +245,9 @@ def _legacy_metric_workers(dynamodb: Any, table: str) -> frozenset[str]:
             TableName=table + LEGACY_METRICS_SUFFIX, ProjectionExpression="wid", ConsistentRead=True
         )
         for page in pages:
-            workers.update(str(item["wid"]["S"]) for item in page["Items"] if "S" in item.get("wid", {}))
+            workers.update(
+                str(item["wid"]["S"]) for item in page["Items"] if "S" in item.get("wid", {})
+            )
     except ClientError as exc:
         log.debug("no legacy worker metrics table for %s: %s", table, _aws.error_code(exc))
     return frozenset(workers)
@@ -313,8 +319,15 @@ def check_generations(
                 renewed[key] = owner
     live = _workers(renewed)
     idle = _workers({k: o for k, (o, _) in watched.items() if k not in settled})
-    result = GuardResult(table, generation, live=live, idle=idle, kcl3_items=kcl3_items,
-                         watched=clock() - started, scans=scans)
+    result = GuardResult(
+        table,
+        generation,
+        live=live,
+        idle=idle,
+        kcl3_items=kcl3_items,
+        watched=clock() - started,
+        scans=scans,
+    )
     log.debug("generation guard on %s: %s", table, result)
     return result
 
@@ -359,14 +372,22 @@ def check_before_start(
             dynamodb, table, generation, failover_ms=_failover_ms(values), **options
         )
     except (ClientError, BotoCoreError, NoCredentialsError, ValueError) as exc:
-        log.warning("generation guard skipped: cannot read lease table %s at %s: %s",
-                     table, endpoint or "AWS", exc)
+        log.warning(
+            "generation guard skipped: cannot read lease table %s at %s: %s",
+            table,
+            endpoint or "AWS",
+            exc,
+        )
         return None
     if result.refused:
         raise GenerationConflictError(result)
     if result.idle:
-        log.info("generation guard: %s", ", ".join(
-            f"KCL {_label(result.other)} worker {w.worker_id} holds {len(w.leases)} lease(s) on "
-            f"{table} without renewing them (stopped): they are taken over after failoverTimeMillis"
-            for w in result.idle))
+        log.info(
+            "generation guard: %s",
+            ", ".join(
+                f"KCL {_label(result.other)} worker {w.worker_id} holds {len(w.leases)} lease(s) on "
+                f"{table} without renewing them (stopped): they are taken over after failoverTimeMillis"
+                for w in result.idle
+            ),
+        )
     return result

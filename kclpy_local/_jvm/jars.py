@@ -205,7 +205,9 @@ def _field(obj: Any, key: str, kind: type, source: str, where: str) -> Any:
 def _shared_sources(launcher: dict[str, Any], source: str) -> tuple[str, ...]:
     folders = launcher.get("shared_sources", [])
     if not isinstance(folders, list) or not all(isinstance(f, str) and f for f in folders):
-        raise BootstrapError(f"jar lockfile {source}: launcher.shared_sources must be a list of folders")
+        raise BootstrapError(
+            f"jar lockfile {source}: launcher.shared_sources must be a list of folders"
+        )
     return tuple(folders)
 
 
@@ -256,6 +258,4 @@ def parse_lock(data: Any, *, source: str = "<lockfile>") -> Lock:
     filenames = [a.filename for a in artifacts]
     if len(filenames) != len(set(filenames)):
         raise BootstrapError(f"jar lockfile {source}: two artifacts share a file name")
-    return Lock(
-        generation=generation, root=root, launcher=launcher, artifacts=tuple(artifacts)
-    )
+    return Lock(generation=generation, root=root, launcher=launcher, artifacts=tuple(artifacts))

@@ -33,7 +33,9 @@ log = logging.getLogger(__name__)
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
-def launcher_problem(layout: CacheLayout, lock: Lock, source_sha: str, verify: Verify) -> str | None:
+def launcher_problem(
+    layout: CacheLayout, lock: Lock, source_sha: str, verify: Verify
+) -> str | None:
     """``None`` if the cached launcher was built from the current sources and is intact.
 
     ``source_sha`` is :meth:`Lock.launcher_sha256` (all the sources).
@@ -45,7 +47,10 @@ def launcher_problem(layout: CacheLayout, lock: Lock, source_sha: str, verify: V
         return "not built"
     if not isinstance(stamp, dict):
         return "not built"
-    if stamp.get("source_sha256") != source_sha or stamp.get("main_class") != lock.launcher.main_class:
+    if (
+        stamp.get("source_sha256") != source_sha
+        or stamp.get("main_class") != lock.launcher.main_class
+    ):
         return "built from another source"
     if stamp.get("jar_size") != st.st_size:
         return "launcher.jar has changed"
@@ -77,7 +82,9 @@ def compile_launcher(
         "java", explicit=java, min_major=spec.min_jdk, purpose="build the KCL launcher"
     )
     javac = find_tool(
-        "javac", near=java_tool.path.resolve(), min_major=spec.min_jdk,
+        "javac",
+        near=java_tool.path.resolve(),
+        min_major=spec.min_jdk,
         purpose="build the KCL launcher",
     )
     classpath = os.pathsep.join(str(p) for p in jars)
@@ -93,8 +100,17 @@ def compile_launcher(
         classes = tmp / "classes"
         classes.mkdir()
         argv = [
-            str(javac.path), "--release", str(spec.java_release), "-encoding", "UTF-8",
-            "-Xlint:-options", "-d", str(classes), "-cp", classpath, *files,
+            str(javac.path),
+            "--release",
+            str(spec.java_release),
+            "-encoding",
+            "UTF-8",
+            "-Xlint:-options",
+            "-d",
+            str(classes),
+            "-cp",
+            classpath,
+            *files,
         ]
         log.debug("compiling the launcher: %s", argv)
         proc = subprocess.run(argv, capture_output=True, text=True, check=False)
@@ -109,13 +125,22 @@ def compile_launcher(
             f"Created-By: kclpy-local {__version__}\r\n\r\n"
         )
         with zipfile.ZipFile(built, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-            zf.writestr(zipfile.ZipInfo("META-INF/MANIFEST.MF", _ZIP_EPOCH), manifest,
-                        compress_type=zipfile.ZIP_DEFLATED)
+            zf.writestr(
+                zipfile.ZipInfo("META-INF/MANIFEST.MF", _ZIP_EPOCH),
+                manifest,
+                compress_type=zipfile.ZIP_DEFLATED,
+            )
             for path in sorted(classes.rglob("*.class")):
                 info = zipfile.ZipInfo(path.relative_to(classes).as_posix(), _ZIP_EPOCH)
                 zf.writestr(info, path.read_bytes(), compress_type=zipfile.ZIP_DEFLATED)
-        check = [str(java_tool.path), "-Dfile.encoding=UTF-8", "-cp",
-                 os.pathsep.join([str(built), classpath]), spec.main_class, "--self-check"]
+        check = [
+            str(java_tool.path),
+            "-Dfile.encoding=UTF-8",
+            "-cp",
+            os.pathsep.join([str(built), classpath]),
+            spec.main_class,
+            "--self-check",
+        ]
         proc = subprocess.run(check, capture_output=True, text=True, check=False, timeout=120)
         if proc.returncode != 0:
             raise BootstrapError(

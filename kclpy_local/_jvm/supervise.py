@@ -108,14 +108,20 @@ _STOP_PROCESSING = re.compile(
     r"Encountered an error (?:while trying to (?P<what>process records|initialize record processor"
     r"|shutdown child process)|during shutdown)"
 )
-_TIMED_OUT = re.compile(r"Timedout to get status message for (?P<action>\w+) action for shard (?P<shard>\S+?)\.")
+_TIMED_OUT = re.compile(
+    r"Timedout to get status message for (?P<action>\w+) action for shard (?P<shard>\S+?)\."
+)
 _CHILD_EXIT = re.compile(r"Child process exited with value: (?P<status>-?\d+)")
 _NO_STATUS = re.compile(r"Failed to get status message for \w+ action for shard (?P<shard>\S+)")
-_CHILD_STDERR = re.compile(r"Received error line from subprocess \[(?P<line>.*)\] for shard (?P<shard>\S+)$")
+_CHILD_STDERR = re.compile(
+    r"Received error line from subprocess \[(?P<line>.*)\] for shard (?P<shard>\S+)$"
+)
 _RAISED = "kclpy-local: processor raised while handling "
 # The launcher's lines.
 _CANNOT_START = re.compile(r"^kclpy-local: (?P<text>cannot start: .*)$")
-_WORKER_FAILED = re.compile(r"^kclpy-local: (?P<text>the worker failed: .*|the worker never reached STARTED.*)$")
+_WORKER_FAILED = re.compile(
+    r"^kclpy-local: (?P<text>the worker failed: .*|the worker never reached STARTED.*)$"
+)
 _ACTIVITY = {
     "process records": "processing records",
     "initialize record processor": "initializing",
@@ -170,15 +176,19 @@ class ExitReason:
 
     def _child_line(self, shard: str, text: str) -> None:
         if text.startswith(_RAISED):
-            self._raised[shard] = text[len(_RAISED):].split(";", maxsplit=1)[0]
+            self._raised[shard] = text[len(_RAISED) :].split(";", maxsplit=1)[0]
             self._exception.pop(shard, None)
             self.shard = shard
             return
         if shard not in self._raised:
             return
         # The traceback's last line ("Type: message") is the only one not indented.
-        if text and not text[0].isspace() and not text.startswith(
-            ("Traceback (most recent call last)", "During handling of", "The above exception")
+        if (
+            text
+            and not text[0].isspace()
+            and not text.startswith(
+                ("Traceback (most recent call last)", "During handling of", "The above exception")
+            )
         ):
             self._exception[shard] = text
 
@@ -186,8 +196,10 @@ class ExitReason:
         """The reason in one line, or ``None`` when the log says nothing recognisable."""
         if self.timed_out is not None:
             action, shard = self.timed_out
-            return (f"the record processor for {shard} did not answer {action} within "
-                    "timeoutInSeconds; the KCL halted the JVM")
+            return (
+                f"the record processor for {shard} did not answer {action} within "
+                "timeoutInSeconds; the KCL halted the JVM"
+            )
         if self.stopped_while is not None:
             shard = self.shard or "a shard"
             text = f"the record processor for {shard} failed while {self.stopped_while}"
@@ -197,7 +209,11 @@ class ExitReason:
             exception = self._exception.get(shard)
             if exception:
                 details.append(exception)
-            return text + (f" ({'; '.join(details)})" if details else "") + "; the KCL stopped the daemon"
+            return (
+                text
+                + (f" ({'; '.join(details)})" if details else "")
+                + "; the KCL stopped the daemon"
+            )
         return self.launcher
 
 
@@ -215,7 +231,9 @@ def endpoint_answers(url: str, timeout: float = 1.0) -> bool:
     parts = urllib.parse.urlsplit(url)
     if not parts.hostname:
         return False
-    connection_class = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    connection_class = (
+        http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    )
     connection = connection_class(parts.hostname, parts.port, timeout=timeout)
     try:
         connection.request("GET", "/")
@@ -238,8 +256,12 @@ class OutageWatch:
     its lease table once running, so it can take no lease until restarted).
     """
 
-    def __init__(self, probe: Callable[[], bool] | None, clock: Callable[[], float] = time.monotonic,
-                 interval: float = 1.0) -> None:
+    def __init__(
+        self,
+        probe: Callable[[], bool] | None,
+        clock: Callable[[], float] = time.monotonic,
+        interval: float = 1.0,
+    ) -> None:
         self._probe = probe
         self._clock = clock
         self._interval = interval
@@ -279,11 +301,15 @@ class OutageWatch:
                 if self._probe is None or not self._probe():
                     self.down_since = now
                     self.outages += 1
-                    notices.append(f"the daemon cannot reach its endpoint ({detail}); the KCL keeps retrying")
+                    notices.append(
+                        f"the daemon cannot reach its endpoint ({detail}); the KCL keeps retrying"
+                    )
         elif self._probe is not None and now - self._last_probe >= self._interval:
             self._last_probe = now
             if self._probe():
-                notices.append(f"the endpoint answers again (unreachable for {now - self.down_since:.0f}s)")
+                notices.append(
+                    f"the endpoint answers again (unreachable for {now - self.down_since:.0f}s)"
+                )
                 self.down_since = None
                 self._suspect = None
         return notices
@@ -394,8 +420,16 @@ class Supervisor:
     whole run.
     """
 
-    def __init__(self, *, sink: DaemonLog, board: ProgressBoard, console: Console, started: float,
-                 ready_timeout: float | None, policy: RestartPolicy | None) -> None:
+    def __init__(
+        self,
+        *,
+        sink: DaemonLog,
+        board: ProgressBoard,
+        console: Console,
+        started: float,
+        ready_timeout: float | None,
+        policy: RestartPolicy | None,
+    ) -> None:
         self.sink, self.board, self.view = sink, board, console
         self.started = started
         self.ready_timeout = ready_timeout
@@ -426,10 +460,14 @@ class Supervisor:
                     break
                 self.view.forget()
                 reason = sink.reason.describe() or "no reason in its log"
-                self.say(f"the daemon exited with code {result}: {reason}; "
-                         f"restart {policy.restarts} of {policy.max_restarts} in {delay:g}s")
-                sink.note(f"kclpy-local: restart {policy.restarts} of {policy.max_restarts} "
-                          f"(the daemon exited with code {result}) in {delay:g}s")
+                self.say(
+                    f"the daemon exited with code {result}: {reason}; "
+                    f"restart {policy.restarts} of {policy.max_restarts} in {delay:g}s"
+                )
+                sink.note(
+                    f"kclpy-local: restart {policy.restarts} of {policy.max_restarts} "
+                    f"(the daemon exited with code {result}) in {delay:g}s"
+                )
                 if stop.requested.wait(delay):
                     interrupted = True
                     break
@@ -449,10 +487,16 @@ class Supervisor:
             if not announced_start and sink.started_at is not None:
                 announced_start = True
                 again = "" if number == 0 else " again"
-                self.say(f"worker started{again} after {sink.started_at - origin:.1f}s; "
-                         "Ctrl-C stops it gracefully")
-            if (self.ready_timeout is not None and sink.started_at is None and code is None
-                    and time.time() - origin > self.ready_timeout):
+                self.say(
+                    f"worker started{again} after {sink.started_at - origin:.1f}s; "
+                    "Ctrl-C stops it gracefully"
+                )
+            if (
+                self.ready_timeout is not None
+                and sink.started_at is None
+                and code is None
+                and time.time() - origin > self.ready_timeout
+            ):
                 self.say(f"the worker did not start within {self.ready_timeout:.0f}s; stopping")
                 stop.requested.set()
             if sink.watch is not None:
@@ -491,7 +535,9 @@ class Supervisor:
             return result
         if result != 0:
             reason = self.sink.reason.describe()
-            headline = f"error: the daemon exited with code {result}" + (f": {reason}" if reason else "")
+            headline = f"error: the daemon exited with code {result}" + (
+                f": {reason}" if reason else ""
+            )
             if gave_up and policy is not None:
                 headline += f"; no restart left (--max-restarts {policy.max_restarts})"
             tail = "\n".join(f"  {line}" for line in daemon.log_tail()[-20:])

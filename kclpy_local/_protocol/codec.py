@@ -171,8 +171,13 @@ _set_fields: tuple[Any, ...] = tuple(
 
 
 def _make_record(
-    data: bytes, pk: str, seq: str, sub: int | None, ts: int | None,
-    _new: Any = _new, _f: tuple[Any, ...] = _set_fields,
+    data: bytes,
+    pk: str,
+    seq: str,
+    sub: int | None,
+    ts: int | None,
+    _new: Any = _new,
+    _f: tuple[Any, ...] = _set_fields,
 ) -> Record:
     """Record(...) without the frozen dataclass's per-field ``object.__setattr__`` calls."""
     record: Record = _new(Record)
@@ -315,4 +320,3 @@ def decode_child_line(line: str, line_number: int | None = None) -> ChildMessage
 def encode(message: DaemonMessage | ChildMessage) -> str:
     """One JSON line (without its newline) for a message, in either direction."""
     return json.dumps(message.to_wire(), separators=(",", ":"), ensure_ascii=False)
-

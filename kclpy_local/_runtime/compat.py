@@ -60,7 +60,9 @@ class KclpyAdapter:
             processor = _v3.V2toV3Processor(processor)
         self._processor = processor
 
-    def dispatch(self, raw: dict[str, Any], message: DaemonMessage, checkpointer: Checkpointer) -> None:
+    def dispatch(
+        self, raw: dict[str, Any], message: DaemonMessage, checkpointer: Checkpointer
+    ) -> None:
         p = self._processor
         action = message.action
         if action == "initialize":

@@ -67,7 +67,9 @@ class _Native:
     def __init__(self, processor: RecordProcessor) -> None:
         self._p = processor
 
-    def dispatch(self, raw: dict[str, Any], message: DaemonMessage, checkpointer: Checkpointer) -> None:
+    def dispatch(
+        self, raw: dict[str, Any], message: DaemonMessage, checkpointer: Checkpointer
+    ) -> None:
         p = self._p
         if isinstance(message, ProcessRecords):
             p.process_records(message, checkpointer)
@@ -160,7 +162,9 @@ class Runtime:
         # A bare checkpoint() is at the last record delivered; the 1.x daemon's
         # reply does not always say which one that was.
         sequence = reply.sequence_number or request.sequence_number or self._last_delivered
-        subsequence = reply.sub_sequence_number if reply.sequence_number else request.sub_sequence_number
+        subsequence = (
+            reply.sub_sequence_number if reply.sequence_number else request.sub_sequence_number
+        )
         self._progress.checkpointed(sequence, subsequence)
 
     @staticmethod
@@ -194,9 +198,7 @@ class Runtime:
             if self._on_error == "continue":
                 self._report(f"processor raised while handling {where}; continuing as asked")
                 return
-            self._report(
-                f"processor raised while handling {where}; not acknowledged, exiting"
-            )
+            self._report(f"processor raised while handling {where}; not acknowledged, exiting")
             raise ProcessorFailed(f"processor raised {type(exc).__name__}: {exc}") from exc
         if self.channel.failure is not None:  # a protocol error the processor swallowed
             raise self.channel.failure

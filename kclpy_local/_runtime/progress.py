@@ -68,7 +68,9 @@ class ProgressWriter:
         self._shard = shard_id
         self._emit("initialize", seq=sequence_number)
 
-    def batch(self, count: int, millis_behind_latest: int | None, last_sequence: str | None) -> None:
+    def batch(
+        self, count: int, millis_behind_latest: int | None, last_sequence: str | None
+    ) -> None:
         self._emit("records", n=count, behind=millis_behind_latest, seq=last_sequence)
 
     def checkpointed(self, sequence_number: str | None, sub_sequence_number: int | None) -> None:
@@ -155,7 +157,9 @@ class ProgressBoard:
                 else stamp,
             )
         elif kind == "checkpoint":
-            updated = replace(current, checkpoint=event.get("seq") or current.checkpoint, updated_at=stamp)
+            updated = replace(
+                current, checkpoint=event.get("seq") or current.checkpoint, updated_at=stamp
+            )
         elif kind == "end":
             updated = replace(current, state=str(event.get("how") or "ended"), updated_at=stamp)
         else:

@@ -39,4 +39,12 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["LocalStream", "Outcome", "ProcessorRun", "ScriptedDaemon", "Step", "Transcript", "unique_name"]
+__all__ = [
+    "LocalStream",
+    "Outcome",
+    "ProcessorRun",
+    "ScriptedDaemon",
+    "Step",
+    "Transcript",
+    "unique_name",
+]

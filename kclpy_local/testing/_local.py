@@ -54,7 +54,12 @@ class LocalStream:
 
     @classmethod
     def create(
-        cls, endpoint_url: str, *, name: str | None = None, shards: int = 1, region: str = "us-east-1"
+        cls,
+        endpoint_url: str,
+        *,
+        name: str | None = None,
+        shards: int = 1,
+        region: str = "us-east-1",
     ) -> LocalStream:
         """Create the stream (unless it exists) and wait until it is ACTIVE."""
         name = name or unique_name("stream")
@@ -76,7 +81,9 @@ class LocalStream:
         """
         prepared: list[tuple[bytes, str]] = []
         for item in records:
-            data, key = item if isinstance(item, tuple) else (item, partition_key or uuid.uuid4().hex)
+            data, key = (
+                item if isinstance(item, tuple) else (item, partition_key or uuid.uuid4().hex)
+            )
             prepared.append((data.encode() if isinstance(data, str) else data, key))
         with _aws.endpoint_errors(self.endpoint_url):
             kinesis = _aws.client("kinesis", self.endpoint_url, self.region)
@@ -177,7 +184,9 @@ class ProcessorRun(Lifecycle):
         """
         wanted: dict[str, int] = {}
         for record in records:
-            wanted[record.shard_id] = max(wanted.get(record.shard_id, -1), int(record.sequence_number))
+            wanted[record.shard_id] = max(
+                wanted.get(record.shard_id, -1), int(record.sequence_number)
+            )
         deadline = time.monotonic() + timeout
         while True:
             done = {s.shard_id: s for s in self.progress()}
@@ -193,7 +202,9 @@ class ProcessorRun(Lifecycle):
             code = self.daemon.returncode
             if code is not None:
                 tail = "\n".join(f"  {line}" for line in self.daemon.log_tail()[-20:])
-                raise DaemonError(f"the daemon exited with code {code} before the records were processed:\n{tail}")
+                raise DaemonError(
+                    f"the daemon exited with code {code} before the records were processed:\n{tail}"
+                )
             if time.monotonic() >= deadline:
                 raise AssertionError(
                     f"not processed within {timeout}s: "

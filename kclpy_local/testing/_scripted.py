@@ -61,7 +61,9 @@ class Outcome:
                 continue
             actual.append(obj)
             for v in iter_violations(obj, "child"):
-                found.append(f"output line {n} breaks the child schema at {v.path or '<root>'}: {v.message}")
+                found.append(
+                    f"output line {n} breaks the child schema at {v.path or '<root>'}: {v.message}"
+                )
         for n, (want, got) in enumerate(zip(expected, actual, strict=False), start=1):
             if want != got:
                 found.append(f"answer {n}: expected {json.dumps(want)}, got {json.dumps(got)}")
@@ -142,7 +144,8 @@ class ScriptedDaemon:
         lines: queue.Queue[str | None] = queue.Queue()
         err_chunks: list[str] = []
         threading.Thread(target=_pump, args=(proc.stdout, lines), daemon=True).start()
-        err_thread = threading.Thread(target=lambda: err_chunks.append(proc.stderr.read()), daemon=True)  # type: ignore[union-attr]
+        stderr = proc.stderr
+        err_thread = threading.Thread(target=lambda: err_chunks.append(stderr.read()), daemon=True)
         err_thread.start()
         got: list[str] = []
         notes: list[str] = []
@@ -194,4 +197,3 @@ def _next_line(lines: queue.Queue[str | None], timeout: float) -> str | None:
         return lines.get(timeout=timeout)
     except queue.Empty:
         return None
-

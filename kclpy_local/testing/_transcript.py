@@ -66,7 +66,9 @@ class Transcript:
             try:
                 obj = json.loads(stripped)
             except ValueError as exc:
-                raise ProtocolError(f"{name}: not JSON ({exc})", line=raw, line_number=number) from None
+                raise ProtocolError(
+                    f"{name}: not JSON ({exc})", line=raw, line_number=number
+                ) from None
             if not isinstance(obj, dict):
                 raise ProtocolError(f"{name}: expected an object", line=raw, line_number=number)
             if "daemon" in obj:

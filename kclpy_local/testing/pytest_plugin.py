@@ -106,9 +106,13 @@ def kclpy_processor(kclpy_installation: Any) -> Iterator[Callable[..., Any]]:
 
     runs: list[ProcessorRun] = []
 
-    def start(processor: str | os.PathLike[str], stream: LocalStream, **options: Any) -> ProcessorRun:
+    def start(
+        processor: str | os.PathLike[str], stream: LocalStream, **options: Any
+    ) -> ProcessorRun:
         if options.get("generation", DEFAULT_GENERATION) == DEFAULT_GENERATION:
-            options.setdefault("installation", kclpy_installation)  # the session's, of the default KCL
+            options.setdefault(
+                "installation", kclpy_installation
+            )  # the session's, of the default KCL
         # Another generation: the ProcessorRun finds (or is told) its installation.
         run = ProcessorRun(processor, stream, **options)
         runs.append(run)
