@@ -88,6 +88,10 @@ PROGRESS = Variable(
     "KCLPY_LOCAL_PROGRESS",
     "set by `run` and the fixtures: the file processors append progress events to",
 )
+LIFELINE = Variable(
+    "KCLPY_LOCAL_LIFELINE",
+    "set by the toolkit in each child it starts: the pipe that ends when its parent ends",
+)
 TEST_ENDPOINT = Variable(
     "KCLPY_LOCAL_TEST_ENDPOINT", "the pytest fixtures' endpoint instead of the embedded emulator"
 )
@@ -109,6 +113,7 @@ VARIABLES: tuple[Variable, ...] = (
     APP,
     STATE,
     PROGRESS,
+    LIFELINE,
     TEST_ENDPOINT,
     LOCALSTACK_IMAGE,
 )

@@ -31,11 +31,14 @@ from __future__ import annotations
 import abc
 import collections
 import contextlib
+import ctypes
+import ctypes.util
 import io
 import logging
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -44,10 +47,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Self
 
+from . import _env
 from ._exceptions import NotReadyError, ProcessError
 
 __all__ = [
     "KILL_WAIT",
+    "LIFELINE_VARIABLE",
     "Launch",
     "Lifecycle",
     "ManagedProcess",
@@ -57,6 +62,7 @@ __all__ = [
     "stop_pid",
     "wait_for",
     "wait_gone",
+    "watch_lifeline",
 ]
 
 logger = logging.getLogger(__name__)
@@ -68,6 +74,12 @@ _POLL = 0.05
 # Children started here and not yet reaped (released ones included), by pid: a
 # zombie child must count as gone, and only its Popen may reap it.
 _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
+
+#: The variable naming, in a bound child, the descriptor of its lifeline: the read
+#: end of a pipe whose only write end this process holds. It reads end-of-file
+#: once this process is gone, however it ended (see :func:`watch_lifeline`).
+LIFELINE_VARIABLE = _env.LIFELINE.name
+_PR_SET_PDEATHSIG = 1
 
 Check = Callable[[], str | None]
 """A readiness check: ``None`` once ready, else what is still missing."""
@@ -85,12 +97,25 @@ class Launch:
     :class:`StopPolicy` signals. Every option of how a child starts lives
     here, and :meth:`popen_kwargs` is the one place they become arguments of
     :class:`subprocess.Popen`.
+
+    A ``bound`` child (the default) ends when this process ends, however it
+    ends (SIGKILL and out-of-memory kills included), so that no worker
+    outlives the command that started it. Two mechanisms, either sufficient:
+    on Linux the kernel sends the child SIGTERM when its parent dies (the
+    parent is the *thread* that started it, so bound children are started
+    from threads that live as long as the process, as every caller here
+    does); and, on every platform, a :class:`ManagedProcess` hands the child
+    a *lifeline* (:data:`LIFELINE_VARIABLE`) that a child which watches it
+    (the Java launchers, :func:`watch_lifeline`) reads end-of-file on. A
+    child meant to outlive this process (``kclpy-local up``) is started with
+    ``bound=False``.
     """
 
     argv: Sequence[str]
     env: Mapping[str, str] | None = field(default=None, hash=False)
     cwd: Path | None = None
     new_session: bool = True
+    bound: bool = True
 
     def __post_init__(self) -> None:
         if isinstance(self.argv, str) or not self.argv:
@@ -101,12 +126,74 @@ class Launch:
 
     def popen_kwargs(self) -> dict[str, Any]:
         """The arguments of :class:`subprocess.Popen` that start the child as described."""
-        return {
+        kwargs: dict[str, Any] = {
             "args": list(self.argv),
             "env": None if self.env is None else dict(self.env),
             "cwd": self.cwd,
             "start_new_session": self.new_session,
         }
+        if self.bound and _PRCTL is not None:
+            kwargs["preexec_fn"] = _die_with_parent(os.getpid())
+        return kwargs
+
+
+def _load_prctl() -> Callable[..., int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name, use_errno=True)
+        prctl: Callable[..., int] = libc.prctl
+    except (OSError, AttributeError):  # pragma: no cover - a libc without prctl
+        return None
+    return prctl
+
+
+_PRCTL = _load_prctl()  # looked up before any fork: the child only calls it
+
+
+def _die_with_parent(parent: int) -> Callable[[], None]:
+    """What a bound child runs between fork and exec (Linux): SIGTERM on the
+    parent's death, and an immediate exit if the parent is already gone."""
+
+    def preexec() -> None:
+        assert _PRCTL is not None
+        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before the request was made
+            os._exit(1)
+
+    return preexec
+
+
+def watch_lifeline(on_end: Callable[[], object] | None = None) -> bool:
+    """In a bound child: act when the parent goes; whether there is a lifeline.
+
+    Reads the descriptor :data:`LIFELINE_VARIABLE` names on a daemon thread;
+    at end-of-file (the parent is gone) calls ``on_end``, by default sending
+    this process SIGTERM, so that its usual graceful stop runs. The variable
+    is removed from the environment, so that this process's own children do
+    not take a descriptor they do not hold for a lifeline.
+    """
+    value = os.environ.pop(LIFELINE_VARIABLE, None)
+    if value is None:
+        return False
+    try:
+        fd = int(value)
+        os.fstat(fd)
+    except (ValueError, OSError):
+        logger.warning("%s=%r is not an open descriptor; not watching it", LIFELINE_VARIABLE, value)
+        return False
+    end = on_end or (lambda: os.kill(os.getpid(), signal.SIGTERM))
+
+    def watch() -> None:
+        with contextlib.suppress(OSError):
+            while os.read(fd, 512):
+                pass
+        logger.debug("the lifeline ended: the parent is gone")
+        end()
+
+    threading.Thread(target=watch, name="lifeline", daemon=True).start()
+    return True
 
 
 def run(launch: Launch, timeout: float) -> subprocess.CompletedProcess[str]:
@@ -332,6 +419,7 @@ class ManagedProcess(Lifecycle):
         self._drain: threading.Thread | None = None
         self._terminated = False
         self._stopped = False
+        self._lifeline: int | None = None
         self.started_at: float | None = None
 
     # -- inspection -------------------------------------------------------
@@ -385,12 +473,37 @@ class ManagedProcess(Lifecycle):
 
     def _spawn(self, stdout: IO[bytes] | int) -> subprocess.Popen[bytes]:
         logger.debug("starting %s: %s", self.name, list(self.launch.argv))
-        return subprocess.Popen(
-            **self.launch.popen_kwargs(),
-            stdin=subprocess.DEVNULL,
-            stdout=stdout,
-            stderr=subprocess.STDOUT,
-        )
+        kwargs = self.launch.popen_kwargs()
+        if not self.launch.bound:
+            return subprocess.Popen(
+                **kwargs, stdin=subprocess.DEVNULL, stdout=stdout, stderr=subprocess.STDOUT
+            )
+        # The lifeline: the child inherits the read end; the write end (not
+        # inherited by any child) is held until the child is stopped or reaped.
+        read_end, write_end = os.pipe()
+        env = dict(os.environ if kwargs["env"] is None else kwargs["env"])
+        env[LIFELINE_VARIABLE] = str(read_end)
+        try:
+            proc = subprocess.Popen(
+                **{**kwargs, "env": env},
+                stdin=subprocess.DEVNULL,
+                stdout=stdout,
+                stderr=subprocess.STDOUT,
+                pass_fds=(read_end,),
+            )
+        except BaseException:
+            os.close(write_end)
+            raise
+        finally:
+            os.close(read_end)
+        self._lifeline = write_end
+        return proc
+
+    def _cut_lifeline(self) -> None:
+        fd, self._lifeline = self._lifeline, None
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
     def _read(self, stream: IO[bytes]) -> None:
         text = io.TextIOWrapper(stream, encoding="utf-8", errors="replace")
@@ -438,6 +551,7 @@ class ManagedProcess(Lifecycle):
             code = self._proc.wait(timeout)
         except subprocess.TimeoutExpired:
             return None
+        self._cut_lifeline()
         self._join_drain()
         return code
 
@@ -456,7 +570,12 @@ class ManagedProcess(Lifecycle):
             return None
         if not self._stopped:
             self.terminate()
-            _stop(proc.pid, timeout, self.stop_policy, group=self.launch.new_session, termed=True)
+            try:
+                _stop(
+                    proc.pid, timeout, self.stop_policy, group=self.launch.new_session, termed=True
+                )
+            finally:
+                self._cut_lifeline()
             self._stopped = True
             _CHILDREN.pop(proc.pid, None)
         self._join_drain()
@@ -465,11 +584,14 @@ class ManagedProcess(Lifecycle):
     def release(self) -> int:
         """Forget the running child without stopping it; its pid.
 
+        Only a child started with ``bound=False`` can outlive this process.
         :func:`pid_alive` and :func:`stop_pid` still reap it.
         """
         proc = self._proc
         if proc is None or proc.poll() is not None:
             raise ProcessError(f"{self.name} is not running")
+        if self.launch.bound:
+            raise ProcessError(f"{self.name} is bound to this process; it cannot be released")
         self._stopped = True  # stopping is now up to whoever has the pid
         return proc.pid
 

@@ -417,7 +417,7 @@ def _emulator(the_plan: Plan, port: int, log_path: Path, kinesis: str = "moto") 
         if the_plan.embedded:
             # A session of its own: Ctrl-C in the terminal must not stop the emulator
             # before the processors have checkpointed.
-            emulator = EmbeddedEmulator(port, log_path=log_path, detach=True)
+            emulator = EmbeddedEmulator(port, log_path=log_path, session=True)
             emulator.start()
             stack.callback(emulator.stop)
             live = _with_endpoint(the_plan, emulator.endpoint_url)

@@ -678,7 +678,7 @@ class KinesisMock(Lifecycle):
         logger.debug("starting %s (plain port %d, TLS port %d)", argv, port, tls_port)
         self._ports = (port, tls_port)
         self._process = self._output = ManagedProcess(
-            Launch(argv, env=env, cwd=self.installation.package_dir),
+            Launch(argv, env=env, cwd=self.installation.package_dir, bound=not self._detach),
             name=f"kinesis-mock-{port}",
             stop_policy=_STOP,
             tail_lines=_TAIL_LINES,

@@ -1,8 +1,8 @@
 """The embedded local AWS: moto in server mode, run as a subprocess.
 
 One loopback port serves Kinesis, DynamoDB and CloudWatch (moto routes requests
-by the SigV4 service name). The server runs as ``python -m moto.server`` in a
-child process rather than moto's ``ThreadedMotoServer``, which hangs forever when
+by the SigV4 service name). The server runs as moto's ``moto.server`` main in a
+child process (which ends when this process ends, unless detached) rather than moto's ``ThreadedMotoServer``, which hangs forever when
 its port is taken: here a taken port is found by binding it first, and a server
 that exits early is noticed while waiting for it to answer.
 
@@ -54,6 +54,13 @@ __all__ = [
     "stop_pid",
     "wait_ready",
 ]
+
+# ``python -m moto.server`` that also watches its lifeline (the process names
+# ``moto.server`` on its command line, which :func:`is_moto_process` looks for).
+_SERVER_MAIN = (
+    "import sys; from kclpy_local._process import watch_lifeline; watch_lifeline(); "
+    "from moto.server import main; sys.argv[0] = 'moto.server'; main(sys.argv[1:])"
+)
 
 logger = logging.getLogger(__name__)
 
@@ -229,7 +236,9 @@ class EmbeddedEmulator(Lifecycle):
     (appended), otherwise it is kept in memory; either way the last lines are
     in :class:`EmulatorStartError` when start fails. ``detach=True`` puts the
     server in a new session, so that it outlives this process once
-    :meth:`release` has been called.
+    :meth:`release` has been called; otherwise it ends with this process
+    (see :class:`~kclpy_local._process.Launch`), in a session of its own when
+    ``session`` says so (out of reach of the terminal's Ctrl-C).
     """
 
     def __init__(
@@ -239,6 +248,7 @@ class EmbeddedEmulator(Lifecycle):
         *,
         log_path: Path | None = None,
         detach: bool = False,
+        session: bool | None = None,
         startup_timeout: float = 30.0,
         python: str = sys.executable,
     ) -> None:
@@ -249,6 +259,7 @@ class EmbeddedEmulator(Lifecycle):
         self._port: int | None = None
         self._log_path = log_path
         self._detach = detach
+        self._session = detach if session is None else session
         self._startup_timeout = startup_timeout
         self._python = python
         self._process: ManagedProcess | None = None
@@ -333,11 +344,11 @@ class EmbeddedEmulator(Lifecycle):
     # -- internals ----------------------------------------------------------
 
     def _launch(self, port: int) -> None:
-        argv = [self._python, "-m", "moto.server", "-H", self.host, "-p", str(port)]
+        argv = [self._python, "-c", _SERVER_MAIN, "-H", self.host, "-p", str(port)]
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         self._port = port
         self._process = self._output = ManagedProcess(
-            Launch(argv, env=env, new_session=self._detach),
+            Launch(argv, env=env, new_session=self._session, bound=not self._detach),
             name=f"moto-{port}",
             stop_policy=_SERVER_STOP,
             tail_lines=_TAIL_LINES,

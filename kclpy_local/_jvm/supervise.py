@@ -316,7 +316,8 @@ class OutageWatch:
 
 
 class StopSignals:
-    """While entered, SIGINT and SIGTERM are counted instead of raising.
+    """While entered, SIGINT, SIGTERM and SIGHUP (the terminal closed) are counted
+    instead of raising: each is a request for a graceful stop.
 
     ``requested`` is set by the first one (ask the child to stop gracefully);
     ``count > 1`` means the user insists (kill it).  The previous handlers are
@@ -333,7 +334,7 @@ class StopSignals:
         self.requested.set()
 
     def __enter__(self) -> StopSignals:
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             self._previous[sig] = signal.signal(sig, self._on_signal)
         return self
 

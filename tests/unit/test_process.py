@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import sys
 import textwrap
@@ -24,6 +25,8 @@ from kclpy_local._process import (
     wait_for,
     wait_gone,
 )
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _python(code: str, **kwargs: object) -> Launch:
@@ -178,7 +181,7 @@ def test_without_a_session_only_the_child_is_signalled(tmp_path: Path) -> None:
 
 
 def test_a_released_child_is_stopped_and_reaped_by_pid() -> None:
-    proc = ManagedProcess(_python("import time; time.sleep(60)"), name="detached").start()
+    proc = ManagedProcess(_python("import time; time.sleep(60)", bound=False), name="detached").start()
     pid = proc.release()
     assert pid_alive(pid)
     assert stop_pid(pid, timeout=5, group=True)
@@ -189,7 +192,7 @@ def test_a_released_child_is_stopped_and_reaped_by_pid() -> None:
 def test_stop_pid_kills_what_ignores_sigterm(tmp_path: Path) -> None:
     ready = tmp_path / "ready"
     code = f"import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); open({str(ready)!r}, 'w').write('x'); time.sleep(60)"
-    proc = ManagedProcess(_python(code), name="stubborn").start()
+    proc = ManagedProcess(_python(code, bound=False), name="stubborn").start()
     _wait_file(ready)
     pid = proc.release()
     started = time.monotonic()
@@ -242,3 +245,118 @@ def test_wait_for_without_a_process() -> None:
 def test_run_captures_the_output() -> None:
     done = run(Launch([sys.executable, "-c", "print('out'); import sys; sys.exit(4)"]), 30)
     assert (done.returncode, done.stdout) == (4, "out\n")
+
+
+# -- bound children: none outlives its parent ---------------------------------------
+
+#: A parent that starts one child as ``launch_kwargs`` say, prints the child's pid,
+#: and waits to be killed. ``no_pdeathsig`` leaves the lifeline alone to do the work.
+PARENT = """
+import sys, time
+from pathlib import Path
+from kclpy_local import _process
+if {no_pdeathsig}:
+    _process._PRCTL = None
+child = _process.ManagedProcess(
+    _process.Launch([sys.executable, "-c", {child!r}], **{launch_kwargs!r}), name="child"
+).start()
+Path({pid_file!r}).write_text(str(child.pid))
+time.sleep(60)
+"""
+
+#: A child that watches its lifeline (as moto's server does here) and sleeps.
+WATCHER = (
+    "import signal, sys, time; from kclpy_local._process import watch_lifeline; "
+    "print(watch_lifeline(), flush=True); time.sleep(60)"
+)
+
+
+def _orphan_after_parent_killed(tmp_path: Path, child: str, *, no_pdeathsig: bool = False,
+                                **launch_kwargs: object) -> tuple[int, bool]:
+    """Kill -9 a parent of one child; the child's pid and whether it ended within 5 s."""
+    pid_file = tmp_path / "child.pid"
+    code = PARENT.format(no_pdeathsig=no_pdeathsig, child=child, launch_kwargs=launch_kwargs,
+                         pid_file=str(pid_file))
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    parent = ManagedProcess(Launch([sys.executable, "-c", code], env=env), name="parent").start()
+    try:
+        child_pid = int(_wait_file(pid_file))
+        time.sleep(0.3)  # the child is past its start-up
+        os.kill(parent.pid or 0, signal.SIGKILL)
+        parent.wait(5)
+        gone = wait_gone(child_pid, 5.0)
+        if not gone:
+            os.kill(child_pid, signal.SIGKILL)
+        return child_pid, gone
+    finally:
+        parent.stop()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")
+def test_a_bound_child_ends_when_its_parent_is_killed(tmp_path: Path) -> None:
+    _, gone = _orphan_after_parent_killed(tmp_path, "import time; time.sleep(60)")
+    assert gone
+
+
+def test_a_child_watching_its_lifeline_ends_when_its_parent_is_killed(tmp_path: Path) -> None:
+    # No parent-death signal: the end of the lifeline alone stops the child.
+    _, gone = _orphan_after_parent_killed(tmp_path, WATCHER, no_pdeathsig=True)
+    assert gone
+
+
+def test_an_unbound_child_outlives_its_parent(tmp_path: Path) -> None:
+    _, gone = _orphan_after_parent_killed(tmp_path, WATCHER, bound=False)
+    assert not gone  # what ``kclpy-local up`` relies on
+
+
+def test_the_lifeline_is_handed_to_the_child_only() -> None:
+    code = "import os; print(os.environ.get('KCLPY_LOCAL_LIFELINE'))"
+    with ManagedProcess(_python(code), name="bound") as proc:
+        proc.wait(10)
+    fd = proc.tail()[-1]
+    assert fd.isdigit()
+    assert proc._lifeline is None  # the write end is closed once the child is reaped
+    with ManagedProcess(_python(code, bound=False), name="unbound") as proc:
+        proc.wait(10)
+    assert proc.tail()[-1] == "None"
+
+
+def test_watch_lifeline_without_a_lifeline_or_with_a_bad_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    from kclpy_local._process import watch_lifeline
+
+    monkeypatch.delenv("KCLPY_LOCAL_LIFELINE", raising=False)
+    assert watch_lifeline() is False
+    monkeypatch.setenv("KCLPY_LOCAL_LIFELINE", "not-a-number")
+    assert watch_lifeline() is False
+    assert "KCLPY_LOCAL_LIFELINE" not in os.environ  # not passed on to this process's children
+
+
+def test_watch_lifeline_calls_back_at_the_end_of_the_pipe(monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    from kclpy_local._process import watch_lifeline
+
+    read_end, write_end = os.pipe()
+    monkeypatch.setenv("KCLPY_LOCAL_LIFELINE", str(read_end))
+    ended = threading.Event()
+    assert watch_lifeline(ended.set) is True
+    assert not ended.wait(0.2)
+    os.close(write_end)
+    assert ended.wait(5)
+    os.close(read_end)
+
+
+def test_a_bound_child_cannot_be_released() -> None:
+    with ManagedProcess(_python("import time; time.sleep(60)"), name="bound") as proc:
+        with pytest.raises(ProcessError, match="bound"):
+            proc.release()
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="needs node (kinesis-mock's runtime)")
+def test_a_node_child_with_the_loopback_preload_ends_with_its_lifeline(tmp_path: Path) -> None:
+    from kclpy_local._emulators.kinesis_mock import preload_path
+
+    node = f"[{shutil.which('node')!r}, '--require', {str(preload_path())!r}, '-e', 'setInterval(() => {{}}, 1000)']"
+    child = f"import os, sys; os.execv({shutil.which('node')!r}, {node})"
+    _, gone = _orphan_after_parent_killed(tmp_path, child, no_pdeathsig=True)
+    assert gone

@@ -12,7 +12,12 @@
 //
 // Each listener is reported on stderr once bound, e.g.
 //   kclpy-local loopback: listening on 127.0.0.1:4568
+//
+// It also watches the lifeline its parent may hand it: KCLPY_LOCAL_LIFELINE
+// names the read end of a pipe whose write end only the parent holds; at its
+// end (the parent is gone, however it ended) the process stops as on SIGTERM.
 
+const fs = require('fs');
 const net = require('net');
 
 const HOST = '127.0.0.1';
@@ -77,3 +82,24 @@ net.Server.prototype.listen = function listenOnLoopback(...args) {
   }
   return originalListen.apply(this, rewritten === null ? args : rewritten);
 };
+
+function watchLifeline() {
+  const value = process.env.KCLPY_LOCAL_LIFELINE;
+  delete process.env.KCLPY_LOCAL_LIFELINE; // not for this process's own children
+  if (value === undefined || !/^\d+$/.test(value)) {
+    return;
+  }
+  try {
+    fs.fstatSync(Number(value));
+  } catch (err) {
+    process.stderr.write(`${PREFIX} KCLPY_LOCAL_LIFELINE=${value} is not an open descriptor\n`);
+    return;
+  }
+  const end = () => process.kill(process.pid, 'SIGTERM');
+  const stream = fs.createReadStream(null, { fd: Number(value), autoClose: true });
+  stream.on('data', () => {});
+  stream.on('end', end);
+  stream.on('error', end);
+}
+
+watchLifeline();
