@@ -40,9 +40,11 @@ class Checkpointing(RecordProcessor):
         print("lease lost")
 
     def shard_ended(self, checkpointer: Checkpointer) -> None:
+        print("shard ended")
         self._checkpoint(checkpointer, None)
 
     def shutdown_requested(self, checkpointer: Checkpointer) -> None:
+        print("shutdown requested")
         self._checkpoint(checkpointer, None)
 
     def _checkpoint(self, checkpointer: Checkpointer, record: object) -> None:
@@ -91,6 +93,7 @@ class KclpyV1(kcl.RecordProcessorBase):
             checkpointer.checkpoint()
 
     def shutdown_requested(self, checkpointer):  # type: ignore[no-untyped-def]
+        print("v1 shutdown requested")
         checkpointer.checkpoint()
 
 
@@ -100,6 +103,8 @@ class KclpyV2(v2.RecordProcessorBase):
 
     def process_records(self, process_records_input):  # type: ignore[no-untyped-def]
         records = process_records_input.records
+        for r in records:
+            print(f"v2 record {r.partition_key} {r.binary_data!r} {r.sequence_number}")
         process_records_input.checkpointer.checkpoint(records[-1].sequence_number)
 
     def shutdown(self, shutdown_input):  # type: ignore[no-untyped-def]
@@ -108,6 +113,7 @@ class KclpyV2(v2.RecordProcessorBase):
             shutdown_input.checkpointer.checkpoint()
 
     def shutdown_requested(self, shutdown_requested_input):  # type: ignore[no-untyped-def]
+        print(f"v2 shutdown requested {type(shutdown_requested_input).__name__}")
         shutdown_requested_input.checkpointer.checkpoint()
 
 
@@ -122,12 +128,14 @@ class KclpyV3(v3.RecordProcessorBase):
         process_records_input.checkpointer.checkpoint(records[-1].sequence_number)
 
     def lease_lost(self, lease_lost_input):  # type: ignore[no-untyped-def]
-        print("v3 lease lost")
+        print(f"v3 lease lost {type(lease_lost_input).__name__}")
 
     def shard_ended(self, shard_ended_input):  # type: ignore[no-untyped-def]
+        print(f"v3 shard ended {type(shard_ended_input).__name__}")
         shard_ended_input.checkpointer.checkpoint()
 
     def shutdown_requested(self, shutdown_requested_input):  # type: ignore[no-untyped-def]
+        print(f"v3 shutdown requested {type(shutdown_requested_input).__name__}")
         shutdown_requested_input.checkpointer.checkpoint()
 
 

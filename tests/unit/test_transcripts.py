@@ -34,6 +34,14 @@ def test_there_are_transcripts() -> None:
 
 
 @pytest.mark.parametrize("path", TRANSCRIPTS, ids=lambda p: p.stem)
+def test_every_transcript_says_what_the_processor_was_told(path: Path) -> None:
+    """The lines on the wire alone do not show that a callback ran (a dropped
+    lease-loss call answers the same status): each transcript names what the
+    processor must have logged, its callbacks with their input."""
+    assert Transcript.load(path).stderr_contains
+
+
+@pytest.mark.parametrize("path", TRANSCRIPTS, ids=lambda p: p.stem)
 def test_transcript_in_process(path: Path) -> None:
     transcript = Transcript.load(path)
     assert transcript.processor, "every project transcript names its processor"
