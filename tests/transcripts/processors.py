@@ -50,6 +50,7 @@ class Checkpointing(RecordProcessor):
     def _checkpoint(self, checkpointer: Checkpointer, record: object) -> None:
         try:
             checkpointer.checkpoint(record, retry=NO_WAIT)  # type: ignore[arg-type]
+            print(f"checkpointed at {getattr(record, 'sequence_number', 'the last record')}")
         except CheckpointError as exc:
             print(f"checkpoint refused: {type(exc).__name__} {exc.value}", file=sys.stderr)
 
