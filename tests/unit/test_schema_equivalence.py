@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from kclpy_local import ProtocolError
 from kclpy_local._protocol.codec import check_daemon_object, schema_check
-from kclpy_local._protocol.schemas import iter_violations
+from kclpy_local._protocol.schemas import compiled_check, iter_violations
 
 LONG = st.integers(min_value=-(2**63), max_value=2**63 - 1)
 ANY_SCALAR = st.one_of(
@@ -81,6 +81,20 @@ def _schema_accepts(obj: dict[str, Any]) -> bool:
 
 
 def _compiled_accepts(obj: dict[str, Any]) -> bool:
+    """The compiled check's own verdict: ``schema_check`` falls back to the reference
+    validator when the compiled check rejects, so its verdict would be the
+    reference's whenever the two disagree on a rejection."""
+    check = compiled_check("daemon", str(obj.get("action")))
+    if check is None:  # no schema for this action: refused
+        return False
+    try:
+        check(obj)
+    except Exception:  # noqa: BLE001 - whatever the compiled validator raises is a rejection
+        return False
+    return True
+
+
+def _strict_accepts(obj: dict[str, Any]) -> bool:
     try:
         schema_check(obj, "daemon", json.dumps(obj), 1)
     except ProtocolError:
@@ -97,7 +111,10 @@ def test_fast_path_agrees_with_schemas(obj: dict[str, Any]) -> None:
 @settings(max_examples=600, suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(messages)
 def test_strict_mode_agrees_with_schemas(obj: dict[str, Any]) -> None:
+    # The compiled check alone accepts exactly what jsonschema accepts, both ways ...
     assert _compiled_accepts(obj) == _schema_accepts(obj), obj
+    # ... and strict mode, which reports a rejection with the reference validator, too.
+    assert _strict_accepts(obj) == _schema_accepts(obj), obj
 
 
 @settings(max_examples=300, deadline=None)
