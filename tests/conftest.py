@@ -71,7 +71,7 @@ def pytest_make_collect_report(collector: pytest.Collector) -> Generator[None, N
 @pytest.fixture(scope="session")
 def emulator() -> Iterator[EmbeddedEmulator]:
     """moto's server for the whole session; state is shared between tests."""
-    pytest.importorskip("moto.server", reason="needs pip install 'kclpy-local[emulator]'")
+    import moto.server  # noqa: F401 - the test extra installs it
     with EmbeddedEmulator(port=0) as emu:
         yield emu
 

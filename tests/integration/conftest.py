@@ -129,7 +129,7 @@ def cli_emulator_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     It is stopped with ``kclpy-local down`` at the end of the session. Nothing but
     the URL is known to the tests, so they cannot reset it: they use unique names.
     """
-    pytest.importorskip("moto.server", reason="needs pip install 'kclpy-local[emulator]'")
+    import moto.server  # noqa: F401 - the test extra installs it
     state_dir = tmp_path_factory.mktemp("cli-emulator")
     up = subprocess.run(
         [*_cli(), "up", "--port", "0", "--state-dir", str(state_dir)],

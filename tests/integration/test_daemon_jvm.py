@@ -92,7 +92,7 @@ PROCESSOR = textwrap.dedent(
 def test_starts_against_the_emulator_and_stops_gracefully(
     kcl1: Installation, tmp_path: Path, fresh_emulator: object
 ) -> None:
-    boto3 = pytest.importorskip("boto3")
+    import boto3
     endpoint: str = fresh_emulator.endpoint_url  # type: ignore[attr-defined]
     kinesis = boto3.client("kinesis", endpoint_url=endpoint, region_name="us-east-1", **{
         "aws_access_key_id": "testing", "aws_secret_access_key": "testing"})

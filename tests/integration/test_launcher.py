@@ -184,7 +184,6 @@ def test_local_profile_creates_every_lease_before_the_worker_starts(
     kcl1: Installation, fresh_emulator: EmbeddedEmulator, tmp_path: Path
 ) -> None:
     """initialLeaseSync = eager: the leases exist before the worker's own initial sync could run."""
-    pytest.importorskip("boto3")
     endpoint = fresh_emulator.endpoint_url
     kinesis = _aws.client("kinesis", endpoint)
     _aws.ensure_stream(kinesis, "it-eager", 3)

@@ -13,7 +13,7 @@ from kclpy_local._exceptions import PutRecordsError
 from kclpy_local._emulators.moto import EmbeddedEmulator, free_port
 from kclpy_local._exceptions import EmulatorError, KclpyLocalError
 
-pytest.importorskip("moto.server")
+import moto.server  # noqa: F401 - the test extra installs it
 
 
 @pytest.mark.parametrize(

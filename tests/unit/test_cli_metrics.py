@@ -14,7 +14,7 @@ from kclpy_local._cli import main
 from kclpy_local._cli.metrics import _period
 from kclpy_local._emulators.moto import EmbeddedEmulator
 
-pytest.importorskip("moto.server")
+import moto.server  # noqa: F401 - the test extra installs it
 
 SHARD = [{"Name": "ShardId", "Value": "shardId-000000000000"}, {"Name": "Operation", "Value": "ProcessTask"}]
 

@@ -16,7 +16,7 @@ from kclpy_local._cli import main
 from kclpy_local._cli import put as put_cli
 from kclpy_local._emulators.moto import EmbeddedEmulator
 
-pytest.importorskip("moto.server")
+import moto.server  # noqa: F401 - the test extra installs it
 
 
 @pytest.fixture(autouse=True)

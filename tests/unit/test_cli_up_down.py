@@ -26,7 +26,7 @@ from kclpy_local._process import pid_alive
 from kclpy_local._env import default_state_dir
 from kclpy_local._exceptions import EmulatorError
 
-pytest.importorskip("moto.server")
+import moto.server  # noqa: F401 - the test extra installs it
 
 
 @pytest.fixture

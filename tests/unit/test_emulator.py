@@ -22,7 +22,7 @@ from kclpy_local._emulators.moto import (
 from kclpy_local._exceptions import EmulatorError, PortInUseError
 from kclpy_local._process import pid_alive
 
-pytest.importorskip("moto.server")
+import moto.server  # noqa: F401 - the test extra installs it
 
 
 def _answers(url: str) -> bool:

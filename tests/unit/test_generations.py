@@ -34,7 +34,7 @@ from kclpy_local._jvm.guard import (
     classify,
 )
 
-pytest.importorskip("moto.server")
+import moto.server  # noqa: F401 - the test extra installs it
 
 TABLE = "app-guard"
 SHARDS = [f"shardId-00000000000{i}" for i in range(3)]
