@@ -9,11 +9,16 @@ CloudWatch on moto), with the real KCL 1.15.3 daemon and processors/recorder.py
 - end-to-end records/s through daemon and processor on a four-shard stream
   (records put first, at most 1,000 per GetRecords; from the worker's STARTED
   to the last batch's acknowledgement), beside the
-  engine's raw GetRecords rate measured in the same run (boto3 reading the same
-  four shards from TRIM_HORIZON, 10,000 records per call);
-- put-to-process latency p50/p99 (one record at a time, 50 ms apart);
+  engine's raw GetRecords rate measured in the same run as the daemon reads:
+  four concurrent readers, one per shard, from TRIM_HORIZON, at most 1,000
+  records per call (the daemon's ``maxRecords`` here);
+- put-to-process latency p50/p99 (one record at a time, 50 ms apart), with the
+  number of records not processed within the window;
 - cold start to the first record (new application, eager lease sync), median
-  and max over ``--cold-runs``.
+  and max over ``--cold-runs``, each with a deadline.
+
+The phases are interleaved: each phase runs on every engine before the next
+phase, and the cold starts alternate between the engines.
 
 Failover after ``kill -9`` is measured by bench/bench_failover.py. Needs a
 bootstrapped cache (``kclpy-local bootstrap``), moto, and Node.js for
@@ -28,6 +33,7 @@ import json
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -42,6 +48,9 @@ from kclpy_local._emulators.kinesis_mock import KinesisMock
 ROOT = Path(__file__).resolve().parents[1]
 RECORDER = ROOT / "processors" / "recorder.py"
 SHARDS = 4
+MAX_RECORDS = 1000  # the daemon's maxRecords in these runs, and the raw readers' Limit
+COLD_DEADLINE = 120.0  # seconds a cold start may take before the bench gives up on it
+LATENCY_WINDOW = 120.0  # seconds after the last put for the latency records to arrive
 
 
 @dataclass(frozen=True)
@@ -71,7 +80,7 @@ def daemon(engine: Engine, stream: str, app: str, ledger_path: Path, progress: P
     overrides = {
         "executableName": processor_command(RECORDER), "streamName": stream, "applicationName": app,
         "kinesisEndpoint": engine.kinesis_url, "dynamoDBEndpoint": engine.aws_url,
-        "cloudWatchEndpoint": engine.aws_url, "isCBORProtocolDisabled": "true", "maxRecords": "1000",
+        "cloudWatchEndpoint": engine.aws_url, "isCBORProtocolDisabled": "true", "maxRecords": str(MAX_RECORDS),
     }
     return Daemon(LOCAL_PROFILE, env=env, overrides=overrides, ready_timeout=120, log=lambda line: None,
                   installation=installation(1))
@@ -84,21 +93,41 @@ def put(engine: Engine, stream: str, count: int, shards: int = SHARDS) -> None:
 
 
 def raw_get_records(engine: Engine, stream: str, count: int) -> float:
-    kinesis = _aws.client("kinesis", engine.kinesis_url)
-    shards = [s["ShardId"] for s in kinesis.list_shards(StreamName=stream)["Shards"]]
+    """The engine's GetRecords rate as the daemon reads: one reader per shard, all
+    at once, ``MAX_RECORDS`` per call, until each shard is read to its end."""
+    shards = [s["ShardId"] for s in _aws.client("kinesis", engine.kinesis_url).list_shards(StreamName=stream)["Shards"]]
+    got = [0] * len(shards)
+    errors: list[BaseException] = []
+    start_line = threading.Barrier(len(shards) + 1)
+
+    def read(index: int, shard: str) -> None:
+        try:
+            kinesis = _aws.client("kinesis", engine.kinesis_url)
+            iterator = kinesis.get_shard_iterator(StreamName=stream, ShardId=shard,
+                                                  ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+            start_line.wait()
+            while iterator:
+                out = kinesis.get_records(ShardIterator=iterator, Limit=MAX_RECORDS)
+                got[index] += len(out["Records"])
+                if not out["Records"] and out.get("MillisBehindLatest", 0) == 0:
+                    break
+                iterator = out.get("NextShardIterator")
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+            start_line.abort()
+
+    readers = [threading.Thread(target=read, args=(i, shard)) for i, shard in enumerate(shards)]
+    for reader in readers:
+        reader.start()
+    start_line.wait()
     start = time.perf_counter()
-    got = 0
-    for shard in shards:
-        iterator = kinesis.get_shard_iterator(StreamName=stream, ShardId=shard,
-                                              ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
-        while iterator:
-            out = kinesis.get_records(ShardIterator=iterator, Limit=10000)
-            got += len(out["Records"])
-            if not out["Records"] and out.get("MillisBehindLatest", 0) == 0:
-                break
-            iterator = out.get("NextShardIterator")
-    assert got == count, (got, count)
-    return got / (time.perf_counter() - start)
+    for reader in readers:
+        reader.join()
+    elapsed = time.perf_counter() - start
+    if errors:
+        raise SystemExit(f"{engine.name}: raw GetRecords failed: {errors[0]!r}")
+    assert sum(got) == count, (got, count)
+    return count / elapsed
 
 
 def end_to_end(engine: Engine, workdir: Path, count: int) -> tuple[float, float]:
@@ -122,7 +151,9 @@ def end_to_end(engine: Engine, workdir: Path, count: int) -> tuple[float, float]
     return count / (done - ready), count / (done - first)
 
 
-def latency(engine: Engine, workdir: Path, count: int) -> list[float]:
+def latency(engine: Engine, workdir: Path, count: int) -> tuple[list[float], int]:
+    """Put-to-process seconds of the records processed within the window, sorted,
+    and how many were not."""
     stream, path = f"lat-{engine.name}", workdir / f"lat-{engine.name}.jsonl"
     kinesis = _aws.client("kinesis", engine.kinesis_url)
     _aws.ensure_stream(kinesis, stream, 1)
@@ -133,18 +164,23 @@ def latency(engine: Engine, workdir: Path, count: int) -> list[float]:
             put_at[key] = time.time()
             _aws.put_records(kinesis, stream, [(key.encode(), key)])
             time.sleep(0.05)
-        deadline = time.time() + 120
+        deadline = time.time() + LATENCY_WINDOW
         while len(entries := ledger(path)) < count and time.time() < deadline:
             time.sleep(0.2)
-    return sorted(float(e["processed_at"]) - put_at[str(e["partition_key"])] for e in entries)  # type: ignore[arg-type]
+    seen = {str(e["partition_key"]): float(e["processed_at"]) for e in entries}  # type: ignore[arg-type]
+    return sorted(seen[key] - put_at[key] for key in seen if key in put_at), count - len(seen.keys() & put_at.keys())
 
 
-def cold_start(engine: Engine, workdir: Path, index: int) -> float:
+def cold_start(engine: Engine, workdir: Path, index: int) -> float | None:
+    """Seconds from the daemon's start to the first record processed; ``None`` when
+    none was processed within ``COLD_DEADLINE``."""
     stream, path = f"cold-{engine.name}-{index}", workdir / f"cold-{engine.name}-{index}.jsonl"
     put(engine, stream, 1, shards=2)
     start = time.time()
     with daemon(engine, stream, f"cold-app-{engine.name}-{index}", path):
         while not ledger(path):
+            if time.time() - start > COLD_DEADLINE:
+                return None
             time.sleep(0.05)
     return float(ledger(path)[0]["processed_at"]) - start  # type: ignore[arg-type]
 
@@ -155,28 +191,45 @@ def main() -> None:
     parser.add_argument("--latency", type=int, default=100)
     parser.add_argument("--cold-runs", type=int, default=3)
     args = parser.parse_args()
-    rows = []
     with tempfile.TemporaryDirectory(prefix="bench-engines-") as tmp, engines() as found:
         workdir = Path(tmp)
+        e2e: dict[str, tuple[float, float]] = {}
+        raw: dict[str, float] = {}
+        lat: dict[str, tuple[list[float], int]] = {}
+        cold: dict[str, list[float | None]] = {engine.name: [] for engine in found}
         for engine in found:
             print(f"{engine.name}: end to end ...", file=sys.stderr, flush=True)
-            e2e = end_to_end(engine, workdir, args.records)
-            raw = raw_get_records(engine, f"e2e-{engine.name}", args.records)
+            e2e[engine.name] = end_to_end(engine, workdir, args.records)
+            raw[engine.name] = raw_get_records(engine, f"e2e-{engine.name}", args.records)
+        for engine in found:
             print(f"{engine.name}: latency ...", file=sys.stderr, flush=True)
-            lat = latency(engine, workdir, args.latency)
-            print(f"{engine.name}: cold starts ...", file=sys.stderr, flush=True)
-            cold = [cold_start(engine, workdir, i) for i in range(args.cold_runs)]
-            rows.append((engine.name, e2e, raw, lat, cold))
+            lat[engine.name] = latency(engine, workdir, args.latency)
+        for i in range(args.cold_runs):
+            for engine in found if i % 2 == 0 else reversed(found):
+                print(f"{engine.name}: cold start {i + 1} ...", file=sys.stderr, flush=True)
+                cold[engine.name].append(cold_start(engine, workdir, i))
     print(f"{'engine':14} {'e2e rec/s':>10} {'(1st batch)':>11} {'raw GetRecords':>15} {'ratio':>6} "
-          f"{'(1st b.)':>8} {'p50 ms':>7} {'p99 ms':>7} {'cold median s':>14} {'cold max s':>11}")
-    for name, (e2e, steady), raw, lat, cold in rows:
-        p99 = lat[max(int(len(lat) * 0.99) - 1, 0)]
-        print(f"{name:14} {e2e:10,.0f} {steady:11,.0f} {raw:15,.0f} {e2e / raw:5.2f}x {steady / raw:7.2f}x "
-              f"{statistics.median(lat) * 1000:7.0f} {p99 * 1000:7.0f} {statistics.median(cold):14.2f} "
-              f"{max(cold):11.2f}")
-    print(f"({args.records} records of ~100 B on {SHARDS} shards; targets: e2e >= 0.5x raw, "
-          "p50 <= 300 ms, cold start <= 10 s)")
-
+          f"{'(1st b.)':>8} {'p50 ms':>7} {'p99 ms':>7} {'late':>5} {'cold median s':>14} {'cold max s':>11}")
+    failed = False
+    for engine in found:
+        name = engine.name
+        (rate, steady), base = e2e[name], raw[name]
+        times, missing = lat[name]
+        p50 = f"{statistics.median(times) * 1000:7.0f}" if times else f"{'-':>7}"
+        p99 = f"{times[max(int(len(times) * 0.99) - 1, 0)] * 1000:7.0f}" if times else f"{'-':>7}"
+        done = [c for c in cold[name] if c is not None]
+        timed_out = len(cold[name]) - len(done)
+        cold_median = f"{statistics.median(done):14.2f}" if done else f"{'-':>14}"
+        cold_max = f"{max(done):11.2f}" if done else f"{'-':>11}"
+        print(f"{name:14} {rate:10,.0f} {steady:11,.0f} {base:15,.0f} {rate / base:5.2f}x {steady / base:7.2f}x "
+              f"{p50} {p99} {missing:5d} {cold_median} {cold_max}"
+              + (f"  ({timed_out} cold start(s) past {COLD_DEADLINE:.0f} s)" if timed_out else ""))
+        failed = failed or bool(missing) or bool(timed_out)
+    print(f"({args.records} records of ~100 B on {SHARDS} shards; raw: {SHARDS} concurrent readers, "
+          f"{MAX_RECORDS} per call, as the daemon; late: latency records not processed within "
+          f"{LATENCY_WINDOW:.0f} s; targets: e2e >= 0.5x raw, p50 <= 300 ms, cold start <= 10 s)")
+    if failed:
+        raise SystemExit("some records or cold starts did not complete in time (see above)")
 
 if __name__ == "__main__":
     main()
