@@ -973,14 +973,6 @@ def test_kcl3_primitive_fields_are_the_real_ones() -> None:
     assert found == KCL3_PRIMITIVE
 
 
-def test_kcl3_launcher_keys_are_read_by_the_launcher() -> None:
-    # The launcher's own source and the shared ones it is compiled with.
-    source = "\n".join(text.decode() for text in load_lock(3).launcher_sources().values())
-    for spec in KCL3_KEYS:
-        if spec.source == "launcher":
-            assert f'"{spec.name}"' in source, spec.name
-
-
 #: KCL 3.x keys whose stock default the validator refuses as a value: the KCL's
 #: own 0 means "give up at once", which a file must not ask for.
 KCL3_DEFAULTS_BELOW_THE_MINIMUM = {"shutdownGraceMillis"}
