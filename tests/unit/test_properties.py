@@ -17,7 +17,6 @@ from hypothesis import strategies as st
 
 from kclpy_local._exceptions import JavaNotFoundError, PropertiesError
 from kclpy_local._jvm.discovery import find_tool
-from kclpy_local._jvm.jars import load_lock
 from kclpy_local._config.kcl3_keys import (
     KCL1_ONLY_KEYS,
     KCL3_BEANS,
