@@ -18,6 +18,7 @@ __all__ = [
     "CACHE",
     "ENDPOINT",
     "JAVA",
+    "LIFELINE",
     "LOCALSTACK_IMAGE",
     "LOG_LEVEL",
     "MAVEN_REPO",
@@ -88,6 +89,11 @@ PROGRESS = Variable(
     "KCLPY_LOCAL_PROGRESS",
     "set by `run` and the fixtures: the file processors append progress events to",
 )
+LIFELINE = Variable(
+    "KCLPY_LOCAL_LIFELINE",
+    "internal, set by kclpy-local for the JVM it starts (do not set it): the inherited pipe "
+    "whose end stops the daemon, as SIGTERM does, when the process that started it is gone",
+)
 TEST_ENDPOINT = Variable(
     "KCLPY_LOCAL_TEST_ENDPOINT", "the pytest fixtures' endpoint instead of the embedded emulator"
 )
@@ -109,6 +115,7 @@ VARIABLES: tuple[Variable, ...] = (
     APP,
     STATE,
     PROGRESS,
+    LIFELINE,
     TEST_ENDPOINT,
     LOCALSTACK_IMAGE,
 )
