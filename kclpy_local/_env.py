@@ -18,6 +18,7 @@ __all__ = [
     "CACHE",
     "ENDPOINT",
     "JAVA",
+    "LIFELINE",
     "LOCALSTACK_IMAGE",
     "LOG_LEVEL",
     "MAVEN_REPO",
@@ -90,7 +91,8 @@ PROGRESS = Variable(
 )
 LIFELINE = Variable(
     "KCLPY_LOCAL_LIFELINE",
-    "set by the toolkit in each child it starts: the pipe that ends when its parent ends",
+    "internal, set by kclpy-local in each child it starts (do not set it): the inherited "
+    "pipe whose end stops the child, as SIGTERM does, when the process that started it is gone",
 )
 TEST_ENDPOINT = Variable(
     "KCLPY_LOCAL_TEST_ENDPOINT", "the pytest fixtures' endpoint instead of the embedded emulator"

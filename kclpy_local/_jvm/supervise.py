@@ -7,7 +7,7 @@ it failed starts the sequence again.  At most ``max_restarts`` restarts happen
 in one run.
 
 :class:`ExitReason` reads the daemon's log line by line and keeps what explains
-an exit, from the KCL 1.x daemon's own messages:
+an exit, from the daemon's own messages (KCL 3.x's say the same as KCL 1.x's):
 
 - ``MultiLangRecordProcessor.stopProcessing`` ("Encountered an error while
   trying to process records", "... to initialize record processor", "... to
@@ -18,9 +18,11 @@ an exit, from the KCL 1.x daemon's own messages:
   action for shard S. Terminating..."), which halts the JVM with status 1 when
   ``timeoutInSeconds`` is set and a processor does not answer in time;
 - the record processor's own report on stderr (the daemon logs each of its
-  stderr lines as "Received error line from subprocess [LINE] for shard S"):
-  kclpy-local's runtime writes "kclpy-local: processor raised while handling
-  ..." and the traceback, whose last line names the exception;
+  stderr lines as "Received error line from subprocess [LINE] for shard S", at
+  the level the line starts with, else at the error level; whatever the level
+  and trailing spaces): kclpy-local's runtime writes "kclpy-local: processor
+  raised while handling ..." and the traceback, whose last line names the
+  exception;
 - the launcher's lines ("cannot start: ...", "the worker failed: ...", "the
   worker never reached STARTED").
 
@@ -113,8 +115,9 @@ _TIMED_OUT = re.compile(
 )
 _CHILD_EXIT = re.compile(r"Child process exited with value: (?P<status>-?\d+)")
 _NO_STATUS = re.compile(r"Failed to get status message for \w+ action for shard (?P<shard>\S+)")
+# KCL 3.x's logback pattern ends the message with a space ("%msg %n").
 _CHILD_STDERR = re.compile(
-    r"Received error line from subprocess \[(?P<line>.*)\] for shard (?P<shard>\S+)$"
+    r"Received error line from subprocess \[(?P<line>.*)\] for shard (?P<shard>\S+)\s*$"
 )
 _RAISED = "kclpy-local: processor raised while handling "
 # The launcher's lines.

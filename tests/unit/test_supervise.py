@@ -128,6 +128,39 @@ def test_a_processor_that_raised() -> None:
     assert not reason.permanent
 
 
+def _stderr3(text: str, level: str = "ERROR", shard: str = SHARD) -> list[str]:
+    """The same line as KCL 3.x's daemon logs it: logback's pattern ends the message
+    with a space (``%msg %n``); the launcher logs a line at the level it starts with."""
+    return [
+        f"2026-11-25 19:19:49,123 [multi-lang-daemon-0001] {level:<5} s.a.k.multilang.DrainChildSTDERRTask "
+        f"[NONE] - Received error line from subprocess [{text}] for shard {shard} ",
+        text,
+    ]
+
+
+def test_a_processor_that_raised_on_kcl3() -> None:
+    lines = [
+        *_stderr3("INFO recorder: 5 records", level="INFO"),
+        *_stderr3("kclpy-local: processor raised while handling processRecords (daemon line 4); not acknowledged, exiting"),
+        *_stderr3("Traceback (most recent call last):"),
+        *_stderr3('  File "/srv/p.py", line 12, in process_records'),
+        *_stderr3("RuntimeError: poison record 8"),
+        "2026-11-25 19:19:49,200 [ShardRecordProcessor-0000] ERROR s.a.k.m.MultiLangShardRecordProcessor [NONE] "
+        "- Encountered an error while trying to process records ",
+        "2026-11-25 19:19:49,300 [ShardRecordProcessor-0000] INFO  s.a.k.m.MultiLangShardRecordProcessor [NONE] "
+        "- Child process exited with value: 4 ",
+    ]
+    assert reason_of(lines).describe() == (
+        f"the record processor for {SHARD} failed while processing records "
+        "(exit status 4; RuntimeError: poison record 8); the KCL stopped the daemon"
+    )
+
+
+def test_child_lines_at_their_own_level_are_read_on_kcl1() -> None:
+    lines = [line.replace("SEVERE: Received", "INFO: Received") for line in PROCESSOR_RAISED]
+    assert reason_of(lines).describe() == reason_of(PROCESSOR_RAISED).describe()
+
+
 def test_a_processor_that_exited() -> None:
     lines = [line for line in PROCESSOR_RAISED if "subprocess [" not in line]
     lines = [line.replace("value: 4", "value: 7") for line in lines]

@@ -18,8 +18,8 @@ import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
  * What the KCL 1.x and 3.x launchers do alike: the arguments, the charset check,
- * the ready line's callers, the stop on SIGTERM/SIGINT, the exit codes and the
- * self-check. A launcher's {@code main} hands its {@link Generation} to
+ * the ready line's callers, the stop on SIGTERM/SIGINT or when the parent process
+ * goes away ({@link Lifeline}), the exit codes and the self-check. A launcher's {@code main} hands its {@link Generation} to
  * {@link #main(String[], Generation)}; the class comments of the launchers say what
  * each of them adds to its stock daemon.
  */
@@ -109,7 +109,8 @@ public final class Launch {
                 shutdownGracefully(prepared);
             }
         };
-        if (!StopSignals.install(graceful)) {
+        final boolean signals = StopSignals.install(graceful);
+        if (!signals) {
             // No signal API: a shutdown hook, which also runs when the KCL itself exits.
             Runtime.getRuntime().addShutdownHook(new Thread(new Runnable() {
                 @Override
@@ -120,6 +121,16 @@ public final class Launch {
                 }
             }, "kclpy-local-shutdown"));
         }
+        Lifeline.watch(new Runnable() {
+            @Override
+            public void run() {
+                if (!signals) {
+                    System.exit(128 + StopSignals.SIGTERM);  // the shutdown hook stops gracefully
+                } else if (!StopSignals.terminate(graceful)) {
+                    say("a stop is already in progress");
+                }
+            }
+        });
 
         prepared.beforeStart();
         int code;

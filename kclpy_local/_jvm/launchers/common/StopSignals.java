@@ -15,10 +15,13 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * exits the JVM with 128 + the signal number when it is done; a second signal
  * halts at once. Only signals do this: when the KCL itself exits the JVM (it
  * does so when a record processor fails), no graceful shutdown is attempted,
- * since the worker that would run it is the one exiting. {@code sun.misc.Signal}
+ * since the worker that would run it is the one exiting. {@link #terminate} stops
+ * as SIGTERM does for other reasons (the {@link Lifeline}). {@code sun.misc.Signal}
  * is reached by reflection, so the launcher still compiles for Java 8.
  */
 final class StopSignals {
+    /** SIGTERM's number on Linux and macOS. */
+    static final int SIGTERM = 15;
     private static final AtomicBoolean STOPPING = new AtomicBoolean(false);
     private static volatile Thread stopper;
 
@@ -64,6 +67,22 @@ final class StopSignals {
             Runtime.getRuntime().halt(128 + signal);
             return;
         }
+        startStop(signal, graceful);
+    }
+
+    /**
+     * Stops as on SIGTERM (a graceful shutdown, then exit status 143), for a reason
+     * other than a signal; nothing when a stop is already in progress.
+     */
+    static boolean terminate(Runnable graceful) {
+        if (!STOPPING.compareAndSet(false, true)) {
+            return false;
+        }
+        startStop(SIGTERM, graceful);
+        return true;
+    }
+
+    private static void startStop(final int signal, final Runnable graceful) {
         Thread thread = new Thread(new Runnable() {
             @Override
             public void run() {

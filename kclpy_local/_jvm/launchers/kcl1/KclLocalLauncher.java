@@ -15,6 +15,8 @@ import com.amazonaws.services.dynamodbv2.AmazonDynamoDB;
 import com.amazonaws.services.dynamodbv2.AmazonDynamoDBClientBuilder;
 import com.amazonaws.services.kinesis.AmazonKinesis;
 import com.amazonaws.services.kinesis.AmazonKinesisClientBuilder;
+import com.amazonaws.services.kinesis.clientlibrary.interfaces.v2.IRecordProcessor;
+import com.amazonaws.services.kinesis.clientlibrary.interfaces.v2.IRecordProcessorFactory;
 import com.amazonaws.services.kinesis.clientlibrary.lib.worker.KinesisClientLibConfiguration;
 import com.amazonaws.services.kinesis.clientlibrary.lib.worker.ShardSyncTask;
 import com.amazonaws.services.kinesis.clientlibrary.lib.worker.ShardSyncer;
@@ -35,8 +37,10 @@ import com.amazonaws.services.kinesis.metrics.impl.NullMetricsFactory;
 import com.amazonaws.services.kinesis.multilang.MultiLangDaemon;
 import com.amazonaws.services.kinesis.multilang.MultiLangDaemonConfig;
 
+import dev.kclpylocal.common.ChildLogLevels;
 import dev.kclpylocal.common.Generation;
 import dev.kclpylocal.common.Launch;
+import dev.kclpylocal.common.Lifeline;
 import dev.kclpylocal.common.Prepared;
 import dev.kclpylocal.common.Settings;
 import dev.kclpylocal.common.StartupException;
@@ -55,6 +59,10 @@ import java.util.Properties;
 import java.util.Set;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Future;
+import java.util.logging.Filter;
+import java.util.logging.Level;
+import java.util.logging.LogRecord;
+import java.util.logging.Logger;
 
 import static dev.kclpylocal.common.Launch.EAGER_LINE;
 import static dev.kclpylocal.common.Launch.INITIAL_LEASE_SYNC;
@@ -81,6 +89,13 @@ import static dev.kclpylocal.common.Settings.trimmedOrNull;
  *       {@code EndpointConfiguration(endpoint, regionName)} when an endpoint is
  *       set, and injected into the Worker;</li>
  *   <li>the line {@value Launch#READY_LINE} on stderr when the worker reaches STARTED;</li>
+ *   <li>a record processor's stderr line is logged at the level it starts with
+ *       ({@code INFO name: message} at INFO, {@code WARNING} at WARNING, {@code DEBUG}
+ *       at FINE, see {@code ChildLogLevels}); the stock daemon logs every such line at
+ *       SEVERE, as lines without a level still are. The message stays the same;</li>
+ *   <li>when {@code KCLPY_LOCAL_LIFELINE} names an inherited pipe, the end of the
+ *       process that holds its write end stops the worker as SIGTERM does (see
+ *       {@code Lifeline});</li>
  *   <li>on SIGTERM/SIGINT a graceful shutdown (record processors receive
  *       shutdownRequested and may checkpoint), bounded by {@code shutdownGraceMillis},
  *       then exit with 128 + the signal number; a second signal exits at once.
@@ -261,6 +276,7 @@ public final class KclLocalLauncher implements Generation {
 
     @Override
     public Prepared prepare(String propertiesPath) throws IOException {
+        ChildLevelFilter.install();
         Settings settings = Settings.read(propertiesPath, CBOR_SYSTEM_PROPERTY, "true");
         Properties extra = settings.properties;
         String cloudWatchEndpoint = settings.cloudWatchEndpoint;
@@ -305,7 +321,7 @@ public final class KclLocalLauncher implements Generation {
         StateListener listener = new StateListener(status);
         ExecutorService executor = config.getExecutorService();
         Worker.Builder builder = new Worker.Builder()
-                .recordProcessorFactory(config.getRecordProcessorFactory())
+                .recordProcessorFactory(new LifelineScrubbingFactory(config.getRecordProcessorFactory()))
                 .config(kcl)
                 .execService(executor)
                 .kinesisClient(kinesis)
@@ -574,6 +590,77 @@ public final class KclLocalLauncher implements Generation {
                     say(TOOK_RELEASED_LINE + lease.getLeaseKey() + " (checkpoint " + checkpointOf(lease) + ")");
                 }
             }
+        }
+    }
+
+    /**
+     * Logs a record processor's stderr line at the level the line starts with: a
+     * filter on the {@code java.util.logging} logger of the KCL's
+     * {@code DrainChildSTDERRTask} (commons-logging logs through it) that changes the
+     * level of its SEVERE "Received error line from subprocess" records. A record
+     * below the logger's level is dropped, as any record at that level would be; the
+     * KCL echoes the line itself on stderr in any case.
+     */
+    static final class ChildLevelFilter implements Filter {
+        static final String LOGGER = "com.amazonaws.services.kinesis.multilang.DrainChildSTDERRTask";
+        /** Held here: {@code java.util.logging} keeps its loggers only weakly. */
+        private static Logger logger;
+        private final Filter previous;
+
+        private ChildLevelFilter(Filter previous) {
+            this.previous = previous;
+        }
+
+        static synchronized void install() {
+            if (logger != null) {
+                return;
+            }
+            logger = Logger.getLogger(LOGGER);
+            logger.setFilter(new ChildLevelFilter(logger.getFilter()));
+        }
+
+        static Level julLevel(ChildLogLevels.Level level) {
+            switch (level) {
+                case DEBUG:
+                    return Level.FINE;
+                case INFO:
+                    return Level.INFO;
+                case WARNING:
+                    return Level.WARNING;
+                default:
+                    return Level.SEVERE;
+            }
+        }
+
+        @Override
+        public boolean isLoggable(LogRecord record) {
+            if (record.getLevel() == Level.SEVERE) {
+                String line = ChildLogLevels.lineOf(record.getMessage());
+                if (line != null) {
+                    Level level = julLevel(ChildLogLevels.of(line));
+                    if (level != Level.SEVERE) {
+                        record.setLevel(level);
+                        if (!logger.isLoggable(level)) {
+                            return false;
+                        }
+                    }
+                }
+            }
+            return previous == null || previous.isLoggable(record);
+        }
+    }
+
+    /** The stock factory, with {@code KCLPY_LOCAL_LIFELINE} kept from the processors' environment. */
+    static final class LifelineScrubbingFactory implements IRecordProcessorFactory {
+        private final IRecordProcessorFactory stock;
+
+        LifelineScrubbingFactory(IRecordProcessorFactory stock) {
+            this.stock = stock;
+        }
+
+        @Override
+        public IRecordProcessor createProcessor() {
+            return Lifeline.keepFromProcessor(stock.createProcessor());
         }
     }
 

@@ -4,6 +4,17 @@
  */
 package dev.kclpylocal.kcl3;
 
+import ch.qos.logback.classic.Level;
+import ch.qos.logback.classic.Logger;
+import ch.qos.logback.classic.LoggerContext;
+import ch.qos.logback.classic.turbo.TurboFilter;
+import ch.qos.logback.core.spi.FilterReply;
+
+import org.slf4j.ILoggerFactory;
+import org.slf4j.LoggerFactory;
+import org.slf4j.Marker;
+import org.slf4j.spi.LocationAwareLogger;
+
 import software.amazon.awssdk.auth.credentials.AwsCredentialsProvider;
 import software.amazon.awssdk.core.interceptor.Context;
 import software.amazon.awssdk.core.interceptor.ExecutionAttributes;
@@ -19,6 +30,7 @@ import software.amazon.kinesis.checkpoint.CheckpointConfig;
 import software.amazon.kinesis.common.ConfigsBuilder;
 import software.amazon.kinesis.common.KinesisClientUtil;
 import software.amazon.kinesis.common.StreamConfig;
+import software.amazon.kinesis.common.StreamIdentifier;
 import software.amazon.kinesis.coordinator.CoordinatorConfig;
 import software.amazon.kinesis.coordinator.Scheduler;
 import software.amazon.kinesis.coordinator.WorkerStateChangeListener;
@@ -37,11 +49,15 @@ import software.amazon.kinesis.multilang.config.BuilderDynaBean;
 import software.amazon.kinesis.multilang.config.ConfigurationSettableUtils;
 import software.amazon.kinesis.multilang.config.MultiLangDaemonConfiguration;
 import software.amazon.kinesis.processor.ProcessorConfig;
+import software.amazon.kinesis.processor.ShardRecordProcessor;
+import software.amazon.kinesis.processor.ShardRecordProcessorFactory;
 import software.amazon.kinesis.retrieval.RetrievalConfig;
 import software.amazon.kinesis.retrieval.polling.PollingConfig;
 
+import dev.kclpylocal.common.ChildLogLevels;
 import dev.kclpylocal.common.Generation;
 import dev.kclpylocal.common.Launch;
+import dev.kclpylocal.common.Lifeline;
 import dev.kclpylocal.common.Prepared;
 import dev.kclpylocal.common.Settings;
 import dev.kclpylocal.common.StartupException;
@@ -114,6 +130,13 @@ import static dev.kclpylocal.common.Settings.trimmedOrNull;
  *       {@code CoordinatorConfig} that the stock daemon does not read;</li>
  *   <li>the line {@value Launch#READY_LINE} on stderr when the scheduler reaches
  *       STARTED;</li>
+ *   <li>a record processor's stderr line is logged at the level it starts with
+ *       ({@code INFO name: message} at INFO, {@code WARNING} at WARN, {@code DEBUG}
+ *       at DEBUG, see {@code ChildLogLevels}); the stock daemon logs every such line
+ *       at ERROR, as lines without a level still are. The message stays the same;</li>
+ *   <li>when {@code KCLPY_LOCAL_LIFELINE} names an inherited pipe, the end of the
+ *       process that holds its write end stops the scheduler as SIGTERM does (see
+ *       {@code Lifeline});</li>
  *   <li>on SIGTERM/SIGINT a graceful shutdown (record processors receive
  *       shutdownRequested and may checkpoint), bounded by {@code shutdownGraceMillis},
  *       then exit with 128 + the signal number; a second signal exits at once.
@@ -278,6 +301,7 @@ public final class KclLocalLauncher implements Generation {
 
     @Override
     public Prepared prepare(String propertiesPath) throws IOException {
+        ChildLevelFilter.install();
         Settings settings = Settings.read(propertiesPath, CBOR_SYSTEM_PROPERTY, "false");
         Properties extra = settings.properties;
         String cloudWatchEndpoint = settings.cloudWatchEndpoint;
@@ -355,7 +379,8 @@ public final class KclLocalLauncher implements Generation {
         describeEndpoint("CloudWatch", cloudWatchEndpoint, region, null);
 
         ConfigsBuilder configsBuilder = new ConfigsBuilder(c.getStreamName(), c.getApplicationName(), kinesis,
-                dynamoDB, cloudWatch, c.getWorkerIdentifier(), config.getRecordProcessorFactory());
+                dynamoDB, cloudWatch, c.getWorkerIdentifier(),
+                new LifelineScrubbingFactory(config.getRecordProcessorFactory()));
         // As the stock MultiLangDaemonConfiguration resolves its fields: ConfigsBuilder first, then the
         // configuration objects it makes, the nested beans, the retrieval mode, and everything else.
         Map<Class<?>, Object> configObjects = new HashMap<>();
@@ -558,6 +583,86 @@ public final class KclLocalLauncher implements Generation {
             Thread.currentThread().interrupt();
         } catch (Exception e) {
             say(EAGER_LINE + " failed (" + oneLine(rootCause(e)) + "); the worker will sync itself");
+        }
+    }
+
+    /**
+     * Logs a record processor's stderr line at the level the line starts with: a
+     * logback turbo filter that, for the ERROR "Received error line from subprocess"
+     * events of the KCL's {@code DrainChildSTDERRTask}, logs the same message at the
+     * line's level on the same logger instead (levels, appenders and the MDC apply as
+     * to any event). The KCL echoes the line itself on stderr in any case. Without
+     * logback (another SLF4J binding on the class path) nothing changes.
+     */
+    static final class ChildLevelFilter extends TurboFilter {
+        static final String LOGGER = "software.amazon.kinesis.multilang.DrainChildSTDERRTask";
+        static final String FQCN = ChildLevelFilter.class.getName();
+
+        static synchronized void install() {
+            ILoggerFactory factory = LoggerFactory.getILoggerFactory();
+            if (!(factory instanceof LoggerContext)) {
+                return;
+            }
+            LoggerContext context = (LoggerContext) factory;
+            for (TurboFilter filter : context.getTurboFilterList()) {
+                if (filter instanceof ChildLevelFilter) {
+                    return;
+                }
+            }
+            ChildLevelFilter filter = new ChildLevelFilter();
+            filter.setName("kclpy-local child log levels");
+            filter.setContext(context);
+            filter.start();
+            context.addTurboFilter(filter);
+        }
+
+        static int slf4jLevel(ChildLogLevels.Level level) {
+            switch (level) {
+                case DEBUG:
+                    return LocationAwareLogger.DEBUG_INT;
+                case INFO:
+                    return LocationAwareLogger.INFO_INT;
+                case WARNING:
+                    return LocationAwareLogger.WARN_INT;
+                default:
+                    return LocationAwareLogger.ERROR_INT;
+            }
+        }
+
+        @Override
+        public FilterReply decide(Marker marker, Logger logger, Level level, String format, Object[] params,
+                Throwable t) {
+            if (level != Level.ERROR || format == null || !format.startsWith(ChildLogLevels.MESSAGE_START)
+                    || params == null || params.length == 0 || !(params[0] instanceof String)
+                    || !LOGGER.equals(logger.getName())) {
+                return FilterReply.NEUTRAL;
+            }
+            ChildLogLevels.Level child = ChildLogLevels.of((String) params[0]);
+            if (child == ChildLogLevels.Level.ERROR) {
+                return FilterReply.NEUTRAL;
+            }
+            // Logged again at the child's level: this filter lets that event through (not ERROR).
+            logger.log(marker, FQCN, slf4jLevel(child), format, params, t);
+            return FilterReply.DENY;
+        }
+    }
+
+    /** The stock factory, with {@code KCLPY_LOCAL_LIFELINE} kept from the processors' environment. */
+    static final class LifelineScrubbingFactory implements ShardRecordProcessorFactory {
+        private final ShardRecordProcessorFactory stock;
+
+        LifelineScrubbingFactory(ShardRecordProcessorFactory stock) {
+            this.stock = stock;
+        }
+
+        @Override
+        public ShardRecordProcessor shardRecordProcessor() {
+            return Lifeline.keepFromProcessor(stock.shardRecordProcessor());
+        }
+
+        @Override
+        public ShardRecordProcessor shardRecordProcessor(StreamIdentifier streamIdentifier) {
+            return Lifeline.keepFromProcessor(stock.shardRecordProcessor(streamIdentifier));
         }
     }
 
