@@ -43,7 +43,8 @@ def add_endpoint_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help=(
             "Kinesis/DynamoDB/CloudWatch endpoint (default: $KCLPY_LOCAL_ENDPOINT, else the "
-            f"emulator started by `kclpy-local up`, else {DEFAULT_ENDPOINT})"
+            f"emulator started by `kclpy-local up`, else {DEFAULT_ENDPOINT}); the one used, "
+            "and why, is one line on stderr"
         ),
     )
     parser.add_argument(

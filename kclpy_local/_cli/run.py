@@ -29,7 +29,8 @@ Ctrl-C (or SIGTERM) asks the daemon for a graceful shutdown: each record
 processor gets ``shutdownRequested`` and may checkpoint; a second Ctrl-C kills
 the daemon.  The last line says how it stopped, in words, with the daemon's
 exit status (``stopped gracefully: 2 lease(s) released for another worker to
-take (daemon exit status 143 = SIGTERM, as asked)``); the run then exits 0.  The daemon's log goes to ``daemon.log`` in the run directory
+take (daemon exit status 143 = SIGTERM, as asked)``); the run then exits 0.
+The daemon's log goes to ``daemon.log`` in the run directory
 (``--log -`` sends it to stderr); its last lines are shown when it fails,
 with the reason when the log names one (a record processor that failed or
 timed out).  While the endpoint does not answer the daemon keeps retrying, and

@@ -415,7 +415,9 @@ def test_run_uses_the_kinesis_mock_up_started(kcl1: Installation, kcl_cache: Pat
     stderr_path = tmp_path / "run.stderr"
     try:
         # Another kind than up's engine: refused before anything starts.
-        refused = cli("run", str(RECORDER), "--stream", "km-up", "--kinesis", "moto")
+        # (No jars in its cache: were it not refused, it would fail at once, not start a JVM.)
+        refused = cli("run", str(RECORDER), "--stream", "km-up", "--kinesis", "moto",
+                      "--cache-dir", str(tmp_path / "no-jars"))
         assert refused.returncode == 2, refused.stderr
         assert (f"error: --kinesis moto would start a second Kinesis engine, but `kclpy-local up` started "
                 f"kinesis-mock for Kinesis at {kinesis_url} (pid {record.kinesis.pid}") in refused.stderr
@@ -457,7 +459,7 @@ def test_run_uses_the_kinesis_mock_up_started(kcl1: Installation, kcl_cache: Pat
                 str(lease["checkpoint"]).isdigit() for lease in json.loads(leases.stdout))
 
         wait_for(checkpointed, 30, "a checkpoint in up's lease table")
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signal.SIGTERM)  # as Ctrl-C (the other run tests send SIGINT)
         assert proc.wait(60) == 0, text()
         assert text().splitlines()[-1] == (
             "kclpy-local: stopped gracefully: 1 lease(s) released for another worker to take "
