@@ -8,12 +8,12 @@ file is JSON: ``{"pid", "port", "endpoint", "started_at", "log_file"}``, plus
 looks for a running emulator (``up``, ``down``, ``run``, ``put``, ...) reads it
 here; writes are atomic and made under the directory's lock.
 
-:func:`use_running` is the rule for a command that would start a Kinesis
-engine of its own (``run --kinesis NAME``) while ``up``'s emulator runs: it
-uses the running engine when the kinds agree and refuses when they do not, so
-that there are never two engines of which ``put``, ``leases`` and ``metrics``
-know only one. It compares engine names only; an engine added later needs
-nothing of its own here.
+:func:`use_running` is the rule for a command that would start an engine
+of its own (``run --kinesis NAME``, for Kinesis; or in the main process's
+place) while ``up``'s emulator runs: it uses the running engine when the kinds
+agree and refuses when they do not, so that there are never two engines of
+which ``put``, ``leases`` and ``metrics`` know only one. It compares engine
+names only; an engine added later needs nothing of its own here.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Literal
 
 from .. import _env
 from .._exceptions import EmulatorError, UsageError
@@ -43,7 +44,6 @@ __all__ = [
     "KinesisRecord",
     "check_state_dir",
     "kinesis_is_live",
-    "live_record",
     "locked",
     "read_record",
     "record_is_live",
@@ -99,9 +99,14 @@ class EmulatorRecord:
         return self.kinesis.endpoint if self.kinesis is not None else self.endpoint
 
     @property
+    def main_engine(self) -> str:
+        """The kind of engine of the main process (``pid``, ``endpoint``)."""
+        return MOTO
+
+    @property
     def kinesis_engine(self) -> str:
         """The kind of engine that serves Kinesis (``moto``, ``kinesis-mock``, ...)."""
-        return self.kinesis.engine if self.kinesis is not None else MOTO
+        return self.kinesis.engine if self.kinesis is not None else self.main_engine
 
     @property
     def kinesis_pid(self) -> int:
@@ -215,31 +220,34 @@ def stop_kinesis(record: EmulatorRecord, timeout: float = 5.0) -> bool:
     return stop_group(record.kinesis.pid, timeout)
 
 
-def live_record(state_dir: Path) -> EmulatorRecord | None:
-    """The pid file's record when its main process still runs; ``None`` otherwise."""
-    record = read_record(state_dir)
-    return record if record is not None and record_is_live(record) else None
-
-
 def use_running(
-    record: EmulatorRecord, requested: str | None, state_dir: Path, option: str = "--kinesis"
+    record: EmulatorRecord,
+    requested: str | None,
+    state_dir: Path,
+    option: str = "--kinesis",
+    role: Literal["kinesis", "main"] = "kinesis",
 ) -> EmulatorRecord:
-    """``record`` (live) when a command that asks for Kinesis engine ``requested``
-    (``None``: not asked) may use it instead of starting one of its own.
+    """``record`` (live) when a command that asks for engine ``requested`` (``None``:
+    not asked) in ``role`` (``kinesis``: what serves Kinesis; ``main``: the main
+    process) may use it instead of starting one of its own.
 
     The kinds must agree: a second engine would be one that ``put``, ``leases``
     and ``metrics`` do not know (they read this registry), so a different kind
     is refused with a :class:`UsageError` (exit 2) naming both engines and the
     fix. A recorded Kinesis engine that is gone is an :class:`EmulatorError`.
     """
-    running = record.kinesis_engine
+    if role == "kinesis":
+        running, url, pid = record.kinesis_engine, record.kinesis_endpoint, record.kinesis_pid
+        serves, second = " for Kinesis", "a second Kinesis engine"
+    else:
+        running, url, pid = record.main_engine, record.endpoint, record.pid
+        serves, second = "", "a second emulator"
     where = (
-        f"`kclpy-local up` started {running} for Kinesis at {record.kinesis_endpoint} "
-        f"(pid {record.kinesis_pid}, state dir {state_dir})"
+        f"`kclpy-local up` started {running}{serves} at {url} (pid {pid}, state dir {state_dir})"
     )
     if requested is not None and requested != running:
         raise UsageError(
-            f"{option} {requested} would start a second Kinesis engine, but {where}; "
+            f"{option} {requested} would start {second}, but {where}; "
             f"put, leases and metrics use that one",
             hint=f"drop {option} to use the running {running}, or stop it first with "
             f"`kclpy-local down` (then `kclpy-local up {option} {requested}` to share one "
@@ -247,7 +255,8 @@ def use_running(
         )
     if record.kinesis is not None and not kinesis_is_live(record):
         err = EmulatorError(
-            f"the {running} that `kclpy-local up` started for Kinesis (pid {record.kinesis.pid}, "
+            f"the {record.kinesis.engine} that `kclpy-local up` started for Kinesis "
+            f"(pid {record.kinesis.pid}, "
             f"state dir {state_dir}) is gone"
         )
         err.hint = "stop the rest with `kclpy-local down`, then start again"

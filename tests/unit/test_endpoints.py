@@ -142,3 +142,14 @@ def test_a_recorded_engine_that_is_gone_is_an_emulator_error(
                                             r"\(pid 102, .*\) is gone") as info:
         use_running(WITH_KM, "kinesis-mock", tmp_path)
     assert info.value.exit_code == 8
+
+
+def test_the_rule_holds_for_the_main_engine_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    live(monkeypatch)
+    assert use_running(WITH_KM, "moto", tmp_path, "--engine", role="main") is WITH_KM
+    with pytest.raises(UsageError) as info:
+        use_running(WITH_KM, "ministack", tmp_path, "--engine", role="main")
+    assert str(info.value).startswith(
+        f"--engine ministack would start a second emulator, but `kclpy-local up` started moto at "
+        f"{MOTO_URL} (pid 101, state dir {tmp_path})")
+    assert info.value.hint is not None and "drop --engine to use the running moto" in info.value.hint
