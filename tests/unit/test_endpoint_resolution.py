@@ -1,7 +1,7 @@
 """Which endpoint a command uses and why (``_emulators.endpoints.resolve``), and the
 registry's rule for a command that asks for a Kinesis engine while ``up``'s runs
 (``_emulators.registry.use_running``). Liveness is stubbed; the real processes are
-in tests/integration/test_endpoints.py."""
+in tests/integration/test_endpoint_line.py."""
 
 from __future__ import annotations
 
