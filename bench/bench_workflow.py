@@ -63,7 +63,7 @@ def run_to_first_record(workdir: Path, index: int) -> float:
             if proc.poll() is not None:
                 raise RuntimeError(f"kclpy-local run exited with {proc.returncode}: {text}")
             text = (workdir / f"run-{index}.stderr").read_text()
-            match = re.search(r"embedded emulator at (http://\S+)", text)
+            match = re.search(r"endpoint (http://\S+) \(embedded emulator", text)
             if match and endpoint is None:
                 endpoint = match.group(1)
             if endpoint is not None:

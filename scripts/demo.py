@@ -12,6 +12,7 @@ from pathlib import Path
 
 from kclpy_local import _aws
 from kclpy_local._jvm.daemon import Daemon
+from kclpy_local._jvm.supervise import StopReport
 from kclpy_local._emulators.moto import EmbeddedEmulator
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,7 +35,13 @@ def main() -> int:
             "KCLPY_LOCAL_ENDPOINT": emu.endpoint_url,
             "KCLPY_LOCAL_LEDGER": str(ledger),
         }
-        log = (lambda line: print("  daemon:", line)) if args.verbose else None
+        stop = StopReport()  # how the stop went, from the daemon's log
+
+        def log(line: str) -> None:
+            stop.feed(line)
+            if args.verbose:
+                print("  daemon:", line)
+
         started = time.monotonic()
         print("starting the KCL 1.15.3 daemon with properties/local.properties ...")
         with Daemon(ROOT / "properties" / "local.properties", env=env, cwd=ROOT, log=log,
@@ -56,8 +63,9 @@ def main() -> int:
             for lease in _aws.read_leases(_aws.client("dynamodb", emu.endpoint_url), "kclpy-local-demo"):
                 print(f"  lease {lease.lease_key}: checkpoint {lease.checkpoint}, owner {lease.owner}")
             print(f"{len(seen)} of {len(results)} records processed; stopping (graceful shutdown) ...")
-        print(f"daemon stopped (exit status {daemon.returncode})")
-        return 0 if len(seen) >= len(results) else 1
+        code = daemon.returncode
+        print(stop.describe(code) if code is not None else "the daemon did not start")
+        return 0 if len(seen) >= len(results) and stop.graceful else 1
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""What several commands share: the endpoint options and JSON output."""
+"""What several commands share: the endpoint options, the endpoint line and JSON output."""
 
 from __future__ import annotations
 
@@ -8,20 +8,20 @@ import sys
 from typing import Any
 
 from .. import _env
-from .._emulators.registry import kinesis_is_live, read_record, record_is_live
-from .._env import default_state_dir
+from .._emulators import endpoints
+from .._emulators.endpoints import DEFAULT_ENDPOINT, Endpoint, Service
 
 __all__ = [
     "DEFAULT_ENDPOINT",
     "ENDPOINT_ENV",
     "add_endpoint_arguments",
+    "announce_endpoint",
+    "endpoint_for",
     "port_number",
     "print_json",
-    "resolve_endpoint",
 ]
 
 ENDPOINT_ENV = _env.ENDPOINT.name
-DEFAULT_ENDPOINT = "http://127.0.0.1:4566"
 
 
 def port_number(text: str) -> int:
@@ -43,7 +43,8 @@ def add_endpoint_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help=(
             "Kinesis/DynamoDB/CloudWatch endpoint (default: $KCLPY_LOCAL_ENDPOINT, else the "
-            f"emulator started by `kclpy-local up`, else {DEFAULT_ENDPOINT})"
+            f"emulator started by `kclpy-local up`, else {DEFAULT_ENDPOINT}); the one used, "
+            "and why, is one line on stderr"
         ),
     )
     parser.add_argument(
@@ -51,23 +52,22 @@ def add_endpoint_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def resolve_endpoint(explicit: str | None, service: str = "kinesis") -> str:
+def announce_endpoint(found: Endpoint, label: str = "endpoint") -> None:
+    """The one stderr line that says which endpoint a command uses and why."""
+    print(f"kclpy-local: {label} {found.describe()}", file=sys.stderr)
+
+
+def endpoint_for(explicit: str | None, service: Service = "kinesis") -> str:
     """The endpoint a command talks to for ``service`` (``kinesis``, ``dynamodb`` or
-    ``cloudwatch``): explicit, environment, running emulator, default.
+    ``cloudwatch``): ``--endpoint``, ``$KCLPY_LOCAL_ENDPOINT``, the running emulator
+    or the default (:func:`kclpy_local._emulators.endpoints.resolve`), announced on
+    stderr.
 
     After ``kclpy-local up --kinesis kinesis-mock`` Kinesis is on its own port.
     """
-    if explicit:
-        return explicit
-    from_env = _env.ENDPOINT.get()
-    if from_env:
-        return from_env
-    record = read_record(default_state_dir())
-    if record is not None and record_is_live(record):
-        if service == "kinesis" and kinesis_is_live(record):
-            return record.kinesis_endpoint
-        return record.endpoint
-    return DEFAULT_ENDPOINT
+    found = endpoints.resolve(explicit, service)
+    announce_endpoint(found)
+    return found.url
 
 
 def print_json(value: Any) -> None:

@@ -42,6 +42,7 @@ from typing import Literal
 from .. import _env
 from .._config.generations import GENERATIONS
 from .._config.properties import Problem, detect_profile, read_properties, validate_properties
+from .._emulators.endpoints import Endpoint, resolve
 from .._emulators.kinesis_mock import VERSION as KINESIS_MOCK_VERSION
 from .._emulators.kinesis_mock import find_installation, node_problem
 from .._emulators.moto import INSTALL_HINT as EMULATOR_INSTALL_HINT
@@ -53,7 +54,7 @@ from .._jvm.discovery import JavaTool, find_tool
 from .._jvm.jars import DEFAULT_GENERATION, Lock, available_generations, load_lock
 from .._jvm.launcher import launcher_problem
 from .._version import __version__
-from ._common import DEFAULT_ENDPOINT, ENDPOINT_ENV, print_json, resolve_endpoint
+from ._common import DEFAULT_ENDPOINT, ENDPOINT_ENV, announce_endpoint, print_json
 
 __all__ = [
     "Check",
@@ -306,18 +307,8 @@ def check_launcher(lock: Lock, layout: CacheLayout, fix: str) -> Check:
 # -- the emulator ----------------------------------------------------------------
 
 
-def _endpoint_origin(explicit: str | None, endpoint: str) -> str:
-    if explicit:
-        return "--endpoint"
-    if os.environ.get(ENDPOINT_ENV):
-        return f"${ENDPOINT_ENV}"
-    if endpoint != DEFAULT_ENDPOINT:
-        return "`kclpy-local up`"
-    return "the default"
-
-
 def check_emulator(
-    endpoint: str, origin: str = "--endpoint", timeout: float = PROBE_TIMEOUT
+    endpoint: str, origin: str = "from --endpoint", timeout: float = PROBE_TIMEOUT
 ) -> Check:
     """One HTTP request to ``endpoint``: any HTTP answer, whatever its status, is ok."""
     fix = "start the emulator with `kclpy-local up`, or point --endpoint at a running one"
@@ -332,7 +323,7 @@ def check_emulator(
     except (OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
         return Check("emulator", "warn", f"nothing answers at {endpoint} ({origin}): {reason}", fix)
-    return Check("emulator", "ok", f"{endpoint} answers (HTTP {status}; from {origin})")
+    return Check("emulator", "ok", f"{endpoint} answers (HTTP {status}; {origin})")
 
 
 # -- properties ------------------------------------------------------------------
@@ -390,10 +381,11 @@ def run_checks(
     *,
     generation: int = DEFAULT_GENERATION,
     cache_dir: Path | None = None,
-    endpoint: str | None = None,
+    endpoint: str | Endpoint | None = None,
     properties: Path | None = None,
 ) -> list[Check]:
-    """Every check, in report order."""
+    """Every check, in report order; ``endpoint`` is ``--endpoint`` or the endpoint
+    already resolved (:func:`kclpy_local._emulators.endpoints.resolve`)."""
     checks = [check_python()]
     checks += [check_package(name) for name in ("kclpy-local", "amazon-kclpy", "boto3", "moto")]
     java = find_java()
@@ -416,8 +408,8 @@ def run_checks(
     )
     checks += cache_checks
     checks.append(check_kinesis_mock(cache_dir))
-    resolved = resolve_endpoint(endpoint)
-    checks.append(check_emulator(resolved, _endpoint_origin(endpoint, resolved)))
+    resolved = endpoint if isinstance(endpoint, Endpoint) else resolve(endpoint)
+    checks.append(check_emulator(resolved.url, resolved.reason))
     if properties is not None:
         checks += check_properties(properties)
     return checks
@@ -464,10 +456,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _run(args: argparse.Namespace) -> int:
+    endpoint = resolve(args.endpoint)
+    announce_endpoint(endpoint)
     checks = run_checks(
         generation=args.kcl,
         cache_dir=args.cache_dir,
-        endpoint=args.endpoint,
+        endpoint=endpoint,
         properties=args.properties,
     )
     failed = sum(1 for c in checks if c.status == "FAIL")

@@ -132,7 +132,7 @@ def _missing_table(dynamodb: Any, table: str, endpoint: str) -> KclpyLocalError:
 
 
 def run(args: argparse.Namespace) -> int:
-    endpoint = _common.resolve_endpoint(args.endpoint, "dynamodb")
+    endpoint = _common.endpoint_for(args.endpoint, "dynamodb")
     with _aws.endpoint_errors(endpoint):
         dynamodb = _aws.client("dynamodb", endpoint, args.region, max_attempts=2)
         try:

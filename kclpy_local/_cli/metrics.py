@@ -203,7 +203,7 @@ def _explain_nothing(
 
 
 def run(args: argparse.Namespace) -> int:
-    endpoint = _common.resolve_endpoint(args.endpoint, "cloudwatch")
+    endpoint = _common.endpoint_for(args.endpoint, "cloudwatch")
     end = datetime.now(UTC) + timedelta(minutes=1)
     start = end - timedelta(minutes=args.since + 1)
     period = _period(end - start)

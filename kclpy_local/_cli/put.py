@@ -379,7 +379,7 @@ def _summary_line(args: argparse.Namespace, tally: _Tally, seconds: float) -> st
 
 def run(args: argparse.Namespace) -> int:
     shape = _shape(args)
-    endpoint = _common.resolve_endpoint(args.endpoint)
+    endpoint = _common.endpoint_for(args.endpoint)
     with _aws.endpoint_errors(endpoint):
         records, total, streamed = _source(args, shape)
         # Fail fast on an unreachable endpoint; puts get the full retry budget.

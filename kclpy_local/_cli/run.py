@@ -11,7 +11,14 @@ daemon on them and shows live progress per shard: records processed, lag
 ``--kinesis kinesis-mock`` puts Kinesis on kinesis-mock (started for the run on
 a free loopback port) while DynamoDB and CloudWatch stay on moto or the
 endpoint; it needs Node.js and installs the pinned ``kinesis-local`` into the
-cache on first use.
+cache on first use.  When ``kclpy-local up`` runs, its engines are used: a
+``--kinesis`` of the same kind as the engine ``up`` started for Kinesis is that
+one (nothing is started), another kind is refused (exit 2), since ``put``,
+``leases`` and ``metrics`` would know only one of two engines.
+
+The endpoint and why it was chosen (``--endpoint``, ``$KCLPY_LOCAL_ENDPOINT``,
+the emulator ``up`` started, or the embedded emulator started for the run) is
+one line on stderr: ``kclpy-local: endpoint URL (REASON)``.
 
 ``--kcl 3`` runs the same properties on KCL 3.x: the effective file is
 translated from the 1.x form (SDK v2 credentials providers, polling, the
@@ -20,7 +27,10 @@ translated for KCL 3.x: ...``); ``--print-properties`` shows the translated file
 
 Ctrl-C (or SIGTERM) asks the daemon for a graceful shutdown: each record
 processor gets ``shutdownRequested`` and may checkpoint; a second Ctrl-C kills
-the daemon.  The daemon's log goes to ``daemon.log`` in the run directory
+the daemon.  The last line says how it stopped, in words, with the daemon's
+exit status (``stopped gracefully: 2 lease(s) released for another worker to
+take (daemon exit status 143 = SIGTERM, as asked)``); the run then exits 0.
+The daemon's log goes to ``daemon.log`` in the run directory
 (``--log -`` sends it to stderr); its last lines are shown when it fails,
 with the reason when the log names one (a record processor that failed or
 timed out).  While the endpoint does not answer the daemon keeps retrying, and
@@ -64,6 +74,7 @@ from .._config.properties import (
     read_properties,
     write_properties,
 )
+from .._emulators.endpoints import DEFAULT_ENDPOINT, DEFAULT_REASON, Endpoint, resolve
 from .._emulators.kinesis_mock import CBOR_RECORDS_WORK, ENGINES, KinesisMock
 from .._emulators.moto import (
     DEFAULT_HOST,
@@ -72,7 +83,7 @@ from .._emulators.moto import (
     ensure_port_free,
     free_port,
 )
-from .._emulators.registry import kinesis_is_live, read_record, record_is_live
+from .._emulators.registry import use_running
 from .._env import default_state_dir
 from .._exceptions import DaemonError, EmulatorError, PropertiesError
 from .._jvm.daemon import LOCAL_PROFILE, Daemon, known_generation, processor_command
@@ -147,10 +158,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument(
         "--kinesis",
         choices=ENGINES,
-        default="moto",
-        help="the Kinesis engine: moto (default), or kinesis-mock (started for this "
-        "run on a free loopback port; DynamoDB and CloudWatch stay on "
-        "moto or the endpoint; needs Node.js, installs kinesis-local on first use)",
+        default=None,
+        help="the Kinesis engine: moto, or kinesis-mock (started for this run on a free "
+        "loopback port; DynamoDB and CloudWatch stay on moto or the endpoint; needs "
+        "Node.js, installs kinesis-local on first use); default: the one `kclpy-local up` "
+        "started, else moto. With `up` running, another kind than its engine is refused",
     )
     p.add_argument(
         "--port",
@@ -247,6 +259,10 @@ class Plan:
     app: str
     embedded: bool
     create_stream: bool
+    #: Where the endpoint came from (``None``: the properties file's own endpoints).
+    found: Endpoint | None = None
+    #: The Kinesis engine to start for this run (``None``: none beside the endpoint).
+    kinesis: str | None = None
 
 
 def _parse_overrides(items: list[str]) -> dict[str, str]:
@@ -291,19 +307,23 @@ def plan(args: argparse.Namespace, environ: Mapping[str, str]) -> Plan:
     default_app = args.app or _SAFE_NAME.sub("-", args.processor.stem) or "kclpy-local"
     env.setdefault(_env.APP.name, default_app)
 
-    target = args.endpoint
-    running_kinesis = None
-    if target is None and profile != "aws":
-        target, running_kinesis = _running_endpoint(environ)
-    embedded = target is None and profile != "aws"
+    found = None
+    if args.endpoint or profile != "aws":
+        found = resolve(args.endpoint, "dynamodb", environ=environ)
+    target = found.url if found is not None and found.source != "default" else None
+    embedded = found is not None and target is None
     if target is not None:
         for key in _ENDPOINT_KEYS:
             overrides[key] = target
         env[ENDPOINT_ENV] = target
-    if running_kinesis is not None and args.kinesis == "moto":
-        # `kclpy-local up --kinesis kinesis-mock` runs: Kinesis is there.
-        overrides["kinesisEndpoint"] = running_kinesis
-        overrides["isCBORProtocolDisabled"] = str(not CBOR_RECORDS_WORK).lower()
+    start_kinesis = None if args.kinesis == "moto" else args.kinesis
+    if found is not None and found.record is not None:
+        # `kclpy-local up` runs: its engines, or a refusal (never a second engine).
+        record = use_running(found.record, args.kinesis, default_state_dir())
+        start_kinesis = None
+        if record.kinesis is not None:
+            overrides["kinesisEndpoint"] = record.kinesis.endpoint
+            overrides["isCBORProtocolDisabled"] = str(not CBOR_RECORDS_WORK).lower()
     endpoint = target if target is not None else values.get("kinesisEndpoint")
     local = embedded or _aws.is_local_endpoint(endpoint)
     if local:
@@ -325,18 +345,9 @@ def plan(args: argparse.Namespace, environ: Mapping[str, str]) -> Plan:
         app=app,
         embedded=embedded,
         create_stream=local,
+        found=found,
+        kinesis=start_kinesis,
     )
-
-
-def _running_endpoint(environ: Mapping[str, str]) -> tuple[str | None, str | None]:
-    """``$KCLPY_LOCAL_ENDPOINT``, else the emulator ``kclpy-local up`` started, if it
-    runs; and the Kinesis engine beside it, if there is one."""
-    if environ.get(ENDPOINT_ENV):
-        return environ[ENDPOINT_ENV], None
-    record = read_record(default_state_dir())
-    if record is not None and record_is_live(record):
-        return record.endpoint, (record.kinesis_endpoint if kinesis_is_live(record) else None)
-    return None, None
 
 
 def _embedded_port(requested: int | None) -> int:
@@ -408,12 +419,37 @@ def _with_kinesis(the_plan: Plan, kinesis_endpoint: str) -> Plan:
     return replace(the_plan, overrides=overrides)
 
 
+def _where(the_plan: Plan, embedded: str | None = None) -> str:
+    """The endpoint line's text (``URL (REASON)``): what the plan found, or the
+    embedded emulator (``embedded``: ``pid N`` once started) and why."""
+    found = the_plan.found
+    if found is None:
+        return (
+            f"{_endpoint_of(the_plan) or 'AWS'} "
+            f"(the properties file's own endpoints: {the_plan.base})"
+        )
+    if not the_plan.embedded:
+        return found.describe()
+    url = the_plan.overrides.get("dynamoDBEndpoint") or DEFAULT_ENDPOINT
+    why = found.reason.removeprefix(f"{DEFAULT_REASON}: ")
+    pid = f", {embedded}" if embedded else ""
+    text = f"{url} (embedded emulator started for this run{pid}: {why}"
+    if embedded and url != DEFAULT_ENDPOINT:
+        text += f"; other commands need --endpoint {url}"
+    return text + ")"
+
+
 @contextlib.contextmanager
-def _emulator(the_plan: Plan, port: int, log_path: Path, kinesis: str = "moto") -> Iterator[Plan]:
-    if kinesis != "moto" and not the_plan.create_stream:
+def _emulator(
+    the_plan: Plan, port: int, log_path: Path, kinesis: str | None = None
+) -> Iterator[Plan]:
+    """Start what the run needs of its own (the embedded emulator, a Kinesis engine)
+    and say on stderr, in one line, which endpoint the run uses and why."""
+    if kinesis not in (None, "moto") and not the_plan.create_stream:
         raise _usage(f"--kinesis {kinesis} is for local runs; these properties reach AWS")
     with contextlib.ExitStack() as stack:
         live = the_plan
+        where = _where(the_plan)
         if the_plan.embedded:
             # A session of its own: Ctrl-C in the terminal must not stop the emulator
             # before the processors have checkpointed.
@@ -421,11 +457,17 @@ def _emulator(the_plan: Plan, port: int, log_path: Path, kinesis: str = "moto") 
             emulator.start()
             stack.callback(emulator.stop)
             live = _with_endpoint(the_plan, emulator.endpoint_url)
+            where = _where(live, f"pid {emulator.pid}")
         if kinesis == "kinesis-mock":  # in a process group of its own, too
             engine = KinesisMock(log_path=log_path.with_name("kinesis-mock.log"))
             engine.start()
             stack.callback(engine.stop)
             live = _with_kinesis(live, engine.endpoint_url)
+            where += (
+                f"; Kinesis on kinesis-mock at {engine.endpoint_url} (started for this run, "
+                f"pid {engine.pid}; other commands need --endpoint {engine.endpoint_url})"
+            )
+        print(f"kclpy-local: endpoint {where}", file=sys.stderr)
         yield live
 
 
@@ -558,8 +600,11 @@ def _run(args: argparse.Namespace) -> int:
                 the_plan, f"http://{DEFAULT_HOST}:{_embedded_port(args.port) or free_port()}"
             )
         )
-        if args.kinesis == "kinesis-mock":
+        where = _where(shown)
+        if the_plan.kinesis == "kinesis-mock":
             shown = _with_kinesis(shown, f"http://{DEFAULT_HOST}:{free_port()}")
+            where += "; Kinesis on a kinesis-mock started for the run"
+        print(f"kclpy-local: endpoint {where}", file=sys.stderr)
         document = _effective(shown, args.kcl)
         kcl = known_generation(args.kcl)
         translated = f", translated for KCL {kcl.label}" if kcl.translates else ""
@@ -587,22 +632,10 @@ def _run(args: argparse.Namespace) -> int:
             log_stream = stack.enter_context(log_path.open("w", encoding="utf-8"))
             print(f"kclpy-local: daemon log: {log_path}", file=err)
         live = stack.enter_context(
-            _emulator(the_plan, _embedded_port(args.port), run_dir / "emulator.log", args.kinesis)
+            _emulator(
+                the_plan, _embedded_port(args.port), run_dir / "emulator.log", the_plan.kinesis
+            )
         )
-        endpoint = _endpoint_of(live)
-        if args.kinesis == "kinesis-mock":
-            print(f"kclpy-local: Kinesis on kinesis-mock at {endpoint}", file=err)
-            endpoint = live.overrides.get("dynamoDBEndpoint") or endpoint
-        if live.embedded:
-            print(f"kclpy-local: embedded emulator at {endpoint}", file=err)
-            if endpoint != f"http://{DEFAULT_HOST}:{DEFAULT_PORT}":
-                print(
-                    f"kclpy-local: (port {DEFAULT_PORT} was taken: give other commands "
-                    f"--endpoint {endpoint})",
-                    file=err,
-                )
-        else:
-            print(f"kclpy-local: endpoint {endpoint}", file=err)
         info = _ensure_stream(live, args.shards)
         if info.shard_ids and len(info.shard_ids) != args.shards and args.shards != 1:
             print(

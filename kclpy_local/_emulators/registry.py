@@ -7,6 +7,13 @@ file is JSON: ``{"pid", "port", "endpoint", "started_at", "log_file"}``, plus
 "log_file"}`` when another Kinesis engine runs beside moto. Every command that
 looks for a running emulator (``up``, ``down``, ``run``, ``put``, ...) reads it
 here; writes are atomic and made under the directory's lock.
+
+:func:`use_running` is the rule for a command that would start an engine
+of its own (``run --kinesis NAME``, for Kinesis; or in the main process's
+place) while ``up``'s emulator runs: it uses the running engine when the kinds
+agree and refuses when they do not, so that there are never two engines of
+which ``put``, ``leases`` and ``metrics`` know only one. It compares engine
+names only; an engine added later needs nothing of its own here.
 """
 
 from __future__ import annotations
@@ -19,9 +26,10 @@ import os
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Literal
 
 from .. import _env
-from .._exceptions import UsageError
+from .._exceptions import EmulatorError, UsageError
 from .._process import pid_alive
 from .kinesis_mock import is_kinesis_mock_process, stop_group
 from .moto import is_moto_process
@@ -29,6 +37,7 @@ from .moto import is_moto_process
 __all__ = [
     "KINESIS_LOG_FILE",
     "LOG_FILE",
+    "MOTO",
     "PID_FILE",
     "STATE_ENV",
     "EmulatorRecord",
@@ -40,6 +49,7 @@ __all__ = [
     "record_is_live",
     "remove_record",
     "stop_kinesis",
+    "use_running",
     "write_record",
 ]
 
@@ -50,6 +60,9 @@ PID_FILE = "emulator.json"
 LOG_FILE = "emulator.log"
 KINESIS_LOG_FILE = "kinesis-mock.log"
 LOCK_FILE = ".lock"
+#: The engine of the pid file's main process (DynamoDB and CloudWatch, and Kinesis
+#: unless ``kinesis`` names another engine).
+MOTO = "moto"
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +97,21 @@ class EmulatorRecord:
     def kinesis_endpoint(self) -> str:
         """Where Kinesis is served."""
         return self.kinesis.endpoint if self.kinesis is not None else self.endpoint
+
+    @property
+    def main_engine(self) -> str:
+        """The kind of engine of the main process (``pid``, ``endpoint``)."""
+        return MOTO
+
+    @property
+    def kinesis_engine(self) -> str:
+        """The kind of engine that serves Kinesis (``moto``, ``kinesis-mock``, ...)."""
+        return self.kinesis.engine if self.kinesis is not None else self.main_engine
+
+    @property
+    def kinesis_pid(self) -> int:
+        """The pid of the process that serves Kinesis."""
+        return self.kinesis.pid if self.kinesis is not None else self.pid
 
 
 def _not_a_directory(state_dir: Path) -> UsageError:
@@ -190,3 +218,47 @@ def stop_kinesis(record: EmulatorRecord, timeout: float = 5.0) -> bool:
     if record.kinesis is None or not kinesis_is_live(record):
         return False
     return stop_group(record.kinesis.pid, timeout)
+
+
+def use_running(
+    record: EmulatorRecord,
+    requested: str | None,
+    state_dir: Path,
+    option: str = "--kinesis",
+    role: Literal["kinesis", "main"] = "kinesis",
+) -> EmulatorRecord:
+    """``record`` (live) when a command that asks for engine ``requested`` (``None``:
+    not asked) in ``role`` (``kinesis``: what serves Kinesis; ``main``: the main
+    process) may use it instead of starting one of its own.
+
+    The kinds must agree: a second engine would be one that ``put``, ``leases``
+    and ``metrics`` do not know (they read this registry), so a different kind
+    is refused with a :class:`UsageError` (exit 2) naming both engines and the
+    fix. A recorded Kinesis engine that is gone is an :class:`EmulatorError`.
+    """
+    if role == "kinesis":
+        running, url, pid = record.kinesis_engine, record.kinesis_endpoint, record.kinesis_pid
+        serves, second = " for Kinesis", "a second Kinesis engine"
+    else:
+        running, url, pid = record.main_engine, record.endpoint, record.pid
+        serves, second = "", "a second emulator"
+    where = (
+        f"`kclpy-local up` started {running}{serves} at {url} (pid {pid}, state dir {state_dir})"
+    )
+    if requested is not None and requested != running:
+        raise UsageError(
+            f"{option} {requested} would start {second}, but {where}; "
+            f"put, leases and metrics use that one",
+            hint=f"drop {option} to use the running {running}, or stop it first with "
+            f"`kclpy-local down` (then `kclpy-local up {option} {requested}` to share one "
+            f"with the other commands)",
+        )
+    if record.kinesis is not None and not kinesis_is_live(record):
+        err = EmulatorError(
+            f"the {record.kinesis.engine} that `kclpy-local up` started for Kinesis "
+            f"(pid {record.kinesis.pid}, "
+            f"state dir {state_dir}) is gone"
+        )
+        err.hint = "stop the rest with `kclpy-local down`, then start again"
+        raise err
+    return record

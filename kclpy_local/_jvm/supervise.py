@@ -30,11 +30,17 @@ an exit, from the daemon's own messages (KCL 3.x's say the same as KCL 1.x's):
 when an endpoint stops answering (confirmed by a probe: the KCL itself keeps
 retrying and does not exit) and one when it answers again, and reports a lease
 table that has disappeared.
+
+:class:`StopReport` reads the log for how a stop went (the launchers' line
+after a graceful shutdown that completed, the KCL 1.x launcher's line per lease
+it released) and says it in words with the exit status: a daemon stopped
+gracefully exits with 128 + the signal, 143 for SIGTERM, which is no failure.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import http.client
 import re
 import signal
@@ -51,20 +57,26 @@ from .daemon import READY_MARKER, Daemon
 
 __all__ = [
     "GRACEFUL_MARKER",
+    "RELEASED_MARKER",
     "Console",
     "DaemonLog",
     "ExitReason",
     "Life",
     "OutageWatch",
     "RestartPolicy",
+    "StopReport",
     "StopSignals",
     "Supervisor",
     "endpoint_answers",
     "exit_status",
+    "status_words",
 ]
 
 #: The line the launchers print once a graceful shutdown has finished.
 GRACEFUL_MARKER = "kclpy-local: graceful shutdown complete"
+#: The KCL 1.x launcher's line per lease it released after a complete graceful
+#: shutdown (``gracefulLeaseHandoff``), for another worker to take.
+RELEASED_MARKER = "kclpy-local: released lease "
 
 
 @dataclass
@@ -373,6 +385,61 @@ def exit_status(code: int) -> int:
     return 128 - code if code < 0 else code
 
 
+def status_words(code: int) -> str:
+    """An exit status with the signal it stands for: ``143 = SIGTERM``, ``0``, ``1``."""
+    status = exit_status(code)
+    if status > 128:
+        with contextlib.suppress(ValueError):
+            return f"{status} = {signal.Signals(status - 128).name}"
+    return str(status)
+
+
+_STOP_SIGNALS = (128 + signal.SIGTERM, 128 + signal.SIGINT)
+
+
+@dataclass
+class StopReport:
+    """How a daemon's stop went, from its log (:meth:`feed` each line).
+
+    ``graceful``: the launcher finished a graceful shutdown (every record
+    processor got ``shutdownRequested`` and answered); ``released``: leases it
+    then released for another worker to take (KCL 1.x, ``gracefulLeaseHandoff``).
+    """
+
+    graceful: bool = False
+    released: int = 0
+
+    def feed(self, line: str) -> None:
+        if GRACEFUL_MARKER in line:
+            self.graceful = True
+        elif RELEASED_MARKER in line:
+            self.released += 1
+
+    def describe(self, code: int, *, asked: bool = True) -> str:
+        """One line: how the daemon that exited with ``code`` stopped (``asked``: a
+        stop was requested), with its exit status for those who need it."""
+        status = exit_status(code)
+        words = status_words(code)
+        if not asked:
+            return f"the daemon exited by itself (exit status {words})"
+        if self.graceful and status in (0, *_STOP_SIGNALS):
+            handed = (
+                f"{self.released} lease(s) released for another worker to take"
+                if self.released
+                else "every record processor finished its shutdown"
+            )
+            return f"stopped gracefully: {handed} (daemon exit status {words}, as asked)"
+        if status == 128 + signal.SIGKILL:
+            return (
+                f"killed before the graceful shutdown finished: the leases are left to expire "
+                f"(daemon exit status {words})"
+            )
+        return (
+            f"stopped, but the graceful shutdown did not complete: the leases are left to "
+            f"expire (daemon exit status {words})"
+        )
+
+
 class DaemonLog:
     """The daemon's log: to a file or stderr, watching for the graceful-shutdown line,
     the reason of an exit and endpoint outages."""
@@ -384,9 +451,14 @@ class DaemonLog:
 
     def begin(self) -> None:
         """A new daemon starts: forget what the previous one said."""
-        self.graceful = False
+        self.stop = StopReport()
         self.started_at: float | None = None
         self.reason = ExitReason()
+
+    @property
+    def graceful(self) -> bool:
+        """The daemon's graceful shutdown completed."""
+        return self.stop.graceful
 
     def note(self, line: str) -> None:
         """A line of our own in the log (restarts)."""
@@ -394,8 +466,7 @@ class DaemonLog:
         self._stream.flush()
 
     def __call__(self, line: str) -> None:
-        if GRACEFUL_MARKER in line:
-            self.graceful = True
+        self.stop.feed(line)
         if self.started_at is None and READY_MARKER in line:
             self.started_at = time.time()
         self.reason.feed(line)
@@ -531,7 +602,7 @@ class Supervisor:
         if policy is not None:
             self.say(f"restarts: {policy.restarts}")
         if life.stopping and self.sink.graceful:
-            self.say("stopped gracefully")
+            self.say(self.sink.stop.describe(life.code))
             return 0
         result = exit_status(life.code)
         if interrupted:
@@ -539,7 +610,7 @@ class Supervisor:
             return result
         if result != 0:
             reason = self.sink.reason.describe()
-            headline = f"error: the daemon exited with code {result}" + (
+            headline = f"error: the daemon exited with code {status_words(result)}" + (
                 f": {reason}" if reason else ""
             )
             if gave_up and policy is not None:

@@ -353,7 +353,7 @@ def test_run_with_kinesis_mock(kcl1: Installation, kcl_cache: Path, kinesis_mock
                  "the worker to start")
         assert proc.poll() is None, text()
         kinesis_url = re.search(r"Kinesis on kinesis-mock at (http://127\.0\.0\.1:\d+)", text())
-        moto_url = re.search(r"embedded emulator at (http://127\.0\.0\.1:\d+)", text())
+        moto_url = re.search(r"endpoint (http://127\.0\.0\.1:\d+) \(embedded emulator started", text())
         assert kinesis_url and moto_url, text()
         props = (tmp_path / "run" / "effective.properties").read_text()
         assert f"kinesisEndpoint = {kinesis_url.group(1)}".replace(":", "\\:") in props
@@ -387,6 +387,93 @@ def test_run_with_kinesis_mock(kcl1: Installation, kcl_cache: Path, kinesis_mock
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_run_uses_the_kinesis_mock_up_started(kcl1: Installation, kcl_cache: Path,
+                                             kinesis_mock_installation: KinesisMockInstallation,
+                                             kinesis_mock_cache: Path, tmp_path: Path) -> None:
+    """`up --kinesis kinesis-mock`, then `run --kinesis kinesis-mock`: the run uses up's
+    engine (no second one), so `put` and `leases` reach what the run reads and writes;
+    another kind of engine is refused; Ctrl-C stops gracefully and says so in words."""
+    pytest.importorskip("moto.server")
+    state = tmp_path / "state"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "KCLPY_LOCAL_"))}
+    env.update(KCLPY_LOCAL_LEDGER=str(tmp_path / "ledger.jsonl"), KCLPY_LOCAL_STATE=str(state),
+               KCLPY_LOCAL_CACHE=str(kinesis_mock_cache))
+
+    def cli(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "kclpy_local", *argv], env=env, cwd=tmp_path,
+                              stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120,
+                              check=False)
+
+    up = cli("up", "--port", "0", "--kinesis", "kinesis-mock")
+    assert up.returncode == 0, up.stderr
+    moto_url, kinesis_url = up.stdout.split()
+    record = read_record(state)
+    assert record is not None and record.kinesis is not None
+    proc: subprocess.Popen[str] | None = None
+    stderr_path = tmp_path / "run.stderr"
+    try:
+        # Another kind than up's engine: refused before anything starts.
+        # (No jars in its cache: were it not refused, it would fail at once, not start a JVM.)
+        refused = cli("run", str(RECORDER), "--stream", "km-up", "--kinesis", "moto",
+                      "--cache-dir", str(tmp_path / "no-jars"))
+        assert refused.returncode == 2, refused.stderr
+        assert (f"error: --kinesis moto would start a second Kinesis engine, but `kclpy-local up` started "
+                f"kinesis-mock for Kinesis at {kinesis_url} (pid {record.kinesis.pid}") in refused.stderr
+        assert "drop --kinesis to use the running kinesis-mock" in refused.stderr
+        assert "Traceback" not in refused.stderr
+
+        argv = [sys.executable, "-m", "kclpy_local", "run", str(RECORDER), "--stream", "km-up",
+                "--kinesis", "kinesis-mock", "--no-progress", "--cache-dir", str(kcl_cache),
+                "--run-dir", str(tmp_path / "run")]
+        with stderr_path.open("w") as stderr:
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                    stderr=stderr, env=env, cwd=tmp_path, text=True)
+
+        def text() -> str:
+            return stderr_path.read_text()
+
+        wait_for(lambda: "worker started after" in text() or proc.poll() is not None, 120,
+                 "the worker to start")
+        assert proc.poll() is None, text()
+        # One line says what the run uses, and why: up's engines, nothing started.
+        assert (f"kclpy-local: endpoint {moto_url} (running emulator moto, pid {record.pid}, from the "
+                f"state dir {state}; Kinesis is on kinesis-mock at {kinesis_url})") in text()
+        assert "started for this run" not in text()
+        props = (tmp_path / "run" / "effective.properties").read_text()
+        assert f"kinesisEndpoint = {kinesis_url}".replace(":", "\\:") in props
+        assert f"dynamoDBEndpoint = {moto_url}".replace(":", "\\:") in props
+
+        # put finds the stream the run created, on the same engine.
+        put = cli("put", "--stream", "km-up", "--count", "5", "--json")
+        assert put.returncode == 0, put.stderr
+        assert (f"kclpy-local: endpoint {kinesis_url} (running emulator kinesis-mock for Kinesis, "
+                f"pid {record.kinesis.pid}, from the state dir {state})") in put.stderr
+        assert json.loads(put.stdout)["count"] == 5
+        wait_for(lambda: len(ledger(tmp_path / "ledger.jsonl")) >= 5, 60, "the records in the ledger")
+
+        def checkpointed() -> bool:
+            leases = cli("leases", "recorder", "--json")
+            return leases.returncode == 0 and all(
+                str(lease["checkpoint"]).isdigit() for lease in json.loads(leases.stdout))
+
+        wait_for(checkpointed, 30, "a checkpoint in up's lease table")
+        proc.send_signal(signal.SIGTERM)  # as Ctrl-C (the other run tests send SIGINT)
+        assert proc.wait(60) == 0, text()
+        assert text().splitlines()[-1] == (
+            "kclpy-local: stopped gracefully: 1 lease(s) released for another worker to take "
+            "(daemon exit status 143 = SIGTERM, as asked)"), text()
+        # up's engines outlive the run.
+        assert pid_alive(record.pid) and pid_alive(record.kinesis.pid)
+        assert "km-up" in _aws.client("kinesis", kinesis_url).list_streams()["StreamNames"]
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        down = cli("down")
+        assert down.returncode == 0, down.stderr
+    assert not pid_alive(record.kinesis.pid)
 
 
 def test_the_daemon_over_cbor_lists_shards_but_cannot_read_records(

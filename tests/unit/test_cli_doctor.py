@@ -338,7 +338,7 @@ def test_unreachable_endpoint_is_a_warning_only(
     code = main(["doctor", "--cache-dir", str(fake_cache.root), "--endpoint", dead_endpoint])
     out = capsys.readouterr().out
     assert code == 0, out
-    assert f"warn  emulator: nothing answers at {dead_endpoint} (--endpoint)" in out
+    assert f"warn  emulator: nothing answers at {dead_endpoint} (from --endpoint)" in out
     assert "fix: start the emulator with `kclpy-local up`, or point --endpoint" in out
 
 

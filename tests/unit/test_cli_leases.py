@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 from typing import Any
 
@@ -15,6 +16,13 @@ from kclpy_local._emulators.moto import EmbeddedEmulator
 import moto.server  # noqa: F401 - the test extra installs it
 
 SEQ = "49590338271490256608559692538361571095921575989136588898"
+
+
+def after_endpoint(err: str) -> str:
+    """stderr after its first line, which must be the endpoint line."""
+    first, _, rest = err.partition("\n")
+    assert re.fullmatch(r"kclpy-local: endpoint http://\S+ \(from --endpoint\)", first), err
+    return rest
 
 
 @pytest.fixture(autouse=True)
@@ -57,7 +65,7 @@ def test_table(fresh_emulator: EmbeddedEmulator, capsys: pytest.CaptureFixture[s
     _table(fresh_emulator, "app", OWNED, UNOWNED)
     assert main(["leases", "app", "--endpoint", fresh_emulator.endpoint_url]) == 0
     out, err = capsys.readouterr()
-    assert err == ""
+    assert after_endpoint(err) == ""
     checkpoint = f"{SEQ} (sub 3)"
     width = len(checkpoint)
     assert out.splitlines() == [
@@ -101,7 +109,7 @@ def test_json(fresh_emulator: EmbeddedEmulator, capsys: pytest.CaptureFixture[st
     _table(fresh_emulator, "app", OWNED, UNOWNED, bare)
     assert main(["leases", "app", "--endpoint", fresh_emulator.endpoint_url, "--json"]) == 0
     out, err = capsys.readouterr()
-    assert err == ""
+    assert after_endpoint(err) == ""
     assert json.loads(out) == [
         {
             "shard": "shardId-000000000000",
@@ -155,7 +163,7 @@ def test_missing_table_exit_1(
     assert main(["leases", "nope", "--endpoint", endpoint]) == 1
     out, err = capsys.readouterr()
     assert out == ""
-    assert err.splitlines() == [
+    assert after_endpoint(err).splitlines() == [
         f"kclpy-local: error: no lease table nope at {endpoint}: "
         "has a worker of that application started?",
         "hint: APPLICATION is the applicationName of the daemon's properties; "
@@ -174,8 +182,8 @@ def test_unreachable_endpoint(capsys: pytest.CaptureFixture[str]) -> None:
         endpoint = f"http://127.0.0.1:{sock.getsockname()[1]}"
     assert main(["leases", "app", "--endpoint", endpoint]) == 8
     _, err = capsys.readouterr()
-    assert err.splitlines()[0] == f"kclpy-local: error: cannot reach {endpoint}"
-    assert err.splitlines()[1].startswith("hint: start the emulator with `kclpy-local up`")
+    assert after_endpoint(err).splitlines()[0] == f"kclpy-local: error: cannot reach {endpoint}"
+    assert after_endpoint(err).splitlines()[1].startswith("hint: start the emulator with `kclpy-local up`")
 
 
 def test_bad_arguments(capsys: pytest.CaptureFixture[str]) -> None:

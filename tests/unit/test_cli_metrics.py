@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,6 +18,13 @@ from kclpy_local._emulators.moto import EmbeddedEmulator
 import moto.server  # noqa: F401 - the test extra installs it
 
 SHARD = [{"Name": "ShardId", "Value": "shardId-000000000000"}, {"Name": "Operation", "Value": "ProcessTask"}]
+
+
+def after_endpoint(err: str) -> str:
+    """stderr after its first line, which must be the endpoint line."""
+    first, _, rest = err.partition("\n")
+    assert re.fullmatch(r"kclpy-local: endpoint http://\S+ \(from --endpoint\)", first), err
+    return rest
 
 
 @pytest.fixture(autouse=True)
@@ -52,7 +60,7 @@ def test_table(fresh_emulator: EmbeddedEmulator, capsys: pytest.CaptureFixture[s
     _kcl_metrics(fresh_emulator)
     assert main(["metrics", "app", "--endpoint", fresh_emulator.endpoint_url]) == 0
     out, err = capsys.readouterr()
-    assert err == ""
+    assert after_endpoint(err) == ""
     dims = "Operation=ProcessTask, ShardId=shardId-000000000000"
     assert out.splitlines() == [
         f"metric               {'dimensions'.ljust(len(dims))}  unit          samples  sum  average  min  max",
@@ -80,7 +88,7 @@ def test_json_and_name_filter(
     argv = ["metrics", "app", "--endpoint", fresh_emulator.endpoint_url, "--json"]
     assert main([*argv, "--name", "RecordsProcessed", "--name", "RenewAllLeases.Time"]) == 0
     out, err = capsys.readouterr()
-    assert err == ""
+    assert after_endpoint(err) == ""
     assert json.loads(out) == [
         {
             "name": "RecordsProcessed",
@@ -115,7 +123,7 @@ def test_no_metrics_is_not_an_error(
     assert main(argv + (["--json"] if as_json else [])) == 0
     out, err = capsys.readouterr()
     assert out == ("[]\n" if as_json else "")
-    note, hint = err.splitlines()
+    note, hint = after_endpoint(err).splitlines()
     assert note == f"kclpy-local: no metrics in namespace app at {endpoint}"
     assert "metricsLevel is not NONE" in hint
     assert f"cloudWatchEndpoint = {endpoint}" in hint
@@ -131,7 +139,7 @@ def test_unknown_name_lists_the_names(
     assert main(["metrics", "app", "--endpoint", endpoint, "--name", "Nope"]) == 0
     out, err = capsys.readouterr()
     assert out == ""
-    assert err.splitlines() == [
+    assert after_endpoint(err).splitlines() == [
         f"kclpy-local: no metrics named Nope in namespace app at {endpoint}",
         "hint: metric names there: Old, RecordsProcessed, RenewAllLeases.Time, Time",
     ]
@@ -145,7 +153,7 @@ def test_metrics_without_data_in_the_window(
     assert main(["metrics", "app", "--endpoint", endpoint, "--name", "Old", "--since", "5"]) == 0
     out, err = capsys.readouterr()
     assert out == ""
-    assert err.splitlines() == [
+    assert after_endpoint(err).splitlines() == [
         f"kclpy-local: 1 metric(s) named Old in namespace app at {endpoint}, "
         "but none with data in the last 5 minute(s)",
         "hint: widen the window with --since MINUTES",
@@ -157,7 +165,7 @@ def test_unreachable_endpoint(capsys: pytest.CaptureFixture[str]) -> None:
         sock.bind(("127.0.0.1", 0))
         endpoint = f"http://127.0.0.1:{sock.getsockname()[1]}"
     assert main(["metrics", "app", "--endpoint", endpoint]) == 8
-    assert capsys.readouterr().err.splitlines()[0] == f"kclpy-local: error: cannot reach {endpoint}"
+    assert after_endpoint(capsys.readouterr().err).splitlines()[0] == f"kclpy-local: error: cannot reach {endpoint}"
 
 
 @pytest.mark.parametrize(

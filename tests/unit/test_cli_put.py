@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import socket
 import time
 from pathlib import Path
@@ -17,6 +18,13 @@ from kclpy_local._cli import put as put_cli
 from kclpy_local._emulators.moto import EmbeddedEmulator
 
 import moto.server  # noqa: F401 - the test extra installs it
+
+
+def after_endpoint(err: str) -> str:
+    """stderr after its first line, which must be the endpoint line."""
+    first, _, rest = err.partition("\n")
+    assert re.fullmatch(r"kclpy-local: endpoint http://\S+ \(from --endpoint\)", first), err
+    return rest
 
 
 @pytest.fixture(autouse=True)
@@ -74,7 +82,7 @@ def test_stdin_lines_become_records(
     assert _put(fresh_emulator, "--stream", "lines") == 0
     out, err = capsys.readouterr()
     assert out == ""
-    (summary,) = err.splitlines()
+    (summary,) = after_endpoint(err).splitlines()
     assert summary.startswith("put 5 records, 34 bytes, to stream lines in ")
     assert summary.endswith(" records/s")
     records = _all(fresh_emulator, "lines")
@@ -204,7 +212,7 @@ def test_progress_only_on_a_terminal(
     monkeypatch.setattr("sys.stderr", plain)
     assert _put(fresh_emulator, "--stream", "progress", "--count", "1500") == 0
     assert "\r" not in plain.getvalue()
-    assert plain.getvalue().count("\n") == 1
+    assert after_endpoint(plain.getvalue()).count("\n") == 1
 
 
 # -- bad input ----------------------------------------------------------------------
@@ -219,7 +227,7 @@ def test_missing_stream_is_an_error_with_a_hint(
     assert _put(fresh_emulator, "--stream", "nope") == 1
     out, err = capsys.readouterr()
     assert out == ""
-    assert err.splitlines() == [
+    assert after_endpoint(err).splitlines() == [
         f"kclpy-local: error: stream nope does not exist at {fresh_emulator.endpoint_url}",
         "hint: create it with --create [--shards N], or check --stream, --endpoint, --region",
     ]
@@ -237,7 +245,7 @@ def test_unreachable_endpoint_names_it_quickly(capsys: pytest.CaptureFixture[str
     assert main(["put", "--stream", "s", "--endpoint", endpoint, "--count", "1"]) == 8
     assert time.monotonic() - started < 5
     _, err = capsys.readouterr()
-    first, hint = err.splitlines()
+    first, hint = after_endpoint(err).splitlines()
     assert first == f"kclpy-local: error: cannot reach {endpoint}"
     assert hint.startswith("hint: start the emulator with `kclpy-local up`")
 
@@ -262,7 +270,7 @@ def test_malformed_json_line_in_a_file_puts_nothing(
     )
     assert code == 2
     _, err = capsys.readouterr()
-    assert err.splitlines() == [
+    assert after_endpoint(err).splitlines() == [
         f"kclpy-local: error: {source} line 1501: not JSON "
         "(Expecting ',' delimiter at column 10)",
         "hint: nothing was put; fix the line and run again",
@@ -333,7 +341,7 @@ def test_malformed_json_on_stdin_stops_at_its_batch(
     _stdin(monkeypatch, b"\n".join(lines) + b"\n")
     assert _put(fresh_emulator, "--stream", "streamed", "--json-input") == 2
     _, err = capsys.readouterr()
-    assert err.splitlines() == [
+    assert after_endpoint(err).splitlines() == [
         "kclpy-local: error: stdin line 1101: not JSON "
         "(Expecting property name enclosed in double quotes at column 2)",
         "hint: 1000 record(s) of the lines before it were put in earlier batches; "
@@ -446,7 +454,7 @@ def test_records_refused_after_retries_exit_1(
     out, err = capsys.readouterr()
     doc = json.loads(out)
     assert (doc["count"], doc["failed"]) == (360, 240)
-    lines = err.splitlines()
+    lines = after_endpoint(err).splitlines()
     assert lines[0].startswith("put 360 records, ")
     assert lines[0].endswith("; 240 refused")
     assert lines[1] == (

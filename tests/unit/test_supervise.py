@@ -22,12 +22,15 @@ from kclpy_local._jvm.daemon import READY_MARKER
 from kclpy_local._runtime.progress import ProgressBoard, ProgressWriter
 from kclpy_local._jvm.supervise import (
     GRACEFUL_MARKER,
+    RELEASED_MARKER,
     DaemonLog,
     ExitReason,
     OutageWatch,
     RestartPolicy,
+    StopReport,
     Supervisor,
     endpoint_answers,
+    status_words,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -289,9 +292,13 @@ def test_endpoint_answers(http_server: str) -> None:
 # -- run's restart loop with stand-in daemons -----------------------------------------
 
 
+#: What a JVM stopped by SIGTERM exits with (the launchers' graceful stop too).
+SIGTERM_STATUS = 128 + signal.SIGTERM
+
+
 class FakeDaemon:
     """Says ``lines`` when started, then exits with ``code`` after ``runs_for`` seconds
-    (a requested stop ends it at once, gracefully)."""
+    (a requested stop ends it at once, gracefully, with 143 as the launchers do)."""
 
     def __init__(self, sink: Callable[[str], None], lines: Sequence[str], code: int, runs_for: float = 0.0) -> None:
         self.sink, self.lines, self.code, self.runs_for = sink, list(lines), code, runs_for
@@ -308,7 +315,7 @@ class FakeDaemon:
     def wait(self, timeout: float | None = None) -> int | None:
         assert self.began is not None
         if self.terminated:
-            return 0
+            return SIGTERM_STATUS
         left = self.began + self.runs_for - time.monotonic()
         if left <= 0:
             return self.code
@@ -317,11 +324,12 @@ class FakeDaemon:
 
     def terminate(self) -> None:
         self.terminated = True
+        self.sink(f"{RELEASED_MARKER}shardId-0 (checkpoint 5): no owner, for another worker to take")
         self.sink(GRACEFUL_MARKER)
 
     def stop(self, timeout: float | None = None) -> int:
         self.stopped = True
-        return 0 if self.terminated else self.code
+        return SIGTERM_STATUS if self.terminated else self.code
 
     def log_tail(self) -> tuple[str, ...]:
         return tuple(self.lines)
@@ -419,9 +427,11 @@ def test_a_requested_stop_is_not_restarted(tmp_path: Path) -> None:
         code = h.run(RestartPolicy(max_restarts=3, initial=0))
     finally:
         timer.cancel()
-    assert code == 0
+    assert code == 0  # the daemon's 143 after a graceful stop is no failure
     assert len(h.daemons) == 1
-    assert "stopped gracefully" in h.err.getvalue()
+    assert h.err.getvalue().splitlines()[-1] == (
+        "kclpy-local: stopped gracefully: 1 lease(s) released for another worker to take "
+        "(daemon exit status 143 = SIGTERM, as asked)")
 
 
 def test_progress_accumulates_across_restarts(tmp_path: Path) -> None:
@@ -471,3 +481,50 @@ def test_the_proxy_pauses_and_resumes(http_server: str, mode: str) -> None:
         assert proxy.port == port
         assert endpoint_answers(proxy.endpoint_url)
     assert not endpoint_answers(f"http://127.0.0.1:{port}", timeout=2)
+
+
+# -- how a stop went -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("code", "words"), [
+    (0, "0"), (1, "1"), (-signal.SIGTERM, "143 = SIGTERM"), (143, "143 = SIGTERM"),
+    (130, "130 = SIGINT"), (-signal.SIGKILL, "137 = SIGKILL"), (200, "200"),
+])
+def test_status_words(code: int, words: str) -> None:
+    assert status_words(code) == words
+
+
+def _report(*lines: str) -> StopReport:
+    report = StopReport()
+    for line in lines:
+        report.feed(line)
+    return report
+
+
+RELEASED = [f"{RELEASED_MARKER}shardId-00000000000{i} (checkpoint 7): no owner, for another worker to take"
+            for i in range(2)]
+
+
+def test_a_graceful_stop_reads_as_one() -> None:
+    report = _report("kclpy-local: stop requested; graceful shutdown (up to 20000 ms)", GRACEFUL_MARKER,
+                     *RELEASED)
+    assert (report.graceful, report.released) == (True, 2)
+    assert report.describe(SIGTERM_STATUS) == (
+        "stopped gracefully: 2 lease(s) released for another worker to take "
+        "(daemon exit status 143 = SIGTERM, as asked)")
+    # KCL 3.x, or gracefulLeaseHandoff = false: no lease released by the launcher.
+    assert _report(GRACEFUL_MARKER).describe(-signal.SIGTERM) == (
+        "stopped gracefully: every record processor finished its shutdown "
+        "(daemon exit status 143 = SIGTERM, as asked)")
+
+
+def test_a_stop_that_did_not_complete_says_so() -> None:
+    timed_out = _report("kclpy-local: graceful shutdown did not finish within 20000 ms; exiting anyway")
+    assert timed_out.describe(SIGTERM_STATUS) == (
+        "stopped, but the graceful shutdown did not complete: the leases are left to expire "
+        "(daemon exit status 143 = SIGTERM)")
+    assert _report(GRACEFUL_MARKER).describe(1).startswith("stopped, but the graceful shutdown did not")
+    assert _report().describe(-signal.SIGKILL) == (
+        "killed before the graceful shutdown finished: the leases are left to expire "
+        "(daemon exit status 137 = SIGKILL)")
+    assert _report().describe(1, asked=False) == "the daemon exited by itself (exit status 1)"
