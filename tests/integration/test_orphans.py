@@ -150,7 +150,7 @@ def _run(start: Callable[..., Command], kcl_cache: Path, tmp_path: Path) -> tupl
                     "--cache-dir", str(kcl_cache), "--run-dir", str(tmp_path / "run"))
     wait_for(lambda: "worker started after" in command.output or command.proc.poll() is not None, 120,
              "the worker to start")
-    match = re.search(r"embedded emulator at (http://127\.0\.0\.1:\d+)", command.output)
+    match = re.search(r"kclpy-local: endpoint (http://127\.0\.0\.1:\d+) \(embedded emulator started", command.output)
     assert match, command.output
     _processing(command, match.group(1), "orphans", tmp_path / "ledger.jsonl")
     # The run's own children: the embedded emulator, the JVM, one processor per shard.
