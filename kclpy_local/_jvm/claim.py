@@ -15,7 +15,7 @@ before a daemon starts, which refuses a table tagged with another stream
 (:class:`~kclpy_local._exceptions.StreamMismatchError`, exit code 2) and
 claims an existing table that has no tag yet. A table created before kclpy-local
 tagged tables, or by a worker that never started, is therefore claimed by the
-next stream started on it.
+next stream started on it (with a warning when it holds checkpoints).
 
 Both read (and tag) with short timeouts and never stop a start they cannot
 decide: when the table cannot be read or tagged (endpoint unreachable, no
@@ -105,8 +105,21 @@ def check_stream(values: Mapping[str, str], generation: int = 1) -> str | None:
         dynamodb = target.client()
         exists, claimed = _aws.read_stream_tag(dynamodb, target.table)
         if exists and claimed is None:
+            checkpointed = any(
+                (lease.checkpoint or "").isdigit()
+                for lease in _aws.read_leases(dynamodb, target.table, shard_leases_only=True)
+            )
             _aws.tag_stream(dynamodb, target.table, target.stream)
             claimed = target.stream
+            if checkpointed:
+                log.warning(
+                    "lease table %s holds checkpoints but no stream tag (a table from before "
+                    "kclpy-local tagged them): claimed for stream %s; if they are another "
+                    "stream's, %s",
+                    target.table,
+                    target.stream,
+                    _way_out(target),
+                )
     except _SKIPPED as exc:
         log.warning(
             "stream check skipped: cannot read the tags of lease table %s at %s: %s",

@@ -66,13 +66,30 @@ def test_a_table_tagged_with_another_stream_is_refused(fresh_emulator: EmbeddedE
     assert _aws.read_stream_tag(dynamodb, "orders-app") == (True, "stream-a")
 
 
-def test_an_untagged_table_is_claimed_at_the_next_start(fresh_emulator: EmbeddedEmulator) -> None:
+def test_an_untagged_table_is_claimed_at_the_next_start(fresh_emulator: EmbeddedEmulator,
+                                                        caplog: pytest.LogCaptureFixture) -> None:
     endpoint = fresh_emulator.endpoint_url
     dynamodb = _lease_table(endpoint, "orders-app")
-    assert check_stream(_values(endpoint, "stream-a")) == "stream-a"
+    dynamodb.put_item(TableName="orders-app", Item={"leaseKey": {"S": "shardId-000000000000"},
+                                                    "leaseCounter": {"N": "3"}, "checkpoint": {"S": "TRIM_HORIZON"}})
+    with caplog.at_level(logging.WARNING):
+        assert check_stream(_values(endpoint, "stream-a")) == "stream-a"
+    assert caplog.text == ""  # nothing checkpointed: nothing to warn about
     assert _aws.read_stream_tag(dynamodb, "orders-app") == (True, "stream-a")
     with pytest.raises(StreamMismatchError):
         check_stream(_values(endpoint, "stream-b"))
+
+
+def test_claiming_an_untagged_table_with_checkpoints_warns(fresh_emulator: EmbeddedEmulator,
+                                                          caplog: pytest.LogCaptureFixture) -> None:
+    endpoint = fresh_emulator.endpoint_url
+    dynamodb = _lease_table(endpoint, "orders-app")
+    dynamodb.put_item(TableName="orders-app", Item={"leaseKey": {"S": "shardId-000000000000"},
+                                                    "leaseCounter": {"N": "3"}, "checkpoint": {"S": "5"}})
+    with caplog.at_level(logging.WARNING):
+        assert check_stream(_values(endpoint, "stream-b")) == "stream-b"
+    assert "lease table orders-app holds checkpoints but no stream tag" in caplog.text
+    assert "`kclpy-local leases orders-app --delete`" in caplog.text
 
 
 def test_a_claimed_table_is_not_claimed_again(fresh_emulator: EmbeddedEmulator,
