@@ -18,6 +18,7 @@ __all__ = [
     "CACHE",
     "ENDPOINT",
     "JAVA",
+    "LEDGER",
     "LIFELINE",
     "LOCALSTACK_IMAGE",
     "LOG_LEVEL",
@@ -94,6 +95,11 @@ LIFELINE = Variable(
     "internal, set by kclpy-local in each child it starts (do not set it): the inherited "
     "pipe whose end stops the child, as SIGTERM does, when the process that started it is gone",
 )
+LEDGER = Variable(
+    "KCLPY_LOCAL_LEDGER",
+    "the ledger file of the example processors (default `ledger.jsonl` in the working "
+    "directory); `run` sets it to `ledger.jsonl` in the run directory unless it is set",
+)
 TEST_ENDPOINT = Variable(
     "KCLPY_LOCAL_TEST_ENDPOINT", "the pytest fixtures' endpoint instead of the embedded emulator"
 )
@@ -116,6 +122,7 @@ VARIABLES: tuple[Variable, ...] = (
     STATE,
     PROGRESS,
     LIFELINE,
+    LEDGER,
     TEST_ENDPOINT,
     LOCALSTACK_IMAGE,
 )

@@ -14,7 +14,9 @@
     │   └── UnknownCheckpointError       any other exception name
     ├── UsageError                       arguments or input a command cannot use (exit 2)
     │   ├── PropertiesError              a .properties file is unreadable or invalid
-    │   └── InputError                   records given to ``put`` cannot be put
+    │   ├── InputError                   records given to ``put`` cannot be put
+    │   ├── StreamMismatchError          the lease table holds another stream's checkpoints
+    │   └── RunDirectoryBusyError        another ``run`` holds the run directory
     ├── PutRecordsError                  records still refused by the stream after every retry
     ├── BootstrapError                   jars, cache or launcher build
     │   ├── ArtifactDownloadError        a jar could not be fetched (names artifact and URL)
@@ -62,7 +64,9 @@ __all__ = [
     "PropertiesError",
     "ProtocolError",
     "PutRecordsError",
+    "RunDirectoryBusyError",
     "ShutdownError",
+    "StreamMismatchError",
     "ThrottlingError",
     "UnknownCheckpointError",
     "UsageError",
@@ -210,6 +214,35 @@ class PropertiesError(UsageError):
 
 class InputError(UsageError):
     """The arguments or the records given to ``put`` cannot be put."""
+
+
+class StreamMismatchError(UsageError):
+    """The lease table of an application holds the checkpoints of another stream.
+
+    ``table`` is the lease table (the applicationName), ``claimed`` the stream it
+    was used for, ``stream`` the one a worker was about to start on.
+    """
+
+    def __init__(self, table: str, claimed: str, stream: str, *, hint: str | None = None) -> None:
+        self.table = table
+        self.claimed = claimed
+        self.stream = stream
+        super().__init__(
+            f"lease table {table!r} holds the checkpoints of stream {claimed!r}, not of "
+            f"stream {stream!r}: a worker on {stream!r} would resume from {claimed!r}'s "
+            f"checkpoints and skip records",
+            hint=hint,
+        )
+
+
+class RunDirectoryBusyError(UsageError):
+    """Another live ``kclpy-local run`` holds the run directory (``path``; ``pid`` if known)."""
+
+    def __init__(self, path: str, pid: int | None, *, hint: str | None = None) -> None:
+        self.path = path
+        self.pid = pid
+        who = f"another run (pid {pid})" if pid is not None else "another run"
+        super().__init__(f"the run directory {path} is in use by {who}", hint=hint)
 
 
 class PutRecordsError(KclpyLocalError):

@@ -1,7 +1,9 @@
 """Example processor: records every record it processes, checkpointing each batch.
 
 Each processed record becomes one JSON line in the ledger file named by
-``KCLPY_LOCAL_LEDGER`` (default ``ledger.jsonl`` in the working directory):
+``KCLPY_LOCAL_LEDGER`` (``kclpy-local run`` sets it to ``ledger.jsonl`` in the
+run directory unless it is set; elsewhere the default is ``ledger.jsonl`` in
+the working directory):
 shard, sequence number, sub-sequence number, partition key, data (base64) and
 the time it was processed. The ledger is flushed before each checkpoint, so it
 never claims less than what was checkpointed (at-least-once accounting).

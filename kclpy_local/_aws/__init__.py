@@ -34,6 +34,7 @@ from .._exceptions import EmulatorError, KclpyLocalError, PutRecordsError, Usage
 __all__ = [
     "DUMMY_CREDENTIALS",
     "LEASE_ENTITY",
+    "STREAM_TAG",
     "Datapoint",
     "Lease",
     "Metric",
@@ -42,6 +43,7 @@ __all__ = [
     "StreamInfo",
     "check_endpoint_url",
     "client",
+    "delete_lease_table",
     "endpoint_errors",
     "ensure_stream",
     "error_code",
@@ -52,7 +54,9 @@ __all__ = [
     "put_batches",
     "put_records",
     "read_leases",
+    "read_stream_tag",
     "session",
+    "tag_stream",
 ]
 
 logger = logging.getLogger(__name__)
@@ -67,6 +71,8 @@ _CONFIG = Config(
     connect_timeout=5,
     read_timeout=60,
 )
+#: ``client(..., quick=True)``: short timeouts, for checks that must not hold a start up.
+_QUICK = Config(connect_timeout=3, read_timeout=10)
 
 # boto3 ships no type information; clients are plain objects here.
 Client = Any
@@ -133,19 +139,23 @@ def client(
     region: str = "us-east-1",
     *,
     max_attempts: int | None = None,
+    quick: bool = False,
 ) -> Client:
     """A boto3 client for ``service`` (``kinesis``, ``dynamodb``, ``cloudwatch``).
 
     ``max_attempts`` caps the calls per request, first one included (by default
     6: 5 retries); 1 or 2 make a client that reports an unreachable endpoint at
-    once instead of after ~15 s of back-off.
+    once instead of after ~15 s of back-off. ``quick`` shortens the timeouts
+    (3 s to connect, 10 s to read).
     """
     if endpoint_url is not None:
         check_endpoint_url(endpoint_url)
     config = _CONFIG
     if max_attempts is not None:
         retries = {"total_max_attempts": max_attempts, "mode": "standard"}
-        config = _CONFIG.merge(Config(retries=retries))
+        config = config.merge(Config(retries=retries))
+    if quick:
+        config = config.merge(_QUICK)
     return session(endpoint_url, region).client(
         service, endpoint_url=endpoint_url, region_name=region, config=config
     )
@@ -433,6 +443,57 @@ def read_leases(dynamodb: Client, table: str, *, shard_leases_only: bool = False
     if shard_leases_only:
         leases = [lease for lease in leases if is_shard_lease(lease)]
     return sorted(leases, key=lambda lease: lease.lease_key)
+
+
+#: The tag kclpy-local puts on a lease table: the stream whose checkpoints it holds.
+STREAM_TAG = "kclpy-local:stream"
+
+
+def _table_arn(dynamodb: Client, table: str) -> str | None:
+    try:
+        return str(dynamodb.describe_table(TableName=table)["Table"]["TableArn"])
+    except ClientError as exc:
+        if error_code(exc) == "ResourceNotFoundException":
+            return None
+        raise
+
+
+def read_stream_tag(dynamodb: Client, table: str) -> tuple[bool, str | None]:
+    """Whether lease table ``table`` exists, and the stream its :data:`STREAM_TAG`
+    names (``None`` when it has none)."""
+    arn = _table_arn(dynamodb, table)
+    if arn is None:
+        return False, None
+    pages = dynamodb.get_paginator("list_tags_of_resource").paginate(ResourceArn=arn)
+    for page in pages:
+        for tag in page.get("Tags", []):
+            if tag.get("Key") == STREAM_TAG:
+                return True, str(tag.get("Value", ""))
+    return True, None
+
+
+def tag_stream(dynamodb: Client, table: str, stream: str) -> bool:
+    """Tag lease table ``table`` with ``stream`` (:data:`STREAM_TAG`); ``False`` when
+    there is no such table."""
+    arn = _table_arn(dynamodb, table)
+    if arn is None:
+        return False
+    dynamodb.tag_resource(ResourceArn=arn, Tags=[{"Key": STREAM_TAG, "Value": stream}])
+    logger.info("tagged lease table %s with stream %s", table, stream)
+    return True
+
+
+def delete_lease_table(dynamodb: Client, table: str) -> bool:
+    """Delete lease table ``table`` (its leases and checkpoints); ``False`` when there
+    is no such table."""
+    try:
+        dynamodb.delete_table(TableName=table)
+    except ClientError as exc:
+        if error_code(exc) == "ResourceNotFoundException":
+            return False
+        raise
+    logger.info("deleted lease table %s", table)
+    return True
 
 
 # -- metrics --------------------------------------------------------------------

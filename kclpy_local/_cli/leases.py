@@ -19,11 +19,17 @@ lease has them. --json prints a list of objects instead: {"shard",
 "parent_shards", "owner_switches_since_checkpoint", "pending_checkpoint"}
 (the last two null when the lease has no such attribute).
 
-Exit codes: 0 the table was read (also when it holds no lease yet); 1 there is
-no such table (no worker of that application has started against this
+--delete deletes the lease table instead (on a local endpoint only): every
+lease and checkpoint of the application goes, and its next worker starts
+from initialPositionInStream. Stop the application's workers first. It is
+the way out when the table holds another stream's checkpoints (a start on a
+new stream under an old application name is refused).
+
+Exit codes: 0 the table was read (also when it holds no lease yet) or
+deleted; 1 there is no such table (no worker of that application has started against this
 endpoint; a state to report, not a usage mistake) or the endpoint refused the
-request; 2 bad arguments (an invalid --endpoint URL too); 8 the endpoint
-cannot be reached.
+request; 2 bad arguments (an invalid --endpoint URL too; --delete on an AWS
+endpoint); 8 the endpoint cannot be reached.
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ from botocore.exceptions import ClientError
 
 from .. import _aws
 from .._aws import Lease
-from .._exceptions import KclpyLocalError
+from .._exceptions import KclpyLocalError, UsageError
 from . import _common
 from ._table import Column, render
 
@@ -63,6 +69,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("application", metavar="APPLICATION", help="the KCL applicationName")
     _common.add_endpoint_arguments(p)
     p.add_argument("--json", action="store_true", help="print a JSON list of leases")
+    p.add_argument(
+        "--delete",
+        action="store_true",
+        help="delete the lease table (every lease and checkpoint; local endpoints only)",
+    )
     p.set_defaults(func=run)
 
 
@@ -131,10 +142,25 @@ def _missing_table(dynamodb: Any, table: str, endpoint: str) -> KclpyLocalError:
     return err
 
 
+def _delete(dynamodb: Any, table: str, endpoint: str) -> int:
+    with _aws.endpoint_errors(endpoint):
+        if not _aws.delete_lease_table(dynamodb, table):
+            raise _missing_table(dynamodb, table, endpoint)
+    print(f"deleted lease table {table} at {endpoint}", file=sys.stderr)
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     endpoint = _common.endpoint_for(args.endpoint, "dynamodb")
+    if args.delete and not _aws.is_local_endpoint(endpoint):
+        raise UsageError(
+            f"--delete is for local endpoints, not {endpoint}",
+            hint="delete a lease table on AWS with the AWS console or CLI",
+        )
     with _aws.endpoint_errors(endpoint):
         dynamodb = _aws.client("dynamodb", endpoint, args.region, max_attempts=2)
+        if args.delete:
+            return _delete(dynamodb, args.application, endpoint)
         try:
             items = _aws.read_leases(dynamodb, args.application)
         except ClientError as exc:

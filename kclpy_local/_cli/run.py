@@ -30,8 +30,11 @@ processor gets ``shutdownRequested`` and may checkpoint; a second Ctrl-C kills
 the daemon.  The last line says how it stopped, in words, with the daemon's
 exit status (``stopped gracefully: 2 lease(s) released for another worker to
 take (daemon exit status 143 = SIGTERM, as asked)``); the run then exits 0.
-The daemon's log goes to ``daemon.log`` in the run directory
-(``--log -`` sends it to stderr); its last lines are shown when it fails,
+Each run has a directory of its own (``runs/<app>-<time>-<pid>`` in the state
+directory, or ``--run-dir``, which one run at a time may hold) for the
+effective properties, the progress file, the processors' ledger
+(``$KCLPY_LOCAL_LEDGER`` unless it is set) and the daemon's log,
+``daemon.log`` (``--log -`` sends it to stderr); its last lines are shown when it fails,
 with the reason when the log names one (a record processor that failed or
 timed out).  While the endpoint does not answer the daemon keeps retrying, and
 the run says so once, and again when it answers.
@@ -44,10 +47,18 @@ the exit code and the reason.  The new daemon resumes from the last
 checkpoints; the progress counts accumulate across restarts.  Ctrl-C during
 a back-off stops at once.
 
+Everything that can be refused is refused before anything starts or any
+request is sent: the options, and the effective properties as the run would
+give them to the daemon (an endpoint the profile does not allow, a bad
+``--set`` value, a key KCL 3.x cannot run). A lease table that holds another
+stream's checkpoints (an application name used before on another stream) is
+refused before the daemon starts.
+
 Exit codes: the daemon's, the last one's with ``--restart`` (0 after a
 graceful shutdown that completed; 1 when a record processor failed; 3 when
 the worker never started; 128+N when it died of signal N); 2 for bad
-arguments or properties; 5/6 when the jars or Java are missing; 8 when the
+arguments or properties, a lease table of another stream, or a run directory
+another run holds; 5/6 when the jars or Java are missing; 8 when the
 emulator cannot be started or the endpoint cannot be reached.
 """
 
@@ -67,13 +78,8 @@ from typing import TextIO
 import javaproperties
 
 from .. import _aws, _env
-from .._config.pipeline import prepare
-from .._config.properties import (
-    detect_profile,
-    effective_properties,
-    read_properties,
-    write_properties,
-)
+from .._config.pipeline import effective_values, prepare
+from .._config.properties import detect_profile, read_properties, write_properties
 from .._emulators.endpoints import DEFAULT_ENDPOINT, DEFAULT_REASON, Endpoint, resolve
 from .._emulators.kinesis_mock import CBOR_RECORDS_WORK, ENGINES, KinesisMock
 from .._emulators.moto import (
@@ -88,6 +94,7 @@ from .._env import default_state_dir
 from .._exceptions import DaemonError, EmulatorError, PropertiesError
 from .._jvm.daemon import LOCAL_PROFILE, Daemon, known_generation, processor_command
 from .._jvm.jars import DEFAULT_GENERATION
+from .._jvm.rundir import open_run_directory
 from .._jvm.supervise import DaemonLog, OutageWatch, RestartPolicy, Supervisor, endpoint_answers
 from .._runtime.progress import PROGRESS_ENV, ProgressBoard, ShardProgress
 from ._common import ENDPOINT_ENV
@@ -188,8 +195,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--run-dir",
         type=Path,
         metavar="DIR",
-        help="where the effective properties, the daemon log and the progress "
-        "file go (default: a directory per application in the state directory)",
+        help="where the effective properties, the daemon log, the progress file and "
+        "the ledger go (default: a new directory per run in the state directory)",
     )
     p.add_argument(
         "--log",
@@ -285,9 +292,7 @@ def plan(args: argparse.Namespace, environ: Mapping[str, str]) -> Plan:
     base: Path = args.properties if args.properties is not None else RUN_PROFILE
     if not base.is_file():
         raise _usage(f"properties file not found: {base}")
-    document = read_properties(base)
-    profile = detect_profile(document)
-    values = document.as_dict()
+    profile = detect_profile(read_properties(base))
     overrides = _parse_overrides(args.overrides)
     try:
         overrides["executableName"] = processor_command(args.processor)
@@ -295,17 +300,20 @@ def plan(args: argparse.Namespace, environ: Mapping[str, str]) -> Plan:
         raise _usage(str(exc), exc.hint) from None
 
     env = dict(environ)
-    # The built-in profile's stream is only a placeholder: a run names its stream.
-    stream = args.stream or (values.get("streamName") if args.properties is not None else None)
-    if not stream:
-        raise _usage("no stream: give --stream NAME (the properties file has no streamName)")
     if args.stream:
         overrides["streamName"] = args.stream
-    env.setdefault(_env.STREAM.name, stream)
     if args.app:
         overrides["applicationName"] = args.app
     default_app = args.app or _SAFE_NAME.sub("-", args.processor.stem) or "kclpy-local"
     env.setdefault(_env.APP.name, default_app)
+    # The file's values as the daemon gets them: substituted (the application
+    # name may use ${KCLPY_LOCAL_APP}), with this command's options.
+    values = effective_values(base, overrides=overrides, environ=env)
+    # The built-in profile's stream is only a placeholder: a run names its stream.
+    stream = values.get("streamName") if args.stream or args.properties is not None else None
+    if not stream:
+        raise _usage("no stream: give --stream NAME (the properties file has no streamName)")
+    env.setdefault(_env.STREAM.name, stream)
 
     found = None
     if args.endpoint or profile != "aws":
@@ -329,20 +337,14 @@ def plan(args: argparse.Namespace, environ: Mapping[str, str]) -> Plan:
     if local:
         for key, value in _DUMMY_CREDENTIALS.items():
             env.setdefault(key, value)
-    # The application name after substitution (the file may use ${KCLPY_LOCAL_APP}).
-    app = (
-        overrides.get("applicationName")
-        or _substituted(base, "applicationName", env)
-        or default_app
-    )
     return Plan(
         base=base,
         profile=profile,
         executable=overrides["executableName"],
         overrides=overrides,
         environ=env,
-        stream=overrides.get("streamName") or _substituted(base, "streamName", env) or stream,
-        app=app,
+        stream=stream,
+        app=values.get("applicationName") or default_app,
         embedded=embedded,
         create_stream=local,
         found=found,
@@ -359,14 +361,6 @@ def _embedded_port(requested: int | None) -> int:
     except EmulatorError:
         return 0
     return DEFAULT_PORT
-
-
-def _substituted(base: Path, key: str, environ: Mapping[str, str]) -> str | None:
-    try:
-        value = effective_properties(base, environ=environ).get(key)
-    except PropertiesError:
-        return None
-    return str(value) if value is not None else None
 
 
 def _with_endpoint(the_plan: Plan, endpoint: str) -> Plan:
@@ -553,10 +547,27 @@ def render(shards: list[ShardProgress]) -> list[str]:
     ]
 
 
-def _run_dir(args: argparse.Namespace, the_plan: Plan) -> Path:
-    if args.run_dir is not None:
-        return Path(args.run_dir)
-    return default_state_dir() / "run" / _SAFE_NAME.sub("-", the_plan.app)
+def _refuse_early(the_plan: Plan, args: argparse.Namespace) -> None:
+    """Refuse, before anything starts and before any request is sent, what the run
+    would be refused later: the options, and the effective properties as the
+    daemon would get them (the embedded engines' endpoints are on loopback)."""
+    if args.shards < 1:
+        raise _usage(f"--shards must be 1 or more, not {args.shards}")
+    if args.kinesis not in (None, "moto") and not the_plan.create_stream:
+        raise _usage(f"--kinesis {args.kinesis} is for local runs; these properties reach AWS")
+    checked = the_plan
+    if checked.embedded:
+        checked = _with_endpoint(checked, f"http://{DEFAULT_HOST}:{DEFAULT_PORT}")
+    if the_plan.kinesis == "kinesis-mock":
+        checked = _with_kinesis(checked, f"http://{DEFAULT_HOST}:{DEFAULT_PORT}")
+    prepared = prepare(
+        checked.base, generation=args.kcl, overrides=checked.overrides, environ=checked.environ
+    )
+    try:
+        prepared.refuse("refused before anything started (the file with this command's options)")
+    except PropertiesError as exc:
+        exc.hint = "show the effective properties with --print-properties"
+        raise
 
 
 def restart_policy(args: argparse.Namespace) -> RestartPolicy | None:
@@ -616,15 +627,16 @@ def _run(args: argparse.Namespace) -> int:
         sys.stdout.write(document.dumps(separator=" = ", ensure_ascii=True))
         return 0
 
-    run_dir = _run_dir(args, the_plan)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    progress_path = run_dir / "progress.jsonl"
-    progress_path.unlink(missing_ok=True)
-    properties_path = run_dir / "effective.properties"
+    _refuse_early(the_plan, args)
     started = time.time()
     err = sys.stderr
 
     with contextlib.ExitStack() as stack:
+        run_dir = stack.enter_context(open_run_directory(the_plan.app, explicit=args.run_dir))
+        print(f"kclpy-local: run directory: {run_dir}", file=err)
+        progress_path = run_dir / "progress.jsonl"
+        progress_path.unlink(missing_ok=True)
+        properties_path = run_dir / "effective.properties"
         if args.log == "-":
             log_stream: TextIO = err
         else:
@@ -643,7 +655,14 @@ def _run(args: argparse.Namespace) -> int:
                 f"--shards {args.shards} ignored",
                 file=err,
             )
-        live = replace(live, environ={**live.environ, PROGRESS_ENV: str(progress_path)})
+        ledger = _env.LEDGER.get(live.environ) or str(run_dir / "ledger.jsonl")
+        print(
+            f"kclpy-local: ${_env.LEDGER.name} (the example processors' ledger): {ledger}", file=err
+        )
+        live = replace(
+            live,
+            environ={**live.environ, PROGRESS_ENV: str(progress_path), _env.LEDGER.name: ledger},
+        )
         write_effective(live, properties_path, args.kcl)
         sink = DaemonLog(log_stream, OutageWatch(_probe(live)))
 

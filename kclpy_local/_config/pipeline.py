@@ -19,6 +19,10 @@ is a :class:`~kclpy_local._exceptions.PropertiesError` at once.
 The result, a :class:`Prepared`, holds the effective values, the effective file
 (comments and layout kept) to hand to the daemon, the translation and its notes,
 and the problems (none with ``validate=False``).
+
+:func:`effective_values` is steps 1 to 3 alone, for a command that needs a few
+keys of a file (the stream, the endpoint) before it decides what to run: the
+same overrides and the same substitution, never the raw text.
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ from .properties import (
 )
 from .translate import Translation, apply_translation, note_lines
 
-__all__ = ["Prepared", "prepare"]
+__all__ = ["Prepared", "effective_values", "prepare"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +98,52 @@ class Prepared:
         raise exc
 
 
+def _overridden(
+    source: PropertiesDocument, overrides: Mapping[str, str] | None
+) -> PropertiesDocument:
+    """``source`` with ``overrides`` in place of its entries (new keys at the end)."""
+    given = dict(overrides or {})
+    entries = [
+        # An override is literal: a "${" in it stays one.
+        Entry(e.key, given[e.key].replace("${", "$${"), e.line) if e.key in given else e
+        for e in source.entries
+    ]
+    present = {e.key for e in entries}
+    entries += [Entry(k, v.replace("${", "$${")) for k, v in given.items() if k not in present]
+    return dataclasses.replace(source, entries=tuple(entries))
+
+
+def _substituted(
+    document: PropertiesDocument, environ: Mapping[str, str], *, strict: bool
+) -> dict[str, str]:
+    """The values of ``document`` substituted from ``environ``; a value naming a
+    variable that is not set stays as written, or (``strict``) is a PropertiesError."""
+    values: dict[str, str] = {}
+    for entry in document.entries:
+        text, missing = expand(entry.value, environ)
+        if missing and strict:
+            raise PropertiesError(missing_message(entry.key, missing[0]))
+        values[entry.key] = entry.value if missing else text
+    return values
+
+
+def effective_values(
+    path: str | os.PathLike[str],
+    *,
+    overrides: Mapping[str, str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """The values of the file at ``path`` with ``overrides`` (literal) and
+    ``${VAR}`` / ``${VAR:-default}`` substituted from ``environ`` (default:
+    ``os.environ``), untranslated and unvalidated.
+
+    A value naming a variable that is not set stays as written (:func:`prepare`
+    with validation reports it). :class:`PropertiesError` when the file cannot be read.
+    """
+    env = os.environ if environ is None else environ
+    return _substituted(_overridden(read_properties(path), overrides), env, strict=False)
+
+
 def prepare(
     path: str | os.PathLike[str],
     *,
@@ -116,26 +166,12 @@ def prepare(
     source = read_properties(path)
     if profile is None:
         profile = detect_profile(source)
-    given = dict(overrides or {})
-    entries = [
-        # An override is literal: a "${" in it stays one.
-        Entry(e.key, given[e.key].replace("${", "$${"), e.line) if e.key in given else e
-        for e in source.entries
-    ]
-    present = {e.key for e in entries}
-    entries += [Entry(k, v.replace("${", "$${")) for k, v in given.items() if k not in present]
-    written = dataclasses.replace(source, entries=tuple(entries))
+    written = _overridden(source, overrides)
 
     translating = translate and kcl.translates
     # A translation reads substituted values: a variable that is not set stops it
     # (as it stops an unvalidated file); the validator reports it otherwise.
-    strict = translating or not validate
-    substituted: dict[str, str] = {}
-    for entry in written.entries:
-        text, missing = expand(entry.value, env)
-        if missing and strict:
-            raise PropertiesError(missing_message(entry.key, missing[0]))
-        substituted[entry.key] = entry.value if missing else text
+    substituted = _substituted(written, env, strict=translating or not validate)
     translation = kcl.translate(substituted, profile) if translating else Translation(substituted)
     checked = written
     if translating:

@@ -172,7 +172,9 @@ class Daemon(Lifecycle):
     after translation.  ``guard`` refuses to start
     while workers of the other KCL generation hold live leases on the lease
     table (see :mod:`kclpy_local._jvm.guard`; read-only, skipped with a log
-    line when the table cannot be read).
+    line when the table cannot be read).  A lease table that holds another
+    stream's checkpoints is always refused, and the table is tagged with the
+    stream once the worker has started (:mod:`kclpy_local._jvm.claim`).
     """
 
     def __init__(
@@ -217,6 +219,7 @@ class Daemon(Lifecycle):
         self._resolved: Path | None = None
         self._proc: ManagedProcess | None = None
         self._ready = threading.Event()
+        self._values: Mapping[str, str] | None = None  # to tag the lease table once started
 
     # -- inspection ---------------------------------------------------------
 
@@ -280,6 +283,10 @@ class Daemon(Lifecycle):
                 f"{self.properties_path}: no executableName (the command that runs the record processor)"
             )
         _check_executable(executable, self.cwd, environ.get("PATH"))
+        from .claim import check_stream  # boto3: only when a daemon starts
+
+        check_stream(values, self.generation)
+        self._values = values
         if self.guard:
             from .guard import check_before_start  # boto3: only when a daemon starts
 
@@ -312,8 +319,18 @@ class Daemon(Lifecycle):
         return self
 
     def _on_line(self, line: str) -> None:
-        if line.startswith(READY_MARKER):
+        if line.startswith(READY_MARKER) and not self._ready.is_set():
             self._ready.set()
+            values = self._values
+            if values is not None:  # off the reader thread: it must keep reading
+                from .claim import claim_stream
+
+                threading.Thread(
+                    target=claim_stream,
+                    args=(values, self.generation),
+                    name="kclpy-local-claim",
+                    daemon=True,
+                ).start()
         self._forward(line)
 
     def _forward(self, line: str) -> None:

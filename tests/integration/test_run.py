@@ -37,8 +37,9 @@ def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
 class RunProcess:
     """``python -m kclpy_local run ...`` with its stderr collected."""
 
-    def __init__(self, argv: list[str], env: dict[str, str], tmp: Path) -> None:
-        self.stderr_path = tmp / "run.stderr"
+    def __init__(self, argv: list[str], env: dict[str, str], tmp: Path, name: str = "run",
+                 cwd: Path | None = None) -> None:
+        self.stderr_path = tmp / f"{name}.stderr"
         self._stderr = self.stderr_path.open("w")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "kclpy_local", "run", *argv],
@@ -46,7 +47,7 @@ class RunProcess:
             stdout=subprocess.PIPE,
             stderr=self._stderr,
             env=env,
-            cwd=tmp,
+            cwd=cwd or tmp,
             text=True,
         )
 
@@ -267,3 +268,141 @@ def test_run_restart_resumes_after_a_processor_failure(
     # The progress board counts the batches finished by both daemons: 5 before the failure,
     # 4 after it (the failed batch was never finished).
     assert "final: shardId-000000000000 9 records" in text, text
+
+
+# -- runs as a user starts them: no --run-dir, no $KCLPY_LOCAL_LEDGER -------------
+
+
+@pytest.fixture
+def start_own_run(kcl1: Installation, kcl_cache: Path, tmp_path: Path) -> Iterator[Callable[..., RunProcess]]:
+    """``run`` in the working directory ``tmp_path/cwd``, with the state directory
+    ``tmp_path/state``: each run makes its own run directory there."""
+    runs: list[RunProcess] = []
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "KCLPY_LOCAL_"))}
+    env["KCLPY_LOCAL_STATE"] = str(tmp_path / "state")
+    (tmp_path / "cwd").mkdir()
+
+    def start(*argv: str, name: str = "run") -> RunProcess:
+        run = RunProcess([*argv, "--cache-dir", str(kcl_cache), "--no-progress"], env, tmp_path, name,
+                         cwd=tmp_path / "cwd")
+        runs.append(run)
+        return run
+
+    yield start
+    for run in runs:
+        run.close()
+
+
+def run_directory(run: RunProcess) -> Path:
+    """The run directory the run says it uses."""
+    match = re.search(r"^kclpy-local: run directory: (.+)$", run.stderr, re.MULTILINE)
+    assert match, run.stderr
+    return Path(match.group(1))
+
+
+def ledger_of(run: RunProcess) -> set[str]:
+    """The sequence numbers in the ledger of the run's directory."""
+    path = run_directory(run) / "ledger.jsonl"
+    if not path.exists():
+        return set()
+    return {json.loads(line)["sequence_number"] for line in path.read_text().splitlines() if line.strip()}
+
+
+def wait_started(run: RunProcess) -> None:
+    wait_for(lambda: "worker started after" in run.stderr or run.proc.poll() is not None, 120,
+             "the worker to start")
+    assert run.proc.poll() is None, run.stderr
+
+
+def test_an_application_used_on_another_stream_is_refused(
+    start_own_run: Callable[..., RunProcess], fresh_emulator: EmbeddedEmulator, kcl_cache: Path, tmp_path: Path
+) -> None:
+    endpoint = fresh_emulator.endpoint_url
+    kinesis = _aws.client("kinesis", endpoint)
+    dynamodb = _aws.client("dynamodb", endpoint)
+    first = start_own_run(str(RECORDER), "--stream", "stream-a", "--app", "shared", "--endpoint", endpoint)
+    wait_started(first)
+    put_a = _aws.put_records(kinesis, "stream-a", [(f"a{i}".encode(), "k") for i in range(5)])
+    wait_for(lambda: {p.sequence_number for p in put_a} <= ledger_of(first), 60, "stream-a's records")
+    # The lease table says whose checkpoints it holds once the worker has started.
+    wait_for(lambda: _aws.read_stream_tag(dynamodb, "shared") == (True, "stream-a"), 30, "the stream tag")
+    assert first.interrupt() == 0, first.stderr
+    # The recorder's ledger is in the run directory, and the console says so; not in the cwd.
+    ledger = run_directory(first) / "ledger.jsonl"
+    assert f"kclpy-local: $KCLPY_LOCAL_LEDGER (the example processors' ledger): {ledger}" in first.stderr
+    assert ledger.is_file() and not (tmp_path / "cwd" / "ledger.jsonl").exists()
+    checkpoints = [lease.checkpoint for lease in _aws.read_leases(dynamodb, "shared")]
+    assert checkpoints == [put_a[-1].sequence_number]
+
+    # moto's sequence numbers are per-shard counters: stream-a's checkpoint "5" looks
+    # valid on stream-b, whose first five records would be skipped. Refused instead.
+    _aws.ensure_stream(kinesis, "stream-b")
+    put_b = _aws.put_records(kinesis, "stream-b", [(f"b{i}".encode(), "k") for i in range(8)])
+    reused = start_own_run(str(RECORDER), "--stream", "stream-b", "--app", "shared", "--endpoint", endpoint,
+                           name="reused")
+    assert reused.proc.wait(60) == 2, reused.stderr
+    refusal = ("kclpy-local: error: lease table 'shared' holds the checkpoints of stream 'stream-a', not of "
+               "stream 'stream-b': a worker on 'stream-b' would resume from 'stream-a''s checkpoints and skip records")
+    assert refusal in reused.stderr
+    assert "`kclpy-local run --app NEW`" in reused.stderr
+    assert "`kclpy-local leases shared --delete`" in reused.stderr
+    assert "worker started" not in reused.stderr and "Traceback" not in reused.stderr
+    # `kclpy-local daemon` on the shipped local.properties refuses it too (the names substituted).
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "KCLPY_LOCAL_"))}
+    env.update(KCLPY_LOCAL_APP="shared", KCLPY_LOCAL_STREAM="stream-b", KCLPY_LOCAL_ENDPOINT=endpoint,
+               AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test")
+    daemon = subprocess.run(
+        [sys.executable, "-m", "kclpy_local", "daemon", "properties/local.properties", "--cache-dir", str(kcl_cache)],
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, env=env, cwd=ROOT, timeout=60, check=False,
+    )
+    assert daemon.returncode == 2, daemon.stderr
+    assert refusal in daemon.stderr
+    assert [lease.checkpoint for lease in _aws.read_leases(dynamodb, "shared")] == checkpoints  # untouched
+
+    # A new application name starts stream-b from its first record.
+    fresh = start_own_run(str(RECORDER), "--stream", "stream-b", "--app", "fresh", "--endpoint", endpoint,
+                          name="fresh")
+    wait_started(fresh)
+    wait_for(lambda: {p.sequence_number for p in put_b} <= ledger_of(fresh), 60, "stream-b's records")
+    assert fresh.interrupt() == 0, fresh.stderr
+    assert run_directory(fresh) != run_directory(first)
+    assert _aws.read_stream_tag(dynamodb, "fresh") == (True, "stream-b")
+
+
+def test_two_runs_of_one_application_keep_their_own_files(
+    start_own_run: Callable[..., RunProcess], fresh_emulator: EmbeddedEmulator, tmp_path: Path
+) -> None:
+    from kclpy_local._exceptions import RunDirectoryBusyError
+    from kclpy_local._jvm.rundir import open_run_directory
+
+    endpoint = fresh_emulator.endpoint_url
+    _aws.ensure_stream(_aws.client("kinesis", endpoint), "twin", 2)
+    runs = [start_own_run(str(RECORDER), "--stream", "twin", "--app", "twin", "--endpoint", endpoint, name=name)
+            for name in ("one", "two")]
+    for run in runs:
+        wait_started(run)
+    one, two = (run_directory(run) for run in runs)
+    assert one != two and one.parent == two.parent == tmp_path / "state" / "runs"
+    # Each holds its directory while it runs.
+    with pytest.raises(RunDirectoryBusyError):
+        with open_run_directory("twin", explicit=one):
+            pass
+    put = _aws.put_records(_aws.client("kinesis", endpoint), "twin",
+                           [(f"r{i}".encode(), f"pk{i}") for i in range(20)])
+    wait_for(lambda: {p.sequence_number + p.shard_id for p in put}
+             <= {e["sequence_number"] + e["shard"] for run in runs for e in _ledger_entries(run)}, 60,
+             "the records in the two ledgers")
+    for run in runs:
+        assert run.interrupt() == 0, run.stderr
+    # Neither run truncated the other's log or removed its progress file.
+    for directory in (one, two):
+        assert "kclpy-local: worker STARTED (application twin, stream twin" in (directory / "daemon.log").read_text()
+        assert (directory / "progress.jsonl").is_file()
+    assert not (tmp_path / "cwd" / "ledger.jsonl").exists()
+
+
+def _ledger_entries(run: RunProcess) -> list[dict[str, str]]:
+    path = run_directory(run) / "ledger.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

@@ -201,3 +201,27 @@ def test_help_describes_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
     text = " ".join(capsys.readouterr().out.split())
     assert "Exit codes: 0 the table was read" in text
     assert "1 there is no such table" in text
+
+
+def test_delete_removes_the_table(fresh_emulator: EmbeddedEmulator, capsys: pytest.CaptureFixture[str]) -> None:
+    _table(fresh_emulator, "old-app", OWNED, UNOWNED)
+    _table(fresh_emulator, "other-app", UNOWNED)
+    endpoint = fresh_emulator.endpoint_url
+    assert main(["leases", "old-app", "--delete", "--endpoint", endpoint]) == 0
+    assert capsys.readouterr().err == f"deleted lease table old-app at {endpoint}\n"
+    names = _aws.client("dynamodb", endpoint).list_tables()["TableNames"]
+    assert names == ["other-app"]
+    # Gone: a second delete finds nothing (exit 1, naming the tables there).
+    assert main(["leases", "old-app", "--delete", "--endpoint", endpoint]) == 1
+    assert "no lease table old-app at" in capsys.readouterr().err
+
+
+def test_delete_is_refused_on_aws(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_client(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a client was made")
+
+    monkeypatch.setattr(_aws, "client", no_client)
+    endpoint = "https://dynamodb.us-east-1.amazonaws.com"
+    assert main(["leases", "app", "--delete", "--endpoint", endpoint]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"kclpy-local: error: --delete is for local endpoints, not {endpoint}\nhint: ")

@@ -322,3 +322,43 @@ def test_terminate_then_stop_sends_one_sigterm(props: Path, jvm: Path, inst: Ins
         daemon.terminate()
     assert daemon.returncode == -signal.SIGKILL
     assert (jvm.parent / "signals.txt").read_text().split() == [str(int(signal.SIGTERM))]
+
+
+def test_the_stream_is_checked_before_the_start_and_claimed_once_started(
+    props: Path, jvm: Path, inst: Installation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kclpy_local._jvm import claim
+
+    events: list[tuple[str, str, bool]] = []
+    claimed = threading.Event()
+
+    def check(values: dict[str, str], generation: int) -> None:
+        events.append(("check", values["streamName"], (jvm.parent / "argv.json").exists()))
+
+    def claim_stream(values: dict[str, str], generation: int) -> bool:
+        events.append(("claim", values["streamName"], True))
+        claimed.set()
+        return True
+
+    monkeypatch.setattr(claim, "check_stream", check)
+    monkeypatch.setattr(claim, "claim_stream", claim_stream)
+    with _make(props, jvm, inst, guard=False):
+        assert claimed.wait(10)
+    # Checked before the JVM ran (it had written no argv yet), claimed after STARTED, once.
+    assert events == [("check", "unit", False), ("claim", "unit", True)]
+
+
+def test_a_stream_mismatch_stops_the_start_before_the_jvm(
+    props: Path, jvm: Path, inst: Installation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kclpy_local._exceptions import StreamMismatchError
+    from kclpy_local._jvm import claim
+
+    def check(values: dict[str, str], generation: int) -> None:
+        raise StreamMismatchError("unit", "other", "unit")
+
+    monkeypatch.setattr(claim, "check_stream", check)
+    daemon = _make(props, jvm, inst, guard=False)
+    with pytest.raises(StreamMismatchError):
+        daemon.start()
+    assert daemon.pid is None and not (jvm.parent / "argv.json").exists()

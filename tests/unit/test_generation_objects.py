@@ -169,6 +169,19 @@ def test_pipeline_missing_variables(tmp_path: Path) -> None:
             prepare(path, environ={}, **options)  # type: ignore[arg-type]
 
 
+def test_effective_values_are_the_pipelines_first_steps(tmp_path: Path) -> None:
+    path = _write(tmp_path / "app.properties",
+                  {**LOCAL, "streamName": "${STREAM:-fallback}", "maxRecords": "${NO_SUCH}"})
+    values = pipeline.effective_values(path, overrides={"applicationName": "${literal}"}, environ={})
+    assert values["streamName"] == "fallback"
+    assert values["applicationName"] == "${literal}"  # overrides are literal
+    assert values["maxRecords"] == "${NO_SUCH}"  # left for the validator to report
+    assert pipeline.effective_values(path, environ={"STREAM": "chosen"})["streamName"] == "chosen"
+    # The same values prepare() gives, where every variable is set.
+    prepared = prepare(path, environ={"NO_SUCH": "10"})
+    assert pipeline.effective_values(path, environ={"NO_SUCH": "10"}) == prepared.values
+
+
 # -- the four callers share it ------------------------------------------------------
 
 
