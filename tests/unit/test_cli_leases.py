@@ -208,7 +208,9 @@ def test_delete_removes_the_table(fresh_emulator: EmbeddedEmulator, capsys: pyte
     _table(fresh_emulator, "other-app", UNOWNED)
     endpoint = fresh_emulator.endpoint_url
     assert main(["leases", "old-app", "--delete", "--endpoint", endpoint]) == 0
-    assert capsys.readouterr().err == f"deleted lease table old-app at {endpoint}\n"
+    assert capsys.readouterr().err == (
+        f"kclpy-local: endpoint {endpoint} (from --endpoint)\ndeleted lease table old-app at {endpoint}\n"
+    )
     names = _aws.client("dynamodb", endpoint).list_tables()["TableNames"]
     assert names == ["other-app"]
     # Gone: a second delete finds nothing (exit 1, naming the tables there).
@@ -224,4 +226,4 @@ def test_delete_is_refused_on_aws(capsys: pytest.CaptureFixture[str], monkeypatc
     endpoint = "https://dynamodb.us-east-1.amazonaws.com"
     assert main(["leases", "app", "--delete", "--endpoint", endpoint]) == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"kclpy-local: error: --delete is for local endpoints, not {endpoint}\nhint: ")
+    assert f"kclpy-local: error: --delete is for local endpoints, not {endpoint}\nhint: " in err
