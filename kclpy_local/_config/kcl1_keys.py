@@ -49,7 +49,7 @@ def _cfg(name: str, type_: KeyType, description: str, *, required: bool = False)
     return KeySpec(name, type_, None, description, required, "configurator")
 
 
-_I, _L, _B, _S = KeyType.INT, KeyType.LONG, KeyType.BOOLEAN, KeyType.STRING
+_I, _B, _S = KeyType.INT, KeyType.BOOLEAN, KeyType.STRING
 
 KCL1_KEYS: tuple[KeySpec, ...] = (
     # Read by name by KinesisClientLibConfigurator itself.

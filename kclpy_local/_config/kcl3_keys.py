@@ -69,7 +69,7 @@ __all__ = [
     "sdk2_provider",
 ]
 
-_I, _L, _B, _S, _D = KeyType.INT, KeyType.LONG, KeyType.BOOLEAN, KeyType.STRING, KeyType.DOUBLE
+_I, _L, _S, _D = KeyType.INT, KeyType.LONG, KeyType.STRING, KeyType.DOUBLE
 
 #: The key prefix the configurator reads in any case.
 CREDENTIALS_PREFIX = "awscredentialsprovider"

@@ -90,8 +90,8 @@ def kcl_key(
     return KeySpec(name, type_, default, description, required, "kcl", choices, minimum)
 
 
-# The KCL's setters reject a number below 1 (``checkIsValuePositive``) unless the
-# table says otherwise, so the numeric builders default to ``minimum=1``.
+# Most numeric keys must be positive (the KCL's setters check it), so the numeric
+# builders default to ``minimum=1``; a key with another minimum, or none, says so.
 
 
 def kcl_int(
