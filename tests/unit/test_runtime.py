@@ -37,48 +37,16 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_public_surface_is_pinned() -> None:
     assert set(kclpy_local.__all__) == {
-        "ArtifactDownloadError",
-        "ArtifactIntegrityError",
-        "BootstrapError",
-        "CheckpointError",
-        "CheckpointReply",
-        "CheckpointRequest",
-        "Checkpointer",
-        "DaemonError",
-        "DaemonStartError",
-        "DependencyError",
-        "EmulatorError",
-        "Initialize",
-        "InvalidSequenceNumberError",
-        "InvalidStateError",
-        "JavaNotFoundError",
-        "KCLProcess",
-        "KclpyLocalError",
-        "LeaseLost",
-        "PortInUseError",
-        "ProcessRecords",
-        "ProcessorFailed",
-        "PropertiesError",
-        "ProtocolError",
-        "Record",
-        "RecordProcessor",
-        "RetryPolicy",
-        "ShardEnded",
-        "Shutdown",
-        "ShutdownError",
-        "ShutdownRequested",
-        "Status",
-        "ThrottlingError",
-        "UnknownCheckpointError",
-        "__version__",
-        "decode_child_line",
-        "decode_daemon_line",
-        "encode",
-        "run",
+        "ArtifactDownloadError", "ArtifactIntegrityError", "BootstrapError", "CheckpointError",
+        "CheckpointReply", "CheckpointRequest", "Checkpointer", "DaemonError", "DaemonStartError",
+        "DependencyError", "EmulatorError", "Initialize", "InvalidSequenceNumberError",
+        "InvalidStateError", "JavaNotFoundError", "KCLProcess", "KclpyLocalError", "LeaseLost",
+        "PortInUseError", "ProcessRecords", "ProcessorFailed", "PropertiesError", "ProtocolError",
+        "Record", "RecordProcessor", "RetryPolicy", "ShardEnded", "Shutdown", "ShutdownError",
+        "ShutdownRequested", "Status", "ThrottlingError", "UnknownCheckpointError", "__version__",
+        "decode_child_line", "decode_daemon_line", "encode", "run",
         # added with the one exception tree
-        "InputError",
-        "PutRecordsError",
-        "UsageError",
+        "InputError", "PutRecordsError", "UsageError",
     }
     for name in kclpy_local.__all__:
         assert hasattr(kclpy_local, name)
@@ -114,12 +82,7 @@ def test_round_trip_of_a_daemon_line() -> None:
 @pytest.mark.parametrize(
     ("direction", "message"),
     [
-        (
-            "daemon",
-            messages.Initialize(
-                "shardId-1", "49590338271490256608559692538361571095921575989136588898", 0
-            ),
-        ),
+        ("daemon", messages.Initialize("shardId-1", "4959033827149025660855969253836157109", 0)),
         ("daemon", messages.ProcessRecords((Record(b"hi", "p", "9", 0, 5),), 3)),
         ("daemon", messages.Shutdown("ZOMBIE")),
         ("daemon", messages.ShutdownRequested()),
@@ -129,7 +92,7 @@ def test_round_trip_of_a_daemon_line() -> None:
         ("child", messages.Status("processRecords")),
         ("child", messages.CheckpointRequest("9", 1)),
     ],
-    ids=lambda value: type(value).__name__ if not isinstance(value, str) else value,
+    ids=lambda value: value if isinstance(value, str) else type(value).__name__,
 )
 def test_every_message_field_has_its_wire_name(
     direction: Literal["daemon", "child"], message: messages.DaemonMessage | messages.ChildMessage
@@ -167,9 +130,7 @@ def test_checkpoint_errors_map_to_one_tree(java: str, cls: str) -> None:
     assert type(exc).__name__ == cls
     assert isinstance(exc, CheckpointError)
     assert isinstance(exc, kclpy_local.KclpyLocalError)
-    assert isinstance(exc, upstream_kcl.CheckpointError), (
-        "amazon-kclpy processors catch it unchanged"
-    )
+    assert isinstance(exc, upstream_kcl.CheckpointError), "amazon-kclpy processors catch it unchanged"
     assert exc.value == java
 
 
@@ -180,17 +141,11 @@ def test_protocol_error_is_amazon_kclpys_malformed_action() -> None:
 
 
 def test_errors_with_a_log_tail_show_it_below_the_message() -> None:
-    assert str(DaemonStartError("no worker", ("a", "b"))) == (
-        "no worker\nlast daemon log lines:\n  a\n  b"
-    )
+    assert str(DaemonStartError("no worker", ("a", "b"))) == "no worker\nlast daemon log lines:\n  a\n  b"
     assert str(DaemonStartError("no worker")) == "no worker"
-    gone = NotReadyError(
-        "moto", last="refused", timeout=5, gone=True, returncode=1, log_tail=("x",)
-    )
+    gone = NotReadyError("moto", last="refused", timeout=5, gone=True, returncode=1, log_tail=("x",))
     assert str(gone) == "moto exited with code 1 before it was ready\nlast output lines:\n  x"
-    assert str(NotReadyError("moto", last="refused", timeout=2.5)) == (
-        "moto not ready within 2.5s (last: refused)"
-    )
+    assert str(NotReadyError("moto", last="refused", timeout=2.5)) == "moto not ready within 2.5s (last: refused)"
 
 
 def test_retry_policy_is_bounded_and_backs_off() -> None:
@@ -202,9 +157,7 @@ def test_retry_policy_is_bounded_and_backs_off() -> None:
         calls += 1
         raise ThrottlingError("ThrottlingException")
 
-    policy = RetryPolicy(
-        attempts=4, initial_delay=0.1, multiplier=2.0, max_delay=0.3, sleep=waits.append
-    )
+    policy = RetryPolicy(attempts=4, initial_delay=0.1, multiplier=2.0, max_delay=0.3, sleep=waits.append)
     with pytest.raises(ThrottlingError):
         policy.call(throttled)
     assert calls == 4
@@ -271,12 +224,7 @@ def test_stdout_belongs_to_the_protocol(tmp_path: Path) -> None:
     script.write_text(STRAY)
     line = '{"action":"initialize","shardId":"s","sequenceNumber":null,"subSequenceNumber":null}\n'
     proc = subprocess.run(
-        [sys.executable, str(script)],
-        input=line,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
+        [sys.executable, str(script)], input=line, capture_output=True, text=True, timeout=30, check=False
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines() == ['{"action":"status","responseFor":"initialize"}']
@@ -304,14 +252,7 @@ def test_processor_failure_exits_non_zero_without_status(tmp_path: Path) -> None
         '{"action":"initialize","shardId":"s","sequenceNumber":null,"subSequenceNumber":null}\n'
         '{"action":"processRecords","records":[],"millisBehindLatest":null}\n'
     )
-    proc = subprocess.run(
-        [sys.executable, str(script)],
-        input=lines,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    proc = subprocess.run([sys.executable, str(script)], input=lines, capture_output=True, text=True, timeout=30, check=False)
     assert proc.returncode == 4
     assert proc.stdout.splitlines() == ['{"action":"status","responseFor":"initialize"}']
     assert "ValueError: bad record" in proc.stderr
