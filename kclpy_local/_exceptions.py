@@ -71,6 +71,7 @@ __all__ = [
     "UnknownCheckpointError",
     "UsageError",
     "checkpoint_error_for",
+    "with_log_tail",
 ]
 
 
@@ -290,6 +291,15 @@ class JavaNotFoundError(BootstrapError):
     exit_code = 6
 
 
+def with_log_tail(message: str, heading: str, log_tail: Sequence[str]) -> str:
+    """``message`` followed by a process's last output lines, indented under
+    ``heading`` (``message`` alone when there are none): the text of an error
+    that carries a log tail."""
+    if not log_tail:
+        return message
+    return f"{message}\n{heading}:\n" + "\n".join(f"  {ln}" for ln in log_tail)
+
+
 class ProcessError(KclpyLocalError):
     """A child process misbehaved (for instance it survived SIGKILL).
 
@@ -328,9 +338,7 @@ class NotReadyError(ProcessError):
             text = f"{what} exited{code} before it was ready"
         else:
             text = f"{what} not ready within {timeout or 0:g}s (last: {last})"
-        if log_tail:
-            text += "\nlast output lines:\n" + "\n".join(f"  {ln}" for ln in log_tail)
-        super().__init__(text)
+        super().__init__(with_log_tail(text, "last output lines", log_tail))
 
 
 class DaemonError(KclpyLocalError):
@@ -344,10 +352,7 @@ class DaemonStartError(DaemonError):
 
     def __init__(self, message: str, log_tail: tuple[str, ...] = ()) -> None:
         self.log_tail = log_tail
-        text = message
-        if log_tail:
-            text += "\nlast daemon log lines:\n" + "\n".join(f"  {ln}" for ln in log_tail)
-        super().__init__(text)
+        super().__init__(with_log_tail(message, "last daemon log lines", log_tail))
 
 
 class EmulatorError(KclpyLocalError):

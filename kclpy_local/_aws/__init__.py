@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import boto3
 from botocore.config import Config
@@ -40,6 +40,7 @@ __all__ = [
     "Metric",
     "PutBatch",
     "PutResult",
+    "PutRetries",
     "StreamInfo",
     "check_endpoint_url",
     "client",
@@ -335,13 +336,18 @@ def put_batches(
         yield _put_batch(kinesis, stream, batch, max_attempts, backoff)
 
 
+class PutRetries(TypedDict, total=False):
+    """The retry options of :func:`put_batches`, which :func:`put_records` passes on."""
+
+    max_attempts: int
+    backoff: float
+
+
 def put_records(
     kinesis: Client,
     stream: str,
     records: Iterable[tuple[bytes, str]],
-    *,
-    max_attempts: int = 8,
-    backoff: float = 0.05,
+    **retries: Unpack[PutRetries],
 ) -> list[PutResult]:
     """Put ``(data, partition_key)`` records with PutRecords, 500 (and 5 MiB) a call.
 
@@ -351,7 +357,7 @@ def put_records(
     input order. :func:`put_batches` is the same, batch by batch, without raising.
     """
     results: list[PutResult] = []
-    for batch in put_batches(kinesis, stream, records, max_attempts=max_attempts, backoff=backoff):
+    for batch in put_batches(kinesis, stream, records, **retries):
         if batch.failed:
             raise PutRecordsError(stream, batch.failed)
         results.extend(batch.results)

@@ -29,16 +29,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from .keyspec import (
-    INT_RANGE,
-    LONG_RANGE,
-    KeySpec,
-    KeyType,
-    java_trim,
-    parse_java_integer,
-    provider_classes,
-)
+from .keyspec import KeySpec, KeyType, check_epoch_seconds, check_providers, java_integer, java_trim
+from .keyspec import kcl_bool as _bool
+from .keyspec import kcl_int as _int
 from .keyspec import kcl_key as _kcl
+from .keyspec import kcl_long as _long
 
 __all__ = [
     "KCL1_KEYS",
@@ -54,7 +49,7 @@ def _cfg(name: str, type_: KeyType, description: str, *, required: bool = False)
     return KeySpec(name, type_, None, description, required, "configurator")
 
 
-_I, _L, _B, _S = KeyType.INT, KeyType.LONG, KeyType.BOOLEAN, KeyType.STRING
+_I, _B, _S = KeyType.INT, KeyType.BOOLEAN, KeyType.STRING
 
 KCL1_KEYS: tuple[KeySpec, ...] = (
     # Read by name by KinesisClientLibConfigurator itself.
@@ -104,65 +99,34 @@ KCL1_KEYS: tuple[KeySpec, ...] = (
         None,
         "Start at this time (epoch seconds); sets the initial position to AT_TIMESTAMP.",
     ),
-    _kcl(
+    _long(
         "failoverTimeMillis",
-        _L,
         "10000",
         "Lease duration: a lease not renewed for this long is taken over.",
-        minimum=1,
     ),
-    _kcl(
-        "shardSyncIntervalMillis",
-        _L,
-        "60000",
-        "Interval between shard syncs (new shards, leases).",
-        minimum=1,
-    ),
-    _kcl("maxRecords", _I, "10000", "Maximum records per GetRecords call.", minimum=1),
-    _kcl(
-        "idleTimeBetweenReadsInMillis",
-        _L,
-        "1000",
-        "Pause between GetRecords calls on a shard.",
-        minimum=1,
-    ),
-    _kcl(
+    _long("shardSyncIntervalMillis", "60000", "Interval between shard syncs (new shards, leases)."),
+    _int("maxRecords", "10000", "Maximum records per GetRecords call."),
+    _long("idleTimeBetweenReadsInMillis", "1000", "Pause between GetRecords calls on a shard."),
+    _bool(
         "callProcessRecordsEvenForEmptyRecordList",
-        _B,
         "false",
         "Send processRecords even when GetRecords returned nothing.",
     ),
-    _kcl(
-        "parentShardPollIntervalMillis",
-        _L,
-        "10000",
-        "Wait between checks that parent shards are done.",
-        minimum=1,
+    _long(
+        "parentShardPollIntervalMillis", "10000", "Wait between checks that parent shards are done."
     ),
-    _kcl(
+    _bool(
         "cleanupLeasesUponShardCompletion",
-        _B,
         "true",
         "Delete a shard's lease once it is fully processed.",
     ),
-    _kcl(
-        "ignoreUnexpectedChildShards",
-        _B,
-        "false",
-        "Ignore child shards whose parents have no lease.",
+    _bool(
+        "ignoreUnexpectedChildShards", "false", "Ignore child shards whose parents have no lease."
     ),
     _kcl("userAgent", _S, None, "Text appended to the SDK user agent."),
-    _kcl("taskBackoffTimeMillis", _L, "500", "Back-off after a failed task.", minimum=1),
-    _kcl(
-        "metricsBufferTimeMillis",
-        _L,
-        "10000",
-        "How long metrics are buffered before a publish.",
-        minimum=1,
-    ),
-    _kcl(
-        "metricsMaxQueueSize", _I, "10000", "Maximum buffered metrics before a publish.", minimum=1
-    ),
+    _long("taskBackoffTimeMillis", "500", "Back-off after a failed task."),
+    _long("metricsBufferTimeMillis", "10000", "How long metrics are buffered before a publish."),
+    _int("metricsMaxQueueSize", "10000", "Maximum buffered metrics before a publish."),
     _kcl(
         "metricsLevel",
         _S,
@@ -176,65 +140,37 @@ KCL1_KEYS: tuple[KeySpec, ...] = (
         "Operation,ShardId",
         "Metric dimensions to publish (Operation is always on); ALL for every one.",
     ),
-    _kcl(
+    _bool(
         "validateSequenceNumberBeforeCheckpointing",
-        _B,
         "true",
         "Check a checkpoint's sequence number with GetShardIterator first.",
     ),
-    _kcl(
+    _bool(
         "skipShardSyncAtStartupIfLeasesExist",
-        _B,
         "false",
         "Skip the start-up shard sync when the lease table has leases.",
     ),
-    _kcl(
+    _long(
         "leasesRecoveryAuditorExecutionFrequencyMillis",
-        _L,
         "120000",
         "Interval of the lease/shard consistency auditor.",
+        minimum=None,
     ),
-    _kcl(
+    _int(
         "leasesRecoveryAuditorInconsistencyConfidenceThreshold",
-        _I,
         "3",
         "Audits in a row that must find a hole before a shard sync.",
+        minimum=None,
     ),
-    _kcl("maxLeasesForWorker", _I, "2147483647", "Maximum leases one worker holds.", minimum=1),
-    _kcl(
-        "maxLeasesToStealAtOneTime",
-        _I,
-        "1",
-        "Leases taken from other workers per round.",
-        minimum=1,
-    ),
-    _kcl(
-        "initialLeaseTableReadCapacity", _I, "10", "Read capacity of a new lease table.", minimum=1
-    ),
-    _kcl(
-        "initialLeaseTableWriteCapacity",
-        _I,
-        "10",
-        "Write capacity of a new lease table.",
-        minimum=1,
-    ),
-    _kcl("maxLeaseRenewalThreads", _I, "20", "Threads renewing leases.", minimum=2),
-    _kcl(
-        "retryGetRecordsInSeconds",
-        _I,
-        None,
-        "Start a second GetRecords after this many seconds.",
-        minimum=1,
-    ),
-    _kcl(
-        "maxGetRecordsThreadPool",
-        _I,
-        None,
-        "Threads for asynchronous GetRecords retries.",
-        minimum=1,
-    ),
-    _kcl("maxPendingProcessRecordsInput", _I, "3", "Prefetch cache: pending batches.", minimum=1),
-    _kcl("maxCacheByteSize", _I, "8388608", "Prefetch cache: bytes.", minimum=1),
+    _int("maxLeasesForWorker", "2147483647", "Maximum leases one worker holds."),
+    _int("maxLeasesToStealAtOneTime", "1", "Leases taken from other workers per round."),
+    _int("initialLeaseTableReadCapacity", "10", "Read capacity of a new lease table."),
+    _int("initialLeaseTableWriteCapacity", "10", "Write capacity of a new lease table."),
+    _int("maxLeaseRenewalThreads", "20", "Threads renewing leases.", minimum=2),
+    _int("retryGetRecordsInSeconds", None, "Start a second GetRecords after this many seconds."),
+    _int("maxGetRecordsThreadPool", None, "Threads for asynchronous GetRecords retries."),
+    _int("maxPendingProcessRecordsInput", "3", "Prefetch cache: pending batches."),
+    _int("maxCacheByteSize", "8388608", "Prefetch cache: bytes."),
     _kcl(
         "dataFetchingStrategy",
         _S,
@@ -242,58 +178,34 @@ KCL1_KEYS: tuple[KeySpec, ...] = (
         "DEFAULT or PREFETCH_CACHED.",
         choices=("DEFAULT", "PREFETCH_CACHED"),
     ),
-    _kcl("maxRecordsCount", _I, "30000", "Prefetch cache: records.", minimum=1),
-    _kcl(
+    _int("maxRecordsCount", "30000", "Prefetch cache: records."),
+    _int(
         "timeoutInSeconds",
-        _I,
         None,
         "Time limit for a child's answer; on expiry the JVM halts. Unset: wait forever.",
+        minimum=None,
     ),
-    _kcl(
+    _long(
         "shutdownGraceMillis",
-        _L,
         "5000",
         "Grace period for a graceful shutdown (KCL's default; when the key is absent the "
         "kclpy-local launcher waits up to 20000 ms for a graceful shutdown on SIGTERM).",
-        minimum=1,
     ),
-    _kcl("idleMillisBetweenCalls", _L, "1500", "Prefetch cache: pause between calls.", minimum=1),
-    _kcl(
-        "logWarningForTaskAfterMillis",
-        _L,
-        None,
-        "Log a warning when a task runs longer.",
-        minimum=1,
-    ),
-    _kcl(
-        "listShardsBackoffTimeInMillis",
-        _L,
-        "1500",
-        "Back-off between ListShards retries.",
-        minimum=1,
-    ),
-    _kcl("maxListShardsRetryAttempts", _I, "50", "ListShards retries.", minimum=1),
-    _kcl(
-        "maxInitializationAttempts",
-        _I,
-        "20",
-        "Worker initialization attempts before giving up.",
-        minimum=1,
-    ),
-    _kcl("leaseCleanupIntervalMillis", _L, "60000", "Interval of the lease cleanup.", minimum=1),
-    _kcl(
+    _long("idleMillisBetweenCalls", "1500", "Prefetch cache: pause between calls."),
+    _long("logWarningForTaskAfterMillis", None, "Log a warning when a task runs longer."),
+    _long("listShardsBackoffTimeInMillis", "1500", "Back-off between ListShards retries."),
+    _int("maxListShardsRetryAttempts", "50", "ListShards retries."),
+    _int("maxInitializationAttempts", "20", "Worker initialization attempts before giving up."),
+    _long("leaseCleanupIntervalMillis", "60000", "Interval of the lease cleanup."),
+    _long(
         "completedLeaseCleanupThresholdMillis",
-        _L,
         "300000",
         "Age after which a completed lease is cleaned up.",
-        minimum=1,
     ),
-    _kcl(
+    _long(
         "garbageLeaseCleanupThresholdMillis",
-        _L,
         "1800000",
         "Age after which a lease for a deleted shard is cleaned up.",
-        minimum=1,
     ),
     # MultiLangDaemonConfig.
     KeySpec(
@@ -390,7 +302,6 @@ SDK2_ONLY_PROVIDERS: dict[str, str | None] = {
     "WebIdentityTokenFileCredentialsProvider": "WebIdentityTokenCredentialsProvider",
 }
 _SDK2_PACKAGE = "software.amazon.awssdk."
-_MILLIS_LOOKING = 10**11  # seconds after year 5138: surely milliseconds
 
 
 def lookup(key: str) -> KeySpec | None:
@@ -406,16 +317,13 @@ def check_value(spec: KeySpec, value: str) -> str | None:
     """
     kind = spec.type
     if kind in (KeyType.INT, KeyType.LONG, KeyType.DATE):
-        low, high = INT_RANGE if kind is KeyType.INT else LONG_RANGE
-        number = parse_java_integer(value, low, high)
-        java = "int" if kind is KeyType.INT else "long"
+        number = java_integer(value, kind)
         if number is None:
+            java = "int" if kind is KeyType.INT else "long"
             return f"{value!r} is not a Java {java}; KCL ignores it and keeps the default"
         if spec.minimum is not None and number < spec.minimum:
             return f"{number} is below the minimum {spec.minimum}; KCL ignores it and keeps the default"
-        if kind is KeyType.DATE and number >= _MILLIS_LOOKING:
-            return f"{number} looks like milliseconds; KCL expects epoch seconds"
-        return None
+        return check_epoch_seconds(number) if kind is KeyType.DATE else None
     if kind is KeyType.BOOLEAN:
         if value.lower() not in ("true", "false"):
             return f"{value!r} is not true or false; Java's Boolean.parseBoolean reads it as false"
@@ -425,27 +333,24 @@ def check_value(spec: KeySpec, value: str) -> str | None:
             return f"{value!r} is not one of {', '.join(spec.choices)}; KCL ignores it"
         return None
     if kind is KeyType.CREDENTIALS_PROVIDER:
-        return _check_providers(value)
+        return check_providers(value, _check_provider)
     trimmed = java_trim(value)
     if spec.choices and trimmed.upper() not in spec.choices:
         return f"{trimmed!r} is not one of {', '.join(spec.choices)}; KCL ignores it"
     return None
 
 
-def _check_providers(value: str) -> str | None:
-    classes = provider_classes(value)
-    if isinstance(classes, str):
-        return classes
-    for cls in classes:
-        simple = cls.rsplit(".", 1)[-1]
-        reason = _UNBUILDABLE_PROVIDERS.get(simple)
-        if reason:
-            return f"{cls} cannot be built from a properties file: {reason}"
-        if cls.startswith(_SDK2_PACKAGE) or simple in SDK2_ONLY_PROVIDERS:
-            instead = SDK2_ONLY_PROVIDERS.get(simple)
-            suggestion = f"; name {instead} instead" if instead else ""
-            return (
-                f"{cls} is an AWS SDK for Java v2 class (KCL 2.x/3.x); KCL 1.x builds SDK v1 "
-                f"providers (com.amazonaws.auth){suggestion}"
-            )
+def _check_provider(cls: str) -> str | None:
+    """Why KCL 1.x cannot build the provider class ``cls``, or ``None``."""
+    simple = cls.rsplit(".", 1)[-1]
+    reason = _UNBUILDABLE_PROVIDERS.get(simple)
+    if reason:
+        return f"{cls} cannot be built from a properties file: {reason}"
+    if cls.startswith(_SDK2_PACKAGE) or simple in SDK2_ONLY_PROVIDERS:
+        instead = SDK2_ONLY_PROVIDERS.get(simple)
+        suggestion = f"; name {instead} instead" if instead else ""
+        return (
+            f"{cls} is an AWS SDK for Java v2 class (KCL 2.x/3.x); KCL 1.x builds SDK v1 "
+            f"providers (com.amazonaws.auth){suggestion}"
+        )
     return None

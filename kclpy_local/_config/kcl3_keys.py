@@ -42,19 +42,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 from types import MappingProxyType
+from typing import Any
 
-from .kcl1_keys import KCL1_KEYS, KCL1_UNSETTABLE, SDK2_ONLY_PROVIDERS
-from .keyspec import (
-    INT_RANGE,
-    LONG_RANGE,
-    KeySpec,
-    KeyType,
-    java_trim,
-    parse_java_integer,
-    provider_classes,
-)
+from .kcl1_keys import KCL1_KEYS, KCL1_KEYS_BY_NAME, KCL1_UNSETTABLE, SDK2_ONLY_PROVIDERS
+from .keyspec import KeySpec, KeyType, check_epoch_seconds, check_providers, java_integer, java_trim
+from .keyspec import kcl_bool as _bool
+from .keyspec import kcl_int as _int
 from .keyspec import kcl_key as _kcl
+from .keyspec import kcl_long as _long
 
 __all__ = [
     "CLIENT_BUILDER_PREFIXES",
@@ -72,7 +69,7 @@ __all__ = [
     "sdk2_provider",
 ]
 
-_I, _L, _B, _S, _D = KeyType.INT, KeyType.LONG, KeyType.BOOLEAN, KeyType.STRING, KeyType.DOUBLE
+_I, _L, _S, _D = KeyType.INT, KeyType.LONG, KeyType.STRING, KeyType.DOUBLE
 
 #: The key prefix the configurator reads in any case.
 CREDENTIALS_PREFIX = "awscredentialsprovider"
@@ -108,6 +105,17 @@ def _launcher(
     return KeySpec(name, type_, default, description, False, "launcher", choices, minimum)
 
 
+def _as_in_kcl1(*names: str) -> tuple[KeySpec, ...]:
+    """KCL 1.x's entries for ``names``: keys KCL 3.x reads with the same type, default and meaning."""
+    return tuple(KCL1_KEYS_BY_NAME[name] for name in names)
+
+
+def _kcl1_but(name: str, **changes: Any) -> KeySpec:
+    """KCL 1.x's entry for ``name`` with the fields (``description``, ``default``...) that
+    differ in KCL 3.x."""
+    return replace(KCL1_KEYS_BY_NAME[name], **changes)
+
+
 _TABLE_SUFFIXES = (
     "TableName",
     "BillingMode",
@@ -136,24 +144,14 @@ def _table_keys(prefix: str, table: str) -> tuple[KeySpec, ...]:
             f"Billing mode of {what} when it is created.",
             choices=_BILLING_MODES,
         ),
-        _kcl(
-            f"{prefix}ReadCapacity",
-            _L,
-            None,
-            f"Read capacity of {what} (billing mode PROVISIONED).",
-            minimum=1,
+        _long(
+            f"{prefix}ReadCapacity", None, f"Read capacity of {what} (billing mode PROVISIONED)."
         ),
-        _kcl(
-            f"{prefix}WriteCapacity",
-            _L,
-            None,
-            f"Write capacity of {what} (billing mode PROVISIONED).",
-            minimum=1,
+        _long(
+            f"{prefix}WriteCapacity", None, f"Write capacity of {what} (billing mode PROVISIONED)."
         ),
-        _kcl(
-            f"{prefix}PointInTimeRecoveryEnabled", _B, "false", f"Point-in-time recovery of {what}."
-        ),
-        _kcl(f"{prefix}DeletionProtectionEnabled", _B, "false", f"Deletion protection of {what}."),
+        _bool(f"{prefix}PointInTimeRecoveryEnabled", "false", f"Point-in-time recovery of {what}."),
+        _bool(f"{prefix}DeletionProtectionEnabled", "false", f"Deletion protection of {what}."),
         _kcl(f"{prefix}Tags", KeyType.TAGS, None, f"Tags of {what} when it is created."),
     )
 
@@ -185,39 +183,25 @@ KCL3_KEYS: tuple[KeySpec, ...] = (
         "Credentials for CloudWatch; defaults to AwsCredentialsProvider.",
         source="configurator",
     ),
-    # Properties of MultiLangDaemonConfiguration.
-    _kcl(
-        "applicationName", _S, None, "Application name; also the lease table name.", required=True
-    ),
-    _kcl("streamName", _S, None, "Kinesis stream to consume (or streamArn).", required=True),
+    # Properties of MultiLangDaemonConfiguration. Keys KCL 3.x reads as KCL 1.x does
+    # are KCL 1.x's entries; _kcl1_but names what is different.
+    _kcl1_but("applicationName", source="kcl"),
+    _kcl1_but("streamName", description="Kinesis stream to consume (or streamArn).", source="kcl"),
     _kcl("streamArn", _S, None, "ARN of the stream; wins over streamName, whose value it sets."),
-    _kcl("tableName", _S, None, "Lease table name; defaults to applicationName."),
-    _kcl("workerId", _S, None, "Worker identity in the lease table; a random UUID when unset."),
+    *_as_in_kcl1("tableName"),
+    _kcl1_but("workerId", source="kcl"),
     _kcl(
         "workerIdentifier", _S, None, "The same as workerId (the name of the underlying property)."
     ),
-    _kcl(
+    _kcl1_but(
         "regionName",
-        _S,
-        None,
-        "AWS region of the three clients (and signing region for endpoints).",
+        description="AWS region of the three clients (and signing region for endpoints).",
     ),
-    _kcl(
-        "kinesisEndpoint", _S, None, "Kinesis endpoint URL; unset means the region's AWS endpoint."
-    ),
-    _kcl(
-        "dynamoDBEndpoint",
-        _S,
-        None,
-        "DynamoDB endpoint URL; unset means the region's AWS endpoint.",
-    ),
-    _kcl(
+    *_as_in_kcl1("kinesisEndpoint", "dynamoDBEndpoint"),
+    _kcl1_but(
         "initialPositionInStream",
-        KeyType.INITIAL_POSITION,
-        "LATEST",
-        "Where a shard without checkpoint starts: LATEST or TRIM_HORIZON (AT_TIMESTAMP only "
-        "through initialPositionInStreamExtended; here it stops the daemon at start).",
-        choices=("LATEST", "TRIM_HORIZON", "AT_TIMESTAMP"),
+        description="Where a shard without checkpoint starts: LATEST or TRIM_HORIZON (AT_TIMESTAMP "
+        "only through initialPositionInStreamExtended; here it stops the daemon at start).",
     ),
     _kcl(
         "initialPositionInStreamExtended",
@@ -225,109 +209,52 @@ KCL3_KEYS: tuple[KeySpec, ...] = (
         None,
         "Start at this time (epoch seconds, not trimmed): the initial position AT_TIMESTAMP.",
     ),
-    _kcl(
-        "failoverTimeMillis",
-        _L,
-        "10000",
-        "Lease duration: a lease not renewed for this long is taken over.",
-        minimum=1,
-    ),
-    _kcl(
+    *_as_in_kcl1("failoverTimeMillis"),
+    _long(
         "leaseAssignmentIntervalMillis",
-        _L,
         None,
         "How often the leader assigns leases to workers; unset: 2 x failoverTimeMillis.",
-        minimum=1,
     ),
-    _kcl(
+    _bool(
         "enablePriorityLeaseAssignment",
-        _B,
         "true",
         "Assign expired and unassigned leases before balancing the others.",
     ),
-    _kcl(
-        "leaseTableDeletionProtectionEnabled",
-        _B,
-        "false",
-        "Deletion protection of a new lease table.",
+    _bool(
+        "leaseTableDeletionProtectionEnabled", "false", "Deletion protection of a new lease table."
     ),
-    _kcl("leaseTablePitrEnabled", _B, "false", "Point-in-time recovery of a new lease table."),
-    _kcl(
-        "shardSyncIntervalMillis",
-        _L,
-        "60000",
-        "Interval between shard syncs (new shards, leases).",
-        minimum=1,
-    ),
-    _kcl(
+    _bool("leaseTablePitrEnabled", "false", "Point-in-time recovery of a new lease table."),
+    *_as_in_kcl1("shardSyncIntervalMillis"),
+    _kcl1_but(
         "cleanupLeasesUponShardCompletion",
-        _B,
-        "true",
-        "Delete a shard's lease once it is fully processed. false is never applied by the 3.x "
-        "multilang daemon (it skips a primitive field's zero value): the KCL default stays.",
+        description="Delete a shard's lease once it is fully processed. false is never applied by "
+        "the 3.x multilang daemon (it skips a primitive field's zero value): the KCL default stays.",
     ),
-    _kcl(
-        "ignoreUnexpectedChildShards",
-        _B,
-        "false",
-        "Ignore child shards whose parents have no lease.",
-    ),
-    _kcl("maxLeasesForWorker", _I, "2147483647", "Maximum leases one worker holds.", minimum=1),
-    _kcl(
-        "maxLeasesToStealAtOneTime",
-        _I,
-        "1",
-        "Leases taken from other workers per round.",
-        minimum=1,
-    ),
-    _kcl(
+    *_as_in_kcl1("ignoreUnexpectedChildShards", "maxLeasesForWorker", "maxLeasesToStealAtOneTime"),
+    _kcl1_but(
         "initialLeaseTableReadCapacity",
-        _I,
-        "10",
-        "Read capacity of a new lease table (billing mode PROVISIONED; KCL 3.x creates PAY_PER_REQUEST tables).",
-        minimum=1,
+        description="Read capacity of a new lease table (billing mode PROVISIONED; KCL 3.x creates "
+        "PAY_PER_REQUEST tables).",
     ),
-    _kcl(
+    _kcl1_but(
         "initialLeaseTableWriteCapacity",
-        _I,
-        "10",
-        "Write capacity of a new lease table (billing mode PROVISIONED; KCL 3.x creates PAY_PER_REQUEST tables).",
-        minimum=1,
+        description="Write capacity of a new lease table (billing mode PROVISIONED; KCL 3.x creates "
+        "PAY_PER_REQUEST tables).",
     ),
-    _kcl("maxLeaseRenewalThreads", _I, "20", "Threads renewing leases.", minimum=1),
-    _kcl(
+    _kcl1_but("maxLeaseRenewalThreads", minimum=1),
+    *_as_in_kcl1(
         "listShardsBackoffTimeInMillis",
-        _L,
-        "1500",
-        "Back-off between ListShards retries.",
-        minimum=1,
-    ),
-    _kcl("maxListShardsRetryAttempts", _I, "50", "ListShards retries.", minimum=1),
-    _kcl(
+        "maxListShardsRetryAttempts",
         "callProcessRecordsEvenForEmptyRecordList",
-        _B,
-        "false",
-        "Send processRecords even when GetRecords returned nothing.",
-    ),
-    _kcl(
         "parentShardPollIntervalMillis",
-        _L,
-        "10000",
-        "Wait between checks that parent shards are done.",
-        minimum=1,
     ),
-    _kcl(
+    _bool(
         "skipShardSyncAtWorkerInitializationIfLeasesExist",
-        _B,
         "false",
         "Skip the start-up shard sync when the lease table has leases.",
     ),
-    _kcl(
-        "schedulerInitializationBackoffTimeMillis",
-        _L,
-        "1000",
-        "Wait between initialization attempts.",
-        minimum=1,
+    _long(
+        "schedulerInitializationBackoffTimeMillis", "1000", "Wait between initialization attempts."
     ),
     _kcl(
         "clientVersionConfig",
@@ -336,38 +263,14 @@ KCL3_KEYS: tuple[KeySpec, ...] = (
         "CLIENT_VERSION_CONFIG_COMPATIBLE_WITH_2X while migrating an application from KCL 2.x.",
         choices=("CLIENT_VERSION_CONFIG_COMPATIBLE_WITH_2X", "CLIENT_VERSION_CONFIG_3X"),
     ),
-    _kcl("taskBackoffTimeMillis", _L, "500", "Back-off after a failed task.", minimum=1),
-    _kcl(
-        "metricsBufferTimeMillis",
-        _L,
-        "10000",
-        "How long metrics are buffered before a publish.",
-        minimum=1,
-    ),
-    _kcl(
-        "metricsMaxQueueSize", _I, "10000", "Maximum buffered metrics before a publish.", minimum=1
-    ),
-    _kcl(
+    *_as_in_kcl1("taskBackoffTimeMillis", "metricsBufferTimeMillis", "metricsMaxQueueSize"),
+    _kcl1_but(
         "metricsLevel",
-        _S,
-        "DETAILED",
-        "CloudWatch metrics level; NONE makes no CloudWatch calls (the SDK's CloudWatch client "
-        "speaks Smithy RPC v2 CBOR only, which moto does not).",
-        choices=("NONE", "SUMMARY", "DETAILED"),
+        description="CloudWatch metrics level; NONE makes no CloudWatch calls (the SDK's CloudWatch "
+        "client speaks Smithy RPC v2 CBOR only, which moto does not).",
     ),
-    _kcl(
-        "metricsEnabledDimensions",
-        KeyType.STRING_SET,
-        "Operation",
-        "Metric dimensions to publish (Operation is always on); ALL for every one.",
-    ),
-    _kcl(
-        "logWarningForTaskAfterMillis",
-        _L,
-        None,
-        "Log a warning when a task runs longer.",
-        minimum=1,
-    ),
+    _kcl1_but("metricsEnabledDimensions", default="Operation"),
+    *_as_in_kcl1("logWarningForTaskAfterMillis"),
     _kcl(
         "retrievalMode",
         _S,
@@ -376,121 +279,70 @@ KCL3_KEYS: tuple[KeySpec, ...] = (
         "polling when a polling key (maxRecords, idleTimeBetweenReadsInMillis, ...) is set, else fan-out.",
         choices=("FANOUT", "POLLING", "DEFAULT"),
     ),
-    _kcl(
+    _bool(
         "validateSequenceNumberBeforeCheckpointing",
-        _B,
         None,
         "Accepted for compatibility; the 3.x daemon does not use it.",
     ),
-    _kcl(
+    _long(
         "shutdownGraceMillis",
-        _L,
         "0",
         "Grace period for a graceful shutdown (KCL 3.x's default 0 gives up at once; when the key "
         "is absent the kclpy-local launcher waits up to 20000 ms on SIGTERM).",
-        minimum=1,
     ),
-    _kcl(
-        "timeoutInSeconds",
-        _I,
-        None,
-        "Time limit for a child's answer; on expiry the JVM halts. Unset: wait forever.",
-        minimum=1,
-    ),
+    _kcl1_but("timeoutInSeconds", minimum=1),
     # Polling (PollingConfigBean, delegated).
-    _kcl(
-        "retryGetRecordsInSeconds",
-        _I,
-        None,
-        "Start a second GetRecords after this many seconds.",
-        minimum=1,
-    ),
-    _kcl(
-        "maxGetRecordsThreadPool",
-        _I,
-        None,
-        "Threads for asynchronous GetRecords retries.",
-        minimum=1,
-    ),
-    _kcl(
+    *_as_in_kcl1("retryGetRecordsInSeconds", "maxGetRecordsThreadPool"),
+    _long(
         "idleTimeBetweenReadsInMillis",
-        _L,
         "1500",
         "Pause between GetRecords calls on a shard (polling); the KCL raises values below 200 to 200.",
         minimum=200,
     ),
-    _kcl(
+    _long(
         "millisBehindLatestThresholdForReducedTps",
-        _L,
         "0",
         "Slow polling down while a shard is less than this far behind; 0: off.",
+        minimum=None,
     ),
-    _kcl(
-        "maxRecords",
-        _I,
-        "10000",
-        "Maximum records per GetRecords call (polling; at most 10000).",
-        minimum=1,
+    _kcl1_but(
+        "maxRecords", description="Maximum records per GetRecords call (polling; at most 10000)."
     ),
     # Graceful lease handoff (GracefulLeaseHandoffConfigBean, delegated).
-    _kcl(
+    _long(
         "gracefulLeaseHandoffTimeoutMillis",
-        _L,
         "30000",
         "How long a shutting-down worker waits for its processor's checkpoint before handing a lease over.",
-        minimum=1,
     ),
-    _kcl(
+    _bool(
         "isGracefulLeaseHandoffEnabled",
-        _B,
         "true",
         "On shutdown, hand leases over to the next owner after a final checkpoint.",
     ),
     # Worker utilization aware assignment (WorkerUtilizationAwareAssignmentConfigBean, delegated).
-    _kcl(
+    _long(
         "inMemoryWorkerMetricsCaptureFrequencyMillis",
-        _L,
         "1000",
         "How often a worker samples its own metrics (CPU).",
-        minimum=1,
     ),
-    _kcl(
+    _long(
         "workerMetricsReporterFreqInMillis",
-        _L,
         "30000",
         "How often a worker reports its metrics; lease assignment waits for a worker's first report.",
-        minimum=1,
     ),
-    _kcl(
-        "noOfPersistedMetricsPerWorkerMetrics",
-        _I,
-        "10",
-        "Metric values kept per worker.",
-        minimum=1,
-    ),
-    _kcl("disableWorkerMetrics", _B, "false", "Balance leases by throughput only, not by CPU."),
+    _int("noOfPersistedMetricsPerWorkerMetrics", "10", "Metric values kept per worker."),
+    _bool("disableWorkerMetrics", "false", "Balance leases by throughput only, not by CPU."),
     _kcl("maxThroughputPerHostKBps", _D, None, "Throughput limit per worker; unset: no limit."),
-    _kcl("dampeningPercentage", _I, "60", "Share of the load moved in one rebalancing.", minimum=1),
-    _kcl(
+    _int("dampeningPercentage", "60", "Share of the load moved in one rebalancing."),
+    _int(
         "reBalanceThresholdPercentage",
-        _I,
         "10",
         "Deviation from the average load that triggers a rebalancing.",
-        minimum=1,
     ),
-    _kcl(
-        "allowThroughputOvershoot",
-        _B,
-        "true",
-        "Let the last lease a worker takes exceed its share.",
+    _bool(
+        "allowThroughputOvershoot", "true", "Let the last lease a worker takes exceed its share."
     ),
-    _kcl(
-        "varianceBalancingFrequency",
-        _I,
-        "3",
-        "Rebalance by variance every N assignment rounds.",
-        minimum=1,
-    ),
+    _int("varianceBalancingFrequency", "3", "Rebalance by variance every N assignment rounds."),
     _kcl(
         "workerMetricsEMAAlpha",
         _D,
@@ -520,48 +372,21 @@ KCL3_KEYS: tuple[KeySpec, ...] = (
     _fanout("registerStreamConsumerRetries", _I, "10", "RegisterStreamConsumer retries."),
     _fanout("retryBackoffMillis", _L, "1000", "Back-off between those retries."),
     # MultiLangDaemonConfig.
-    KeySpec(
-        "executableName",
-        _S,
-        None,
-        "Command of the record processor child, split on spaces into argv.",
-        required=True,
-        source="multilang",
-    ),
-    KeySpec(
-        "processingLanguage",
-        _S,
-        None,
-        "Language name logged with the user agent.",
-        source="multilang",
-    ),
-    KeySpec(
-        "maxActiveThreads",
-        _I,
-        "0",
-        "Threads for child processes; 0 or less means an unbounded pool.",
-        source="multilang",
-    ),
+    *_as_in_kcl1("executableName"),
+    _kcl1_but("processingLanguage", description="Language name logged with the user agent."),
+    *_as_in_kcl1("maxActiveThreads"),
     # The kclpy-local 3.x launcher.
-    _launcher(
-        "cloudWatchEndpoint",
-        _S,
-        None,
-        "CloudWatch endpoint URL (kclpy-local launcher); unset means the region's AWS endpoint.",
-    ),
-    _launcher(
+    *_as_in_kcl1("cloudWatchEndpoint"),
+    _kcl1_but(
         "isCBORProtocolDisabled",
-        _B,
-        "false",
-        "Turn the AWS SDK's CBOR encoding off for Kinesis (kclpy-local launcher; true or false only).",
+        description="Turn the AWS SDK's CBOR encoding off for Kinesis (kclpy-local launcher; true "
+        "or false only).",
     ),
-    _launcher(
+    _kcl1_but(
         "initialLeaseSync",
-        _S,
-        "worker",
-        "eager: on an empty lease table the launcher creates the leases before the scheduler runs, "
-        "skipping its random 1-30 s wait; worker: the KCL's own behaviour (kclpy-local launcher).",
-        choices=("WORKER", "EAGER"),
+        description="eager: on an empty lease table the launcher creates the leases before the "
+        "scheduler runs, skipping its random 1-30 s wait; worker: the KCL's own behaviour "
+        "(kclpy-local launcher).",
     ),
     _launcher(
         "dynamoDbLockBasedLeaderLeaseDurationInMillis",
@@ -788,7 +613,6 @@ _JAVA_DURATION = re.compile(
     re.IGNORECASE,
 )
 _MAXIMUM = {"maxRecords": 10000}
-_MILLIS_LOOKING = 10**11
 
 
 def bean_property(key: str) -> str:
@@ -813,10 +637,9 @@ def check_value(spec: KeySpec, value: str) -> str | None:
     """Return why the KCL 3.x daemon would reject or misread ``value`` for ``spec``, or ``None``."""
     kind = spec.type
     if kind in (KeyType.INT, KeyType.LONG):
-        low, high = INT_RANGE if kind is KeyType.INT else LONG_RANGE
-        java = "int" if kind is KeyType.INT else "long"
-        number = parse_java_integer(java_trim(value), low, high)
+        number = java_integer(java_trim(value), kind)
         if number is None:
+            java = "int" if kind is KeyType.INT else "long"
             return f"{value!r} is not a Java {java}; KCL 3.x ignores it and keeps its default"
         if spec.minimum is not None and number < spec.minimum:
             return f"{number} is below the minimum {spec.minimum}"
@@ -829,12 +652,10 @@ def check_value(spec: KeySpec, value: str) -> str | None:
             return f"{value!r} is not a number; KCL 3.x ignores it and keeps its default"
         return None
     if kind is KeyType.DATE:
-        number = parse_java_integer(value, *LONG_RANGE)
+        number = java_integer(value, kind)
         if number is None:
             return f"{value!r} is not a whole number of seconds; the daemon stops at start"
-        if number >= _MILLIS_LOOKING:
-            return f"{number} looks like milliseconds; KCL expects epoch seconds"
-        return None
+        return check_epoch_seconds(number)
     if kind is KeyType.BOOLEAN:
         if value.lower() not in _BEAN_TRUE + _BEAN_FALSE:
             return f"{value!r} is not true or false; KCL 3.x reads it as false"
@@ -857,7 +678,7 @@ def check_value(spec: KeySpec, value: str) -> str | None:
                 return f"{pair!r} is not key=value; KCL 3.x skips it"
         return None
     if kind is KeyType.CREDENTIALS_PROVIDER:
-        return _check_providers(value)
+        return check_providers(value, _check_provider)
     if spec.choices and value.upper() not in spec.choices:
         padded = " (the value is not trimmed)" if java_trim(value).upper() in spec.choices else ""
         return (
@@ -887,20 +708,17 @@ def sdk2_provider(name: str) -> tuple[str, str | None] | None:
     return None
 
 
-def _check_providers(value: str) -> str | None:
-    classes = provider_classes(value)
-    if isinstance(classes, str):
-        return classes
-    for cls in classes:
-        v1 = sdk2_provider(cls)
-        if v1 is not None:
-            instead = f"; name {v1[1]} instead" if v1[1] else "; it has no AWS SDK v2 counterpart"
-            return (
-                f"{cls} is an AWS SDK for Java v1 class (KCL 1.x); KCL 3.x builds SDK v2 providers, "
-                f"finds none and stops with 'no AWS credentials'{instead}"
-            )
-        simple = cls.rsplit(".", 1)[-1]
-        reason = _SDK2_UNBUILDABLE.get(simple)
-        if reason and (cls == simple or cls.startswith("software.amazon.awssdk.")):
-            return f"{cls} cannot be built from a properties file: {reason}"
+def _check_provider(cls: str) -> str | None:
+    """Why KCL 3.x cannot build the provider class ``cls``, or ``None``."""
+    v1 = sdk2_provider(cls)
+    if v1 is not None:
+        instead = f"; name {v1[1]} instead" if v1[1] else "; it has no AWS SDK v2 counterpart"
+        return (
+            f"{cls} is an AWS SDK for Java v1 class (KCL 1.x); KCL 3.x builds SDK v2 providers, "
+            f"finds none and stops with 'no AWS credentials'{instead}"
+        )
+    simple = cls.rsplit(".", 1)[-1]
+    reason = _SDK2_UNBUILDABLE.get(simple)
+    if reason and (cls == simple or cls.startswith("software.amazon.awssdk.")):
+        return f"{cls} cannot be built from a properties file: {reason}"
     return None

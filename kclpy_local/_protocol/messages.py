@@ -13,7 +13,7 @@ The wire format itself is defined by the JSON Schema documents in
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass
+from dataclasses import Field, dataclass, fields
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal
 
@@ -35,6 +35,27 @@ __all__ = [
 ]
 
 ShutdownReason = Literal["TERMINATE", "ZOMBIE", "REQUESTED"]
+
+
+def _camel(name: str) -> str:
+    """``sub_sequence_number`` -> ``subSequenceNumber``: a field's name on the wire."""
+    first, *rest = name.split("_")
+    return first + "".join(part.title() for part in rest)
+
+
+class _Message:
+    """What the messages share: an ``action``, and the JSON object that ``to_wire()``
+    gives: the action, then each field in order under its camelCase name."""
+
+    __slots__ = ()
+    action: ClassVar[str]
+    __dataclass_fields__: ClassVar[dict[str, Field[Any]]]
+
+    def to_wire(self) -> dict[str, Any]:
+        wire: dict[str, Any] = {"action": self.action}
+        for field in fields(self):
+            wire[_camel(field.name)] = getattr(self, field.name)
+        return wire
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +88,7 @@ class Record:
 
 
 @dataclass(frozen=True, slots=True)
-class Initialize:
+class Initialize(_Message):
     """The first message to a processor: which shard, and where it resumes."""
 
     action: ClassVar[str] = "initialize"
@@ -75,17 +96,9 @@ class Initialize:
     sequence_number: str | None = None
     sub_sequence_number: int | None = None
 
-    def to_wire(self) -> dict[str, Any]:
-        return {
-            "action": self.action,
-            "shardId": self.shard_id,
-            "sequenceNumber": self.sequence_number,
-            "subSequenceNumber": self.sub_sequence_number,
-        }
-
 
 @dataclass(frozen=True, slots=True)
-class ProcessRecords:
+class ProcessRecords(_Message):
     """A batch of records, and how far behind the tip of the shard it is."""
 
     action: ClassVar[str] = "processRecords"
@@ -101,48 +114,36 @@ class ProcessRecords:
 
 
 @dataclass(frozen=True, slots=True)
-class Shutdown:
+class Shutdown(_Message):
     """KCL 1.x: the processor is shut down (TERMINATE = shard end, ZOMBIE = lease lost)."""
 
     action: ClassVar[str] = "shutdown"
     reason: ShutdownReason
 
-    def to_wire(self) -> dict[str, Any]:
-        return {"action": self.action, "reason": self.reason}
-
 
 @dataclass(frozen=True, slots=True)
-class ShutdownRequested:
+class ShutdownRequested(_Message):
     """The worker shuts down gracefully; the processor may checkpoint."""
 
     action: ClassVar[str] = "shutdownRequested"
 
-    def to_wire(self) -> dict[str, Any]:
-        return {"action": self.action}
-
 
 @dataclass(frozen=True, slots=True)
-class LeaseLost:
+class LeaseLost(_Message):
     """KCL 2.x/3.x: another worker took the lease; do not checkpoint."""
 
     action: ClassVar[str] = "leaseLost"
 
-    def to_wire(self) -> dict[str, Any]:
-        return {"action": self.action}
-
 
 @dataclass(frozen=True, slots=True)
-class ShardEnded:
+class ShardEnded(_Message):
     """KCL 2.x/3.x: the shard is closed and fully read; the processor must checkpoint."""
 
     action: ClassVar[str] = "shardEnded"
 
-    def to_wire(self) -> dict[str, Any]:
-        return {"action": self.action}
-
 
 @dataclass(frozen=True, slots=True)
-class CheckpointReply:
+class CheckpointReply(_Message):
     """The daemon's answer to a checkpoint request; ``error`` is a Java class name."""
 
     action: ClassVar[str] = "checkpoint"
@@ -150,40 +151,22 @@ class CheckpointReply:
     sub_sequence_number: int | None = None
     error: str | None = None
 
-    def to_wire(self) -> dict[str, Any]:
-        return {
-            "action": self.action,
-            "sequenceNumber": self.sequence_number,
-            "subSequenceNumber": self.sub_sequence_number,
-            "error": self.error,
-        }
-
 
 @dataclass(frozen=True, slots=True)
-class Status:
+class Status(_Message):
     """Child to daemon: the message ``response_for`` has been fully handled."""
 
     action: ClassVar[str] = "status"
     response_for: str
 
-    def to_wire(self) -> dict[str, Any]:
-        return {"action": self.action, "responseFor": self.response_for}
-
 
 @dataclass(frozen=True, slots=True)
-class CheckpointRequest:
+class CheckpointRequest(_Message):
     """Child to daemon: checkpoint at this position (``None``: the last record delivered)."""
 
     action: ClassVar[str] = "checkpoint"
     sequence_number: str | None = None
     sub_sequence_number: int | None = None
-
-    def to_wire(self) -> dict[str, Any]:
-        return {
-            "action": self.action,
-            "sequenceNumber": self.sequence_number,
-            "subSequenceNumber": self.sub_sequence_number,
-        }
 
 
 DaemonMessage = (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import subprocess
@@ -9,6 +10,7 @@ import sys
 import textwrap
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
 import pytest
 from amazon_kclpy import kcl as upstream_kcl
@@ -26,7 +28,9 @@ from kclpy_local import (
     decode_daemon_line,
     encode,
 )
-from kclpy_local._exceptions import checkpoint_error_for
+from kclpy_local._exceptions import DaemonStartError, NotReadyError, checkpoint_error_for
+from kclpy_local._protocol import messages
+from kclpy_local._protocol.schemas import iter_violations, schema
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -75,6 +79,33 @@ def test_round_trip_of_a_daemon_line() -> None:
     assert json.loads(encode(message)) == json.loads(line)
 
 
+@pytest.mark.parametrize(
+    ("direction", "message"),
+    [
+        ("daemon", messages.Initialize("shardId-1", "4959033827149025660855969253836157109", 0)),
+        ("daemon", messages.ProcessRecords((Record(b"hi", "p", "9", 0, 5),), 3)),
+        ("daemon", messages.Shutdown("ZOMBIE")),
+        ("daemon", messages.ShutdownRequested()),
+        ("daemon", messages.LeaseLost()),
+        ("daemon", messages.ShardEnded()),
+        ("daemon", messages.CheckpointReply("9", 0, "ThrottlingException")),
+        ("child", messages.Status("processRecords")),
+        ("child", messages.CheckpointRequest("9", 1)),
+    ],
+    ids=lambda value: value if isinstance(value, str) else type(value).__name__,
+)
+def test_every_message_field_has_its_wire_name(
+    direction: Literal["daemon", "child"], message: messages.DaemonMessage | messages.ChildMessage
+) -> None:
+    wire = message.to_wire()
+    # Every field is sent, under a name the message's schema knows, and the object is valid.
+    assert len(wire) == 1 + len(dataclasses.fields(message))
+    document = schema(direction, wire["action"])
+    assert document is not None
+    assert set(wire) <= set(document["properties"])
+    assert list(iter_violations(wire, direction)) == []
+
+
 def test_strict_mode_reports_the_field() -> None:
     line = '{"action":"initialize","shardId":"s","sequenceNumber":null,"subSequenceNumber":"x"}'
     with pytest.raises(ProtocolError) as info:
@@ -107,6 +138,14 @@ def test_protocol_error_is_amazon_kclpys_malformed_action() -> None:
     from amazon_kclpy.dispatch import MalformedAction
 
     assert issubclass(ProtocolError, MalformedAction)
+
+
+def test_errors_with_a_log_tail_show_it_below_the_message() -> None:
+    assert str(DaemonStartError("no worker", ("a", "b"))) == "no worker\nlast daemon log lines:\n  a\n  b"
+    assert str(DaemonStartError("no worker")) == "no worker"
+    gone = NotReadyError("moto", last="refused", timeout=5, gone=True, returncode=1, log_tail=("x",))
+    assert str(gone) == "moto exited with code 1 before it was ready\nlast output lines:\n  x"
+    assert str(NotReadyError("moto", last="refused", timeout=2.5)) == "moto not ready within 2.5s (last: refused)"
 
 
 def test_retry_policy_is_bounded_and_backs_off() -> None:
