@@ -238,10 +238,10 @@ class Daemon(Lifecycle):
 
     def argv(self) -> list[str]:
         """The java command line (needs an installed generation and a java)."""
-        if self._installation is None:
-            self._installation = installation(self.generation, self.cache_dir)
         if self._java_path is None:
             self._java_path = str(find_tool("java", explicit=self.java, min_major=8).path)
+        if self._installation is None:
+            self._installation = installation(self.generation, self.cache_dir)
         properties = self._resolved or self.properties_path
         return daemon_argv(
             self._installation, properties, java=self._java_path, jvm_args=self.jvm_args
