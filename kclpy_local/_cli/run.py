@@ -35,8 +35,8 @@ checkpoints; the progress counts accumulate across restarts.  Ctrl-C during
 a back-off stops at once.
 
 Exit codes: the daemon's, the last one's with ``--restart`` (0 after a
-graceful shutdown that completed; 1 when a record processor failed; 3 when
-the worker never started; 128+N when it died of signal N); 2 for bad
+graceful shutdown that completed; 4 when a record processor failed or timed
+out; 3 when the worker never started; 128+N when it died of signal N); 2 for bad
 arguments or properties; 5/6 when the jars or Java are missing; 8 when the
 emulator cannot be started or the endpoint cannot be reached.
 """
