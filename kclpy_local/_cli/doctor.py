@@ -250,20 +250,20 @@ def check_jars(lock: Lock, layout: CacheLayout, fix: str) -> Check:
         return Check(
             "jars", "FAIL", f"KCL {lock.generation} is not installed in {layout.base}", fix
         )
-    if damaged:
-        return Check(
-            "jars",
-            "FAIL",
-            f"{len(damaged)} of {total} jars in {layout.jars_dir} do not match the "
-            f"lockfile: {'; '.join(damaged)}",
-            f"{fix} (it replaces damaged jars)",
-        )
+    # Every missing and every damaged jar is named, whichever there are.
+    found = []
     if missing:
+        found.append(f"{len(missing)} of {total} jars missing: {', '.join(missing)}")
+    if damaged:
+        found.append(
+            f"{len(damaged)} of {total} jars do not match the lockfile: {'; '.join(damaged)}"
+        )
+    if found:
         return Check(
             "jars",
             "FAIL",
-            f"{len(missing)} of {total} jars missing in {layout.jars_dir}: {', '.join(missing)}",
-            fix,
+            f"in {layout.jars_dir}: {'; '.join(found)}",
+            f"{fix} (it replaces damaged jars)" if damaged else fix,
         )
     return Check(
         "jars",
