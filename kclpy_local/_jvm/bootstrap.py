@@ -126,8 +126,9 @@ class _Progress:
     """Progress lines (never a spinner, so they read well in a CI log too).
 
     ``enabled`` ``True``: every step; ``False``: nothing; ``None``: every step on a
-    terminal, else only the work (downloads, copies, replacements, the build), so
-    that a cold bootstrap in CI shows where it is while a warm one stays quiet.
+    terminal, else only the slow or unusual work (downloads, replaced jars, removed
+    leftovers, the build), so that a cold bootstrap in CI shows where it is while a
+    warm one (or one from a local directory) stays quiet.
     """
 
     def __init__(self, enabled: bool | None, stream: TextIO | None) -> None:
@@ -266,7 +267,7 @@ def _install(
             if source_dir is not None:
                 origin = copy_from_dir(artifact, source_dir, dest)
                 tally.copied.append(artifact.coordinate)
-                show(f"{step}: copied from {origin}", work=True)
+                show(f"{step}: copied from {origin}")
             elif offline:
                 raise ArtifactDownloadError(
                     artifact.coordinate,
