@@ -24,6 +24,7 @@ from types import FrameType
 from .._env import default_cache_dir
 from .._jvm.bootstrap import run_bootstrap
 from .._jvm.jars import DEFAULT_GENERATION, available_generations
+from ._common import directory
 
 __all__ = ["register"]
 
@@ -44,7 +45,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     p.add_argument(
         "--cache-dir",
-        type=Path,
+        type=directory,
         metavar="DIR",
         help="cache directory (default: $KCLPY_LOCAL_CACHE, $XDG_CACHE_HOME/kclpy-local "
         "or ~/.cache/kclpy-local)",

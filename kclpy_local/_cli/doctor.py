@@ -53,7 +53,14 @@ from .._jvm.discovery import JavaTool, find_tool
 from .._jvm.jars import DEFAULT_GENERATION, Lock, available_generations, load_lock
 from .._jvm.launcher import launcher_problem
 from .._version import __version__
-from ._common import DEFAULT_ENDPOINT, ENDPOINT_ENV, print_json, resolve_endpoint
+from ._common import (
+    DEFAULT_ENDPOINT,
+    ENDPOINT_ENV,
+    directory,
+    endpoint_url,
+    print_json,
+    resolve_endpoint,
+)
 
 __all__ = [
     "Check",
@@ -433,11 +440,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         ),
     )
     p.add_argument(
-        "--properties", type=Path, metavar="FILE", help="also validate this daemon .properties file"
+        "--properties",
+        type=Path,
+        metavar="FILE",
+        help="also validate this daemon .properties file",
     )
     p.add_argument(
         "--endpoint",
         metavar="URL",
+        type=endpoint_url,
         default=None,
         help=f"emulator endpoint to probe (default: ${ENDPOINT_ENV}, else the emulator "
         f"started by `kclpy-local up`, else {DEFAULT_ENDPOINT})",
@@ -452,7 +463,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     p.add_argument(
         "--cache-dir",
-        type=Path,
+        type=directory,
         metavar="DIR",
         help="cache directory (default: $KCLPY_LOCAL_CACHE, "
         "$XDG_CACHE_HOME/kclpy-local or ~/.cache/kclpy-local)",

@@ -165,6 +165,26 @@ class _Tally:
     replaced: list[str] = field(default_factory=list)
 
 
+def _layout(cache_dir: str | os.PathLike[str] | None, generation: int) -> CacheLayout:
+    """The generation's place in the cache (``cache_dir``, else the per-user one); a
+    :class:`UsageError` naming where it came from when that is not a directory."""
+    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    for path in (root, *root.parents):
+        if path.exists():
+            if not path.is_dir():
+                source = "--cache-dir" if cache_dir is not None else _cache_source()
+                raise UsageError(
+                    f"the cache directory {root} ({source}) is not a directory: {path} is a file",
+                    hint=f"point {source} at a directory",
+                )
+            break
+    return CacheLayout(root, generation)
+
+
+def _cache_source() -> str:
+    return f"${CACHE_ENV}" if os.environ.get(CACHE_ENV) else "the per-user cache"
+
+
 def _prepare_dir(path: Path) -> None:
     try:
         path.mkdir(parents=True, exist_ok=True)
@@ -204,9 +224,7 @@ def run_bootstrap(
     started = time.monotonic()
     if lock is None:
         lock = load_lock(generation)
-    layout = CacheLayout(
-        Path(cache_dir) if cache_dir is not None else default_cache_dir(), generation
-    )
+    layout = _layout(cache_dir, generation)
     show = _Progress(progress, progress_stream)
     repo = resolve_repository(repository)
     budget = download_timeout() if timeout is None else timeout
@@ -353,9 +371,7 @@ def installation(
     """
     if lock is None:
         lock = load_lock(generation)
-    layout = CacheLayout(
-        Path(cache_dir) if cache_dir is not None else default_cache_dir(), generation
-    )
+    layout = _layout(cache_dir, generation)
     stamps = Stamps(layout.stamps_path)
     jars: list[Path] = []
     try:

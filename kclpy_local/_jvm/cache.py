@@ -236,7 +236,7 @@ def check_cached(path: Path, artifact: Artifact, stamps: Stamps, verify: Verify)
     """``None`` if ``path`` holds ``artifact``; else why not (``"missing"`` or a defect)."""
     try:
         st = path.stat()
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return "missing"
     if st.st_size != artifact.size:
         stamps.forget(path.name)

@@ -7,7 +7,7 @@ to the chosen ``java`` first (so both come from one JDK), then the same way.
 A ``JAVA_HOME`` that the lookup reaches must be a Java installation: when it is
 not a directory, or has no ``bin/<tool>``, the lookup stops with
 :class:`JavaNotFoundError` naming it, instead of quietly taking another Java
-from ``PATH``.
+from ``PATH``; so does a ``$KCLPY_LOCAL_JAVA`` that is not an executable.
 """
 
 from __future__ import annotations
@@ -55,12 +55,27 @@ def _candidates(
         yield near.parent / name
     env = _env.JAVA.get()
     if env:
-        yield Path(env) if name == "java" else Path(env).parent / name
+        yield _from_java_variable(env) if name == "java" else Path(env).parent / name
     if os.environ.get("JAVA_HOME"):
         yield _from_java_home(name)
     on_path = shutil.which(name)
     if on_path:
         yield Path(on_path)
+
+
+def _from_java_variable(value: str) -> Path:
+    """``$KCLPY_LOCAL_JAVA``, which must be an executable (never skipped for another)."""
+    path = Path(value)
+    if path.is_file() and os.access(path, os.X_OK):
+        return path
+    problem = (
+        "is a directory"
+        if path.is_dir()
+        else ("is not executable" if path.exists() else "does not exist")
+    )
+    err = JavaNotFoundError(f"{_env.JAVA.name}={value} {problem}")
+    err.hint = f"unset {_env.JAVA.name}, or set it to the path of a java executable (Java 8+)"
+    raise err
 
 
 def _from_java_home(name: str) -> Path:

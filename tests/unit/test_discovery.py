@@ -88,3 +88,26 @@ def test_java_home_is_not_judged_when_an_earlier_candidate_is_taken(
     monkeypatch.setenv("KCLPY_LOCAL_JAVA", str(explicit))
     assert find_tool("java").path == explicit
     assert find_tool("java", explicit=explicit).path == explicit
+
+
+@pytest.mark.parametrize(
+    ("make", "problem"),
+    [
+        (lambda path: None, "does not exist"),
+        (lambda path: path.mkdir(), "is a directory"),
+        (lambda path: path.write_text("#!/bin/sh\n"), "is not executable"),
+    ],
+    ids=["missing", "a-directory", "not-executable"],
+)
+def test_an_invalid_kclpy_local_java_is_refused(
+    path_java: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, make: object, problem: str
+) -> None:
+    target = tmp_path / "my-java"
+    make(target)  # type: ignore[operator]
+    monkeypatch.setenv("KCLPY_LOCAL_JAVA", str(target))
+    with pytest.raises(JavaNotFoundError) as caught:
+        find_tool("java")
+    assert str(caught.value) == f"KCLPY_LOCAL_JAVA={target} {problem}"
+    assert caught.value.hint is not None and "unset KCLPY_LOCAL_JAVA" in caught.value.hint
+    # javac is not what the variable names: the lookup goes on (here: to PATH).
+    assert find_tool("javac").path == path_java.parent / "javac"
