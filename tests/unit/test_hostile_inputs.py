@@ -3,7 +3,8 @@
 Every row of :data:`CASES` is ``(argv, env, code, message)``: the command
 ``python -m kclpy_local ARGV...`` run in a subprocess, with ``env`` added to a
 clean environment (no ``KCLPY_LOCAL_*`` or ``JAVA_HOME`` of the caller, dummy
-AWS credentials, a private state directory), must exit with ``code`` and say
+AWS credentials, a private state directory, ``$KCLPY_LOCAL_ENDPOINT`` a closed
+loopback port), must exit with ``code`` and say
 ``message`` on stderr, with no ``Traceback``. The codes are the README's: 2
 usage or properties error, 3 protocol error, 5 bootstrap error, 6 no usable Java.
 
@@ -241,6 +242,7 @@ def _environment(tmp: Path) -> dict[str, str]:
     env.update(
         PYTHONPATH=os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]),
         KCLPY_LOCAL_STATE=str(tmp / "state"),
+        KCLPY_LOCAL_ENDPOINT=NOWHERE,  # a row that reached the network would find nothing there
         AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test", AWS_DEFAULT_REGION="us-east-1",
         NO_COLOR="1",
     )
