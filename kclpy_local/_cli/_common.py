@@ -24,6 +24,8 @@ from .._env import default_state_dir
 __all__ = [
     "DEFAULT_ENDPOINT",
     "ENDPOINT_ENV",
+    "MAX_SECONDS",
+    "MAX_SHARDS",
     "add_endpoint_arguments",
     "application_name",
     "directory",
@@ -35,6 +37,7 @@ __all__ = [
     "region_name",
     "resolve_endpoint",
     "seconds",
+    "shard_count",
     "stream_name",
     "whole_number",
 ]
@@ -71,8 +74,16 @@ def whole_number(minimum: int, maximum: int | None = None) -> Callable[[str], in
     return parse
 
 
-def seconds(*, zero: bool = True, maximum: float | None = None) -> Callable[[str], float]:
-    """An argparse type: a finite number of seconds, 0 allowed when ``zero``."""
+#: The most shards ``run`` and ``put --create`` make: far more than a local engine
+#: can serve (and than an account may have by default).
+MAX_SHARDS = 10_000
+#: The longest wait any option takes (30 days): beyond it a timeout means "never".
+MAX_SECONDS = 30 * 24 * 3600.0
+
+
+def seconds(*, zero: bool = True, maximum: float = MAX_SECONDS) -> Callable[[str], float]:
+    """An argparse type: a finite number of seconds up to ``maximum``, 0 allowed when
+    ``zero``."""
 
     def parse(text: str) -> float:
         try:
@@ -82,8 +93,8 @@ def seconds(*, zero: bool = True, maximum: float | None = None) -> Callable[[str
         low = "0 or more" if zero else "more than 0"
         if not math.isfinite(value) or value < 0 or (value == 0 and not zero):
             raise argparse.ArgumentTypeError(f"must be {low} seconds, got {text}")
-        if maximum is not None and value > maximum:
-            raise argparse.ArgumentTypeError(f"must be at most {maximum:g} seconds, got {text}")
+        if value > maximum:
+            raise argparse.ArgumentTypeError(f"must be at most {maximum:.0f} seconds, got {text}")
         return value
 
     return parse
@@ -99,6 +110,8 @@ def _aws_name(kind: str, check: Callable[[str], str | None]) -> Callable[[str], 
     return parse
 
 
+#: An argparse type: a shard count.
+shard_count = whole_number(1, MAX_SHARDS)
 #: An argparse type: a Kinesis stream name.
 stream_name = _aws_name("stream name", _aws.stream_name_problem)
 #: An argparse type: a KCL application name (the lease table's name, too).

@@ -122,7 +122,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument(
         "--shards",
         metavar="N",
-        type=_common.whole_number(1),
+        type=_common.shard_count,
         help="shards of a stream --create makes (default 1)",
     )
     p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")

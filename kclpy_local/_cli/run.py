@@ -88,8 +88,8 @@ from ._common import (
     log_file,
     port_number,
     seconds,
+    shard_count,
     stream_name,
-    whole_number,
 )
 
 __all__ = ["RUN_PROFILE", "register"]
@@ -127,7 +127,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     p.add_argument(
         "--shards",
-        type=whole_number(1),
+        type=shard_count,
         default=1,
         metavar="N",
         help="shard count when the stream is created (default: %(default)s)",

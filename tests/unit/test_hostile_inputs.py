@@ -69,6 +69,7 @@ CASES: list[Case] = [
     ([*RUN, "--shards", "0"], {}, 2, "argument --shards: must be at least 1, got 0"),
     ([*RUN, "--shards", "-3"], {}, 2, "argument --shards: must be at least 1, got -3"),
     ([*RUN, "--shards", "1e3"], {}, 2, "argument --shards: not a whole number: '1e3'"),
+    ([*RUN, "--shards", "100000000"], {}, 2, "argument --shards: must be at most 10000, got 100000000"),
     ([*RUN, "--restart", "--max-restarts", "-1"], {}, 2, "--max-restarts must be 0 or more, not -1"),
     ([*RUN, "--max-restarts", "3"], {}, 2, "--max-restarts is for --restart"),
     (["put", "--stream", "s", "--count", "0"], {}, 2, "argument --count: must be at least 1, got 0"),
@@ -78,6 +79,8 @@ CASES: list[Case] = [
     (["put", "--stream", "s", "--count", "1", "--size", "99999999999"], {}, 2,
      "--size 99999999999: a record and its partition key take at most 1048576 bytes"),
     (["put", "--stream", "s", "--create", "--shards", "0"], {}, 2, "argument --shards: must be at least 1, got 0"),
+    (["put", "--stream", "s", "--create", "--shards", "99999999999999999999"], {}, 2,
+     "argument --shards: must be at most 10000, got 99999999999999999999"),
     (["put", "--stream", "s", "--size", "10"], {}, 2, "--size needs --count"),
     (["put", "--stream", "s", "--count", "3", "--json-input"], {}, 2, "--json-input reads lines"),
     (["metrics", "app", "--since", "0"], {}, 2, "argument --since: must be at least 1 minute, got 0"),
@@ -87,11 +90,13 @@ CASES: list[Case] = [
     ([*RUN, "--ready-timeout", "0"], {}, 2, "argument --ready-timeout: must be more than 0 seconds, got 0"),
     ([*RUN, "--ready-timeout", "nan"], {}, 2, "argument --ready-timeout: must be more than 0 seconds, got nan"),
     ([*RUN, "--ready-timeout", "soon"], {}, 2, "argument --ready-timeout: not a number of seconds: 'soon'"),
+    ([*RUN, "--ready-timeout", "1e300"], {}, 2, "argument --ready-timeout: must be at most 2592000 seconds, got 1e300"),
     ([*RUN, "--restart", "--backoff", "-2"], {}, 2, "--backoff must be 0 or more seconds, not -2"),
     ([*RUN, "--restart", "--backoff", "1e309"], {}, 2, "--backoff must be 0 or more seconds, not inf"),
     (["up", "--timeout", "0"], {}, 2, "argument --timeout: must be more than 0 seconds, got 0"),
     (["up", "--timeout", "nan"], {}, 2, "argument --timeout: must be more than 0 seconds, got nan"),
     (["up", "--timeout", "-1"], {}, 2, "argument --timeout: must be more than 0 seconds, got -1"),
+    (["up", "--timeout", "1e12"], {}, 2, "argument --timeout: must be at most 2592000 seconds, got 1e12"),
     (["down", "--timeout", "-1"], {}, 2, "argument --timeout: must be 0 or more seconds, got -1"),
     (["down", "--timeout", "inf"], {}, 2, "argument --timeout: must be 0 or more seconds, got inf"),
     (["daemon", "{local}", "--stop-timeout", "-1"], {}, 2, "argument --stop-timeout: must be 0 or more seconds"),
@@ -164,6 +169,10 @@ CASES: list[Case] = [
     (["bootstrap", "--cache-dir", "{tmp}/c", "--repository", "not-a-url"], {}, 2,
      "the Maven repository 'not-a-url' (--repository) is not an http(s) or file URL"),
     # -- the KCLPY_LOCAL_* variables (kclpy_local/_env.py) ----------------------------------
+    # Not here: KCLPY_LOCAL_STREAM and _APP are values substituted into a properties
+    # file; _PROGRESS is set by run itself (an unusable file turns progress off, with a
+    # warning); _TEST_ENDPOINT, _TEST_CACHE and _LOCALSTACK_IMAGE are for test suites
+    # and Docker.
     (["bootstrap", "--offline"], {"KCLPY_LOCAL_CACHE": "{file}"}, 2,
      "the cache directory {file} ($KCLPY_LOCAL_CACHE) is not a directory"),
     (["bootstrap", "--cache-dir", "{tmp}/c"], {"KCLPY_LOCAL_MAVEN_REPO": "ftp://mirror"}, 2,
