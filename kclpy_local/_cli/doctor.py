@@ -54,7 +54,14 @@ from .._jvm.discovery import JavaTool, find_tool
 from .._jvm.jars import DEFAULT_GENERATION, Lock, available_generations, load_lock
 from .._jvm.launcher import launcher_problem
 from .._version import __version__
-from ._common import DEFAULT_ENDPOINT, ENDPOINT_ENV, announce_endpoint, print_json
+from ._common import (
+    DEFAULT_ENDPOINT,
+    ENDPOINT_ENV,
+    announce_endpoint,
+    directory,
+    endpoint_url,
+    print_json,
+)
 
 __all__ = [
     "Check",
@@ -251,20 +258,20 @@ def check_jars(lock: Lock, layout: CacheLayout, fix: str) -> Check:
         return Check(
             "jars", "FAIL", f"KCL {lock.generation} is not installed in {layout.base}", fix
         )
-    if damaged:
-        return Check(
-            "jars",
-            "FAIL",
-            f"{len(damaged)} of {total} jars in {layout.jars_dir} do not match the "
-            f"lockfile: {'; '.join(damaged)}",
-            f"{fix} (it replaces damaged jars)",
-        )
+    # Every missing and every damaged jar is named, whichever there are.
+    found = []
     if missing:
+        found.append(f"{len(missing)} of {total} jars missing: {', '.join(missing)}")
+    if damaged:
+        found.append(
+            f"{len(damaged)} of {total} jars do not match the lockfile: {'; '.join(damaged)}"
+        )
+    if found:
         return Check(
             "jars",
             "FAIL",
-            f"{len(missing)} of {total} jars missing in {layout.jars_dir}: {', '.join(missing)}",
-            fix,
+            f"in {layout.jars_dir}: {'; '.join(found)}",
+            f"{fix} (it replaces damaged jars)" if damaged else fix,
         )
     return Check(
         "jars",
@@ -425,11 +432,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         ),
     )
     p.add_argument(
-        "--properties", type=Path, metavar="FILE", help="also validate this daemon .properties file"
+        "--properties",
+        type=Path,
+        metavar="FILE",
+        help="also validate this daemon .properties file",
     )
     p.add_argument(
         "--endpoint",
         metavar="URL",
+        type=endpoint_url,
         default=None,
         help=f"emulator endpoint to probe (default: ${ENDPOINT_ENV}, else the emulator "
         f"started by `kclpy-local up`, else {DEFAULT_ENDPOINT})",
@@ -444,7 +455,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     p.add_argument(
         "--cache-dir",
-        type=Path,
+        type=directory,
         metavar="DIR",
         help="cache directory (default: $KCLPY_LOCAL_CACHE, "
         "$XDG_CACHE_HOME/kclpy-local or ~/.cache/kclpy-local)",

@@ -55,8 +55,8 @@ stream's checkpoints (an application name used before on another stream) is
 refused before the daemon starts.
 
 Exit codes: the daemon's, the last one's with ``--restart`` (0 after a
-graceful shutdown that completed; 1 when a record processor failed; 3 when
-the worker never started; 128+N when it died of signal N); 2 for bad
+graceful shutdown that completed; 4 when a record processor failed or timed
+out; 3 when the worker never started; 128+N when it died of signal N); 2 for bad
 arguments or properties, a lease table of another stream, or a run directory
 another run holds; 5/6 when the jars or Java are missing; 8 when the
 emulator cannot be started or the endpoint cannot be reached.
@@ -93,11 +93,22 @@ from .._emulators.registry import use_running
 from .._env import default_state_dir
 from .._exceptions import DaemonError, EmulatorError, PropertiesError
 from .._jvm.daemon import LOCAL_PROFILE, Daemon, known_generation, processor_command
-from .._jvm.jars import DEFAULT_GENERATION
+from .._jvm.jars import DEFAULT_GENERATION, available_generations
 from .._jvm.rundir import open_run_directory
 from .._jvm.supervise import DaemonLog, OutageWatch, RestartPolicy, Supervisor, endpoint_answers
+from .._runtime.loop import check_environment
 from .._runtime.progress import PROGRESS_ENV, ProgressBoard, ShardProgress
-from ._common import ENDPOINT_ENV
+from ._common import (
+    ENDPOINT_ENV,
+    application_name,
+    directory,
+    endpoint_url,
+    log_file,
+    port_number,
+    seconds,
+    shard_count,
+    stream_name,
+)
 
 __all__ = ["RUN_PROFILE", "register"]
 
@@ -127,11 +138,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="the processor script (run with this Python) or an executable",
     )
     p.add_argument(
-        "--stream", metavar="NAME", help="the Kinesis stream (default: the properties' streamName)"
+        "--stream",
+        metavar="NAME",
+        type=stream_name,
+        help="the Kinesis stream (default: the properties' streamName)",
     )
     p.add_argument(
         "--shards",
-        type=int,
+        type=shard_count,
         default=1,
         metavar="N",
         help="shard count when the stream is created (default: %(default)s)",
@@ -139,6 +153,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument(
         "--app",
         metavar="NAME",
+        type=application_name,
         help="applicationName, also the lease table (default: the properties' value, "
         "or PROCESSOR's file name without suffix)",
     )
@@ -159,6 +174,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument(
         "--endpoint",
         metavar="URL",
+        type=endpoint_url,
         help="use this endpoint for Kinesis, DynamoDB and CloudWatch instead of "
         "starting the embedded emulator",
     )
@@ -173,7 +189,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     p.add_argument(
         "--port",
-        type=int,
+        type=port_number,
         default=None,
         metavar="PORT",
         help="the embedded emulator's port (default: 4566 if free, else any free port; "
@@ -187,13 +203,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument(
         "--kcl",
         type=int,
+        choices=available_generations(),
         default=DEFAULT_GENERATION,
         metavar="N",
         help="KCL generation (default: %(default)s); 3 translates the properties from the 1.x form",
     )
     p.add_argument(
         "--run-dir",
-        type=Path,
+        type=directory,
         metavar="DIR",
         help="where the effective properties, the daemon log, the progress file and "
         "the ledger go (default: a new directory per run in the state directory)",
@@ -201,13 +218,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument(
         "--log",
         metavar="FILE",
+        type=log_file,
         help="the daemon's log file ('-' for stderr; default: daemon.log in the run directory)",
     )
-    p.add_argument("--cache-dir", type=Path, metavar="DIR", help="the bootstrap cache directory")
+    p.add_argument(
+        "--cache-dir", type=directory, metavar="DIR", help="the bootstrap cache directory"
+    )
     p.add_argument("--java", metavar="PATH", help="the java executable to use")
     p.add_argument(
         "--ready-timeout",
-        type=float,
+        type=seconds(zero=False),
         default=None,
         metavar="SECONDS",
         help="give up when the worker has not started by then (default: wait)",
@@ -289,9 +309,11 @@ def _usage(message: str, hint: str | None = None) -> PropertiesError:
 
 
 def plan(args: argparse.Namespace, environ: Mapping[str, str]) -> Plan:
+    check_environment(environ)  # the processors' KCLPY_LOCAL_* settings
     base: Path = args.properties if args.properties is not None else RUN_PROFILE
     if not base.is_file():
-        raise _usage(f"properties file not found: {base}")
+        what = "is a directory" if base.is_dir() else "not found"
+        raise _usage(f"properties file {what}: {base}")
     profile = detect_profile(read_properties(base))
     overrides = _parse_overrides(args.overrides)
     try:
@@ -581,7 +603,7 @@ def restart_policy(args: argparse.Namespace) -> RestartPolicy | None:
     backoff = DEFAULT_BACKOFF if args.backoff is None else args.backoff
     if max_restarts < 0:
         raise _usage(f"--max-restarts must be 0 or more, not {max_restarts}")
-    if not backoff >= 0:  # also refuses nan
+    if not 0 <= backoff < float("inf"):  # also refuses nan
         raise _usage(f"--backoff must be 0 or more seconds, not {backoff:g}")
     return RestartPolicy(
         max_restarts=max_restarts,

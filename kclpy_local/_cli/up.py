@@ -63,7 +63,7 @@ from .._emulators.registry import (
 )
 from .._env import default_state_dir
 from .._exceptions import EmulatorError, UsageError
-from ._common import port_number
+from ._common import directory, port_number, seconds
 
 __all__ = ["register"]
 
@@ -91,10 +91,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--port", type=port_number, default=DEFAULT_PORT, help="port to serve (0: any free port)"
     )
     p.add_argument("--foreground", action="store_true", help="run in this terminal until Ctrl-C")
-    p.add_argument("--state-dir", type=Path, default=None, help="where the pid file and log go")
+    p.add_argument(
+        "--state-dir", type=directory, default=None, help="where the pid file and log go"
+    )
     p.add_argument(
         "--timeout",
-        type=float,
+        type=seconds(zero=False),
         default=None,
         help="seconds to wait for readiness (default 30; 600 with --localstack, "
         "which may pull the image first)",

@@ -52,6 +52,7 @@ from dataclasses import dataclass, field
 from types import FrameType, TracebackType
 from typing import Any, Protocol, TextIO
 
+from .._exceptions import ProcessorFailed
 from .._runtime.progress import ProgressBoard, ShardProgress
 from .daemon import READY_MARKER, Daemon
 
@@ -69,6 +70,7 @@ __all__ = [
     "Supervisor",
     "endpoint_answers",
     "exit_status",
+    "run_exit_code",
     "status_words",
 ]
 
@@ -206,6 +208,11 @@ class ExitReason:
             )
         ):
             self._exception[shard] = text
+
+    @property
+    def processor_failed(self) -> bool:
+        """A record processor failed or did not answer in time (the KCL stopped the JVM)."""
+        return self.timed_out is not None or self.stopped_while is not None
 
     def describe(self) -> str | None:
         """The reason in one line, or ``None`` when the log says nothing recognisable."""
@@ -440,6 +447,19 @@ class StopReport:
         )
 
 
+def run_exit_code(code: int, reason: ExitReason, *, stopping: bool = False) -> int:
+    """The exit code of ``kclpy-local run`` for a daemon that exited with ``code``.
+
+    :attr:`ProcessorFailed.exit_code <kclpy_local._exceptions.ProcessorFailed>` (4)
+    when its log says a record processor failed or timed out (the KCL daemon itself
+    exits with 1 then) and the stop was not asked for; else :func:`exit_status`.
+    """
+    status = exit_status(code)
+    if status != 0 and not stopping and reason.processor_failed:
+        return ProcessorFailed.exit_code
+    return status
+
+
 class DaemonLog:
     """The daemon's log: to a file or stderr, watching for the graceful-shutdown line,
     the reason of an exit and endpoint outages."""
@@ -492,7 +512,7 @@ class Supervisor:
     stopped gracefully on the first stop signal and killed on the second;
     restarted after the back-off of ``policy`` when it fails, unless its log
     says the failure is permanent.  :meth:`run` returns the exit code of the
-    whole run.
+    whole run (:func:`run_exit_code`: 4 when a record processor failed).
     """
 
     def __init__(
@@ -605,9 +625,10 @@ class Supervisor:
             self.say(self.sink.stop.describe(life.code))
             return 0
         result = exit_status(life.code)
+        code = run_exit_code(life.code, self.sink.reason, stopping=life.stopping)
         if interrupted:
             self.say(f"stopped during the back-off; the last daemon exited with code {result}")
-            return result
+            return code
         if result != 0:
             reason = self.sink.reason.describe()
             headline = f"error: the daemon exited with code {status_words(result)}" + (
@@ -617,4 +638,4 @@ class Supervisor:
                 headline += f"; no restart left (--max-restarts {policy.max_restarts})"
             tail = "\n".join(f"  {line}" for line in daemon.log_tail()[-20:])
             self.say(f"{headline}; its last lines:\n{tail}")
-        return result
+        return code

@@ -890,14 +890,12 @@ GOOD_LOCAL3 = {**GOOD_LOCAL, "retrievalMode": "POLLING", "metricsLevel": "NONE"}
 
 
 def _kcl3_jars() -> tuple[Path, Path]:
-    """The KCL 3.x multilang and core jars of the bootstrap cache."""
-    try:
-        from kclpy_local._env import default_cache_dir
-        from kclpy_local._jvm.cache import CacheLayout
-    except ImportError:
-        pytest.skip("no cache layout")
-    cache = os.environ.get("KCLPY_LOCAL_TEST_CACHE")
-    jars = CacheLayout(Path(cache) if cache else default_cache_dir(), 3).jars_dir
+    """The KCL 3.x multilang and core jars of the session's cache (tests/conftest.py:
+    the per-user cache, which scripts/test bootstraps, or $KCLPY_LOCAL_TEST_CACHE)."""
+    from kclpy_local._env import default_cache_dir
+    from kclpy_local._jvm.cache import CacheLayout
+
+    jars = CacheLayout(default_cache_dir(), 3).jars_dir
     multilang = sorted(jars.glob("amazon-kinesis-client-multilang-*.jar"))
     core = sorted(jars.glob("amazon-kinesis-client-3*.jar"))
     if not multilang or not core:
