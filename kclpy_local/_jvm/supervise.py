@@ -27,7 +27,9 @@ an exit, from the KCL 1.x daemon's own messages:
 :class:`OutageWatch` turns the daemon's failed requests into two notices, one
 when an endpoint stops answering (confirmed by a probe: the KCL itself keeps
 retrying and does not exit) and one when it answers again, and reports a lease
-table that has disappeared.
+table that has disappeared. :class:`~kclpy_local._jvm.trouble.TroubleWatch`
+turns known failures the KCL keeps retrying (a Kinesis endpoint without CBOR,
+refused credentials, a missing stream, throttling) into one line with a hint.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from typing import Any, Protocol, TextIO
 
 from .._runtime.progress import ProgressBoard, ShardProgress
 from .daemon import READY_MARKER, Daemon
+from .trouble import TroubleWatch
 
 __all__ = [
     "GRACEFUL_MARKER",
@@ -371,11 +374,18 @@ def exit_status(code: int) -> int:
 
 class DaemonLog:
     """The daemon's log: to a file or stderr, watching for the graceful-shutdown line,
-    the reason of an exit and endpoint outages."""
+    the reason of an exit, endpoint outages and known trouble (``trouble``, kept
+    across restarts: each kind is reported once per run)."""
 
-    def __init__(self, stream: TextIO, watch: OutageWatch | None = None) -> None:
+    def __init__(
+        self,
+        stream: TextIO,
+        watch: OutageWatch | None = None,
+        trouble: TroubleWatch | None = None,
+    ) -> None:
         self._stream = stream
         self.watch = watch
+        self.trouble = trouble if trouble is not None else TroubleWatch()
         self.begin()
 
     def begin(self) -> None:
@@ -397,6 +407,7 @@ class DaemonLog:
         self.reason.feed(line)
         if self.watch is not None:
             self.watch.feed(line)
+        self.trouble.feed(line)
         self._stream.write(line + "\n")
         self._stream.flush()
 
@@ -499,10 +510,10 @@ class Supervisor:
             ):
                 self.say(f"the worker did not start within {self.ready_timeout:.0f}s; stopping")
                 stop.requested.set()
-            if sink.watch is not None:
-                for notice in sink.watch.check():
-                    view.forget()
-                    self.say(notice)
+            notices = sink.watch.check() if sink.watch is not None else []
+            for notice in notices + sink.trouble.check():
+                view.forget()
+                self.say(notice)
             changed = board.poll()
             first = board.first_record_at
             if changed and not self.announced_first and first is not None:
