@@ -8,6 +8,14 @@ or the built-in local one, plus this command's overrides), starts the KCL
 daemon on them and shows live progress per shard: records processed, lag
 (``millisBehindLatest``) and the last checkpoint.
 
+With the LocalStack profile (``--properties properties/localstack.properties``)
+nothing is started: the daemon goes to the file's endpoints
+(``$LOCALSTACK_ENDPOINT``, default 127.0.0.1:4566) unless ``--endpoint`` is
+given. ``--engine moto|ministack`` starts that engine for the run (unless
+``--endpoint`` is given), whatever the profile or a running ``kclpy-local up``
+says; MiniStack is LocalStack-compatible without Docker, installed into the
+cache on first use.
+
 ``--kinesis kinesis-mock`` puts Kinesis on kinesis-mock (started for the run on
 a free loopback port) while DynamoDB and CloudWatch stay on moto or the
 endpoint; it needs Node.js and installs the pinned ``kinesis-local`` into the
@@ -64,14 +72,9 @@ from .._config.properties import (
     read_properties,
     write_properties,
 )
+from .._emulators.engines import make_engine
 from .._emulators.kinesis_mock import CBOR_RECORDS_WORK, ENGINES, KinesisMock
-from .._emulators.moto import (
-    DEFAULT_HOST,
-    DEFAULT_PORT,
-    EmbeddedEmulator,
-    ensure_port_free,
-    free_port,
-)
+from .._emulators.moto import DEFAULT_HOST, DEFAULT_PORT, ensure_port_free, free_port
 from .._emulators.registry import kinesis_is_live, read_record, record_is_live
 from .._env import default_state_dir
 from .._exceptions import DaemonError, EmulatorError, PropertiesError
@@ -80,6 +83,7 @@ from .._jvm.jars import DEFAULT_GENERATION
 from .._jvm.supervise import DaemonLog, OutageWatch, RestartPolicy, Supervisor, endpoint_answers
 from .._runtime.progress import PROGRESS_ENV, ProgressBoard, ShardProgress
 from ._common import ENDPOINT_ENV
+from .up import add_engine_argument, engine_of
 
 __all__ = ["RUN_PROFILE", "register"]
 
@@ -144,6 +148,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="use this endpoint for Kinesis, DynamoDB and CloudWatch instead of "
         "starting the embedded emulator",
     )
+    add_engine_argument(p)
     p.add_argument(
         "--kinesis",
         choices=ENGINES,
@@ -293,9 +298,15 @@ def plan(args: argparse.Namespace, environ: Mapping[str, str]) -> Plan:
 
     target = args.endpoint
     running_kinesis = None
-    if target is None and profile != "aws":
+    # The LocalStack profile goes where its file says, unless told to start an engine.
+    own_endpoints = target is None and profile == "localstack" and args.engine is None
+    if own_endpoints:
+        for key in _ENDPOINT_KEYS:
+            if value := _substituted(base, key, env):
+                overrides[key] = value
+    elif target is None and profile != "aws" and args.engine is None:
         target, running_kinesis = _running_endpoint(environ)
-    embedded = target is None and profile != "aws"
+    embedded = target is None and profile != "aws" and not own_endpoints
     if target is not None:
         for key in _ENDPOINT_KEYS:
             overrides[key] = target
@@ -304,7 +315,7 @@ def plan(args: argparse.Namespace, environ: Mapping[str, str]) -> Plan:
         # `kclpy-local up --kinesis kinesis-mock` runs: Kinesis is there.
         overrides["kinesisEndpoint"] = running_kinesis
         overrides["isCBORProtocolDisabled"] = str(not CBOR_RECORDS_WORK).lower()
-    endpoint = target if target is not None else values.get("kinesisEndpoint")
+    endpoint = target or overrides.get("kinesisEndpoint") or values.get("kinesisEndpoint")
     local = embedded or _aws.is_local_endpoint(endpoint)
     if local:
         for key, value in _DUMMY_CREDENTIALS.items():
@@ -409,15 +420,19 @@ def _with_kinesis(the_plan: Plan, kinesis_endpoint: str) -> Plan:
 
 
 @contextlib.contextmanager
-def _emulator(the_plan: Plan, port: int, log_path: Path, kinesis: str = "moto") -> Iterator[Plan]:
+def _emulator(
+    the_plan: Plan, port: int, log_path: Path, kinesis: str = "moto", aws_engine: str = "moto"
+) -> Iterator[Plan]:
     if kinesis != "moto" and not the_plan.create_stream:
         raise _usage(f"--kinesis {kinesis} is for local runs; these properties reach AWS")
+    if kinesis != "moto" and aws_engine != "moto":
+        raise _usage(f"--engine {aws_engine} serves Kinesis itself; it takes no --kinesis")
     with contextlib.ExitStack() as stack:
         live = the_plan
         if the_plan.embedded:
             # A session of its own: Ctrl-C in the terminal must not stop the emulator
             # before the processors have checkpointed.
-            emulator = EmbeddedEmulator(port, log_path=log_path, detach=True)
+            emulator = make_engine(aws_engine, port, log_path=log_path, detach=True)
             emulator.start()
             stack.callback(emulator.stop)
             live = _with_endpoint(the_plan, emulator.endpoint_url)
@@ -587,7 +602,13 @@ def _run(args: argparse.Namespace) -> int:
             log_stream = stack.enter_context(log_path.open("w", encoding="utf-8"))
             print(f"kclpy-local: daemon log: {log_path}", file=err)
         live = stack.enter_context(
-            _emulator(the_plan, _embedded_port(args.port), run_dir / "emulator.log", args.kinesis)
+            _emulator(
+                the_plan,
+                _embedded_port(args.port),
+                run_dir / "emulator.log",
+                args.kinesis,
+                engine_of(args),
+            )
         )
         endpoint = _endpoint_of(live)
         if args.kinesis == "kinesis-mock":

@@ -232,6 +232,9 @@ class EmbeddedEmulator(Lifecycle):
     :meth:`release` has been called.
     """
 
+    #: The engine's name in the registry.
+    name = "moto"
+
     def __init__(
         self,
         port: int = DEFAULT_PORT,

@@ -2,7 +2,8 @@
 
 The state directory is ``--state-dir``, else ``$KCLPY_LOCAL_STATE``, else
 ``$XDG_STATE_HOME/kclpy-local``, else ``~/.local/state/kclpy-local``. The pid
-file is JSON: ``{"pid", "port", "endpoint", "started_at", "log_file"}``, plus
+file is JSON: ``{"pid", "port", "endpoint", "started_at", "log_file", "engine",
+"version"}`` (``engine``: ``moto`` or ``ministack``, moto when absent), plus
 ``"kinesis": {"engine", "version", "pid", "port", "tls_port", "endpoint",
 "log_file"}`` when another Kinesis engine runs beside moto. Every command that
 looks for a running emulator (``up``, ``down``, ``run``, ``put``, ...) reads it
@@ -23,8 +24,8 @@ from pathlib import Path
 from .. import _env
 from .._exceptions import UsageError
 from .._process import pid_alive
+from .engines import DEFAULT_ENGINE, is_engine_process
 from .kinesis_mock import is_kinesis_mock_process, stop_group
-from .moto import is_moto_process
 
 __all__ = [
     "KINESIS_LOG_FILE",
@@ -69,8 +70,8 @@ class KinesisRecord:
 class EmulatorRecord:
     """What the pid file says about a running emulator.
 
-    ``endpoint`` is moto's (DynamoDB and CloudWatch, and Kinesis unless
-    ``kinesis`` names another engine).
+    ``endpoint`` is the engine's (moto or MiniStack: DynamoDB and CloudWatch, and
+    Kinesis unless ``kinesis`` names another engine).
     """
 
     pid: int
@@ -79,6 +80,8 @@ class EmulatorRecord:
     started_at: str
     log_file: str
     kinesis: KinesisRecord | None = None
+    engine: str = DEFAULT_ENGINE
+    version: str = ""
 
     @property
     def kinesis_endpoint(self) -> str:
@@ -138,6 +141,8 @@ def read_record(state_dir: Path) -> EmulatorRecord | None:
                 endpoint=str(kinesis["endpoint"]),
                 log_file=str(kinesis.get("log_file", "")),
             ),
+            engine=str(data.get("engine", DEFAULT_ENGINE)),
+            version=str(data.get("version", "")),
         )
     except FileNotFoundError:
         return None
@@ -171,8 +176,8 @@ def remove_record(state_dir: Path, pid: int | None = None) -> None:
 
 
 def record_is_live(record: EmulatorRecord) -> bool:
-    """Whether the recorded process still exists and is (as far as can be told) moto."""
-    return pid_alive(record.pid) and is_moto_process(record.pid) is not False
+    """Whether the recorded process still exists and is (as far as can be told) its engine."""
+    return pid_alive(record.pid) and is_engine_process(record.engine, record.pid) is not False
 
 
 def kinesis_is_live(record: EmulatorRecord) -> bool:
