@@ -3,7 +3,7 @@
 The emulator's state (a pid file and its log) lives in a per-user state
 directory: ``--state-dir``, else ``$KCLPY_LOCAL_STATE``, else
 ``$XDG_STATE_HOME/kclpy-local``, else ``~/.local/state/kclpy-local``. The pid
-file is JSON: ``{"pid", "port", "endpoint", "started_at", "log_file"}``.
+file is JSON: ``{"pid", "port", "endpoint", "started_at", "log_file", "engine"}``.
 
 ``up`` prints the endpoint URL on stdout (and nothing else there), so that
 ``ENDPOINT=$(kclpy-local up)`` works. Running it again while the emulator

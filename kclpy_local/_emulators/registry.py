@@ -2,8 +2,8 @@
 
 The state directory is ``--state-dir``, else ``$KCLPY_LOCAL_STATE``, else
 ``$XDG_STATE_HOME/kclpy-local``, else ``~/.local/state/kclpy-local``. The pid
-file is JSON: ``{"pid", "port", "endpoint", "started_at", "log_file", "engine",
-"version"}`` (``engine``: ``moto`` or ``ministack``, moto when absent), plus
+file is JSON: ``{"pid", "port", "endpoint", "started_at", "log_file", "engine"}``
+(``engine``: ``moto``, or ``ministack`` with its ``"version"``; moto when absent), plus
 ``"kinesis": {"engine", "version", "pid", "port", "tls_port", "endpoint",
 "log_file"}`` when another Kinesis engine runs beside moto. Every command that
 looks for a running emulator (``up``, ``down``, ``run``, ``put``, ...) reads it
@@ -161,6 +161,8 @@ def write_record(state_dir: Path, record: EmulatorRecord) -> Path:
     data = asdict(record)
     if data["kinesis"] is None:
         del data["kinesis"]
+    if not data["version"]:
+        del data["version"]
     tmp.write_text(json.dumps(data, indent=2) + "\n")
     tmp.replace(path)
     return path
