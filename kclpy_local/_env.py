@@ -91,6 +91,11 @@ PROGRESS = Variable(
 TEST_ENDPOINT = Variable(
     "KCLPY_LOCAL_TEST_ENDPOINT", "the pytest fixtures' endpoint instead of the embedded emulator"
 )
+LOCALSTACK_ENDPOINT = Variable(
+    "LOCALSTACK_ENDPOINT",
+    "the endpoint of `properties/localstack.properties` (default `http://127.0.0.1:4566`): "
+    "LocalStack, or MiniStack from `kclpy-local up --engine ministack`",
+)
 LOCALSTACK_IMAGE = Variable(
     "KCLPY_LOCAL_LOCALSTACK_IMAGE",
     "the LocalStack image `up --localstack` and the tests start (default a pinned tag)",
@@ -110,6 +115,7 @@ VARIABLES: tuple[Variable, ...] = (
     STATE,
     PROGRESS,
     TEST_ENDPOINT,
+    LOCALSTACK_ENDPOINT,
     LOCALSTACK_IMAGE,
 )
 
