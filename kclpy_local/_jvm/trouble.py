@@ -5,10 +5,12 @@ engine that does not speak CBOR answers every ListShards with
 ``SerializationException``, an engine that checks credentials refuses them with
 ``UnrecognizedClientException``, a missing stream is ``ResourceNotFoundException``,
 and the worker goes on retrying without ever starting. :class:`TroubleWatch`
-reads every log line, recognises the AWS SDK's error reports (SDK v1: ``(Service:
-AmazonKinesis; Status Code: 400; Error Code: SerializationException; ...)``; SDK
-v2: ``...ResourceNotFoundException: ... (Service: Kinesis, Status Code: 400,
-...)``), and gives one notice per kind of trouble with a hint, then at most one
+reads every log line, recognises the AWS SDK's error reports (SDK v1, KCL 1.x:
+``(Service: AmazonKinesis; Status Code: 400; Error Code: SerializationException;
+...)``; SDK v2, KCL 3.x: ``KinesisException: Service returned error code
+SerializationException (Service: Kinesis, Status Code: 400, ...)`` or
+``ResourceNotFoundException: ... (Service: Kinesis, ...)``) and KCL 3.x's own
+line for a missing stream, and gives one notice per kind of trouble with a hint, then at most one
 reminder with a count every ``repeat_every`` seconds while it goes on.
 
 Kinds (:data:`KINDS`): ``cbor`` (the Kinesis endpoint refuses or garbles CBOR),
@@ -54,6 +56,12 @@ _SDK2 = re.compile(
 )
 _SDK1_HEAD = re.compile(
     r"(?:^|[\s(])(?:[\w$]+\.)*(?P<cls>[\w$]+(?:Exception|Error)): (?P<message>.*?) \(Service: "
+)
+# SDK v2's generic exception (KinesisException...) names the code in its message.
+_SDK2_CODE = re.compile(r"Service returned error code (?P<code>[\w.-]+)")
+# KCL 3.x's shard detector on a stream that does not exist (it logs no SDK error).
+_KCL3_NO_STREAM = re.compile(
+    r"Got ResourceNotFoundException when fetching shard list for (?P<name>[^\s.]+(?:\.[^\s.]+)*)\. "
 )
 # The Java SDK's CBOR parser on a record whose Data is text (kinesis-mock over CBOR).
 _CBOR_DATA = "not VALUE_EMBEDDED_OBJECT"
@@ -126,10 +134,11 @@ def parse_service_error(line: str) -> ServiceError | None:
         )
     match = _SDK2.search(line)
     if match is not None:
+        generic = _SDK2_CODE.search(match["message"])
         return ServiceError(
             service=match["service"],
             status=int(match["status"]),
-            code=match["cls"],
+            code=generic["code"] if generic is not None else match["cls"],
             message=match["message"],
             request_id=match["request"],
         )
@@ -171,6 +180,9 @@ def classify(line: str, *, cbor_disabled: bool = False) -> tuple[Trouble, str] |
             _CBOR_HINT,
         )
         return trouble, line
+    missing = _KCL3_NO_STREAM.search(line)
+    if missing is not None:
+        return _no_stream(f"the stream {missing['name']}"), line
     error = parse_service_error(line)
     if error is None:
         return None
@@ -199,16 +211,7 @@ def classify(line: str, *, cbor_disabled: bool = False) -> tuple[Trouble, str] |
         )
     if code == "ResourceNotFoundException" and error.kinesis:
         name = _STREAM_NAME.search(error.message)
-        stream = f"the stream {name['name']}" if name else "the stream"
-        return (
-            Trouble(
-                "stream",
-                f"{stream} does not exist at the Kinesis endpoint (ResourceNotFoundException)",
-                "create it (kclpy-local put --create --stream NAME), or check streamName, "
-                "kinesisEndpoint and regionName",
-            ),
-            key,
-        )
+        return _no_stream(f"the stream {name['name']}" if name else "the stream"), key
     if code in _THROTTLE_CODES:
         return (
             Trouble(
@@ -221,6 +224,15 @@ def classify(line: str, *, cbor_disabled: bool = False) -> tuple[Trouble, str] |
             key,
         )
     return None
+
+
+def _no_stream(stream: str) -> Trouble:
+    return Trouble(
+        "stream",
+        f"{stream} does not exist at the Kinesis endpoint (ResourceNotFoundException)",
+        "create it (kclpy-local put --create --stream NAME), or check streamName, "
+        "kinesisEndpoint and regionName",
+    )
 
 
 @dataclass

@@ -1,6 +1,7 @@
-"""The trouble classifier: real KCL 1.15.3 daemon logs (tests/unit/daemon_logs/, provoked
-against MiniStack 1.5.33: CBOR on without cbor2, a stream that does not exist, AUTH=true
-with unknown keys; stack frames left out) give one console line per kind, with a hint."""
+"""The trouble classifier: real daemon logs (tests/unit/daemon_logs/; KCL 1.15.3 and 3.x
+provoked against MiniStack 1.5.33: CBOR on without cbor2, a stream that does not exist,
+AUTH=true with unknown keys; stack frames left out) give one console line per kind, with
+a hint. The throttling lines are written in the SDK's format, not captured."""
 
 from __future__ import annotations
 
@@ -66,6 +67,18 @@ def test_credentials_refused() -> None:
         "warning: DynamoDB refuses the credentials (UnrecognizedClientException); "
         "hint: check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
     )
+
+
+def test_kcl3_cbor_on_against_an_engine_without_cbor() -> None:
+    watch, notices = watch_over("kcl3_ministack_cbor_on.log")
+    assert len(notices) == 1 and notices[0].startswith("warning: Kinesis answers SerializationException")
+    assert watch.kinds() == ["cbor"]
+
+
+def test_kcl3_a_stream_that_does_not_exist() -> None:
+    _, notices = watch_over("kcl3_ministack_no_stream.log")
+    assert len(notices) == 1
+    assert notices[0].startswith("warning: the stream nope3 does not exist at the Kinesis endpoint")
 
 
 def test_repeats_are_counted_in_a_reminder_at_most_every_interval() -> None:
