@@ -151,7 +151,16 @@ class Run:
         return self.proc.wait(90)
 
     def __exit__(self, *exc: object) -> None:
+        # A failed test: Ctrl-C, then Ctrl-C again (which kills the daemon), so that no
+        # JVM outlives the run (it runs in a session of its own); SIGKILL last.
         assert self.proc is not None
+        for _ in range(2):
+            if self.proc.poll() is None:
+                self.proc.send_signal(signal.SIGINT)
+                try:
+                    self.proc.wait(30)
+                except subprocess.TimeoutExpired:
+                    pass
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
