@@ -114,6 +114,11 @@ TEST_CACHE = Variable(
     "kclpy-local's own test suite: the cache its tests install into and read "
     "(default: the per-user cache)",
 )
+LOCALSTACK_ENDPOINT = Variable(
+    "LOCALSTACK_ENDPOINT",
+    "the endpoint of `properties/localstack.properties` (default `http://127.0.0.1:4566`): "
+    "LocalStack, or MiniStack from `kclpy-local up --engine ministack`",
+)
 LOCALSTACK_IMAGE = Variable(
     "KCLPY_LOCAL_LOCALSTACK_IMAGE",
     "the LocalStack image `up --localstack` and the tests start (default a pinned tag)",
@@ -137,6 +142,7 @@ VARIABLES: tuple[Variable, ...] = (
     LEDGER,
     TEST_ENDPOINT,
     TEST_CACHE,
+    LOCALSTACK_ENDPOINT,
     LOCALSTACK_IMAGE,
 )
 

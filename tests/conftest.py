@@ -26,6 +26,12 @@ import pytest
 
 from kclpy_local import _env
 from kclpy_local._env import default_cache_dir
+from kclpy_local._emulators.ministack import (
+    MiniStack,
+    MiniStackInstallation,
+    MiniStackInstallError,
+)
+from kclpy_local._emulators.ministack import ensure_installed as ensure_ministack
 from kclpy_local._emulators.moto import EmbeddedEmulator
 from kclpy_local._emulators.kinesis_mock import (
     KinesisMock,
@@ -148,3 +154,34 @@ def fresh_kinesis_mock(kinesis_mock: KinesisMock) -> KinesisMock:
     """The session's kinesis-mock with every stream deleted before the test."""
     kinesis_mock.reset()
     return kinesis_mock
+
+
+# -- MiniStack: LocalStack's protocol on one port, without Docker ----------------------
+
+
+@pytest.fixture(scope="session")
+def ministack_installation() -> MiniStackInstallation:
+    """The pinned MiniStack, installed once into the per-user cache (its own venv).
+
+    Skipped, with the reason, only when the package index cannot be reached.
+    """
+    try:
+        return ensure_ministack()
+    except MiniStackInstallError as exc:
+        if exc.registry_unreachable:
+            pytest.skip(f"the package index is unreachable, so MiniStack cannot be installed: {exc}")
+        raise
+
+
+@pytest.fixture(scope="session")
+def ministack(ministack_installation: MiniStackInstallation) -> Iterator[MiniStack]:
+    """MiniStack on a free 127.0.0.1 port for the whole session (Kinesis, DynamoDB, CloudWatch)."""
+    with MiniStack(installation=ministack_installation) as engine:
+        yield engine
+
+
+@pytest.fixture
+def fresh_ministack(ministack: MiniStack) -> MiniStack:
+    """The session's MiniStack, wiped (every stream, table and metric) before the test."""
+    ministack.reset()
+    return ministack

@@ -8,6 +8,14 @@ or the built-in local one, plus this command's overrides), starts the KCL
 daemon on them and shows live progress per shard: records processed, lag
 (``millisBehindLatest``) and the last checkpoint.
 
+With the LocalStack profile (``--properties properties/localstack.properties``)
+nothing is started: the daemon goes to the file's endpoints
+(``$LOCALSTACK_ENDPOINT``, default 127.0.0.1:4566) unless ``--endpoint`` is
+given. ``--engine moto|ministack`` starts that engine for the run (unless
+``--endpoint`` is given), whatever the profile or a running ``kclpy-local up``
+says; MiniStack is LocalStack-compatible without Docker, installed into the
+cache on first use.
+
 ``--kinesis kinesis-mock`` puts Kinesis on kinesis-mock (started for the run on
 a free loopback port) while DynamoDB and CloudWatch stay on moto or the
 endpoint; it needs Node.js and installs the pinned ``kinesis-local`` into the
@@ -81,14 +89,9 @@ from .. import _aws, _env
 from .._config.pipeline import effective_values, prepare
 from .._config.properties import detect_profile, read_properties, write_properties
 from .._emulators.endpoints import DEFAULT_ENDPOINT, DEFAULT_REASON, Endpoint, resolve
+from .._emulators.engines import make_engine
 from .._emulators.kinesis_mock import CBOR_RECORDS_WORK, ENGINES, KinesisMock
-from .._emulators.moto import (
-    DEFAULT_HOST,
-    DEFAULT_PORT,
-    EmbeddedEmulator,
-    ensure_port_free,
-    free_port,
-)
+from .._emulators.moto import DEFAULT_HOST, DEFAULT_PORT, ensure_port_free, free_port
 from .._emulators.registry import use_running
 from .._env import default_state_dir
 from .._exceptions import DaemonError, EmulatorError, PropertiesError
@@ -109,6 +112,7 @@ from ._common import (
     shard_count,
     stream_name,
 )
+from .up import add_engine_argument, engine_of
 
 __all__ = ["RUN_PROFILE", "register"]
 
@@ -178,6 +182,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="use this endpoint for Kinesis, DynamoDB and CloudWatch instead of "
         "starting the embedded emulator",
     )
+    add_engine_argument(p)
     p.add_argument(
         "--kinesis",
         choices=ENGINES,
@@ -338,7 +343,13 @@ def plan(args: argparse.Namespace, environ: Mapping[str, str]) -> Plan:
     env.setdefault(_env.STREAM.name, stream)
 
     found = None
-    if args.endpoint or profile != "aws":
+    # The LocalStack profile goes where its file says, unless told to start an engine.
+    own_endpoints = args.endpoint is None and profile == "localstack" and args.engine is None
+    if own_endpoints:
+        for key in _ENDPOINT_KEYS:
+            if value := values.get(key):
+                overrides[key] = value
+    elif args.endpoint or profile != "aws":
         found = resolve(args.endpoint, "dynamodb", environ=environ)
     target = found.url if found is not None and found.source != "default" else None
     embedded = found is not None and target is None
@@ -349,12 +360,13 @@ def plan(args: argparse.Namespace, environ: Mapping[str, str]) -> Plan:
     start_kinesis = None if args.kinesis == "moto" else args.kinesis
     if found is not None and found.record is not None:
         # `kclpy-local up` runs: its engines, or a refusal (never a second engine).
+        use_running(found.record, args.engine, default_state_dir(), "--engine", role="main")
         record = use_running(found.record, args.kinesis, default_state_dir())
         start_kinesis = None
         if record.kinesis is not None:
             overrides["kinesisEndpoint"] = record.kinesis.endpoint
             overrides["isCBORProtocolDisabled"] = str(not CBOR_RECORDS_WORK).lower()
-    endpoint = target if target is not None else values.get("kinesisEndpoint")
+    endpoint = target or overrides.get("kinesisEndpoint") or values.get("kinesisEndpoint")
     local = embedded or _aws.is_local_endpoint(endpoint)
     if local:
         for key, value in _DUMMY_CREDENTIALS.items():
@@ -457,19 +469,25 @@ def _where(the_plan: Plan, embedded: str | None = None) -> str:
 
 @contextlib.contextmanager
 def _emulator(
-    the_plan: Plan, port: int, log_path: Path, kinesis: str | None = None
+    the_plan: Plan,
+    port: int,
+    log_path: Path,
+    kinesis: str | None = None,
+    aws_engine: str = "moto",
 ) -> Iterator[Plan]:
-    """Start what the run needs of its own (the embedded emulator, a Kinesis engine)
+    """Start what the run needs of its own (the embedded engine, a Kinesis engine)
     and say on stderr, in one line, which endpoint the run uses and why."""
     if kinesis not in (None, "moto") and not the_plan.create_stream:
         raise _usage(f"--kinesis {kinesis} is for local runs; these properties reach AWS")
+    if kinesis not in (None, "moto") and aws_engine != "moto":
+        raise _usage(f"--engine {aws_engine} serves Kinesis itself; it takes no --kinesis")
     with contextlib.ExitStack() as stack:
         live = the_plan
         where = _where(the_plan)
         if the_plan.embedded:
             # A session of its own: Ctrl-C in the terminal must not stop the emulator
             # before the processors have checkpointed.
-            emulator = EmbeddedEmulator(port, log_path=log_path, session=True)
+            emulator = make_engine(aws_engine, port, log_path=log_path, session=True)
             emulator.start()
             stack.callback(emulator.stop)
             live = _with_endpoint(the_plan, emulator.endpoint_url)
@@ -667,7 +685,11 @@ def _run(args: argparse.Namespace) -> int:
             print(f"kclpy-local: daemon log: {log_path}", file=err)
         live = stack.enter_context(
             _emulator(
-                the_plan, _embedded_port(args.port), run_dir / "emulator.log", the_plan.kinesis
+                the_plan,
+                _embedded_port(args.port),
+                run_dir / "emulator.log",
+                the_plan.kinesis,
+                engine_of(args),
             )
         )
         info = _ensure_stream(live, args.shards)

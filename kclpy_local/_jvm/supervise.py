@@ -29,7 +29,9 @@ an exit, from the daemon's own messages (KCL 3.x's say the same as KCL 1.x's):
 :class:`OutageWatch` turns the daemon's failed requests into two notices, one
 when an endpoint stops answering (confirmed by a probe: the KCL itself keeps
 retrying and does not exit) and one when it answers again, and reports a lease
-table that has disappeared.
+table that has disappeared. :class:`~kclpy_local._jvm.trouble.TroubleWatch`
+turns known failures the KCL keeps retrying (a Kinesis endpoint without CBOR,
+refused credentials, a missing stream, throttling) into one line with a hint.
 
 :class:`StopReport` reads the log for how a stop went (the launchers' line
 after a graceful shutdown that completed, the KCL 1.x launcher's line per lease
@@ -55,6 +57,7 @@ from typing import Any, Protocol, TextIO
 from .._exceptions import ProcessorFailed
 from .._runtime.progress import ProgressBoard, ShardProgress
 from .daemon import READY_MARKER, Daemon
+from .trouble import TroubleWatch
 
 __all__ = [
     "GRACEFUL_MARKER",
@@ -462,11 +465,18 @@ def run_exit_code(code: int, reason: ExitReason, *, stopping: bool = False) -> i
 
 class DaemonLog:
     """The daemon's log: to a file or stderr, watching for the graceful-shutdown line,
-    the reason of an exit and endpoint outages."""
+    the reason of an exit, endpoint outages and known trouble (``trouble``, kept
+    across restarts: each kind is reported once per run)."""
 
-    def __init__(self, stream: TextIO, watch: OutageWatch | None = None) -> None:
+    def __init__(
+        self,
+        stream: TextIO,
+        watch: OutageWatch | None = None,
+        trouble: TroubleWatch | None = None,
+    ) -> None:
         self._stream = stream
         self.watch = watch
+        self.trouble = trouble if trouble is not None else TroubleWatch()
         self.begin()
 
     def begin(self) -> None:
@@ -492,6 +502,7 @@ class DaemonLog:
         self.reason.feed(line)
         if self.watch is not None:
             self.watch.feed(line)
+        self.trouble.feed(line)
         self._stream.write(line + "\n")
         self._stream.flush()
 
@@ -594,10 +605,10 @@ class Supervisor:
             ):
                 self.say(f"the worker did not start within {self.ready_timeout:.0f}s; stopping")
                 stop.requested.set()
-            if sink.watch is not None:
-                for notice in sink.watch.check():
-                    view.forget()
-                    self.say(notice)
+            notices = sink.watch.check() if sink.watch is not None else []
+            for notice in notices + sink.trouble.check():
+                view.forget()
+                self.say(notice)
             changed = board.poll()
             first = board.first_record_at
             if changed and not self.announced_first and first is not None:

@@ -40,7 +40,7 @@ cloudWatchEndpoint = http://127.0.0.1:4566
 
 ORDER = [
     "python", "kclpy-local", "amazon-kclpy", "boto3", "moto", "java", "javac", "jars",
-    "launcher", "kinesis-mock", "emulator",
+    "launcher", "kinesis-mock", "ministack", "cbor", "emulator",
 ]
 
 
@@ -505,3 +505,21 @@ def test_kinesis_mock_check_when_not_installed_yet(tmp_path: Path) -> None:
         pytest.skip("node and npm are not on PATH")
     check = doctor.check_kinesis_mock(tmp_path / "empty-cache")
     assert check.status == "ok" and "installed on first use" in check.finding
+
+
+def test_ministack_check_when_not_installed_yet(tmp_path: Path) -> None:
+    check = doctor.check_ministack(tmp_path / "empty-cache")
+    assert check.status == "ok" and "ministack 1.5.33 is installed on first use" in check.finding
+
+
+def test_the_cbor_check_names_every_engine_and_why() -> None:
+    check = doctor.check_cbor()
+    assert check.status == "ok"
+    assert check.finding.startswith("no local engine reads CBOR (isCBORProtocolDisabled = false)")
+    for engine, why in [
+        ("moto", "HTTP 500"),
+        ("kinesis-mock", "Data as text"),
+        ("localstack", "kinesis-mock"),
+        ("ministack", "cbor2"),
+    ]:
+        assert f"{engine}: " in check.finding and why in check.finding, engine
