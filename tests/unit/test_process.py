@@ -360,3 +360,14 @@ def test_a_node_child_with_the_loopback_preload_ends_with_its_lifeline(tmp_path:
     child = f"import os, sys; os.execv({shutil.which('node')!r}, {node})"
     _, gone = _orphan_after_parent_killed(tmp_path, child, no_pdeathsig=True)
     assert gone
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="needs node (kinesis-mock's runtime)")
+def test_the_node_lifeline_does_not_keep_a_finished_program_alive() -> None:
+    from kclpy_local._emulators.kinesis_mock import preload_path
+
+    node = shutil.which("node")
+    assert node is not None
+    launch = Launch([node, "--require", str(preload_path()), "-e", "setTimeout(() => {}, 100)"])
+    with ManagedProcess(launch, name="node") as proc:
+        assert proc.wait(10) == 0  # a program that ends by itself still ends

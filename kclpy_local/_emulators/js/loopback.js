@@ -96,10 +96,13 @@ function watchLifeline() {
     return;
   }
   const end = () => process.kill(process.pid, 'SIGTERM');
-  const stream = fs.createReadStream(null, { fd: Number(value), autoClose: true });
-  stream.on('data', () => {});
-  stream.on('end', end);
-  stream.on('error', end);
+  // A pipe handle that does not keep the process alive: a program that would
+  // end by itself still ends.
+  const lifeline = new net.Socket({ fd: Number(value), readable: true, writable: false });
+  lifeline.on('data', () => {});
+  lifeline.on('end', end);
+  lifeline.on('error', end);
+  lifeline.unref();
 }
 
 watchLifeline();
