@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TextIO
+from typing import TextIO
 
 from .._exceptions import ProtocolError
-from .codec import check_daemon_object, encode, load_line, schema_check
+from .codec import decode_daemon_line
+from .fast import encode_child
 from .messages import CheckpointReply, CheckpointRequest, ChildMessage, DaemonMessage
 
 __all__ = ["Channel"]
@@ -28,11 +29,8 @@ class Channel:
         #: Called with the request and the reply after each accepted checkpoint.
         self.on_checkpoint: Callable[[CheckpointRequest, CheckpointReply], None] | None = None
 
-    def read(self) -> tuple[dict[str, Any], DaemonMessage] | None:
-        """The next message as (raw object, typed value), or ``None`` at end of input.
-
-        Blank lines are skipped.
-        """
+    def read(self) -> DaemonMessage | None:
+        """The next message, or ``None`` at end of input. Blank lines are skipped."""
         while True:
             try:
                 line = self._input.readline()
@@ -46,17 +44,10 @@ class Channel:
                 return None
             self.line_number += 1
             if not line.isspace():
-                return self._decode(line)
-
-    def _decode(self, line: str) -> tuple[dict[str, Any], DaemonMessage]:
-        obj = load_line(line, self.line_number)
-        message = check_daemon_object(obj, line, self.line_number)
-        if self._strict:
-            schema_check(obj, "daemon", line, self.line_number)
-        return obj, message
+                return decode_daemon_line(line, self.line_number, strict=self._strict)
 
     def write(self, message: ChildMessage) -> None:
-        self._output.write(encode(message) + "\n")
+        self._output.write(encode_child(message) + "\n")
         self._output.flush()
 
     def checkpoint(self, request: CheckpointRequest) -> CheckpointReply:
@@ -76,38 +67,34 @@ class Channel:
 
     def _exchange(self, request: CheckpointRequest) -> CheckpointReply:
         self.write(request)
-        got = self.read()
-        if got is None:
+        reply = self.read()
+        if reply is None:
             raise ProtocolError(
                 "end of input while waiting for the reply to a checkpoint request",
                 line_number=self.line_number + 1,
             )
-        raw, reply = got
         if not isinstance(reply, CheckpointReply):
             raise ProtocolError(
                 f"expected a checkpoint reply, got {reply.action!r}",
                 line_number=self.line_number,
                 field="action",
             )
-        self._check_echo(request, reply, stated="sequenceNumber" in raw)
+        self._check_echo(request, reply)
         return reply
 
-    def _check_echo(
-        self, request: CheckpointRequest, reply: CheckpointReply, *, stated: bool
-    ) -> None:
+    def _check_echo(self, request: CheckpointRequest, reply: CheckpointReply) -> None:
         """The reply must be for the position asked (KCL 1.x and 3.x echo it).
 
         A reply for another position answers another request; taking it as this
         one's would report progress that was not made. A subsequence number of
-        ``None`` means 0 (``checkpoint(seq)`` is ``checkpoint(seq, 0)``); a reply
-        without a ``sequenceNumber`` field at all (daemons before KCL 1.6 wrote
-        ``checkpoint`` instead) states no position to compare.
+        ``None`` means 0 (``checkpoint(seq)`` is ``checkpoint(seq, 0)``). (The
+        schema requires ``sequenceNumber`` in a reply, so there is always a
+        position to compare.)
         """
         pairs: list[tuple[str, object, object]] = [
-            ("subSequenceNumber", request.sub_sequence_number or 0, reply.sub_sequence_number or 0)
+            ("sequenceNumber", request.sequence_number, reply.sequence_number),
+            ("subSequenceNumber", request.sub_sequence_number or 0, reply.sub_sequence_number or 0),
         ]
-        if stated:
-            pairs.insert(0, ("sequenceNumber", request.sequence_number, reply.sequence_number))
         for name, asked, answered in pairs:
             if asked != answered:
                 raise ProtocolError(

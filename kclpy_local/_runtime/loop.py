@@ -67,9 +67,7 @@ class _Native:
     def __init__(self, processor: RecordProcessor) -> None:
         self._p = processor
 
-    def dispatch(
-        self, raw: dict[str, Any], message: DaemonMessage, checkpointer: Checkpointer
-    ) -> None:
+    def dispatch(self, message: DaemonMessage, checkpointer: Checkpointer) -> None:
         p = self._p
         if isinstance(message, ProcessRecords):
             p.process_records(message, checkpointer)
@@ -135,10 +133,9 @@ class Runtime:
         """
         channel = self.channel
         while True:
-            got = channel.read()
-            if got is None:
+            message = channel.read()
+            if message is None:
                 return
-            raw, message = got
             if isinstance(message, CheckpointReply):
                 raise ProtocolError(
                     "checkpoint reply with no checkpoint request outstanding",
@@ -152,7 +149,7 @@ class Runtime:
                     self._last_delivered = message.sequence_number
                 elif isinstance(message, ProcessRecords) and message.records:
                     self._last_delivered = message.records[-1].sequence_number
-            self._handle(raw, message)
+            self._handle(message)
             channel.write(Status(message.action))
             if progress is not None:
                 self._report_progress(progress, message)
@@ -182,13 +179,13 @@ class Runtime:
         elif isinstance(message, ShutdownRequested):
             progress.ended("shutdown requested")
 
-    def _handle(self, raw: dict[str, Any], message: DaemonMessage) -> None:
+    def _handle(self, message: DaemonMessage) -> None:
         lost = isinstance(message, LeaseLost) or (
             isinstance(message, Shutdown) and message.reason != "TERMINATE"
         )
         checkpointer = self._no_checkpointer if lost else self._checkpointer
         try:
-            self._adapter.dispatch(raw, message, checkpointer)
+            self._adapter.dispatch(message, checkpointer)
         except ProtocolError:
             raise
         except Exception as exc:

@@ -218,3 +218,53 @@ def test_processor_failure_exits_non_zero_without_status(tmp_path: Path) -> None
     assert proc.stdout.splitlines() == ['{"action":"status","responseFor":"initialize"}']
     assert "ValueError: bad record" in proc.stderr
     assert "Traceback" in proc.stderr
+
+
+def test_amazon_kclpy_records_carry_the_decoded_bytes_and_compute_the_rest_when_asked() -> None:
+    """The drop-in decodes each record's base64 once: binary_data is the codec's
+    bytes; data, the arrival datetime and the JSON fields are made on demand."""
+    from amazon_kclpy import messages as upstream_messages
+    from amazon_kclpy.v3 import processor as upstream_v3
+
+    seen: list[upstream_messages.Record] = []
+
+    class Keeps(upstream_v3.RecordProcessorBase):  # type: ignore[misc]
+        def initialize(self, initialize_input):  # type: ignore[no-untyped-def]
+            pass
+
+        def process_records(self, process_records_input):  # type: ignore[no-untyped-def]
+            seen.extend(process_records_input.records)
+
+        def lease_lost(self, lease_lost_input):  # type: ignore[no-untyped-def]
+            pass
+
+        def shard_ended(self, shard_ended_input):  # type: ignore[no-untyped-def]
+            pass
+
+        def shutdown_requested(self, shutdown_requested_input):  # type: ignore[no-untyped-def]
+            pass
+
+    wire = [
+        {"action": "record", "data": "aGVsbG8=", "partitionKey": "p", "sequenceNumber": "9",
+         "approximateArrivalTimestamp": 1_700_000_000_123, "subSequenceNumber": 2},
+        {"action": "record", "data": "", "partitionKey": "q", "sequenceNumber": "10",
+         "approximateArrivalTimestamp": None, "subSequenceNumber": None},
+    ]
+    line = json.dumps({"action": "processRecords", "records": wire, "millisBehindLatest": 0})
+    message = decode_daemon_line(line)
+    from kclpy_local._runtime.compat import KclpyAdapter
+
+    KclpyAdapter(Keeps()).dispatch(message, Checkpointer(None))
+    first, second = seen
+    assert isinstance(first, upstream_messages.Record)
+    assert first.binary_data is message.records[0].data  # type: ignore[union-attr]  # not decoded again
+    assert "approximate_arrival_timestamp" not in vars(first) and "data" not in vars(first)
+    assert first.binary_data == b"hello" and first.data == "aGVsbG8="
+    assert (first.sequence_number, first.sub_sequence_number, first.partition_key) == ("9", 2, "p")
+    assert first.timestamp_millis == 1_700_000_000_123
+    assert first.approximate_arrival_timestamp == datetime.fromtimestamp(1_700_000_000.123)  # naive, as upstream
+    assert first.approximate_arrival_timestamp is first.approximate_arrival_timestamp
+    assert [first.get(k) for k in wire[0]] == list(wire[0].values())
+    assert first["data"] == "aGVsbG8=" and second["approximateArrivalTimestamp"] is None
+    assert second.approximate_arrival_timestamp is None and second.timestamp_millis is None
+    assert second.binary_data == b"" and second.data == ""
