@@ -1,16 +1,70 @@
-"""The processor's end of the pipe: read daemon lines, write child lines."""
+"""The processor's end of the pipe: read daemon lines, write child lines.
+
+Given a binary input (the process's stdin, as ``run`` and ``KCLProcess`` pass
+it), the channel reads lines of bytes through one reused buffer, filled by as
+much as each read returns: a processRecords line is often over a megabyte,
+and a text file's ``readline`` takes it 8 KB at a time. The typed decoder reads
+those bytes directly. A text input (``io.StringIO``, a file opened in text
+mode) is read line by line as text.
+"""
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
-from typing import TextIO
+from typing import Any, BinaryIO, TextIO
 
 from .._exceptions import ProtocolError
 from .codec import decode_daemon_line
 from .fast import encode_child
 from .messages import CheckpointReply, CheckpointRequest, ChildMessage, DaemonMessage
 
-__all__ = ["Channel"]
+__all__ = ["Channel", "LineReader"]
+
+
+class LineReader:
+    """``readline()`` for a binary stream, through one buffer that grows to the longest line.
+
+    Each read asks for all the free space of the buffer and takes what the
+    stream gives (``readinto1``: one read, never waiting to fill it), so a line
+    arriving on a pipe costs a handful of reads and one copy.
+    """
+
+    def __init__(self, stream: BinaryIO, size: int = 1 << 20) -> None:
+        read: Any = getattr(stream, "readinto1", None) or getattr(stream, "readinto", None)
+        if read is None:
+            raise TypeError(f"{type(stream).__name__} has no readinto")
+        self._read = read
+        self._buf = bytearray(size)
+        self._view = memoryview(self._buf)
+        self._start = 0  # the unread data is _buf[_start:_end]
+        self._end = 0
+        self._scanned = 0  # no newline in _buf[_start:_scanned]
+
+    def readline(self) -> bytes:
+        """The next line with its newline; the last one may lack it; ``b""`` at the end."""
+        buf = self._buf
+        while True:
+            newline = buf.find(b"\n", self._scanned, self._end)
+            if newline >= 0:
+                line = bytes(self._view[self._start : newline + 1])
+                self._start = self._scanned = newline + 1
+                return line
+            self._scanned = self._end
+            if self._start:  # keep the partial line at the front
+                pending = self._end - self._start
+                buf[:pending] = self._view[self._start : self._end]
+                self._start, self._end, self._scanned = 0, pending, pending
+            if self._end == len(buf):  # a line longer than the buffer: grow it
+                self._view.release()
+                buf.extend(bytes(len(buf)))
+                self._view = memoryview(buf)
+            got = self._read(self._view[self._end :])
+            if not got:
+                line = bytes(self._view[self._start : self._end])
+                self._start = self._end = self._scanned = 0
+                return line
+            self._end += got
 
 
 class Channel:
@@ -20,8 +74,12 @@ class Channel:
     name the offending line.
     """
 
-    def __init__(self, input_file: TextIO, output_file: TextIO, *, strict: bool = False) -> None:
-        self._input = input_file
+    def __init__(
+        self, input_file: TextIO | BinaryIO, output_file: TextIO, *, strict: bool = False
+    ) -> None:
+        self._readline: Callable[[], str | bytes] = input_file.readline
+        if not isinstance(input_file, io.TextIOBase) and hasattr(input_file, "readinto"):
+            self._readline = LineReader(input_file).readline  # type: ignore[arg-type]
         self._output = output_file
         self._strict = strict
         self.line_number = 0
@@ -33,7 +91,7 @@ class Channel:
         """The next message, or ``None`` at end of input. Blank lines are skipped."""
         while True:
             try:
-                line = self._input.readline()
+                line = self._readline()
             except UnicodeDecodeError as exc:
                 raise ProtocolError(
                     f"the line is not UTF-8 text (byte {exc.object[exc.start : exc.start + 1]!r} "

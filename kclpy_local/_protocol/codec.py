@@ -242,24 +242,39 @@ def check_daemon_object(
 
 
 def decode_daemon_line(
-    line: str, line_number: int | None = None, *, strict: bool = False
+    line: str | bytes, line_number: int | None = None, *, strict: bool = False
 ) -> DaemonMessage:
-    """Decode one line written by the daemon.
+    """Decode one line written by the daemon (text, or its UTF-8 bytes).
 
     Raises :class:`ProtocolError` naming the line and the field on any bad input.
     """
+    if isinstance(line, bytes) and not line.isascii():
+        line = _utf8(line, line_number)  # the typed decoder skips unknown fields unread
     try:
         message = _fast.decode(line)
     except _fast.FastPathMiss:
-        obj = load_line(line, line_number)  # the reference path: accepts, or names the fault
-        message = check_daemon_object(obj, line, line_number)
+        text = line if isinstance(line, str) else line.decode("ascii")
+        obj = load_line(text, line_number)  # the reference path: accepts, or names the fault
+        message = check_daemon_object(obj, text, line_number)
     else:
         if not strict:
             return message
-        obj = load_line(line, line_number)
+        text = line if isinstance(line, str) else line.decode("ascii")
+        obj = load_line(text, line_number)
     if strict:
-        schema_check(obj, "daemon", line, line_number)
+        schema_check(obj, "daemon", text, line_number)
     return message
+
+
+def _utf8(line: bytes, line_number: int | None) -> str:
+    try:
+        return line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ProtocolError(
+            f"the line is not UTF-8 text (byte {line[exc.start : exc.start + 1]!r} "
+            f"at offset {exc.start})",
+            line_number=line_number,
+        ) from None
 
 
 def schema_check(

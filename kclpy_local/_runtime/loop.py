@@ -20,7 +20,7 @@ import logging
 import os
 import sys
 import traceback
-from typing import Any, Literal, NoReturn, TextIO
+from typing import Any, BinaryIO, Literal, NoReturn, TextIO
 
 from .. import _env
 from .._exceptions import ProcessorFailed, ProtocolError, UsageError
@@ -105,7 +105,7 @@ class Runtime:
     def __init__(
         self,
         processor: object,
-        input_file: TextIO,
+        input_file: TextIO | BinaryIO,
         output_file: TextIO,
         error_file: TextIO,
         *,
@@ -231,8 +231,12 @@ def configure_logging() -> None:
     root.setLevel(level)
 
 
-def _stdin() -> TextIO:
+def _stdin() -> TextIO | BinaryIO:
+    """The process's stdin: its bytes (the channel reads them in large reads), else UTF-8 text."""
     stdin = sys.stdin
+    buffer = getattr(stdin, "buffer", None)
+    if buffer is not None and hasattr(buffer, "readinto1"):
+        return buffer  # type: ignore[no-any-return]
     if hasattr(stdin, "reconfigure"):
         stdin.reconfigure(encoding="utf-8")
     return stdin

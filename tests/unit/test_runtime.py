@@ -9,9 +9,12 @@ import sys
 import textwrap
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from amazon_kclpy import kcl as upstream_kcl
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import kclpy_local
 from kclpy_local import (
@@ -27,6 +30,7 @@ from kclpy_local import (
     encode,
 )
 from kclpy_local._exceptions import checkpoint_error_for
+from kclpy_local._protocol.channel import LineReader
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -268,3 +272,75 @@ def test_amazon_kclpy_records_carry_the_decoded_bytes_and_compute_the_rest_when_
     assert first["data"] == "aGVsbG8=" and second["approximateArrivalTimestamp"] is None
     assert second.approximate_arrival_timestamp is None and second.timestamp_millis is None
     assert second.binary_data == b"" and second.data == ""
+
+
+class _Trickle(io.RawIOBase):
+    """A stream that gives at most the next chunk size per read, like a pipe."""
+
+    def __init__(self, data: bytes, sizes: list[int]) -> None:
+        self._data, self._sizes, self._at = data, sizes or [1], 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        size = min(len(buffer), self._sizes[self._at % len(self._sizes)], len(self._data))
+        self._at += 1
+        buffer[:size] = self._data[:size]
+        self._data = self._data[size:]
+        return size
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.binary(max_size=40).map(lambda b: b.replace(b"\n", b"")), max_size=8),
+    st.booleans(),
+    st.lists(st.integers(min_value=1, max_value=50), min_size=1, max_size=5),
+    st.sampled_from([4, 16, 1 << 20]),
+)
+def test_line_reader_gives_the_lines_whatever_the_reads(
+    parts: list[bytes], final_newline: bool, sizes: list[int], buffer_size: int
+) -> None:
+    data = b"\n".join(parts) + (b"\n" if final_newline and parts else b"")
+    reader = LineReader(_Trickle(data, sizes), size=buffer_size)  # type: ignore[arg-type]
+    got = []
+    while line := reader.readline():
+        got.append(line)
+    assert got == io.BytesIO(data).readlines()
+    assert reader.readline() == b""
+
+
+@pytest.mark.parametrize(
+    ("second_line", "reason"),
+    [
+        (b'{"action":"processRecords","records":[{"action":"record","data":"eA==","partitionKey":"\xff",'
+         b'"sequenceNumber":"5","approximateArrivalTimestamp":null,"subSequenceNumber":null}],"millisBehindLatest":0}',
+         "byte b'\\xff'"),
+        # in a field the typed decoder skips unread
+        (b'{"action":"shutdownRequested","note":"caf\xc3"}', "byte b'\\xc3'"),
+    ],
+)
+def test_bytes_that_are_not_utf8_are_a_protocol_error_naming_the_line(
+    tmp_path: Path, second_line: bytes, reason: str
+) -> None:
+    script = tmp_path / "p.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            from kclpy_local import RecordProcessor, run
+            class P(RecordProcessor):
+                def process_records(self, batch, checkpointer): pass
+                def lease_lost(self): pass
+                def shard_ended(self, checkpointer): pass
+                def shutdown_requested(self, checkpointer): pass
+            run(P())
+            """
+        )
+    )
+    lines = b'{"action":"initialize","shardId":"s","sequenceNumber":null,"subSequenceNumber":null}\n' + second_line + b"\n"
+    proc = subprocess.run([sys.executable, str(script)], input=lines, capture_output=True, timeout=30, check=False)
+    assert proc.returncode == 3, proc.stderr
+    assert proc.stdout.splitlines() == [b'{"action":"status","responseFor":"initialize"}']
+    err = proc.stderr.decode()
+    assert "protocol error on line 2" in err and "not UTF-8" in err and reason in err, err
+    assert "Traceback" not in err
