@@ -1,11 +1,11 @@
 """The processor's end of the pipe: read daemon lines, write child lines.
 
 Given a binary input (the process's stdin, as ``run`` and ``KCLProcess`` pass
-it), the channel reads lines of bytes through one reused buffer, filled by as
-much as each read returns: a processRecords line is often over a megabyte,
-and a text file's ``readline`` takes it 8 KB at a time. The typed decoder reads
-those bytes directly. A text input (``io.StringIO``, a file opened in text
-mode) is read line by line as text.
+it), the channel reads lines of bytes through one buffer, taking as much as
+each read returns: a processRecords line is often over a megabyte, and a text
+file's ``readline`` takes it 8 KB at a time. The typed decoder reads those
+bytes directly. A text input (``io.StringIO``, a file opened in text mode) is
+read line by line as text.
 """
 
 from __future__ import annotations
@@ -23,14 +23,14 @@ __all__ = ["Channel", "LineReader"]
 
 
 class LineReader:
-    """``readline()`` for a binary stream, through one buffer that grows to the longest line.
+    """``readline()`` for a binary stream, reading through one fixed buffer.
 
-    Each read asks for all the free space of the buffer and takes what the
-    stream gives (``readinto1``: one read, never waiting to fill it), so a line
-    arriving on a pipe costs a handful of reads and one copy.
+    Each read fills as much of the buffer as the stream gives (``readinto1``:
+    one read, never waiting to fill it), so a long line on a pipe costs a few
+    reads; a line that spans reads is gathered in a ``bytearray``.
     """
 
-    def __init__(self, stream: BinaryIO, size: int = 1 << 20) -> None:
+    def __init__(self, stream: BinaryIO, size: int = 1 << 18) -> None:
         read: Any = getattr(stream, "readinto1", None) or getattr(stream, "readinto", None)
         if read is None:
             raise TypeError(f"{type(stream).__name__} has no readinto")
@@ -39,32 +39,30 @@ class LineReader:
         self._view = memoryview(self._buf)
         self._start = 0  # the unread data is _buf[_start:_end]
         self._end = 0
-        self._scanned = 0  # no newline in _buf[_start:_scanned]
 
-    def readline(self) -> bytes:
+    def readline(self) -> bytes | bytearray:
         """The next line with its newline; the last one may lack it; ``b""`` at the end."""
-        buf = self._buf
+        buf, view = self._buf, self._view
+        line: bytearray | None = None
         while True:
-            newline = buf.find(b"\n", self._scanned, self._end)
+            start, end = self._start, self._end
+            newline = buf.find(b"\n", start, end)
             if newline >= 0:
-                line = bytes(self._view[self._start : newline + 1])
-                self._start = self._scanned = newline + 1
+                self._start = newline + 1
+                if line is None:
+                    return bytes(view[start : newline + 1])
+                line += view[start : newline + 1]
                 return line
-            self._scanned = self._end
-            if self._start:  # keep the partial line at the front
-                pending = self._end - self._start
-                buf[:pending] = self._view[self._start : self._end]
-                self._start, self._end, self._scanned = 0, pending, pending
-            if self._end == len(buf):  # a line longer than the buffer: grow it
-                self._view.release()
-                buf.extend(bytes(len(buf)))
-                self._view = memoryview(buf)
-            got = self._read(self._view[self._end :])
+            if start < end:
+                if line is None:
+                    line = bytearray(view[start:end])
+                else:
+                    line += view[start:end]
+            self._start = self._end = 0
+            got = self._read(view)
             if not got:
-                line = bytes(self._view[self._start : self._end])
-                self._start = self._end = self._scanned = 0
-                return line
-            self._end += got
+                return b"" if line is None else line
+            self._end = got
 
 
 class Channel:
@@ -77,7 +75,7 @@ class Channel:
     def __init__(
         self, input_file: TextIO | BinaryIO, output_file: TextIO, *, strict: bool = False
     ) -> None:
-        self._readline: Callable[[], str | bytes] = input_file.readline
+        self._readline: Callable[[], str | bytes | bytearray] = input_file.readline
         if not isinstance(input_file, io.TextIOBase) and hasattr(input_file, "readinto"):
             self._readline = LineReader(input_file).readline  # type: ignore[arg-type]
         self._output = output_file

@@ -242,13 +242,13 @@ def check_daemon_object(
 
 
 def decode_daemon_line(
-    line: str | bytes, line_number: int | None = None, *, strict: bool = False
+    line: str | bytes | bytearray, line_number: int | None = None, *, strict: bool = False
 ) -> DaemonMessage:
     """Decode one line written by the daemon (text, or its UTF-8 bytes).
 
     Raises :class:`ProtocolError` naming the line and the field on any bad input.
     """
-    if isinstance(line, bytes) and not line.isascii():
+    if not isinstance(line, str) and not line.isascii():
         line = _utf8(line, line_number)  # the typed decoder skips unknown fields unread
     try:
         message = _fast.decode(line)
@@ -266,7 +266,7 @@ def decode_daemon_line(
     return message
 
 
-def _utf8(line: bytes, line_number: int | None) -> str:
+def _utf8(line: bytes | bytearray, line_number: int | None) -> str:
     try:
         return line.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -165,7 +165,7 @@ _build: dict[type, Callable[[Any], DaemonMessage]] = {
 }
 
 
-def decode(line: str | bytes) -> DaemonMessage:
+def decode(line: str | bytes | bytearray) -> DaemonMessage:
     """A daemon line as a typed message; raises one of ``FastPathMiss`` if not accepted."""
     wire = _decoder.decode(line)
     return _build[type(wire)](wire)
