@@ -39,6 +39,7 @@ from .messages import (
 
 __all__ = [
     "check_daemon_object",
+    "compiled_accepts",
     "decode_child_line",
     "decode_daemon_line",
     "encode",
@@ -250,20 +251,32 @@ def decode_daemon_line(
     """
     if not isinstance(line, str) and not line.isascii():
         line = _utf8(line, line_number)  # the typed decoder skips unknown fields unread
-    try:
-        message = _fast.decode(line)
-    except _fast.FastPathMiss:
-        text = line if isinstance(line, str) else line.decode("ascii")
-        obj = load_line(text, line_number)  # the reference path: accepts, or names the fault
-        message = check_daemon_object(obj, text, line_number)
-    else:
-        if not strict:
-            return message
-        text = line if isinstance(line, str) else line.decode("ascii")
-        obj = load_line(text, line_number)
     if strict:
-        schema_check(obj, "daemon", text, line_number)
-    return message
+        return _decode_strict(line, line_number)
+    try:
+        return _fast.decode(line)
+    except _fast.FastPathMiss:
+        text = _text(line)  # the reference path: accepts, or names the fault
+        return check_daemon_object(load_line(text, line_number), text, line_number)
+
+
+def _decode_strict(line: str | bytes | bytearray, line_number: int | None) -> DaemonMessage:
+    """Strict mode: the compiled schema judges the parsed line, then the typed decoder
+    builds the message (the parsed object is dropped first: the two never share the peak)."""
+    text = _text(line)
+    obj = load_line(text, line_number)
+    if not compiled_accepts(obj, "daemon"):
+        check_daemon_object(obj, text, line_number)  # the hand-written checks name it first,
+        _raise_violations(obj, "daemon", text, line_number)  # else every schema violation
+    del obj
+    try:
+        return _fast.decode(line)
+    except _fast.FastPathMiss:
+        return check_daemon_object(load_line(text, line_number), text, line_number)
+
+
+def _text(line: str | bytes | bytearray) -> str:
+    return line if isinstance(line, str) else line.decode("ascii")  # ASCII: checked before
 
 
 def _utf8(line: bytes | bytearray, line_number: int | None) -> str:
@@ -277,15 +290,23 @@ def _utf8(line: bytes | bytearray, line_number: int | None) -> str:
         ) from None
 
 
+def compiled_accepts(obj: dict[str, Any], direction: _schemas.Direction) -> bool:
+    """The compiled schema's verdict on an object (``False`` for an unknown action)."""
+    check = _schemas.compiled_check(direction, str(obj.get("action")))
+    if check is None:
+        return False
+    try:
+        check(obj)
+    except Exception:  # whatever the compiled validator raises is a rejection
+        return False
+    return True
+
+
 def schema_check(
     obj: dict[str, Any], direction: _schemas.Direction, line: str, line_number: int | None
 ) -> None:
-    check = _schemas.compiled_check(direction, str(obj.get("action")))
-    try:
-        if check is None:
-            raise ValueError("no schema")
-        check(obj)
-    except Exception:  # report with the reference validator: every violation, with paths
+    """Raise a ProtocolError listing every violation when the schema rejects ``obj``."""
+    if not compiled_accepts(obj, direction):  # reported by the reference validator, with paths
         _raise_violations(obj, direction, line, line_number)
 
 

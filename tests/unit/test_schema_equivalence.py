@@ -262,3 +262,19 @@ def test_the_compiled_check_uses_the_faster_matcher() -> None:
     check = compiled_check("daemon", "processRecords")
     assert check is not None
     assert check.__globals__["REGEX_PATTERNS"][BASE64_PATTERN] is FASTER_PATTERNS[BASE64_PATTERN]
+
+
+def _outcome(line: str, strict: bool) -> Any:
+    try:
+        return decode_daemon_line(line, 4, strict=strict)
+    except ProtocolError as exc:
+        return ("error", str(exc), exc.field)
+
+
+@settings(max_examples=500, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(messages)
+def test_strict_mode_gives_the_same_values_and_the_same_errors(obj: dict[str, Any]) -> None:
+    """Strict mode costs more and decides the same: a bad line gets the message the
+    default checks give (they name it first), a good one the same values."""
+    line = json.dumps(obj)
+    assert _outcome(line, strict=True) == _outcome(line, strict=False), obj
