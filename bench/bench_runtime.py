@@ -21,10 +21,13 @@ per batch):
   same exchange written by hand.
 
 Rounds are interleaved (each round runs every contender once), so drift in
-the machine's load hits all alike; the table gives medians and ranges, and
-ratios to amazon-kclpy measured in the same round. Peak RSS is measured over
-the full stream and over a quarter of it (flat memory: the peak does not grow
-with the stream).
+the machine's load hits all alike; the tables give medians and ranges, and
+ratios to amazon-kclpy measured in the same round. Two measures: wall-clock
+records per second (from the first processRecords written to the status for
+the last one read) and records per CPU-second of the child (its CPU time from
+``initialize`` to its end, which a loaded machine disturbs much less). Peak
+RSS is the child's own high-water mark (``VmHWM``), over the full stream and
+over a quarter of it (flat memory: the peak does not grow with the stream).
 
 Every run is verified: the child must exit 0, answer one status line per
 message for the right action, checkpoint once per batch, and print at the end
