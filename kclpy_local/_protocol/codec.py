@@ -39,7 +39,6 @@ from .messages import (
 
 __all__ = [
     "check_daemon_object",
-    "compiled_accepts",
     "decode_child_line",
     "decode_daemon_line",
     "encode",
@@ -262,10 +261,10 @@ def decode_daemon_line(
 
 def _decode_strict(line: str | bytes | bytearray, line_number: int | None) -> DaemonMessage:
     """Strict mode: the compiled schema judges the parsed line, then the typed decoder
-    builds the message (the parsed object is dropped first: the two never share the peak)."""
+    builds the message (the parsed object is dropped before the message is built)."""
     text = _text(line)
     obj = load_line(text, line_number)
-    if not compiled_accepts(obj, "daemon"):
+    if not _compiled_accepts(obj, "daemon"):
         check_daemon_object(obj, text, line_number)  # the hand-written checks name it first,
         _raise_violations(obj, "daemon", text, line_number)  # else every schema violation
     del obj
@@ -290,7 +289,7 @@ def _utf8(line: bytes | bytearray, line_number: int | None) -> str:
         ) from None
 
 
-def compiled_accepts(obj: dict[str, Any], direction: _schemas.Direction) -> bool:
+def _compiled_accepts(obj: dict[str, Any], direction: _schemas.Direction) -> bool:
     """The compiled schema's verdict on an object (``False`` for an unknown action)."""
     check = _schemas.compiled_check(direction, str(obj.get("action")))
     if check is None:
@@ -306,7 +305,7 @@ def schema_check(
     obj: dict[str, Any], direction: _schemas.Direction, line: str, line_number: int | None
 ) -> None:
     """Raise a ProtocolError listing every violation when the schema rejects ``obj``."""
-    if not compiled_accepts(obj, direction):  # reported by the reference validator, with paths
+    if not _compiled_accepts(obj, direction):  # reported by the reference validator, with paths
         _raise_violations(obj, direction, line, line_number)
 
 

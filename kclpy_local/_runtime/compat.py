@@ -29,7 +29,7 @@ class _Record(_kmsg.Record):  # type: ignore[misc]
     """amazon-kclpy's Record over a record the codec has already decoded.
 
     The data is decoded from base64 once, by the codec: ``binary_data`` is those
-    bytes. What a processor may not ask for is computed when it asks: ``data``
+    bytes. The rest is made the first time a processor asks for it: ``data``
     (the base64 text, re-encoded), the arrival ``datetime`` (naive local time,
     as amazon-kclpy gives it; ``None`` when the daemon sent null) and the JSON
     object behind ``get``/``[]`` (the record's six wire fields).
