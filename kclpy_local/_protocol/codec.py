@@ -1,10 +1,12 @@
 """Line decoding and encoding of the multilang protocol.
 
-``decode_daemon_line`` turns one line from the daemon into a typed message. Its
-default checks are hand-written for speed and tested to accept and reject
-exactly what the JSON Schemas do; ``strict=True`` checks every message against
-the schema documents themselves as well. Unknown extra fields from the daemon
-are tolerated, as the schemas say.
+``decode_daemon_line`` turns one line from the daemon into a typed message.
+It tries the typed decoder of :mod:`.fast` first; a line that path does not
+accept goes through the reference path here (``json.loads`` and hand-written
+checks), which accepts exactly what the JSON Schemas accept and names the line
+and field of anything else. Both are tested against the schemas.
+``strict=True`` checks every message against the schema documents themselves
+as well. Unknown extra fields from the daemon are tolerated, as the schemas say.
 
 ``encode`` writes a message as one JSON line (no newline) exactly as the
 daemon accepts it: the daemon drops messages with unknown fields.
@@ -18,6 +20,7 @@ import math
 from typing import Any
 
 from .._exceptions import ProtocolError
+from . import fast as _fast
 from . import schemas as _schemas
 from .messages import (
     CheckpointReply,
@@ -131,7 +134,7 @@ def _records(records: list[Any]) -> tuple[Record, ...]:
     out: list[Record] = []
     append = out.append
     a2b = _a2b
-    make = _make_record
+    make = _fast.make_record
     lo, hi = _LONG_MIN, _LONG_MAX
     for index, obj in enumerate(records):
         try:
@@ -155,38 +158,6 @@ def _records(records: list[Any]) -> tuple[Record, ...]:
             pass
         append(_record(obj, index))  # the careful path: normalises or names the bad field
     return tuple(out)
-
-
-_new = object.__new__
-_set_fields: tuple[Any, ...] = tuple(
-    vars(Record)[name].__set__  # the slot descriptors, which bypass the frozen __setattr__
-    for name in (
-        "data",
-        "partition_key",
-        "sequence_number",
-        "sub_sequence_number",
-        "approximate_arrival_timestamp_ms",
-    )
-)
-
-
-def _make_record(
-    data: bytes,
-    pk: str,
-    seq: str,
-    sub: int | None,
-    ts: int | None,
-    _new: Any = _new,
-    _f: tuple[Any, ...] = _set_fields,
-) -> Record:
-    """Record(...) without the frozen dataclass's per-field ``object.__setattr__`` calls."""
-    record: Record = _new(Record)
-    _f[0](record, data)
-    _f[1](record, pk)
-    _f[2](record, seq)
-    _f[3](record, sub)
-    _f[4](record, ts)
-    return record
 
 
 def _record(obj: object, index: int) -> Record:
@@ -271,28 +242,70 @@ def check_daemon_object(
 
 
 def decode_daemon_line(
-    line: str, line_number: int | None = None, *, strict: bool = False
+    line: str | bytes | bytearray, line_number: int | None = None, *, strict: bool = False
 ) -> DaemonMessage:
-    """Decode one line written by the daemon.
+    """Decode one line written by the daemon (text, or its UTF-8 bytes).
 
     Raises :class:`ProtocolError` naming the line and the field on any bad input.
     """
-    obj = load_line(line, line_number)
-    message = check_daemon_object(obj, line, line_number)
+    if not isinstance(line, str) and not line.isascii():
+        line = _utf8(line, line_number)  # the typed decoder skips unknown fields unread
     if strict:
-        schema_check(obj, "daemon", line, line_number)
-    return message
+        return _decode_strict(line, line_number)
+    try:
+        return _fast.decode(line)
+    except _fast.FastPathMiss:
+        text = _text(line)  # the reference path: accepts, or names the fault
+        return check_daemon_object(load_line(text, line_number), text, line_number)
+
+
+def _decode_strict(line: str | bytes | bytearray, line_number: int | None) -> DaemonMessage:
+    """Strict mode: the compiled schema judges the parsed line, then the typed decoder
+    builds the message (the parsed object is dropped before the message is built)."""
+    text = _text(line)
+    obj = load_line(text, line_number)
+    if not _compiled_accepts(obj, "daemon"):
+        check_daemon_object(obj, text, line_number)  # the hand-written checks name it first,
+        _raise_violations(obj, "daemon", text, line_number)  # else every schema violation
+    del obj
+    try:
+        return _fast.decode(line)
+    except _fast.FastPathMiss:
+        return check_daemon_object(load_line(text, line_number), text, line_number)
+
+
+def _text(line: str | bytes | bytearray) -> str:
+    return line if isinstance(line, str) else line.decode("ascii")  # ASCII: checked before
+
+
+def _utf8(line: bytes | bytearray, line_number: int | None) -> str:
+    try:
+        return line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ProtocolError(
+            f"the line is not UTF-8 text (byte {line[exc.start : exc.start + 1]!r} "
+            f"at offset {exc.start})",
+            line_number=line_number,
+        ) from None
+
+
+def _compiled_accepts(obj: dict[str, Any], direction: _schemas.Direction) -> bool:
+    """The compiled schema's verdict on an object (``False`` for an unknown action)."""
+    check = _schemas.compiled_check(direction, str(obj.get("action")))
+    if check is None:
+        return False
+    try:
+        check(obj)
+    except Exception:  # whatever the compiled validator raises is a rejection
+        return False
+    return True
 
 
 def schema_check(
     obj: dict[str, Any], direction: _schemas.Direction, line: str, line_number: int | None
 ) -> None:
-    check = _schemas.compiled_check(direction, str(obj.get("action")))
-    try:
-        if check is None:
-            raise ValueError("no schema")
-        check(obj)
-    except Exception:  # report with the reference validator: every violation, with paths
+    """Raise a ProtocolError listing every violation when the schema rejects ``obj``."""
+    if not _compiled_accepts(obj, direction):  # reported by the reference validator, with paths
         _raise_violations(obj, direction, line, line_number)
 
 
@@ -319,4 +332,6 @@ def decode_child_line(line: str, line_number: int | None = None) -> ChildMessage
 
 def encode(message: DaemonMessage | ChildMessage) -> str:
     """One JSON line (without its newline) for a message, in either direction."""
+    if isinstance(message, Status | CheckpointRequest):
+        return _fast.encode_child(message)
     return json.dumps(message.to_wire(), separators=(",", ":"), ensure_ascii=False)

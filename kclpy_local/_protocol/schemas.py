@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from collections.abc import Callable, Iterator, Mapping
-from importlib import resources
 from typing import Any, Literal
 
 __all__ = ["Direction", "SchemaViolation", "compiled_check", "iter_violations", "schema", "schemas"]
@@ -26,6 +26,8 @@ _URN = "urn:kclpy-local:schema:"
 @functools.cache
 def schemas() -> Mapping[str, Mapping[str, Any]]:
     """Every schema document, keyed by its ``$id``."""
+    from importlib import resources  # here: a processor without strict mode never needs it
+
     docs: dict[str, Mapping[str, Any]] = {}
     root = resources.files(__package__) / "wire"
     for direction in ("daemon", "child"):
@@ -93,9 +95,31 @@ def iter_violations(obj: object, direction: Direction) -> Iterator[SchemaViolati
         yield SchemaViolation(_path(error.absolute_path), error.message)
 
 
+#: The pattern of ``record.data`` (standard base64, padded, nothing around it).
+BASE64_PATTERN = "^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?(?![\\s\\S])"
+
+
+class _Base64Pattern:
+    """``re.compile(BASE64_PATTERN).search``, without the repeated group that makes
+    CPython's ``re`` slow on a long string: a multiple of 4 characters, alphabet
+    characters, then at most two ``=``. (The tests hold the two to the same verdict.)"""
+
+    _match = re.compile(r"[A-Za-z0-9+/]*={0,2}").fullmatch
+
+    def search(self, text: str) -> re.Match[str] | None:
+        return self._match(text) if len(text) % 4 == 0 else None
+
+
+#: Patterns of the documents with an equivalent, faster matcher for the compiled check.
+FASTER_PATTERNS: Mapping[str, Any] = {BASE64_PATTERN: _Base64Pattern()}
+
+
 @functools.cache
 def compiled_check(direction: Direction, action: str) -> Callable[[Any], Any] | None:
-    """A compiled (fastjsonschema) check of the same document, for strict mode."""
+    """A compiled (fastjsonschema) check of the same document, for strict mode.
+
+    Patterns listed in ``FASTER_PATTERNS`` are matched by their faster equivalent.
+    """
     import fastjsonschema
 
     doc = schema(direction, action)
@@ -105,4 +129,8 @@ def compiled_check(direction: Direction, action: str) -> Callable[[Any], Any] | 
     check: Callable[[Any], Any] = fastjsonschema.compile(
         dict(doc), handlers={"urn": lambda uri: dict(docs[uri])}
     )
+    patterns = getattr(check, "__globals__", {}).get("REGEX_PATTERNS")
+    if isinstance(patterns, dict):  # fastjsonschema's compiled patterns, by their source
+        for source in patterns.keys() & FASTER_PATTERNS.keys():
+            patterns[source] = FASTER_PATTERNS[source]
     return check

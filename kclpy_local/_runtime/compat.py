@@ -9,7 +9,9 @@ derive from ``amazon_kclpy.kcl.CheckpointError``. On a KCL 1.x daemon,
 
 from __future__ import annotations
 
+import base64
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 from amazon_kclpy import kcl as _kcl
@@ -17,26 +19,81 @@ from amazon_kclpy import messages as _kmsg
 from amazon_kclpy.v2 import processor as _v2
 from amazon_kclpy.v3 import processor as _v3
 
-from .._protocol.messages import DaemonMessage, Shutdown
+from .._protocol.messages import DaemonMessage, ProcessRecords, Record, Shutdown
 from .checkpointer import Checkpointer
 
 __all__ = ["KclpyAdapter", "is_kclpy_processor"]
 
 
 class _Record(_kmsg.Record):  # type: ignore[misc]
-    """amazon-kclpy's Record, safe when approximateArrivalTimestamp is null."""
+    """amazon-kclpy's Record over a record the codec has already decoded.
 
-    def __init__(self, json_dict: dict[str, Any]) -> None:
-        ts = json_dict["approximateArrivalTimestamp"]
-        self._sequence_number = json_dict["sequenceNumber"]
-        self._sub_sequence_number = json_dict["subSequenceNumber"]
-        self._timestamp_millis = None if ts is None else int(ts)
-        self._approximate_arrival_timestamp = (
-            None if ts is None else datetime.fromtimestamp(int(ts) / 1000.0)
-        )
-        self._partition_key = json_dict["partitionKey"]
-        self._data = json_dict["data"]
-        self._json_dict = json_dict
+    The data is decoded from base64 once, by the codec: ``binary_data`` is those
+    bytes. The rest is made the first time a processor asks for it: ``data``
+    (the base64 text, re-encoded), the arrival ``datetime`` (naive local time,
+    as amazon-kclpy gives it; ``None`` when the daemon sent null) and the JSON
+    object behind ``get``/``[]`` (the record's six wire fields).
+    """
+
+    __slots__ = ("_record",)
+
+    def __init__(self, record: Record) -> None:  # amazon-kclpy's __init__ takes the JSON dict
+        self._record = record
+
+    @property
+    def binary_data(self) -> bytes:
+        return self._record.data
+
+    @cached_property
+    def data(self) -> str:
+        return base64.b64encode(self._record.data).decode("ascii")
+
+    @property
+    def sequence_number(self) -> str:
+        return self._record.sequence_number
+
+    @property
+    def sub_sequence_number(self) -> int | None:
+        return self._record.sub_sequence_number
+
+    @property
+    def partition_key(self) -> str:
+        return self._record.partition_key
+
+    @property
+    def timestamp_millis(self) -> int | None:
+        return self._record.approximate_arrival_timestamp_ms
+
+    @cached_property
+    def approximate_arrival_timestamp(self) -> datetime | None:
+        ms = self._record.approximate_arrival_timestamp_ms
+        return None if ms is None else datetime.fromtimestamp(ms / 1000.0)
+
+    @cached_property
+    def _json_dict(self) -> dict[str, Any]:
+        wire: dict[str, Any] = self._record.to_wire()
+        return wire
+
+    def get(self, field: str) -> Any:
+        return self._json_dict[field]
+
+    def __getitem__(self, field: str) -> Any:
+        return self._json_dict[field]
+
+
+_new_record = object.__new__
+_set_record: Any = vars(_Record)["_record"].__set__  # the slot, set with no __init__ call
+
+
+def _records(message: ProcessRecords) -> list[_Record]:
+    new, bind, cls = _new_record, _set_record, _Record
+    out: list[_Record] = []
+    append = out.append
+    for record in message.records:
+        wrapped = new(cls)
+        bind(wrapped, record)
+        append(wrapped)
+    return out
 
 
 def is_kclpy_processor(processor: object) -> bool:
@@ -60,28 +117,26 @@ class KclpyAdapter:
             processor = _v3.V2toV3Processor(processor)
         self._processor = processor
 
-    def dispatch(
-        self, raw: dict[str, Any], message: DaemonMessage, checkpointer: Checkpointer
-    ) -> None:
+    def dispatch(self, message: DaemonMessage, checkpointer: Checkpointer) -> None:
         p = self._processor
         action = message.action
-        if action == "initialize":
-            p.initialize(_kmsg.InitializeInput(raw))
-        elif action == "processRecords":
+        if isinstance(message, ProcessRecords):
             batch = {
                 "action": action,
-                "records": [_Record(r) for r in raw["records"]],
-                "millisBehindLatest": raw["millisBehindLatest"],
+                "records": _records(message),
+                "millisBehindLatest": message.millis_behind_latest,
             }
             _kmsg.ProcessRecordsInput(batch).dispatch(checkpointer, p)
+        elif action == "initialize":
+            p.initialize(_kmsg.InitializeInput(message.to_wire()))
         elif isinstance(message, Shutdown):
             if message.reason == "TERMINATE":
                 _kmsg.ShardEndedInput({"action": "shardEnded"}).dispatch(checkpointer, p)
             else:
                 p.lease_lost(_kmsg.LeaseLostInput({"action": "leaseLost"}))
         elif action == "shardEnded":
-            _kmsg.ShardEndedInput(raw).dispatch(checkpointer, p)
+            _kmsg.ShardEndedInput(message.to_wire()).dispatch(checkpointer, p)
         elif action == "leaseLost":
-            p.lease_lost(_kmsg.LeaseLostInput(raw))
+            p.lease_lost(_kmsg.LeaseLostInput(message.to_wire()))
         elif action == "shutdownRequested":
-            _kmsg.ShutdownRequestedInput(raw).dispatch(checkpointer, p)
+            _kmsg.ShutdownRequestedInput(message.to_wire()).dispatch(checkpointer, p)

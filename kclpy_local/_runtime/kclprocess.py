@@ -10,7 +10,7 @@ Switch a processor written for amazon-kclpy by changing one import::
 from __future__ import annotations
 
 import sys
-from typing import TextIO
+from typing import BinaryIO, TextIO
 
 from .._exceptions import ProcessorFailed, UsageError
 from .loop import OnError, Runtime, _stdin, claim_stdout, configure_logging
@@ -31,7 +31,7 @@ class KCLProcess:
     def __init__(
         self,
         record_processor: object,
-        input_file: TextIO | None = None,
+        input_file: TextIO | BinaryIO | None = None,
         output_file: TextIO | None = None,
         error_file: TextIO | None = None,
         *,

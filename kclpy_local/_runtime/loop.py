@@ -21,7 +21,7 @@ import os
 import sys
 import traceback
 from collections.abc import Mapping
-from typing import Any, Literal, NoReturn, TextIO
+from typing import Any, BinaryIO, Literal, NoReturn, TextIO
 
 from .. import _env
 from .._exceptions import ProcessorFailed, ProtocolError, UsageError
@@ -108,9 +108,7 @@ class _Native:
     def __init__(self, processor: RecordProcessor) -> None:
         self._p = processor
 
-    def dispatch(
-        self, raw: dict[str, Any], message: DaemonMessage, checkpointer: Checkpointer
-    ) -> None:
+    def dispatch(self, message: DaemonMessage, checkpointer: Checkpointer) -> None:
         p = self._p
         if isinstance(message, ProcessRecords):
             p.process_records(message, checkpointer)
@@ -148,7 +146,7 @@ class Runtime:
     def __init__(
         self,
         processor: object,
-        input_file: TextIO,
+        input_file: TextIO | BinaryIO,
         output_file: TextIO,
         error_file: TextIO,
         *,
@@ -176,10 +174,9 @@ class Runtime:
         """
         channel = self.channel
         while True:
-            got = channel.read()
-            if got is None:
+            message = channel.read()
+            if message is None:
                 return
-            raw, message = got
             if isinstance(message, CheckpointReply):
                 raise ProtocolError(
                     "checkpoint reply with no checkpoint request outstanding",
@@ -193,7 +190,7 @@ class Runtime:
                     self._last_delivered = message.sequence_number
                 elif isinstance(message, ProcessRecords) and message.records:
                     self._last_delivered = message.records[-1].sequence_number
-            self._handle(raw, message)
+            self._handle(message)
             channel.write(Status(message.action))
             if progress is not None:
                 self._report_progress(progress, message)
@@ -223,13 +220,13 @@ class Runtime:
         elif isinstance(message, ShutdownRequested):
             progress.ended("shutdown requested")
 
-    def _handle(self, raw: dict[str, Any], message: DaemonMessage) -> None:
+    def _handle(self, message: DaemonMessage) -> None:
         lost = isinstance(message, LeaseLost) or (
             isinstance(message, Shutdown) and message.reason != "TERMINATE"
         )
         checkpointer = self._no_checkpointer if lost else self._checkpointer
         try:
-            self._adapter.dispatch(raw, message, checkpointer)
+            self._adapter.dispatch(message, checkpointer)
         except ProtocolError:
             raise
         except Exception as exc:
@@ -271,8 +268,12 @@ def configure_logging() -> None:
     root.setLevel(_log_level())
 
 
-def _stdin() -> TextIO:
+def _stdin() -> TextIO | BinaryIO:
+    """The process's stdin: its bytes (the channel reads them in large reads), else UTF-8 text."""
     stdin = sys.stdin
+    buffer = getattr(stdin, "buffer", None)
+    if buffer is not None and hasattr(buffer, "readinto1"):
+        return buffer  # type: ignore[no-any-return]
     if hasattr(stdin, "reconfigure"):
         stdin.reconfigure(encoding="utf-8")
     return stdin

@@ -10,10 +10,12 @@ import sys
 import textwrap
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import pytest
 from amazon_kclpy import kcl as upstream_kcl
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import kclpy_local
 from kclpy_local import (
@@ -30,6 +32,7 @@ from kclpy_local import (
 )
 from kclpy_local._exceptions import DaemonStartError, NotReadyError, checkpoint_error_for
 from kclpy_local._protocol import messages
+from kclpy_local._protocol.channel import LineReader
 from kclpy_local._protocol.schemas import iter_violations, schema
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -257,3 +260,125 @@ def test_processor_failure_exits_non_zero_without_status(tmp_path: Path) -> None
     assert proc.stdout.splitlines() == ['{"action":"status","responseFor":"initialize"}']
     assert "ValueError: bad record" in proc.stderr
     assert "Traceback" in proc.stderr
+
+
+def test_amazon_kclpy_records_carry_the_decoded_bytes_and_compute_the_rest_when_asked() -> None:
+    """The drop-in decodes each record's base64 once: binary_data is the codec's
+    bytes; data, the arrival datetime and the JSON fields are made on demand."""
+    from amazon_kclpy import messages as upstream_messages
+    from amazon_kclpy.v3 import processor as upstream_v3
+
+    seen: list[upstream_messages.Record] = []
+
+    class Keeps(upstream_v3.RecordProcessorBase):  # type: ignore[misc]
+        def initialize(self, initialize_input):  # type: ignore[no-untyped-def]
+            pass
+
+        def process_records(self, process_records_input):  # type: ignore[no-untyped-def]
+            seen.extend(process_records_input.records)
+
+        def lease_lost(self, lease_lost_input):  # type: ignore[no-untyped-def]
+            pass
+
+        def shard_ended(self, shard_ended_input):  # type: ignore[no-untyped-def]
+            pass
+
+        def shutdown_requested(self, shutdown_requested_input):  # type: ignore[no-untyped-def]
+            pass
+
+    wire = [
+        {"action": "record", "data": "aGVsbG8=", "partitionKey": "p", "sequenceNumber": "9",
+         "approximateArrivalTimestamp": 1_700_000_000_123, "subSequenceNumber": 2},
+        {"action": "record", "data": "", "partitionKey": "q", "sequenceNumber": "10",
+         "approximateArrivalTimestamp": None, "subSequenceNumber": None},
+    ]
+    line = json.dumps({"action": "processRecords", "records": wire, "millisBehindLatest": 0})
+    message = decode_daemon_line(line)
+    from kclpy_local._runtime.compat import KclpyAdapter
+
+    KclpyAdapter(Keeps()).dispatch(message, Checkpointer(None))
+    first, second = seen
+    assert isinstance(first, upstream_messages.Record)
+    assert first.binary_data is message.records[0].data  # type: ignore[union-attr]  # not decoded again
+    assert "approximate_arrival_timestamp" not in vars(first) and "data" not in vars(first)
+    assert first.binary_data == b"hello" and first.data == "aGVsbG8="
+    assert (first.sequence_number, first.sub_sequence_number, first.partition_key) == ("9", 2, "p")
+    assert first.timestamp_millis == 1_700_000_000_123
+    assert first.approximate_arrival_timestamp == datetime.fromtimestamp(1_700_000_000.123)  # naive, as upstream
+    assert first.approximate_arrival_timestamp is first.approximate_arrival_timestamp
+    assert [first.get(k) for k in wire[0]] == list(wire[0].values())
+    assert first["data"] == "aGVsbG8=" and second["approximateArrivalTimestamp"] is None
+    assert second.approximate_arrival_timestamp is None and second.timestamp_millis is None
+    assert second.binary_data == b"" and second.data == ""
+
+
+class _Trickle(io.RawIOBase):
+    """A stream that gives at most the next chunk size per read, like a pipe."""
+
+    def __init__(self, data: bytes, sizes: list[int]) -> None:
+        self._data, self._sizes, self._at = data, sizes or [1], 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        size = min(len(buffer), self._sizes[self._at % len(self._sizes)], len(self._data))
+        self._at += 1
+        buffer[:size] = self._data[:size]
+        self._data = self._data[size:]
+        return size
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.binary(max_size=40).map(lambda b: b.replace(b"\n", b"")), max_size=8),
+    st.booleans(),
+    st.lists(st.integers(min_value=1, max_value=50), min_size=1, max_size=5),
+    st.sampled_from([1, 4, 16, 1 << 18]),
+)
+def test_line_reader_gives_the_lines_whatever_the_reads(
+    parts: list[bytes], final_newline: bool, sizes: list[int], buffer_size: int
+) -> None:
+    data = b"\n".join(parts) + (b"\n" if final_newline and parts else b"")
+    reader = LineReader(_Trickle(data, sizes), size=buffer_size)  # type: ignore[arg-type]
+    got = []
+    while line := reader.readline():
+        got.append(line)
+    assert got == io.BytesIO(data).readlines()
+    assert reader.readline() == b""
+
+
+@pytest.mark.parametrize(
+    ("second_line", "reason"),
+    [
+        (b'{"action":"processRecords","records":[{"action":"record","data":"eA==","partitionKey":"\xff",'
+         b'"sequenceNumber":"5","approximateArrivalTimestamp":null,"subSequenceNumber":null}],"millisBehindLatest":0}',
+         "byte b'\\xff'"),
+        # in a field the typed decoder skips unread
+        (b'{"action":"shutdownRequested","note":"caf\xc3"}', "byte b'\\xc3'"),
+    ],
+)
+def test_bytes_that_are_not_utf8_are_a_protocol_error_naming_the_line(
+    tmp_path: Path, second_line: bytes, reason: str
+) -> None:
+    script = tmp_path / "p.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            from kclpy_local import RecordProcessor, run
+            class P(RecordProcessor):
+                def process_records(self, batch, checkpointer): pass
+                def lease_lost(self): pass
+                def shard_ended(self, checkpointer): pass
+                def shutdown_requested(self, checkpointer): pass
+            run(P())
+            """
+        )
+    )
+    lines = b'{"action":"initialize","shardId":"s","sequenceNumber":null,"subSequenceNumber":null}\n' + second_line + b"\n"
+    proc = subprocess.run([sys.executable, str(script)], input=lines, capture_output=True, timeout=30, check=False)
+    assert proc.returncode == 3, proc.stderr
+    assert proc.stdout.splitlines() == [b'{"action":"status","responseFor":"initialize"}']
+    err = proc.stderr.decode()
+    assert "protocol error on line 2" in err and "not UTF-8" in err and reason in err, err
+    assert "Traceback" not in err
