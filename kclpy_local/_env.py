@@ -16,6 +16,7 @@ from pathlib import Path
 __all__ = [
     "APP",
     "CACHE",
+    "DOWNLOAD_TIMEOUT",
     "ENDPOINT",
     "JAVA",
     "LEDGER",
@@ -28,6 +29,7 @@ __all__ = [
     "STATE",
     "STREAM",
     "STRICT",
+    "TEST_CACHE",
     "TEST_ENDPOINT",
     "VARIABLES",
     "Variable",
@@ -57,6 +59,10 @@ CACHE = Variable(
     "KCLPY_LOCAL_CACHE", "jar, launcher and engine cache (default `~/.cache/kclpy-local`)"
 )
 MAVEN_REPO = Variable("KCLPY_LOCAL_MAVEN_REPO", "Maven repository for bootstrap")
+DOWNLOAD_TIMEOUT = Variable(
+    "KCLPY_LOCAL_DOWNLOAD_TIMEOUT",
+    "seconds all of one bootstrap's downloads may take together (default 900)",
+)
 JAVA = Variable(
     "KCLPY_LOCAL_JAVA", "the `java` to run the daemon with (before `JAVA_HOME` and `PATH`)"
 )
@@ -103,6 +109,16 @@ LEDGER = Variable(
 TEST_ENDPOINT = Variable(
     "KCLPY_LOCAL_TEST_ENDPOINT", "the pytest fixtures' endpoint instead of the embedded emulator"
 )
+TEST_CACHE = Variable(
+    "KCLPY_LOCAL_TEST_CACHE",
+    "kclpy-local's own test suite: the cache its tests install into and read "
+    "(default: the per-user cache)",
+)
+LOCALSTACK_ENDPOINT = Variable(
+    "LOCALSTACK_ENDPOINT",
+    "the endpoint of `properties/localstack.properties` (default `http://127.0.0.1:4566`): "
+    "LocalStack, or MiniStack from `kclpy-local up --engine ministack`",
+)
 LOCALSTACK_IMAGE = Variable(
     "KCLPY_LOCAL_LOCALSTACK_IMAGE",
     "the LocalStack image `up --localstack` and the tests start (default a pinned tag)",
@@ -112,6 +128,7 @@ LOCALSTACK_IMAGE = Variable(
 VARIABLES: tuple[Variable, ...] = (
     CACHE,
     MAVEN_REPO,
+    DOWNLOAD_TIMEOUT,
     JAVA,
     ON_ERROR,
     STRICT,
@@ -124,6 +141,8 @@ VARIABLES: tuple[Variable, ...] = (
     LIFELINE,
     LEDGER,
     TEST_ENDPOINT,
+    TEST_CACHE,
+    LOCALSTACK_ENDPOINT,
     LOCALSTACK_IMAGE,
 )
 

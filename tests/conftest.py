@@ -1,4 +1,12 @@
-"""Shared fixtures: one embedded emulator (moto on 127.0.0.1, a free port) per session.
+"""Shared fixtures: one embedded emulator (moto on 127.0.0.1, a free port) per session,
+and one cache for the whole suite.
+
+The cache: the tests read and install the KCL jars, the launchers and kinesis-mock
+in the per-user cache (``~/.cache/kclpy-local``, or ``$KCLPY_LOCAL_CACHE``), which
+``scripts/test`` has bootstrapped for both KCL generations before pytest starts,
+so nothing is downloaded a second time. ``$KCLPY_LOCAL_TEST_CACHE`` puts the
+suite on another cache: it becomes ``$KCLPY_LOCAL_CACHE`` for the session, so the
+fixtures, the key-table tests and every command the tests run agree on it.
 
 In CI (``CI=true``) a skip is a failure unless its reason is a prerequisite the
 suite cannot install itself (a Docker engine, a JDK, Node.js, the platform):
@@ -16,6 +24,14 @@ from pathlib import Path
 
 import pytest
 
+from kclpy_local import _env
+from kclpy_local._env import default_cache_dir
+from kclpy_local._emulators.ministack import (
+    MiniStack,
+    MiniStackInstallation,
+    MiniStackInstallError,
+)
+from kclpy_local._emulators.ministack import ensure_installed as ensure_ministack
 from kclpy_local._emulators.moto import EmbeddedEmulator
 from kclpy_local._emulators.kinesis_mock import (
     KinesisMock,
@@ -68,6 +84,18 @@ def pytest_make_collect_report(collector: pytest.Collector) -> Generator[None, N
     _fail_installable_skip(outcome.get_result())
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """``$KCLPY_LOCAL_TEST_CACHE``, when set, is the session's cache (see the docstring)."""
+    explicit = _env.TEST_CACHE.get()
+    if explicit:
+        os.environ[_env.CACHE.name] = str(Path(explicit).expanduser().resolve())
+
+
+def suite_cache() -> Path:
+    """The one cache of the test session."""
+    return default_cache_dir()
+
+
 @pytest.fixture(scope="session")
 def emulator() -> Iterator[EmbeddedEmulator]:
     """moto's server for the whole session; state is shared between tests."""
@@ -87,10 +115,9 @@ def fresh_emulator(emulator: EmbeddedEmulator) -> EmbeddedEmulator:
 
 
 @pytest.fixture(scope="session")
-def kinesis_mock_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Where kinesis-mock is installed: ``$KCLPY_LOCAL_TEST_CACHE``, else a session dir."""
-    explicit = os.environ.get("KCLPY_LOCAL_TEST_CACHE")
-    return Path(explicit) if explicit else tmp_path_factory.mktemp("kinesis-mock-cache")
+def kinesis_mock_cache() -> Path:
+    """Where kinesis-mock is installed: the session's cache (installed there on first use)."""
+    return suite_cache()
 
 
 @pytest.fixture(scope="session")
@@ -127,3 +154,34 @@ def fresh_kinesis_mock(kinesis_mock: KinesisMock) -> KinesisMock:
     """The session's kinesis-mock with every stream deleted before the test."""
     kinesis_mock.reset()
     return kinesis_mock
+
+
+# -- MiniStack: LocalStack's protocol on one port, without Docker ----------------------
+
+
+@pytest.fixture(scope="session")
+def ministack_installation() -> MiniStackInstallation:
+    """The pinned MiniStack, installed once into the per-user cache (its own venv).
+
+    Skipped, with the reason, only when the package index cannot be reached.
+    """
+    try:
+        return ensure_ministack()
+    except MiniStackInstallError as exc:
+        if exc.registry_unreachable:
+            pytest.skip(f"the package index is unreachable, so MiniStack cannot be installed: {exc}")
+        raise
+
+
+@pytest.fixture(scope="session")
+def ministack(ministack_installation: MiniStackInstallation) -> Iterator[MiniStack]:
+    """MiniStack on a free 127.0.0.1 port for the whole session (Kinesis, DynamoDB, CloudWatch)."""
+    with MiniStack(installation=ministack_installation) as engine:
+        yield engine
+
+
+@pytest.fixture
+def fresh_ministack(ministack: MiniStack) -> MiniStack:
+    """The session's MiniStack, wiped (every stream, table and metric) before the test."""
+    ministack.reset()
+    return ministack

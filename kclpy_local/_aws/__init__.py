@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import time
 import urllib.parse
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -42,6 +43,7 @@ __all__ = [
     "PutResult",
     "PutRetries",
     "StreamInfo",
+    "application_name_problem",
     "check_endpoint_url",
     "client",
     "delete_lease_table",
@@ -56,7 +58,9 @@ __all__ = [
     "put_records",
     "read_leases",
     "read_stream_tag",
+    "region_name_problem",
     "session",
+    "stream_name_problem",
     "tag_stream",
 ]
 
@@ -104,6 +108,36 @@ def check_endpoint_url(endpoint_url: str) -> str:
             hint="write it as http://HOST:PORT, e.g. http://127.0.0.1:4566",
         )
     return endpoint_url
+
+
+_NAME_CHARS = re.compile(r"[A-Za-z0-9_.-]+")
+_REGION = re.compile(r"[a-z]{2}(-[a-z0-9]+)+")
+
+
+def _name_problem(name: str, low: int, high: int) -> str | None:
+    if not low <= len(name) <= high:
+        return f"its length is {len(name)}; {low} to {high} characters are allowed"
+    if not _NAME_CHARS.fullmatch(name):
+        return "only letters, digits, '_', '.' and '-' are allowed"
+    return None
+
+
+def stream_name_problem(name: str) -> str | None:
+    """Why Kinesis would refuse ``name`` as a stream name (1-128 of ``A-Za-z0-9_.-``)."""
+    return _name_problem(name, 1, 128)
+
+
+def application_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a KCL applicationName: it names the lease table, and
+    DynamoDB takes 3-255 of ``A-Za-z0-9_.-``."""
+    return _name_problem(name, 3, 255)
+
+
+def region_name_problem(name: str) -> str | None:
+    """Why ``name`` is not an AWS region name (such as ``us-east-1``)."""
+    if _REGION.fullmatch(name):
+        return None
+    return "write it like us-east-1"
 
 
 def is_local_endpoint(endpoint_url: str | None) -> bool:

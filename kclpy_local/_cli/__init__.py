@@ -88,4 +88,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("kclpy-local: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:
+        # Not foreseen by the command (those name the file and the fix): one line
+        # naming the file and what the system said, the traceback only with -vv.
+        logging.getLogger(__name__).debug("unexpected error", exc_info=True)
+        print(f"kclpy-local: error: {exc}", file=sys.stderr)
+        return 1
     return code

@@ -1,24 +1,47 @@
-"""What several commands share: the endpoint options, the endpoint line and JSON output."""
+"""What several commands share: argument types, the endpoint options, the endpoint
+line and JSON output.
+
+The argument types refuse a bad value while the arguments are parsed, so the
+command exits with 2 and argparse's one line naming the option
+(``kclpy-local run: error: argument --shards: must be at least 1, got 0``)
+before anything starts.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import sys
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from .. import _env
+from .. import _aws, _env
 from .._emulators import endpoints
 from .._emulators.endpoints import DEFAULT_ENDPOINT, Endpoint, Service
 
 __all__ = [
     "DEFAULT_ENDPOINT",
     "ENDPOINT_ENV",
+    "MAX_SECONDS",
+    "MAX_SHARDS",
     "add_endpoint_arguments",
     "announce_endpoint",
+    "application_name",
+    "directory",
     "endpoint_for",
+    "endpoint_url",
+    "log_file",
     "port_number",
     "print_json",
+    "readable_file",
+    "region_name",
+    "seconds",
+    "shard_count",
+    "stream_name",
+    "whole_number",
 ]
 
 ENDPOINT_ENV = _env.ENDPOINT.name
@@ -35,11 +58,128 @@ def port_number(text: str) -> int:
     return port
 
 
+def whole_number(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
+    """An argparse type: a whole number from ``minimum`` to ``maximum`` (inclusive)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"must be at most {maximum}, got {value}")
+        return value
+
+    return parse
+
+
+#: The most shards ``run`` and ``put --create`` make: far more than a local engine
+#: can serve (and than an account may have by default).
+MAX_SHARDS = 10_000
+#: The longest wait any option takes (30 days): beyond it a timeout means "never".
+MAX_SECONDS = 30 * 24 * 3600.0
+
+
+def seconds(*, zero: bool = True, maximum: float = MAX_SECONDS) -> Callable[[str], float]:
+    """An argparse type: a finite number of seconds up to ``maximum``, 0 allowed when
+    ``zero``."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+        low = "0 or more" if zero else "more than 0"
+        if not math.isfinite(value) or value < 0 or (value == 0 and not zero):
+            raise argparse.ArgumentTypeError(f"must be {low} seconds, got {text}")
+        if value > maximum:
+            raise argparse.ArgumentTypeError(f"must be at most {maximum:.0f} seconds, got {text}")
+        return value
+
+    return parse
+
+
+def _aws_name(kind: str, check: Callable[[str], str | None]) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        problem = check(text)
+        if problem is not None:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a valid {kind}: {problem}")
+        return text
+
+    return parse
+
+
+#: An argparse type: a shard count.
+shard_count = whole_number(1, MAX_SHARDS)
+#: An argparse type: a Kinesis stream name.
+stream_name = _aws_name("stream name", _aws.stream_name_problem)
+#: An argparse type: a KCL application name (the lease table's name, too).
+application_name = _aws_name("application name", _aws.application_name_problem)
+#: An argparse type: an AWS region name.
+region_name = _aws_name("region name", _aws.region_name_problem)
+
+
+def endpoint_url(text: str) -> str:
+    """An argparse type: an endpoint URL; the empty string is refused, not taken as unset
+    (the URL itself is checked before any client is made, with a hint)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty URL; give http://HOST:PORT or leave it out")
+    return text
+
+
+def readable_file(text: str) -> Path:
+    """An argparse type: an existing file that this user can read."""
+    path = Path(text)
+    if not text:
+        raise argparse.ArgumentTypeError("an empty path")
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a directory, not a file")
+    if not path.exists():
+        raise argparse.ArgumentTypeError(f"{text} does not exist")
+    if not os.access(path, os.R_OK):
+        raise argparse.ArgumentTypeError(f"{text} cannot be read (permission denied)")
+    return path
+
+
+def directory(text: str) -> Path:
+    """An argparse type: a directory, or a path where one can be made (not a file)."""
+    path = Path(text)
+    if not text:
+        raise argparse.ArgumentTypeError("an empty path")
+    for parent in (path, *path.parents):
+        if parent.exists():
+            if not parent.is_dir():
+                raise argparse.ArgumentTypeError(f"{parent} is not a directory")
+            break
+    return path
+
+
+def log_file(text: str) -> str:
+    """An argparse type: ``-`` (stderr), or a file to write whose directory exists."""
+    if text == "-":
+        return text
+    if not text:
+        raise argparse.ArgumentTypeError("an empty path; give a file, or '-' for stderr")
+    path = Path(text)
+    parent = path.parent
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a directory, not a file")
+    if not parent.is_dir():
+        what = "is not a directory" if parent.exists() else "does not exist"
+        raise argparse.ArgumentTypeError(f"the directory of {text}, {parent}, {what}")
+    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise argparse.ArgumentTypeError(f"{text} cannot be written (permission denied)")
+    return text
+
+
 def add_endpoint_arguments(parser: argparse.ArgumentParser) -> None:
     """``--endpoint URL`` and ``--region NAME``."""
     parser.add_argument(
         "--endpoint",
         metavar="URL",
+        type=endpoint_url,
         default=None,
         help=(
             "Kinesis/DynamoDB/CloudWatch endpoint (default: $KCLPY_LOCAL_ENDPOINT, else the "
@@ -48,7 +188,10 @@ def add_endpoint_arguments(parser: argparse.ArgumentParser) -> None:
         ),
     )
     parser.add_argument(
-        "--region", default="us-east-1", help="AWS region name (default: %(default)s)"
+        "--region",
+        type=region_name,
+        default="us-east-1",
+        help="AWS region name (default: %(default)s)",
     )
 
 

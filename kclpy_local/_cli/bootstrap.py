@@ -2,20 +2,29 @@
 
 Idempotent: a second run finds everything in the cache and makes no network
 request.  Prints a one-line summary (or, with ``--json``, a JSON object with
-the classpath and what was done) on stdout; progress goes to stderr.
+the classpath and what was done) on stdout; progress goes to stderr (every step
+on a terminal, else one line per jar downloaded and per 4 MiB of it).  All the
+downloads together are bounded by ``$KCLPY_LOCAL_DOWNLOAD_TIMEOUT`` seconds
+(default 900).  SIGTERM and SIGHUP stop it like Ctrl-C (exit 130): the partial
+download is deleted, and a later bootstrap deletes what a killed one left.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import signal
 import sys
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
+from types import FrameType
 
 from .._env import default_cache_dir
 from .._jvm.bootstrap import run_bootstrap
 from .._jvm.jars import DEFAULT_GENERATION, available_generations
+from ._common import directory
 
 __all__ = ["register"]
 
@@ -36,7 +45,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     p.add_argument(
         "--cache-dir",
-        type=Path,
+        type=directory,
         metavar="DIR",
         help="cache directory (default: $KCLPY_LOCAL_CACHE, $XDG_CACHE_HOME/kclpy-local "
         "or ~/.cache/kclpy-local)",
@@ -60,21 +69,39 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--progress",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="show progress on stderr (default: when stderr is a terminal)",
+        help="show progress on stderr (default: every step on a terminal, else the "
+        "downloads, one line per jar and per 4 MiB)",
     )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=_run)
 
 
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _signals_interrupt() -> Iterator[None]:
+    """SIGTERM and SIGHUP raise KeyboardInterrupt, so every ``finally`` runs (the
+    partial download is removed) instead of the process ending on the spot."""
+    previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def _run(args: argparse.Namespace) -> int:
-    result = run_bootstrap(
-        args.kcl,
-        cache_dir=args.cache_dir,
-        repository=args.repository,
-        from_dir=args.from_dir,
-        offline=args.offline,
-        progress=args.progress,
-    )
+    with _signals_interrupt():
+        result = run_bootstrap(
+            args.kcl,
+            cache_dir=args.cache_dir,
+            repository=args.repository,
+            from_dir=args.from_dir,
+            offline=args.offline,
+            progress=args.progress,
+        )
     inst, summary = result.installation, result.summary
     cache = args.cache_dir or default_cache_dir()
     if args.json:

@@ -16,8 +16,9 @@ import sys
 from pathlib import Path
 
 from .._jvm.daemon import Daemon
-from .._jvm.jars import DEFAULT_GENERATION
+from .._jvm.jars import DEFAULT_GENERATION, available_generations
 from .._jvm.supervise import StopSignals
+from ._common import directory, seconds
 
 __all__ = ["register"]
 
@@ -33,17 +34,21 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--kcl",
         type=int,
         default=DEFAULT_GENERATION,
+        choices=available_generations(),
         metavar="N",
-        help="KCL generation (default: %(default)s); 3 translates the file from the 1.x form",
+        help="KCL generation: %(choices)s (default: %(default)s); 3 translates the file "
+        "from the 1.x form",
     )
-    p.add_argument("--cache-dir", type=Path, metavar="DIR", help="the bootstrap cache directory")
+    p.add_argument(
+        "--cache-dir", type=directory, metavar="DIR", help="the bootstrap cache directory"
+    )
     p.add_argument("--java", metavar="PATH", help="the java executable to use")
     p.add_argument(
         "--print-command", action="store_true", help="print the java command line and exit"
     )
     p.add_argument(
         "--stop-timeout",
-        type=float,
+        type=seconds(),
         default=30.0,
         metavar="SECONDS",
         help="grace period after SIGTERM before SIGKILL (default: %(default)s)",

@@ -11,7 +11,10 @@ is unavailable); ``java`` (Java 8 or newer runs the daemon); ``javac`` (needed
 only to build the launcher, so its absence fails only while the launcher is not
 built); the jar cache (every jar of the generation's lockfile present and its
 sha256 verified, nothing is downloaded or rewritten); the launcher (built from
-the current source, intact, and holding its main class); whether anything
+the current source, intact, and holding its main class); the optional engines
+kinesis-mock (Node.js) and MiniStack (installed on first use); which Kinesis
+engines a daemon can read over CBOR (``isCBORProtocolDisabled = false``);
+whether anything
 answers HTTP at the endpoint (``--endpoint``, else ``$KCLPY_LOCAL_ENDPOINT``,
 else the emulator of ``kclpy-local up``, else the default); and, with
 ``--properties FILE``, every problem the properties validator finds.
@@ -42,7 +45,9 @@ from typing import Literal
 from .. import _env
 from .._config.generations import GENERATIONS
 from .._config.properties import Problem, detect_profile, read_properties, validate_properties
+from .._emulators import ministack
 from .._emulators.endpoints import Endpoint, resolve
+from .._emulators.engines import CBOR_SUPPORT
 from .._emulators.kinesis_mock import VERSION as KINESIS_MOCK_VERSION
 from .._emulators.kinesis_mock import find_installation, node_problem
 from .._emulators.moto import INSTALL_HINT as EMULATOR_INSTALL_HINT
@@ -54,7 +59,14 @@ from .._jvm.discovery import JavaTool, find_tool
 from .._jvm.jars import DEFAULT_GENERATION, Lock, available_generations, load_lock
 from .._jvm.launcher import launcher_problem
 from .._version import __version__
-from ._common import DEFAULT_ENDPOINT, ENDPOINT_ENV, announce_endpoint, print_json
+from ._common import (
+    DEFAULT_ENDPOINT,
+    ENDPOINT_ENV,
+    announce_endpoint,
+    directory,
+    endpoint_url,
+    print_json,
+)
 
 __all__ = [
     "Check",
@@ -251,20 +263,20 @@ def check_jars(lock: Lock, layout: CacheLayout, fix: str) -> Check:
         return Check(
             "jars", "FAIL", f"KCL {lock.generation} is not installed in {layout.base}", fix
         )
-    if damaged:
-        return Check(
-            "jars",
-            "FAIL",
-            f"{len(damaged)} of {total} jars in {layout.jars_dir} do not match the "
-            f"lockfile: {'; '.join(damaged)}",
-            f"{fix} (it replaces damaged jars)",
-        )
+    # Every missing and every damaged jar is named, whichever there are.
+    found = []
     if missing:
+        found.append(f"{len(missing)} of {total} jars missing: {', '.join(missing)}")
+    if damaged:
+        found.append(
+            f"{len(damaged)} of {total} jars do not match the lockfile: {'; '.join(damaged)}"
+        )
+    if found:
         return Check(
             "jars",
             "FAIL",
-            f"{len(missing)} of {total} jars missing in {layout.jars_dir}: {', '.join(missing)}",
-            fix,
+            f"in {layout.jars_dir}: {'; '.join(found)}",
+            f"{fix} (it replaces damaged jars)" if damaged else fix,
         )
     return Check(
         "jars",
@@ -377,6 +389,33 @@ def check_kinesis_mock(cache_dir: Path | None = None) -> Check:
     )
 
 
+def check_ministack(cache_dir: Path | None = None) -> Check:
+    """Whether the pinned MiniStack is installed (optional engine, installed on first use)."""
+    installed = ministack.find_installation(cache_dir)
+    if installed is None:
+        return Check(
+            "ministack",
+            "ok",
+            f"{ministack.PACKAGE} {ministack.VERSION} is installed on first use "
+            "(`--engine ministack`, from the package index)",
+        )
+    return Check(
+        "ministack", "ok", f"{ministack.PACKAGE} {ministack.VERSION} installed in {installed.root}"
+    )
+
+
+def check_cbor() -> Check:
+    """Which Kinesis engines a daemon can read over CBOR (``isCBORProtocolDisabled = false``)."""
+    works = [s.engine for s in CBOR_SUPPORT if s.works]
+    details = "; ".join(f"{s.engine}: {s.why}" for s in CBOR_SUPPORT if not s.works)
+    verdict = f"CBOR works with {', '.join(works)}" if works else "no local engine reads CBOR"
+    return Check(
+        "cbor",
+        "ok",
+        f"{verdict} (isCBORProtocolDisabled = false); keep it true locally. {details}",
+    )
+
+
 def run_checks(
     *,
     generation: int = DEFAULT_GENERATION,
@@ -408,6 +447,8 @@ def run_checks(
     )
     checks += cache_checks
     checks.append(check_kinesis_mock(cache_dir))
+    checks.append(check_ministack(cache_dir))
+    checks.append(check_cbor())
     resolved = endpoint if isinstance(endpoint, Endpoint) else resolve(endpoint)
     checks.append(check_emulator(resolved.url, resolved.reason))
     if properties is not None:
@@ -425,11 +466,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         ),
     )
     p.add_argument(
-        "--properties", type=Path, metavar="FILE", help="also validate this daemon .properties file"
+        "--properties",
+        type=Path,
+        metavar="FILE",
+        help="also validate this daemon .properties file",
     )
     p.add_argument(
         "--endpoint",
         metavar="URL",
+        type=endpoint_url,
         default=None,
         help=f"emulator endpoint to probe (default: ${ENDPOINT_ENV}, else the emulator "
         f"started by `kclpy-local up`, else {DEFAULT_ENDPOINT})",
@@ -444,7 +489,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     p.add_argument(
         "--cache-dir",
-        type=Path,
+        type=directory,
         metavar="DIR",
         help="cache directory (default: $KCLPY_LOCAL_CACHE, "
         "$XDG_CACHE_HOME/kclpy-local or ~/.cache/kclpy-local)",

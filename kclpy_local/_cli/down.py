@@ -9,7 +9,6 @@ group); a kinesis-mock left running after moto went away is stopped too.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from .._emulators.localstack import compose_down
 from .._emulators.moto import stop_pid
@@ -22,6 +21,7 @@ from .._emulators.registry import (
     stop_kinesis,
 )
 from .._exceptions import UsageError
+from ._common import directory, seconds
 from .up import add_localstack_arguments, compose_file_of, state_dir_of
 
 __all__ = ["register"]
@@ -36,9 +36,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "with --localstack, docker compose down."
         ),
     )
-    p.add_argument("--state-dir", type=Path, default=None, help="where the pid file is")
+    p.add_argument("--state-dir", type=directory, default=None, help="where the pid file is")
     p.add_argument(
-        "--timeout", type=float, default=5.0, help="seconds to wait after SIGTERM (default 5)"
+        "--timeout",
+        type=seconds(),
+        default=5.0,
+        help="seconds to wait after SIGTERM (default 5)",
     )
     add_localstack_arguments(p, "stop")
     p.set_defaults(func=run)

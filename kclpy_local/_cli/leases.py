@@ -66,7 +66,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("application", metavar="APPLICATION", help="the KCL applicationName")
+    p.add_argument(
+        "application",
+        metavar="APPLICATION",
+        type=_common.application_name,
+        help="the KCL applicationName",
+    )
     _common.add_endpoint_arguments(p)
     p.add_argument("--json", action="store_true", help="print a JSON list of leases")
     p.add_argument(

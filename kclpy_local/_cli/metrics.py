@@ -39,6 +39,8 @@ from ._table import Column, render
 __all__ = ["MetricSummary", "register", "run", "summarize"]
 
 DEFAULT_SINCE = 60
+#: CloudWatch keeps data points for 15 months (455 days).
+MAX_SINCE = 455 * 24 * 60
 
 _COLUMNS = (
     Column("metric"),
@@ -88,7 +90,17 @@ def _minutes(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a whole number of minutes: {text!r}") from None
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be at least 1 minute, got {value}")
+    if value > MAX_SINCE:
+        raise argparse.ArgumentTypeError(
+            f"must be at most {MAX_SINCE} minutes (CloudWatch keeps 15 months), got {value}"
+        )
     return value
+
+
+def _metric_name(text: str) -> str:
+    if not 1 <= len(text) <= 255:
+        raise argparse.ArgumentTypeError(f"a metric name has 1 to 255 characters, not {len(text)}")
+    return text
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -99,7 +111,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
-        "application", metavar="APPLICATION", help="the KCL applicationName (= the namespace)"
+        "application",
+        metavar="APPLICATION",
+        type=_common.application_name,
+        help="the KCL applicationName (= the namespace)",
     )
     _common.add_endpoint_arguments(p)
     p.add_argument("--json", action="store_true", help="print a JSON list of metrics")
@@ -113,6 +128,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument(
         "--name",
         metavar="METRIC",
+        type=_metric_name,
         action="append",
         default=None,
         help="only this metric name (repeatable)",

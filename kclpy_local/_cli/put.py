@@ -75,16 +75,6 @@ BACKOFF = 0.05
 PROGRESS_INTERVAL = 0.2
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser(
         "put",
@@ -92,17 +82,29 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--stream", required=True, metavar="NAME", help="the Kinesis stream")
+    p.add_argument(
+        "--stream",
+        required=True,
+        metavar="NAME",
+        type=_common.stream_name,
+        help="the Kinesis stream",
+    )
     _common.add_endpoint_arguments(p)
     source = p.add_mutually_exclusive_group()
     source.add_argument(
         "--file", metavar="PATH", help="read records from PATH, one a line ('-': stdin)"
     )
     source.add_argument(
-        "--count", metavar="N", type=_positive, help="generate N records instead of reading"
+        "--count",
+        metavar="N",
+        type=_common.whole_number(1),
+        help="generate N records instead of reading",
     )
     p.add_argument(
-        "--size", metavar="BYTES", type=_positive, help="bytes per generated record (default 100)"
+        "--size",
+        metavar="BYTES",
+        type=_common.whole_number(1),
+        help="bytes per generated record (default 100)",
     )
     p.add_argument(
         "--payload",
@@ -120,7 +122,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument(
         "--shards",
         metavar="N",
-        type=_positive,
+        type=_common.shard_count,
         help="shards of a stream --create makes (default 1)",
     )
     p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")

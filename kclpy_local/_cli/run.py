@@ -8,6 +8,14 @@ or the built-in local one, plus this command's overrides), starts the KCL
 daemon on them and shows live progress per shard: records processed, lag
 (``millisBehindLatest``) and the last checkpoint.
 
+With the LocalStack profile (``--properties properties/localstack.properties``)
+nothing is started: the daemon goes to the file's endpoints
+(``$LOCALSTACK_ENDPOINT``, default 127.0.0.1:4566) unless ``--endpoint`` is
+given. ``--engine moto|ministack`` starts that engine for the run (unless
+``--endpoint`` is given), whatever the profile or a running ``kclpy-local up``
+says; MiniStack is LocalStack-compatible without Docker, installed into the
+cache on first use.
+
 ``--kinesis kinesis-mock`` puts Kinesis on kinesis-mock (started for the run on
 a free loopback port) while DynamoDB and CloudWatch stay on moto or the
 endpoint; it needs Node.js and installs the pinned ``kinesis-local`` into the
@@ -55,8 +63,8 @@ stream's checkpoints (an application name used before on another stream) is
 refused before the daemon starts.
 
 Exit codes: the daemon's, the last one's with ``--restart`` (0 after a
-graceful shutdown that completed; 1 when a record processor failed; 3 when
-the worker never started; 128+N when it died of signal N); 2 for bad
+graceful shutdown that completed; 4 when a record processor failed or timed
+out; 3 when the worker never started; 128+N when it died of signal N); 2 for bad
 arguments or properties, a lease table of another stream, or a run directory
 another run holds; 5/6 when the jars or Java are missing; 8 when the
 emulator cannot be started or the endpoint cannot be reached.
@@ -81,23 +89,30 @@ from .. import _aws, _env
 from .._config.pipeline import effective_values, prepare
 from .._config.properties import detect_profile, read_properties, write_properties
 from .._emulators.endpoints import DEFAULT_ENDPOINT, DEFAULT_REASON, Endpoint, resolve
+from .._emulators.engines import make_engine
 from .._emulators.kinesis_mock import CBOR_RECORDS_WORK, ENGINES, KinesisMock
-from .._emulators.moto import (
-    DEFAULT_HOST,
-    DEFAULT_PORT,
-    EmbeddedEmulator,
-    ensure_port_free,
-    free_port,
-)
+from .._emulators.moto import DEFAULT_HOST, DEFAULT_PORT, ensure_port_free, free_port
 from .._emulators.registry import use_running
 from .._env import default_state_dir
 from .._exceptions import DaemonError, EmulatorError, PropertiesError
 from .._jvm.daemon import LOCAL_PROFILE, Daemon, known_generation, processor_command
-from .._jvm.jars import DEFAULT_GENERATION
+from .._jvm.jars import DEFAULT_GENERATION, available_generations
 from .._jvm.rundir import open_run_directory
 from .._jvm.supervise import DaemonLog, OutageWatch, RestartPolicy, Supervisor, endpoint_answers
+from .._runtime.loop import check_environment
 from .._runtime.progress import PROGRESS_ENV, ProgressBoard, ShardProgress
-from ._common import ENDPOINT_ENV
+from ._common import (
+    ENDPOINT_ENV,
+    application_name,
+    directory,
+    endpoint_url,
+    log_file,
+    port_number,
+    seconds,
+    shard_count,
+    stream_name,
+)
+from .up import add_engine_argument, engine_of
 
 __all__ = ["RUN_PROFILE", "register"]
 
@@ -127,11 +142,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="the processor script (run with this Python) or an executable",
     )
     p.add_argument(
-        "--stream", metavar="NAME", help="the Kinesis stream (default: the properties' streamName)"
+        "--stream",
+        metavar="NAME",
+        type=stream_name,
+        help="the Kinesis stream (default: the properties' streamName)",
     )
     p.add_argument(
         "--shards",
-        type=int,
+        type=shard_count,
         default=1,
         metavar="N",
         help="shard count when the stream is created (default: %(default)s)",
@@ -139,6 +157,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument(
         "--app",
         metavar="NAME",
+        type=application_name,
         help="applicationName, also the lease table (default: the properties' value, "
         "or PROCESSOR's file name without suffix)",
     )
@@ -159,9 +178,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument(
         "--endpoint",
         metavar="URL",
+        type=endpoint_url,
         help="use this endpoint for Kinesis, DynamoDB and CloudWatch instead of "
         "starting the embedded emulator",
     )
+    add_engine_argument(p)
     p.add_argument(
         "--kinesis",
         choices=ENGINES,
@@ -173,7 +194,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     p.add_argument(
         "--port",
-        type=int,
+        type=port_number,
         default=None,
         metavar="PORT",
         help="the embedded emulator's port (default: 4566 if free, else any free port; "
@@ -187,13 +208,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument(
         "--kcl",
         type=int,
+        choices=available_generations(),
         default=DEFAULT_GENERATION,
         metavar="N",
         help="KCL generation (default: %(default)s); 3 translates the properties from the 1.x form",
     )
     p.add_argument(
         "--run-dir",
-        type=Path,
+        type=directory,
         metavar="DIR",
         help="where the effective properties, the daemon log, the progress file and "
         "the ledger go (default: a new directory per run in the state directory)",
@@ -201,13 +223,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument(
         "--log",
         metavar="FILE",
+        type=log_file,
         help="the daemon's log file ('-' for stderr; default: daemon.log in the run directory)",
     )
-    p.add_argument("--cache-dir", type=Path, metavar="DIR", help="the bootstrap cache directory")
+    p.add_argument(
+        "--cache-dir", type=directory, metavar="DIR", help="the bootstrap cache directory"
+    )
     p.add_argument("--java", metavar="PATH", help="the java executable to use")
     p.add_argument(
         "--ready-timeout",
-        type=float,
+        type=seconds(zero=False),
         default=None,
         metavar="SECONDS",
         help="give up when the worker has not started by then (default: wait)",
@@ -289,9 +314,11 @@ def _usage(message: str, hint: str | None = None) -> PropertiesError:
 
 
 def plan(args: argparse.Namespace, environ: Mapping[str, str]) -> Plan:
+    check_environment(environ)  # the processors' KCLPY_LOCAL_* settings
     base: Path = args.properties if args.properties is not None else RUN_PROFILE
     if not base.is_file():
-        raise _usage(f"properties file not found: {base}")
+        what = "is a directory" if base.is_dir() else "not found"
+        raise _usage(f"properties file {what}: {base}")
     profile = detect_profile(read_properties(base))
     overrides = _parse_overrides(args.overrides)
     try:
@@ -316,7 +343,13 @@ def plan(args: argparse.Namespace, environ: Mapping[str, str]) -> Plan:
     env.setdefault(_env.STREAM.name, stream)
 
     found = None
-    if args.endpoint or profile != "aws":
+    # The LocalStack profile goes where its file says, unless told to start an engine.
+    own_endpoints = args.endpoint is None and profile == "localstack" and args.engine is None
+    if own_endpoints:
+        for key in _ENDPOINT_KEYS:
+            if value := values.get(key):
+                overrides[key] = value
+    elif args.endpoint or profile != "aws":
         found = resolve(args.endpoint, "dynamodb", environ=environ)
     target = found.url if found is not None and found.source != "default" else None
     embedded = found is not None and target is None
@@ -327,12 +360,13 @@ def plan(args: argparse.Namespace, environ: Mapping[str, str]) -> Plan:
     start_kinesis = None if args.kinesis == "moto" else args.kinesis
     if found is not None and found.record is not None:
         # `kclpy-local up` runs: its engines, or a refusal (never a second engine).
+        use_running(found.record, args.engine, default_state_dir(), "--engine", role="main")
         record = use_running(found.record, args.kinesis, default_state_dir())
         start_kinesis = None
         if record.kinesis is not None:
             overrides["kinesisEndpoint"] = record.kinesis.endpoint
             overrides["isCBORProtocolDisabled"] = str(not CBOR_RECORDS_WORK).lower()
-    endpoint = target if target is not None else values.get("kinesisEndpoint")
+    endpoint = target or overrides.get("kinesisEndpoint") or values.get("kinesisEndpoint")
     local = embedded or _aws.is_local_endpoint(endpoint)
     if local:
         for key, value in _DUMMY_CREDENTIALS.items():
@@ -435,19 +469,25 @@ def _where(the_plan: Plan, embedded: str | None = None) -> str:
 
 @contextlib.contextmanager
 def _emulator(
-    the_plan: Plan, port: int, log_path: Path, kinesis: str | None = None
+    the_plan: Plan,
+    port: int,
+    log_path: Path,
+    kinesis: str | None = None,
+    aws_engine: str = "moto",
 ) -> Iterator[Plan]:
-    """Start what the run needs of its own (the embedded emulator, a Kinesis engine)
+    """Start what the run needs of its own (the embedded engine, a Kinesis engine)
     and say on stderr, in one line, which endpoint the run uses and why."""
     if kinesis not in (None, "moto") and not the_plan.create_stream:
         raise _usage(f"--kinesis {kinesis} is for local runs; these properties reach AWS")
+    if kinesis not in (None, "moto") and aws_engine != "moto":
+        raise _usage(f"--engine {aws_engine} serves Kinesis itself; it takes no --kinesis")
     with contextlib.ExitStack() as stack:
         live = the_plan
         where = _where(the_plan)
         if the_plan.embedded:
             # A session of its own: Ctrl-C in the terminal must not stop the emulator
             # before the processors have checkpointed.
-            emulator = EmbeddedEmulator(port, log_path=log_path, session=True)
+            emulator = make_engine(aws_engine, port, log_path=log_path, session=True)
             emulator.start()
             stack.callback(emulator.stop)
             live = _with_endpoint(the_plan, emulator.endpoint_url)
@@ -581,7 +621,7 @@ def restart_policy(args: argparse.Namespace) -> RestartPolicy | None:
     backoff = DEFAULT_BACKOFF if args.backoff is None else args.backoff
     if max_restarts < 0:
         raise _usage(f"--max-restarts must be 0 or more, not {max_restarts}")
-    if not backoff >= 0:  # also refuses nan
+    if not 0 <= backoff < float("inf"):  # also refuses nan
         raise _usage(f"--backoff must be 0 or more seconds, not {backoff:g}")
     return RestartPolicy(
         max_restarts=max_restarts,
@@ -645,7 +685,11 @@ def _run(args: argparse.Namespace) -> int:
             print(f"kclpy-local: daemon log: {log_path}", file=err)
         live = stack.enter_context(
             _emulator(
-                the_plan, _embedded_port(args.port), run_dir / "emulator.log", the_plan.kinesis
+                the_plan,
+                _embedded_port(args.port),
+                run_dir / "emulator.log",
+                the_plan.kinesis,
+                engine_of(args),
             )
         )
         info = _ensure_stream(live, args.shards)

@@ -3,7 +3,7 @@
 The emulator's state (a pid file and its log) lives in a per-user state
 directory: ``--state-dir``, else ``$KCLPY_LOCAL_STATE``, else
 ``$XDG_STATE_HOME/kclpy-local``, else ``~/.local/state/kclpy-local``. The pid
-file is JSON: ``{"pid", "port", "endpoint", "started_at", "log_file"}``.
+file is JSON: ``{"pid", "port", "endpoint", "started_at", "log_file", "engine"}``.
 
 ``up`` prints the endpoint URL on stdout (and nothing else there), so that
 ``ENDPOINT=$(kclpy-local up)`` works. Running it again while the emulator
@@ -18,6 +18,12 @@ document instead (``endpoint``, ``kinesis_endpoint``, ``dynamodb_endpoint``,
 ``cloudwatch_endpoint``, ``kinesis_engine``, pids), with or without
 ``--kinesis``. The pid file then also has ``"kinesis": {"engine", "version",
 "pid", "port", "tls_port", "endpoint", "log_file"}``; ``down`` stops both.
+
+``up --engine ministack`` starts MiniStack instead of moto (PyPI ``ministack``,
+installed on first use into a virtual environment of its own in the per-user
+cache): LocalStack's wire protocol on one loopback port, without Docker, for
+``properties/localstack.properties`` (set ``LOCALSTACK_ENDPOINT`` to the URL
+printed). The pid file then says ``"engine": "ministack"``.
 
 ``up --localstack [--compose-file FILE]`` starts LocalStack instead, with
 ``docker compose -f FILE up -d --wait`` (default FILE: ``docker-compose.yml`` in
@@ -36,16 +42,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 
+from .._emulators.engines import (
+    AWS_ENGINES,
+    DEFAULT_ENGINE,
+    Engine,
+    check_answers,
+    make_engine,
+    version_of,
+)
 from .._emulators.kinesis_mock import ENGINES, KinesisMock
 from .._emulators.kinesis_mock import VERSION as KINESIS_MOCK_VERSION
 from .._emulators.localstack import DEFAULT_COMPOSE_FILE, compose_up
-from .._emulators.moto import (
-    DEFAULT_PORT,
-    READY_PATH,
-    EmbeddedEmulator,
-    require_moto,
-    wait_ready,
-)
+from .._emulators.moto import DEFAULT_PORT
 from .._emulators.registry import (
     KINESIS_LOG_FILE,
     LOG_FILE,
@@ -63,7 +71,7 @@ from .._emulators.registry import (
 )
 from .._env import default_state_dir
 from .._exceptions import EmulatorError, UsageError
-from ._common import port_number
+from ._common import directory, port_number, seconds
 
 __all__ = ["register"]
 
@@ -91,14 +99,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--port", type=port_number, default=DEFAULT_PORT, help="port to serve (0: any free port)"
     )
     p.add_argument("--foreground", action="store_true", help="run in this terminal until Ctrl-C")
-    p.add_argument("--state-dir", type=Path, default=None, help="where the pid file and log go")
+    p.add_argument(
+        "--state-dir", type=directory, default=None, help="where the pid file and log go"
+    )
     p.add_argument(
         "--timeout",
-        type=float,
+        type=seconds(zero=False),
         default=None,
         help="seconds to wait for readiness (default 30; 600 with --localstack, "
         "which may pull the image first)",
     )
+    add_engine_argument(p)
     p.add_argument(
         "--kinesis",
         choices=ENGINES,
@@ -120,6 +131,23 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     add_localstack_arguments(p, "start")
     p.set_defaults(func=run)
+
+
+def add_engine_argument(parser: argparse.ArgumentParser) -> None:
+    """``--engine moto|ministack`` (shared with ``run``)."""
+    parser.add_argument(
+        "--engine",
+        choices=AWS_ENGINES,
+        default=None,
+        help="what serves Kinesis, DynamoDB and CloudWatch on the port: moto (default), or "
+        "MiniStack, LocalStack-compatible without Docker (installs ministack into the "
+        "cache on first use)",
+    )
+
+
+def engine_of(args: argparse.Namespace) -> str:
+    chosen: str | None = args.engine
+    return chosen if chosen is not None else DEFAULT_ENGINE
 
 
 def add_localstack_arguments(parser: argparse.ArgumentParser, verb: str) -> None:
@@ -145,13 +173,15 @@ def compose_file_of(args: argparse.Namespace) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     if args.localstack:
-        if args.kinesis != "moto" or args.kinesis_port:
-            raise UsageError("--localstack takes no --kinesis or --kinesis-port")
+        if args.kinesis != "moto" or args.kinesis_port or args.engine is not None:
+            raise UsageError("--localstack takes no --engine, --kinesis or --kinesis-port")
         return _run_localstack(args)
     if args.compose_file is not None:
         raise UsageError("--compose-file needs --localstack")
     if args.kinesis_port and args.kinesis == "moto":
         raise UsageError("--kinesis-port needs --kinesis kinesis-mock")
+    if engine_of(args) != "moto" and args.kinesis != "moto":
+        raise UsageError(f"--engine {args.engine} serves Kinesis itself; it takes no --kinesis")
     if args.timeout is None:
         args.timeout = 30.0
     state_dir = state_dir_of(args)
@@ -161,10 +191,13 @@ def run(args: argparse.Namespace) -> int:
         existing = _existing(state_dir, args)
         if existing is not None:
             return existing
-        require_moto()
         log_path = state_dir / LOG_FILE
-        emulator = EmbeddedEmulator(
-            args.port, log_path=log_path, detach=True, startup_timeout=args.timeout
+        emulator = make_engine(
+            engine_of(args),
+            args.port,
+            log_path=log_path,
+            detach=True,
+            startup_timeout=args.timeout,
         )
         emulator.start()
         engine: KinesisMock | None = None
@@ -181,8 +214,8 @@ def run(args: argparse.Namespace) -> int:
             engine.release()
     _print_endpoints(args, record)
     print(
-        f"emulator started: pid {pid}, ready in {emulator.startup_seconds or 0.0:.2f}s, "
-        f"log {log_path}; stop it with: kclpy-local down",
+        f"emulator started{_engine_label(record)}: pid {pid}, ready in "
+        f"{emulator.startup_seconds or 0.0:.2f}s, log {log_path}; stop it with: kclpy-local down",
         file=sys.stderr,
     )
     if engine is not None and record.kinesis is not None:
@@ -192,6 +225,13 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return 0
+
+
+def _engine_label(record: EmulatorRecord) -> str:
+    """`` (MiniStack 1.5.33)`` for an engine other than moto."""
+    if record.engine == DEFAULT_ENGINE:
+        return ""
+    return f" ({record.engine} {record.version})".replace("ministack", "MiniStack")
 
 
 def _start_kinesis(
@@ -222,7 +262,8 @@ def _print_endpoints(args: argparse.Namespace, record: EmulatorRecord) -> None:
                 "kinesis_endpoint": record.kinesis_endpoint,
                 "dynamodb_endpoint": record.endpoint,
                 "cloudwatch_endpoint": record.endpoint,
-                "kinesis_engine": record.kinesis.engine if record.kinesis else "moto",
+                "engine": record.engine,
+                "kinesis_engine": record.kinesis.engine if record.kinesis else record.engine,
                 "pid": record.pid,
                 "kinesis_pid": record.kinesis.pid if record.kinesis else record.pid,
                 "started_at": record.started_at,
@@ -285,11 +326,15 @@ def _existing(state_dir: Path, args: argparse.Namespace) -> int | None:
         remove_record(state_dir)
         return None
     try:
-        wait_ready(record.endpoint, timeout=3.0, path=READY_PATH)
+        check_answers(record.engine, record.endpoint)
     except EmulatorError as exc:
         err = EmulatorError(f"emulator pid {record.pid} is running but does not answer: {exc}")
         err.hint = "stop it with: kclpy-local down"
         raise err from exc
+    if args.engine is not None and args.engine != record.engine:
+        err = EmulatorError(f"an emulator already runs (pid {record.pid}) on {record.engine}")
+        err.hint = f"stop it with: kclpy-local down, then: kclpy-local up --engine {args.engine}"
+        raise err
     if args.kinesis != "moto":
         running = record.kinesis.engine if record.kinesis is not None else "moto"
         if running != args.kinesis:
@@ -316,7 +361,7 @@ def _existing(state_dir: Path, args: argparse.Namespace) -> int | None:
 
 def _write(
     state_dir: Path,
-    emulator: EmbeddedEmulator,
+    emulator: Engine,
     log_path: Path,
     engine: KinesisMock | None = None,
 ) -> EmulatorRecord:
@@ -340,6 +385,8 @@ def _write(
         started_at=datetime.now(UTC).isoformat(timespec="seconds"),
         log_file=str(log_path),
         kinesis=kinesis,
+        engine=emulator.name,
+        version=version_of(emulator),
     )
     write_record(state_dir, record)
     return record
@@ -354,9 +401,10 @@ def _run_foreground(args: argparse.Namespace, state_dir: Path) -> int:
         existing = _existing(state_dir, args)
         if existing is not None:
             return existing
-        require_moto()
         log_path = state_dir / LOG_FILE
-        emulator = EmbeddedEmulator(args.port, log_path=log_path, startup_timeout=args.timeout)
+        emulator = make_engine(
+            engine_of(args), args.port, log_path=log_path, startup_timeout=args.timeout
+        )
         emulator.start()
         engine: KinesisMock | None = None
         try:
@@ -369,7 +417,7 @@ def _run_foreground(args: argparse.Namespace, state_dir: Path) -> int:
             raise
     pid = emulator.pid
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
-    failed: EmbeddedEmulator | KinesisMock = emulator
+    failed: Engine | KinesisMock = emulator
     try:
         _print_endpoints(args, record)
         sys.stdout.flush()

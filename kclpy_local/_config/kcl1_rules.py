@@ -1,5 +1,6 @@
 """The validation rules of KCL 1.15.3: how its configurator reads each entry, and
-the rules across entries (required keys, the initial position).
+the rules across entries (required keys, the initial position, CBOR against a
+local engine).
 
 The key table and the value decoders are :mod:`kclpy_local._config.kcl1_keys`;
 :data:`~kclpy_local._config.generations.KCL1` puts them together.
@@ -14,7 +15,22 @@ from .document import Problem, Profile, PropertiesDocument
 from .kcl1_keys import KCL1_KEYS, KCL1_UNSETTABLE, check_value, lookup
 from .keyspec import KeySpec, KeyType, java_trim
 
-__all__ = ["check_entry", "check_values", "endpoint_values", "type_hint"]
+__all__ = [
+    "CBOR_ENGINES",
+    "check_cbor",
+    "check_entry",
+    "check_values",
+    "endpoint_values",
+    "type_hint",
+]
+
+#: Which local Kinesis engines a daemon can read over CBOR, in the validator's words
+#: (``kclpy-local doctor`` checks the same against the engines themselves).
+CBOR_ENGINES = (
+    "moto has no CBOR (HTTP 500); kinesis-mock, and so LocalStack whose Kinesis it is, "
+    "sends records the Java SDK cannot read over CBOR; MiniStack needs its optional cbor2 "
+    "package"
+)
 
 
 def check_entry(key: str, value: str, line: int | None) -> list[Problem]:
@@ -150,16 +166,40 @@ def _check_initial_position(
     return []
 
 
+def check_cbor(
+    values: Mapping[str, str], document: PropertiesDocument, profile: Profile | None
+) -> list[Problem]:
+    """A warning when a local profile turns CBOR on (``isCBORProtocolDisabled =
+    false``): few local Kinesis engines read it."""
+    value = values.get("isCBORProtocolDisabled")
+    if profile not in ("local", "localstack") or value is None:
+        return []
+    if java_trim(value).lower() != "false":
+        return []
+    return [
+        Problem(
+            "isCBORProtocolDisabled",
+            document.line_of("isCBORProtocolDisabled"),
+            "warning",
+            f"CBOR is on in the {profile} profile: the Kinesis engine must read CBOR, and "
+            f"{CBOR_ENGINES}",
+            "isCBORProtocolDisabled = true, unless the engine reads CBOR "
+            "(kclpy-local doctor lists the engines)",
+        )
+    ]
+
+
 def check_values(
     values: Mapping[str, str],
     document: PropertiesDocument,
     unresolved: set[str],
     profile: Profile | None,
 ) -> list[Problem]:
-    """The rules across entries: required keys, the initial position."""
+    """The rules across entries: required keys, the initial position, CBOR."""
     return [
         *_check_required(values, document, unresolved),
         *_check_initial_position(values, document),
+        *check_cbor(values, document, profile),
     ]
 
 

@@ -13,6 +13,7 @@ import difflib
 from collections.abc import Iterable, Mapping
 
 from .document import Problem, Profile, PropertiesDocument
+from .kcl1_rules import check_cbor
 from .kcl1_rules import type_hint as _kcl1_type_hint
 from .kcl3_keys import (
     CLIENT_BUILDER_PREFIXES,
@@ -242,6 +243,7 @@ def _check_local(
                 "retrievalMode = POLLING",
             )
         )
+    problems += check_cbor(values, document, profile)
     level = values.get("metricsLevel")
     if profile == "local" and (level is None or java_trim(level).upper() != "NONE"):
         problems.append(

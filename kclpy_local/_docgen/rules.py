@@ -85,6 +85,10 @@ _PROFILE_SCENARIOS: tuple[tuple[str, Mapping[str, str]], ...] = (
     ),
     ("an endpoint that is not an http(s) URL", _scenario(kinesisEndpoint="127.0.0.1:4566")),
     ("`regionName` missing, endpoints set", _scenario(regionName=None)),
+    (
+        "CBOR turned on (`isCBORProtocolDisabled = false`)",
+        _scenario(isCBORProtocolDisabled="false"),
+    ),
 )
 _PROFILE_FILE_NAMES = (
     "local.properties",

@@ -39,18 +39,16 @@ output lines) when it does not start.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import ipaddress
 import json
 import logging
 import os
 import shutil
 import subprocess
-import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Self
@@ -59,6 +57,7 @@ from .. import _process
 from .._env import default_cache_dir
 from .._exceptions import EmulatorError, NotReadyError, PortInUseError, ProcessError
 from .._process import Launch, Lifecycle, ManagedProcess, StopPolicy
+from ._install import install_once
 from .moto import (
     DEFAULT_HOST,
     EmulatorStartError,
@@ -249,17 +248,6 @@ def find_installation(cache_dir: Path | None = None) -> KinesisMockInstallation 
     return KinesisMockInstallation(root) if _defect(root) is None else None
 
 
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def ensure_installed(
     cache_dir: Path | None = None,
     *,
@@ -270,39 +258,24 @@ def ensure_installed(
 
     npm installs into a temporary directory next to the final one, which is
     renamed into place once the installed version and the tarball's integrity
-    are the pinned ones; a broken installation is replaced. ``env`` replaces
+    are the pinned ones; a broken installation is replaced (see
+    :func:`~kclpy_local._emulators._install.install_once`). ``env`` replaces
     the environment npm runs with (for its registry settings).
     """
     root = install_root(cache_dir)
-    final = root / VERSION
-    if _defect(final) is None:
-        return KinesisMockInstallation(final)
+    if _defect(root / VERSION) is None:
+        return KinesisMockInstallation(root / VERSION)
     npm = _which("npm")
-    with _locked(root / ".lock"):
-        defect = _defect(final)
-        if defect is None:  # another process installed it meanwhile
-            return KinesisMockInstallation(final)
-        for stale in root.glob(f".{VERSION}-*.tmp"):
-            shutil.rmtree(stale, ignore_errors=True)
-        if final.exists():
-            logger.warning("reinstalling kinesis-mock in %s: %s", final, defect)
-            shutil.rmtree(final)
-        tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{VERSION}-", suffix=".tmp"))
-        try:
-            started = time.monotonic()
-            _npm_install(npm, tmp, timeout, env)
-            defect = _defect(tmp)
-            if defect is not None:
-                raise KinesisMockInstallError(
-                    f"npm installed something other than {PACKAGE}@{VERSION}: {defect}"
-                )
-            tmp.chmod(0o755)  # mkdtemp made it private; the cache is plain data
-            tmp.rename(final)
-            logger.info(
-                "installed %s@%s in %s (%.1fs)", PACKAGE, VERSION, final, time.monotonic() - started
-            )
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+    final = install_once(
+        root,
+        VERSION,
+        defect=_defect,
+        build=lambda tmp: _npm_install(npm, tmp, timeout, env),
+        refuse=lambda problem: KinesisMockInstallError(
+            f"npm installed something other than {PACKAGE}@{VERSION}: {problem}"
+        ),
+        label=f"{PACKAGE}@{VERSION}",
+    )
     return KinesisMockInstallation(final)
 
 

@@ -241,6 +241,9 @@ class EmbeddedEmulator(Lifecycle):
     ``session`` says so (out of reach of the terminal's Ctrl-C).
     """
 
+    #: The engine's name in the registry.
+    name = "moto"
+
     def __init__(
         self,
         port: int = DEFAULT_PORT,

@@ -2,7 +2,8 @@
 
 The state directory is ``--state-dir``, else ``$KCLPY_LOCAL_STATE``, else
 ``$XDG_STATE_HOME/kclpy-local``, else ``~/.local/state/kclpy-local``. The pid
-file is JSON: ``{"pid", "port", "endpoint", "started_at", "log_file"}``, plus
+file is JSON: ``{"pid", "port", "endpoint", "started_at", "log_file", "engine"}``
+(``engine``: ``moto``, or ``ministack`` with its ``"version"``; moto when absent), plus
 ``"kinesis": {"engine", "version", "pid", "port", "tls_port", "endpoint",
 "log_file"}`` when another Kinesis engine runs beside moto. Every command that
 looks for a running emulator (``up``, ``down``, ``run``, ``put``, ...) reads it
@@ -31,8 +32,8 @@ from typing import Literal
 from .. import _env
 from .._exceptions import EmulatorError, UsageError
 from .._process import pid_alive
+from .engines import DEFAULT_ENGINE, is_engine_process
 from .kinesis_mock import is_kinesis_mock_process, stop_group
-from .moto import is_moto_process
 
 __all__ = [
     "KINESIS_LOG_FILE",
@@ -82,8 +83,8 @@ class KinesisRecord:
 class EmulatorRecord:
     """What the pid file says about a running emulator.
 
-    ``endpoint`` is moto's (DynamoDB and CloudWatch, and Kinesis unless
-    ``kinesis`` names another engine).
+    ``endpoint`` is the engine's (moto or MiniStack: DynamoDB and CloudWatch, and
+    Kinesis unless ``kinesis`` names another engine).
     """
 
     pid: int
@@ -92,6 +93,8 @@ class EmulatorRecord:
     started_at: str
     log_file: str
     kinesis: KinesisRecord | None = None
+    engine: str = DEFAULT_ENGINE
+    version: str = ""
 
     @property
     def kinesis_endpoint(self) -> str:
@@ -101,7 +104,7 @@ class EmulatorRecord:
     @property
     def main_engine(self) -> str:
         """The kind of engine of the main process (``pid``, ``endpoint``)."""
-        return MOTO
+        return self.engine
 
     @property
     def kinesis_engine(self) -> str:
@@ -166,6 +169,8 @@ def read_record(state_dir: Path) -> EmulatorRecord | None:
                 endpoint=str(kinesis["endpoint"]),
                 log_file=str(kinesis.get("log_file", "")),
             ),
+            engine=str(data.get("engine", DEFAULT_ENGINE)),
+            version=str(data.get("version", "")),
         )
     except FileNotFoundError:
         return None
@@ -184,6 +189,8 @@ def write_record(state_dir: Path, record: EmulatorRecord) -> Path:
     data = asdict(record)
     if data["kinesis"] is None:
         del data["kinesis"]
+    if not data["version"]:
+        del data["version"]
     tmp.write_text(json.dumps(data, indent=2) + "\n")
     tmp.replace(path)
     return path
@@ -199,8 +206,8 @@ def remove_record(state_dir: Path, pid: int | None = None) -> None:
 
 
 def record_is_live(record: EmulatorRecord) -> bool:
-    """Whether the recorded process still exists and is (as far as can be told) moto."""
-    return pid_alive(record.pid) and is_moto_process(record.pid) is not False
+    """Whether the recorded process still exists and is (as far as can be told) its engine."""
+    return pid_alive(record.pid) and is_engine_process(record.engine, record.pid) is not False
 
 
 def kinesis_is_live(record: EmulatorRecord) -> bool:

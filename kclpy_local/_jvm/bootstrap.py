@@ -11,6 +11,7 @@ See :mod:`kclpy_local._jvm.cache` for the layout and the verification stamps and
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import sys
@@ -22,13 +23,20 @@ from pathlib import Path
 from typing import TextIO
 
 from .._env import default_cache_dir
-from .._exceptions import ArtifactDownloadError, ArtifactIntegrityError, BootstrapError
+from .._exceptions import (
+    ArtifactDownloadError,
+    ArtifactIntegrityError,
+    BootstrapError,
+    UsageError,
+)
 from .cache import (
     CACHE_ENV,
     CacheLayout,
     Stamps,
     Verify,
     check_cached,
+    locked,
+    remove_leftovers,
     sha256_file,
 )
 from .fetch import (
@@ -38,6 +46,7 @@ from .fetch import (
     Fetcher,
     Opener,
     copy_from_dir,
+    download_timeout,
     resolve_repository,
 )
 from .jars import DEFAULT_GENERATION, Artifact, Lock, load_lock, sources_sha256
@@ -109,17 +118,39 @@ def _damaged(artifact: Artifact, path: Path, problem: str) -> ArtifactIntegrityE
     return err
 
 
+#: Download progress: a line each time this many more bytes of a jar have arrived.
+PROGRESS_STEP = 4 * 1024 * 1024
+
+
 class _Progress:
+    """Progress lines (never a spinner, so they read well in a CI log too).
+
+    ``enabled`` ``True``: every step; ``False``: nothing; ``None``: every step on a
+    terminal, else only the slow or unusual work (downloads, replaced jars, removed
+    leftovers, the build), so that a cold bootstrap in CI shows where it is while a
+    warm one (or one from a local directory) stays quiet.
+    """
+
     def __init__(self, enabled: bool | None, stream: TextIO | None) -> None:
         self.stream = stream if stream is not None else sys.stderr
+        self.work_only = False
         if enabled is None:
             isatty = getattr(self.stream, "isatty", None)
-            enabled = bool(isatty and isatty())
+            enabled = True
+            self.work_only = not (isatty and isatty())
         self.enabled = enabled
+        self._shown: dict[str, int] = {}
 
-    def __call__(self, text: str) -> None:
-        if self.enabled:
+    def __call__(self, text: str, *, work: bool = False) -> None:
+        if self.enabled and (work or not self.work_only):
             print(f"kclpy-local: {text}", file=self.stream, flush=True)
+
+    def received(self, step: str, artifact: Artifact, size: int) -> None:
+        """``size`` bytes of ``artifact`` have arrived: a line every :data:`PROGRESS_STEP`."""
+        shown = self._shown.get(artifact.coordinate, 0)
+        if size - shown >= PROGRESS_STEP and size < artifact.size:
+            self._shown[artifact.coordinate] = size - size % PROGRESS_STEP
+            self(f"{step}: {_mib(size)} of {_mib(artifact.size)}", work=True)
 
 
 def _mib(size: int) -> str:
@@ -132,6 +163,26 @@ class _Tally:
     copied: list[str] = field(default_factory=list)
     reused: list[str] = field(default_factory=list)
     replaced: list[str] = field(default_factory=list)
+
+
+def _layout(cache_dir: str | os.PathLike[str] | None, generation: int) -> CacheLayout:
+    """The generation's place in the cache (``cache_dir``, else the per-user one); a
+    :class:`UsageError` naming where it came from when that is not a directory."""
+    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    for path in (root, *root.parents):
+        if path.exists():
+            if not path.is_dir():
+                source = "--cache-dir" if cache_dir is not None else _cache_source()
+                raise UsageError(
+                    f"the cache directory {root} ({source}) is not a directory: {path} is a file",
+                    hint=f"point {source} at a directory",
+                )
+            break
+    return CacheLayout(root, generation)
+
+
+def _cache_source() -> str:
+    return f"${CACHE_ENV}" if os.environ.get(CACHE_ENV) else "the per-user cache"
 
 
 def _prepare_dir(path: Path) -> None:
@@ -155,28 +206,63 @@ def run_bootstrap(
     opener: Opener = urllib.request.urlopen,
     java: str | os.PathLike[str] | None = None,
     lock: Lock | None = None,
+    timeout: float | None = None,
 ) -> BootstrapResult:
     """Install KCL ``generation`` into the cache; return it and what was done.
 
     ``from_dir`` installs from a directory of jars (flat, or a Maven repository
     layout such as ``~/.m2/repository``) without any network access;
     ``offline`` forbids downloads (missing or corrupt jars are errors).
-    ``progress`` ``None`` means "when stderr is a terminal".  ``sleep``,
-    ``opener`` and ``lock`` (instead of the generation's lockfile) are for tests.
+    ``progress`` ``None`` means "every step on a terminal, else the downloads"
+    (see :class:`_Progress`).  ``timeout`` bounds all the downloads together, in
+    seconds (default: :func:`~kclpy_local._jvm.fetch.download_timeout`).  The
+    generation's directory is locked while it is written (a second bootstrap
+    waits, then finds everything in place), and what an interrupted bootstrap
+    left there (temporary files) is removed first.  ``sleep``, ``opener`` and
+    ``lock`` (instead of the generation's lockfile) are for tests.
     """
     started = time.monotonic()
     if lock is None:
         lock = load_lock(generation)
-    layout = CacheLayout(
-        Path(cache_dir) if cache_dir is not None else default_cache_dir(), generation
-    )
-    _prepare_dir(layout.jars_dir)
+    layout = _layout(cache_dir, generation)
     show = _Progress(progress, progress_stream)
     repo = resolve_repository(repository)
+    budget = download_timeout() if timeout is None else timeout
     source_dir = Path(from_dir) if from_dir is not None else None
     if source_dir is not None and not source_dir.is_dir():
-        raise BootstrapError(f"--from {source_dir}: not a directory")
-    fetcher = Fetcher(repo, retry or DownloadRetry(), sleep, opener)
+        what = "is not a directory" if source_dir.exists() else "does not exist"
+        raise UsageError(f"--from {source_dir} {what}", hint="give a directory of jars")
+    _prepare_dir(layout.jars_dir)
+    with locked(layout):
+        for path in remove_leftovers(layout):
+            show(f"removed {path.name}, left by an interrupted bootstrap", work=True)
+        return _install(
+            generation,
+            lock,
+            layout,
+            show,
+            started,
+            fetcher=Fetcher(repo, retry or DownloadRetry(), sleep, opener, timeout=budget),
+            source_dir=source_dir,
+            offline=offline,
+            java=java,
+        )
+
+
+def _install(
+    generation: int,
+    lock: Lock,
+    layout: CacheLayout,
+    show: _Progress,
+    started: float,
+    *,
+    fetcher: Fetcher,
+    source_dir: Path | None,
+    offline: bool,
+    java: str | os.PathLike[str] | None,
+) -> BootstrapResult:
+    """The jars and the launcher, with the generation's lock held."""
+    repo = fetcher.repository
     stamps = Stamps(layout.stamps_path)
     tally = _Tally()
     total = len(lock.artifacts)
@@ -193,7 +279,7 @@ def run_bootstrap(
                 if offline and source_dir is None:
                     raise _damaged(artifact, dest, problem)
                 log.warning("cached %s is damaged (%s); replacing it", dest, problem)
-                show(f"{step}: cached copy is damaged ({problem}), replacing")
+                show(f"{step}: cached copy is damaged ({problem}), replacing", work=True)
                 dest.unlink(missing_ok=True)
                 tally.replaced.append(artifact.coordinate)
             if source_dir is not None:
@@ -207,8 +293,8 @@ def run_bootstrap(
                     "not in the cache and offline mode forbids downloading",
                 )
             else:
-                show(f"{step}: downloading {_mib(artifact.size)}")
-                fetcher.fetch(artifact, dest)
+                show(f"{step}: downloading {_mib(artifact.size)}", work=True)
+                fetcher.fetch(artifact, dest, functools.partial(show.received, step))
                 tally.downloaded.append(artifact.coordinate)
             stamps.record(dest, artifact.sha256)
     finally:
@@ -218,11 +304,11 @@ def run_bootstrap(
     problem = launcher_problem(layout, lock, sources_sha256(sources), verify=True)
     built = False
     if problem is not None:
-        show(f"building the launcher ({problem})")
+        show(f"building the launcher ({problem})", work=True)
         jar, built_by = compile_launcher(lock, jars, sources, workdir=layout.base, java=java)
         install_launcher(layout, lock, jar, sources, built_by)
         built = True
-        show(f"launcher built: {layout.launcher_jar}")
+        show(f"launcher built: {layout.launcher_jar}", work=True)
     result = BootstrapResult(
         installation=Installation(
             generation=generation,
@@ -285,9 +371,7 @@ def installation(
     """
     if lock is None:
         lock = load_lock(generation)
-    layout = CacheLayout(
-        Path(cache_dir) if cache_dir is not None else default_cache_dir(), generation
-    )
+    layout = _layout(cache_dir, generation)
     stamps = Stamps(layout.stamps_path)
     jars: list[Path] = []
     try:

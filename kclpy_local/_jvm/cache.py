@@ -7,9 +7,14 @@
     <cache>/kcl1/jars/.verified.json              size/mtime/sha256 stamps
     <cache>/kcl1/launcher.jar                     our launcher, compiled here
     <cache>/kcl1/launcher.json                    what it was built from
+    <cache>/kcl1/.lock                            held while a bootstrap writes here
 
 Every file is written atomically (temporary file in the same directory, fsync,
 ``os.replace``), so the cache never holds a partial file under its final name.
+A bootstrap holds the generation's lock (:func:`locked`, an ``flock`` that the
+kernel releases when its process dies, even by SIGKILL) while it writes; under
+the lock no other writer is at work, so a temporary file found then is a
+leftover of a killed one and :func:`remove_leftovers` deletes it.
 
 A cached jar is trusted without re-hashing only while its size and
 modification time (nanoseconds) equal the stamp recorded when it was last
@@ -21,10 +26,12 @@ restores the old mtime is not caught this way; ``verify="full"`` re-hashes.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import logging
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,6 +40,7 @@ from pathlib import Path
 from typing import IO, Any, Literal
 
 from .. import _env
+from .._exceptions import BootstrapError
 from .jars import Artifact
 
 __all__ = [
@@ -43,6 +51,8 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_writer",
     "check_cached",
+    "locked",
+    "remove_leftovers",
     "sha256_file",
 ]
 
@@ -82,6 +92,53 @@ class CacheLayout:
     @property
     def launcher_stamp(self) -> Path:
         return self.base / "launcher.json"
+
+    @property
+    def lock_path(self) -> Path:
+        return self.base / ".lock"
+
+
+@contextmanager
+def locked(layout: CacheLayout) -> Iterator[None]:
+    """Hold the generation's write lock (blocking until another bootstrap is done)."""
+    try:
+        layout.base.mkdir(parents=True, exist_ok=True)
+        handle = layout.lock_path.open("a")
+    except OSError as exc:
+        raise BootstrapError(f"cannot lock the cache directory {layout.base}: {exc}") from exc
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+#: What a killed writer leaves: :func:`atomic_writer`'s temporary files, and the
+#: launcher build's temporary directories (``.build-*``, see ``launcher.py``).
+_LEFTOVERS = (".*.part", ".build-*")
+
+
+def remove_leftovers(layout: CacheLayout) -> list[Path]:
+    """Delete the temporary files and build directories of writers that died; return
+    them. Call it only while holding :func:`locked`: a live writer's would go too."""
+    removed: list[Path] = []
+    for directory in (layout.base, layout.jars_dir):
+        for pattern in _LEFTOVERS:
+            for path in sorted(directory.glob(pattern)):
+                try:
+                    if path.is_dir() and not path.is_symlink():
+                        shutil.rmtree(path)
+                    else:
+                        path.unlink()
+                except FileNotFoundError:
+                    continue
+                except OSError as exc:
+                    log.debug("cannot remove %s: %s", path, exc)
+                    continue
+                log.info("removed %s, left by an interrupted bootstrap", path)
+                removed.append(path)
+    return removed
 
 
 def sha256_file(path: Path) -> str:
@@ -179,7 +236,7 @@ def check_cached(path: Path, artifact: Artifact, stamps: Stamps, verify: Verify)
     """``None`` if ``path`` holds ``artifact``; else why not (``"missing"`` or a defect)."""
     try:
         st = path.stat()
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return "missing"
     if st.st_size != artifact.size:
         stamps.forget(path.name)

@@ -43,6 +43,7 @@ from .._exceptions import (
     PropertiesError,
 )
 from .._process import Launch, Lifecycle, ManagedProcess, StopPolicy
+from .._runtime.loop import check_environment
 from .bootstrap import Installation, installation
 from .discovery import find_tool
 from .jars import DEFAULT_GENERATION, load_lock
@@ -77,15 +78,21 @@ def processor_command(processor: str | os.PathLike[str], python: str | None = No
     """The ``executableName`` that runs ``processor``: a ``.py`` file with ``python``
     (default: this interpreter), anything else as an executable.
 
-    :class:`DaemonError` when the file is missing, not runnable, or its path has
-    a space (the 1.x daemon splits ``executableName`` on single spaces).
+    :class:`DaemonError` when the file is missing, a directory, unreadable, not
+    runnable, a ``.py`` file this interpreter cannot compile (checked only when it
+    is the one that will run it), or its path has a space (the 1.x daemon splits
+    ``executableName`` on single spaces): found before the JVM starts, not when the
+    daemon's first child dies.
     """
     given = Path(processor)
+    if given.is_dir():
+        raise DaemonError(f"processor {given} is a directory, not a file")
     if not given.is_file():
         raise DaemonError(f"processor not found: {given}")
     path = given.resolve()
     if path.suffix == ".py":
         argv = [python or sys.executable, str(path)]
+        _check_source(given, compiles=python is None)
     elif os.access(path, os.X_OK):
         argv = [str(path)]
     else:
@@ -100,6 +107,25 @@ def processor_command(processor: str | os.PathLike[str], python: str | None = No
             err.hint = "move the processor (or the Python environment) to a path without spaces"
             raise err
     return " ".join(argv)
+
+
+def _check_source(path: Path, *, compiles: bool) -> None:
+    """The processor script can be read (and, when ``compiles``, compiled)."""
+    try:
+        source = path.read_bytes()
+    except OSError as exc:
+        raise DaemonError(f"cannot read processor {path}: {exc.strerror or exc}") from None
+    if not compiles:
+        return
+    try:
+        compile(source, str(path), "exec", dont_inherit=True)
+    except SyntaxError as exc:
+        where = f" line {exc.lineno}" if exc.lineno else ""
+        err = DaemonError(f"processor {path}{where}: {type(exc).__name__}: {exc.msg}")
+        err.hint = f"run `{sys.executable} -m py_compile {path}` to see it"
+        raise err from None
+    except ValueError as exc:  # null bytes, or not decodable in its declared encoding
+        raise DaemonError(f"processor {path} is not Python source: {exc}") from None
 
 
 def known_generation(number: int) -> Generation:
@@ -241,10 +267,10 @@ class Daemon(Lifecycle):
 
     def argv(self) -> list[str]:
         """The java command line (needs an installed generation and a java)."""
-        if self._installation is None:
-            self._installation = installation(self.generation, self.cache_dir)
         if self._java_path is None:
             self._java_path = str(find_tool("java", explicit=self.java, min_major=8).path)
+        if self._installation is None:
+            self._installation = installation(self.generation, self.cache_dir)
         properties = self._resolved or self.properties_path
         return daemon_argv(
             self._installation, properties, java=self._java_path, jvm_args=self.jvm_args
@@ -262,7 +288,9 @@ class Daemon(Lifecycle):
         file with the overrides, substituted, translated for the generation (one log
         line per change) and validated; a temporary copy when that changed anything."""
         if not self.properties_path.is_file():
-            raise PropertiesError(f"properties file not found: {self.properties_path}")
+            what = "is a directory" if self.properties_path.is_dir() else "not found"
+            raise PropertiesError(f"properties file {what}: {self.properties_path}")
+        check_environment(environ)  # what the record processors will read
         prepared = prepare(
             self.properties_path,
             generation=known_generation(self.generation),

@@ -3,6 +3,11 @@
 Lookup order for ``java``: an explicit path, ``$KCLPY_LOCAL_JAVA``,
 ``$JAVA_HOME/bin/java``, then ``java`` on ``PATH``.  ``javac`` is looked up next
 to the chosen ``java`` first (so both come from one JDK), then the same way.
+
+A ``JAVA_HOME`` that the lookup reaches must be a Java installation: when it is
+not a directory, or has no ``bin/<tool>``, the lookup stops with
+:class:`JavaNotFoundError` naming it, instead of quietly taking another Java
+from ``PATH``; so does a ``$KCLPY_LOCAL_JAVA`` that is not an executable.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import os
 import re
 import shutil
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,22 +45,55 @@ class JavaTool:
 
 def _candidates(
     name: str, explicit: str | os.PathLike[str] | None, near: Path | None
-) -> list[Path]:
-    found: list[Path] = []
+) -> Iterator[Path]:
+    """The places to look, in order; lazily, so that a ``JAVA_HOME`` the lookup does
+    not reach (an earlier candidate was taken) is not judged."""
     if explicit is not None:
-        return [Path(explicit)]
+        yield Path(explicit)
+        return
     if near is not None:
-        found.append(near.parent / name)
+        yield near.parent / name
     env = _env.JAVA.get()
     if env:
-        found.append(Path(env) if name == "java" else Path(env).parent / name)
-    home = os.environ.get("JAVA_HOME")
-    if home:
-        found.append(Path(home) / "bin" / name)
+        yield _from_java_variable(env) if name == "java" else Path(env).parent / name
+    if os.environ.get("JAVA_HOME"):
+        yield _from_java_home(name)
     on_path = shutil.which(name)
     if on_path:
-        found.append(Path(on_path))
-    return found
+        yield Path(on_path)
+
+
+def _from_java_variable(value: str) -> Path:
+    """``$KCLPY_LOCAL_JAVA``, which must be an executable (never skipped for another)."""
+    path = Path(value)
+    if path.is_file() and os.access(path, os.X_OK):
+        return path
+    problem = (
+        "is a directory"
+        if path.is_dir()
+        else ("is not executable" if path.exists() else "does not exist")
+    )
+    err = JavaNotFoundError(f"{_env.JAVA.name}={value} {problem}")
+    err.hint = f"unset {_env.JAVA.name}, or set it to the path of a java executable (Java 8+)"
+    raise err
+
+
+def _from_java_home(name: str) -> Path:
+    """``$JAVA_HOME/bin/<name>``; :class:`JavaNotFoundError` naming ``JAVA_HOME`` when
+    it is not a directory or has no such executable (never a silent fall-back)."""
+    home = Path(os.environ["JAVA_HOME"])
+    tool = home / "bin" / name
+    if not home.is_dir():
+        problem = "is not a directory" if home.exists() else "does not exist"
+    elif not (tool.is_file() and os.access(tool, os.X_OK)):
+        problem = f"has no executable bin/{name}"
+        if name == "javac" and (home / "bin" / "java").is_file():
+            problem += " (a JRE, not a JDK?)"
+    else:
+        return tool
+    err = JavaNotFoundError(f"JAVA_HOME={home} {problem}")
+    err.hint = "unset JAVA_HOME, or point it at a JDK 11 or newer (the directory that has bin/java)"
+    raise err
 
 
 def java_major_version(tool: Path) -> int:

@@ -4,6 +4,12 @@ urllib only.  429, 5xx, connection errors, timeouts and truncated bodies are
 retried with bounded exponential back-off (:class:`DownloadRetry`); other HTTP
 errors are not.  A body whose sha256 differs from the lockfile's is never put
 in place.  Every failure names the artifact and the URL.
+
+All the downloads of one bootstrap share an overall deadline
+(:func:`download_timeout`: ``$KCLPY_LOCAL_DOWNLOAD_TIMEOUT`` seconds, 15 minutes
+by default): no retry starts, no back-off sleeps and no read waits past it, so a
+stalled or trickling repository ends in an :class:`ArtifactDownloadError` instead
+of an endless bootstrap.
 """
 
 from __future__ import annotations
@@ -11,6 +17,8 @@ from __future__ import annotations
 import hashlib
 import http.client
 import logging
+import math
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -31,12 +39,14 @@ from .cache import CHUNK, atomic_writer
 from .jars import Artifact
 
 __all__ = [
+    "DEFAULT_DOWNLOAD_TIMEOUT",
     "DEFAULT_REPOSITORY",
     "REPOSITORY_ENV",
     "DownloadRetry",
     "Fetcher",
     "Opener",
     "copy_from_dir",
+    "download_timeout",
     "resolve_repository",
 ]
 
@@ -44,6 +54,25 @@ log = logging.getLogger(__name__)
 
 DEFAULT_REPOSITORY = "https://repo1.maven.org/maven2/"
 REPOSITORY_ENV = _env.MAVEN_REPO.name
+#: Seconds all the downloads of one bootstrap may take together (15 minutes).
+DEFAULT_DOWNLOAD_TIMEOUT = 900.0
+
+
+def download_timeout() -> float:
+    """``$KCLPY_LOCAL_DOWNLOAD_TIMEOUT`` (seconds, more than 0), else 15 minutes."""
+    value = _env.DOWNLOAD_TIMEOUT.get()
+    if value is None:
+        return DEFAULT_DOWNLOAD_TIMEOUT
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    if not (seconds > 0 and math.isfinite(seconds)):
+        raise UsageError(
+            f"${_env.DOWNLOAD_TIMEOUT.name} must be a number of seconds above 0, not {value!r}",
+            hint=f"unset it for the default ({DEFAULT_DOWNLOAD_TIMEOUT:.0f} s), or give e.g. 1800",
+        )
+    return seconds
 
 
 def resolve_repository(repository: str | None = None) -> str:
@@ -98,33 +127,73 @@ def _retry_after(exc: urllib.error.HTTPError) -> float | None:
 Opener = Callable[..., Any]
 
 
+#: Called with the bytes received so far of the artifact being downloaded.
+ChunkCallback = Callable[[Artifact, int], None]
+
+
 class Fetcher:
+    """Downloads artifacts with retries, all of them within ``timeout`` seconds.
+
+    The deadline starts when the fetcher is made (``timeout`` ``None``: no
+    deadline).
+    """
+
     def __init__(
         self,
         repository: str,
         policy: DownloadRetry,
         sleep: Callable[[float], None],
         opener: Opener,
+        *,
+        timeout: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.repository = repository
         self.policy = policy
         self.sleep = sleep
         self.opener = opener
+        self.timeout = timeout
+        self.clock = clock
+        self.deadline = None if timeout is None else clock() + timeout
         self.requests = 0
         self.bytes = 0
 
-    def fetch(self, artifact: Artifact, dest: Path) -> None:
+    def _left(self, artifact: Artifact, url: str) -> float | None:
+        """Seconds until the deadline; :class:`ArtifactDownloadError` once it has passed."""
+        if self.deadline is None:
+            return None
+        left = self.deadline - self.clock()
+        if left <= 0:
+            raise ArtifactDownloadError(
+                artifact.coordinate,
+                url,
+                f"the downloads took longer than {self.timeout:g} s in all "
+                f"(${_env.DOWNLOAD_TIMEOUT.name}; raise it for a slow network)",
+            )
+        return left
+
+    def fetch(self, artifact: Artifact, dest: Path, on_chunk: ChunkCallback | None = None) -> None:
+        """Download ``artifact`` to ``dest``, verified; ``on_chunk`` is told, after
+        every block read, how many of its bytes have arrived."""
         url = artifact.url(self.repository)
         last = "no attempt made"
         for attempt in range(1, self.policy.attempts + 1):
             try:
-                self._once(artifact, url, dest)
+                self._once(artifact, url, dest, on_chunk)
                 return
             except _Transient as exc:
                 last = exc.reason
                 if attempt == self.policy.attempts:
                     break
                 delay = self.policy.delay(attempt, exc.retry_after)
+                left = self._left(artifact, url)
+                if left is not None and delay >= left:
+                    raise ArtifactDownloadError(
+                        artifact.coordinate,
+                        url,
+                        f"{last} (no time left for attempt {attempt + 1} before the overall "
+                        f"download deadline, ${_env.DOWNLOAD_TIMEOUT.name})",
+                    ) from None
                 log.info(
                     "retrying %s in %.1fs (attempt %d/%d): %s",
                     artifact.coordinate,
@@ -138,11 +207,15 @@ class Fetcher:
             artifact.coordinate, url, f"{last} (gave up after {self.policy.attempts} attempts)"
         )
 
-    def _once(self, artifact: Artifact, url: str, dest: Path) -> None:
+    def _once(
+        self, artifact: Artifact, url: str, dest: Path, on_chunk: ChunkCallback | None
+    ) -> None:
         request = urllib.request.Request(url, headers={"User-Agent": f"kclpy-local/{__version__}"})
+        left = self._left(artifact, url)
+        timeout = self.policy.timeout if left is None else min(self.policy.timeout, left)
         self.requests += 1
         try:
-            response = self.opener(request, timeout=self.policy.timeout)
+            response = self.opener(request, timeout=timeout)
         except urllib.error.HTTPError as exc:
             exc.close()
             reason = f"HTTP {exc.code} {exc.reason}"
@@ -159,11 +232,14 @@ class Fetcher:
             raise ArtifactDownloadError(artifact.coordinate, url, str(exc)) from exc
         digest = hashlib.sha256()
         size = 0
+        # read1: what has arrived (at most one receive), so that the deadline is
+        # checked while a slow body trickles in, not after a whole block of it.
+        read = getattr(response, "read1", response.read)
         try:
             with response, atomic_writer(dest) as fh:
                 while True:
                     try:
-                        chunk = response.read(CHUNK)
+                        chunk = read(CHUNK)
                     except (TimeoutError, OSError, http.client.HTTPException) as exc:
                         raise _Transient(
                             f"download interrupted: {type(exc).__name__}: {exc}"
@@ -172,6 +248,9 @@ class Fetcher:
                         break
                     size += len(chunk)
                     digest.update(chunk)
+                    if on_chunk is not None:
+                        on_chunk(artifact, size)
+                    self._left(artifact, url)  # a trickle must not outlast the deadline
                     if size > artifact.size:
                         raise ArtifactIntegrityError(
                             artifact.coordinate,

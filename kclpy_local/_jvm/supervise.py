@@ -29,7 +29,9 @@ an exit, from the daemon's own messages (KCL 3.x's say the same as KCL 1.x's):
 :class:`OutageWatch` turns the daemon's failed requests into two notices, one
 when an endpoint stops answering (confirmed by a probe: the KCL itself keeps
 retrying and does not exit) and one when it answers again, and reports a lease
-table that has disappeared.
+table that has disappeared. :class:`~kclpy_local._jvm.trouble.TroubleWatch`
+turns known failures the KCL keeps retrying (a Kinesis endpoint without CBOR,
+refused credentials, a missing stream, throttling) into one line with a hint.
 
 :class:`StopReport` reads the log for how a stop went (the launchers' line
 after a graceful shutdown that completed, the KCL 1.x launcher's line per lease
@@ -52,8 +54,10 @@ from dataclasses import dataclass, field
 from types import FrameType, TracebackType
 from typing import Any, Protocol, TextIO
 
+from .._exceptions import ProcessorFailed
 from .._runtime.progress import ProgressBoard, ShardProgress
 from .daemon import READY_MARKER, Daemon
+from .trouble import TroubleWatch
 
 __all__ = [
     "GRACEFUL_MARKER",
@@ -69,6 +73,7 @@ __all__ = [
     "Supervisor",
     "endpoint_answers",
     "exit_status",
+    "run_exit_code",
     "status_words",
 ]
 
@@ -206,6 +211,11 @@ class ExitReason:
             )
         ):
             self._exception[shard] = text
+
+    @property
+    def processor_failed(self) -> bool:
+        """A record processor failed or did not answer in time (the KCL stopped the JVM)."""
+        return self.timed_out is not None or self.stopped_while is not None
 
     def describe(self) -> str | None:
         """The reason in one line, or ``None`` when the log says nothing recognisable."""
@@ -440,13 +450,33 @@ class StopReport:
         )
 
 
+def run_exit_code(code: int, reason: ExitReason, *, stopping: bool = False) -> int:
+    """The exit code of ``kclpy-local run`` for a daemon that exited with ``code``.
+
+    :attr:`ProcessorFailed.exit_code <kclpy_local._exceptions.ProcessorFailed>` (4)
+    when its log says a record processor failed or timed out (the KCL daemon itself
+    exits with 1 then) and the stop was not asked for; else :func:`exit_status`.
+    """
+    status = exit_status(code)
+    if status != 0 and not stopping and reason.processor_failed:
+        return ProcessorFailed.exit_code
+    return status
+
+
 class DaemonLog:
     """The daemon's log: to a file or stderr, watching for the graceful-shutdown line,
-    the reason of an exit and endpoint outages."""
+    the reason of an exit, endpoint outages and known trouble (``trouble``, kept
+    across restarts: each kind is reported once per run)."""
 
-    def __init__(self, stream: TextIO, watch: OutageWatch | None = None) -> None:
+    def __init__(
+        self,
+        stream: TextIO,
+        watch: OutageWatch | None = None,
+        trouble: TroubleWatch | None = None,
+    ) -> None:
         self._stream = stream
         self.watch = watch
+        self.trouble = trouble if trouble is not None else TroubleWatch()
         self.begin()
 
     def begin(self) -> None:
@@ -472,6 +502,7 @@ class DaemonLog:
         self.reason.feed(line)
         if self.watch is not None:
             self.watch.feed(line)
+        self.trouble.feed(line)
         self._stream.write(line + "\n")
         self._stream.flush()
 
@@ -492,7 +523,7 @@ class Supervisor:
     stopped gracefully on the first stop signal and killed on the second;
     restarted after the back-off of ``policy`` when it fails, unless its log
     says the failure is permanent.  :meth:`run` returns the exit code of the
-    whole run.
+    whole run (:func:`run_exit_code`: 4 when a record processor failed).
     """
 
     def __init__(
@@ -574,10 +605,10 @@ class Supervisor:
             ):
                 self.say(f"the worker did not start within {self.ready_timeout:.0f}s; stopping")
                 stop.requested.set()
-            if sink.watch is not None:
-                for notice in sink.watch.check():
-                    view.forget()
-                    self.say(notice)
+            notices = sink.watch.check() if sink.watch is not None else []
+            for notice in notices + sink.trouble.check():
+                view.forget()
+                self.say(notice)
             changed = board.poll()
             first = board.first_record_at
             if changed and not self.announced_first and first is not None:
@@ -605,9 +636,10 @@ class Supervisor:
             self.say(self.sink.stop.describe(life.code))
             return 0
         result = exit_status(life.code)
+        code = run_exit_code(life.code, self.sink.reason, stopping=life.stopping)
         if interrupted:
             self.say(f"stopped during the back-off; the last daemon exited with code {result}")
-            return result
+            return code
         if result != 0:
             reason = self.sink.reason.describe()
             headline = f"error: the daemon exited with code {status_words(result)}" + (
@@ -617,4 +649,4 @@ class Supervisor:
                 headline += f"; no restart left (--max-restarts {policy.max_restarts})"
             tail = "\n".join(f"  {line}" for line in daemon.log_tail()[-20:])
             self.say(f"{headline}; its last lines:\n{tail}")
-        return result
+        return code

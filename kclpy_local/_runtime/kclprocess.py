@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
-from .._exceptions import ProcessorFailed
+from .._exceptions import ProcessorFailed, UsageError
 from .loop import OnError, Runtime, _stdin, claim_stdout, configure_logging
 
 __all__ = ["KCLProcess"]
@@ -48,17 +48,23 @@ class KCLProcess:
     def run(self) -> None:
         """Handle the daemon's messages until end of input."""
         output = self._output
-        if output is None or output is sys.__stdout__:
-            configure_logging()
-            output = claim_stdout()
-        runtime = Runtime(
-            self.processor,
-            self._input if self._input is not None else _stdin(),
-            output,
-            self._error if self._error is not None else sys.stderr,
-            on_error=self._on_error,
-            strict=self._strict,
-        )
+        error = self._error if self._error is not None else sys.stderr
+        try:
+            if output is None or output is sys.__stdout__:
+                configure_logging()
+                output = claim_stdout()
+            runtime = Runtime(
+                self.processor,
+                self._input if self._input is not None else _stdin(),
+                output,
+                error,
+                on_error=self._on_error,
+                strict=self._strict,
+            )
+        except UsageError as exc:  # a bad KCLPY_LOCAL_* setting: as kclpy_local.run says it
+            error.write(f"kclpy-local: error: {exc}\n")
+            error.flush()
+            raise SystemExit(exc.exit_code) from None
         try:
             runtime.run()
         except ProcessorFailed as exc:

@@ -20,6 +20,7 @@ import logging
 import os
 import sys
 import traceback
+from collections.abc import Mapping
 from typing import Any, Literal, NoReturn, TextIO
 
 from .. import _env
@@ -41,24 +42,64 @@ from .checkpointer import Checkpointer
 from .processor import RecordProcessor
 from .progress import ProgressWriter
 
-__all__ = ["OnError", "Runtime", "claim_stdout", "configure_logging", "run", "run_to_exit_code"]
+__all__ = [
+    "OnError",
+    "Runtime",
+    "check_environment",
+    "claim_stdout",
+    "configure_logging",
+    "run",
+    "run_to_exit_code",
+]
 
 OnError = Literal["exit", "continue"]
 _log = logging.getLogger(__name__)
 
 
-def _resolve_on_error(on_error: OnError | None) -> OnError:
-    value = on_error or _env.ON_ERROR.get() or "exit"
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _resolve_on_error(
+    on_error: OnError | None, environ: Mapping[str, str] | None = None
+) -> OnError:
+    value = on_error or _env.ON_ERROR.get(environ) or "exit"
     if value not in ("exit", "continue"):
         source = "on_error" if on_error else f"${_env.ON_ERROR.name}"
         raise UsageError(f"{source} must be 'exit' or 'continue', not {value!r}")
     return value  # type: ignore[return-value]
 
 
-def _resolve_strict(strict: bool | None) -> bool:
+def _resolve_strict(strict: bool | None, environ: Mapping[str, str] | None = None) -> bool:
     if strict is not None:
         return strict
-    return (_env.STRICT.get() or "").lower() in ("1", "true", "yes")
+    value = (_env.STRICT.get(environ) or "0").lower()
+    if value not in _TRUE + _FALSE:
+        raise UsageError(
+            f"${_env.STRICT.name} must be 1 or 0 (or true/false, yes/no, on/off), not {value!r}"
+        )
+    return value in _TRUE
+
+
+def _log_level(environ: Mapping[str, str] | None = None) -> str:
+    level = (_env.LOG_LEVEL.get(environ) or "INFO").upper()
+    if level not in _LEVELS:
+        raise UsageError(
+            f"${_env.LOG_LEVEL.name} must be one of {', '.join(_LEVELS)}, not {level!r}"
+        )
+    return level
+
+
+def check_environment(environ: Mapping[str, str] | None = None) -> None:
+    """The processor's settings in ``environ`` (default: this process's):
+    ``KCLPY_LOCAL_ON_ERROR``, ``KCLPY_LOCAL_STRICT`` and ``KCLPY_LOCAL_LOG_LEVEL``;
+    :class:`UsageError` naming the first bad one. ``kclpy-local run`` and the
+    daemon call it before they start anything, so a typo is not found by the
+    first record processor the KCL starts."""
+    _resolve_on_error(None, environ)
+    _resolve_strict(None, environ)
+    _log_level(environ)
 
 
 class _Native:
@@ -227,11 +268,7 @@ def configure_logging() -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     root.addHandler(handler)
-    level = (_env.LOG_LEVEL.get() or "INFO").upper()
-    if level not in logging.getLevelNamesMapping():
-        names = ", ".join(("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"))
-        raise UsageError(f"${_env.LOG_LEVEL.name} must be one of {names}, not {level!r}")
-    root.setLevel(level)
+    root.setLevel(_log_level())
 
 
 def _stdin() -> TextIO:
@@ -252,6 +289,7 @@ def run(
     try:
         configure_logging()
         on_error = _resolve_on_error(on_error)
+        strict = _resolve_strict(strict)
     except UsageError as exc:
         sys.stderr.write(f"kclpy-local: error: {exc}\n")
         raise SystemExit(exc.exit_code) from None

@@ -1,9 +1,11 @@
-"""Integration fixtures: one real KCL 1 installation per test session.
+"""Integration fixtures: the real KCL 1 and KCL 3 installations of the test session.
 
-The jars are downloaded once per session into a temporary cache (or into
-``$KCLPY_LOCAL_TEST_CACHE`` when set, to reuse one across sessions), or copied
-from ``$KCLPY_LOCAL_TEST_JARS`` (a directory of jars) without network.
-Tests that need it are skipped, with the reason, only when a JDK is missing or
+They are the session's cache (tests/conftest.py: the per-user cache that
+``scripts/test`` bootstrapped, or ``$KCLPY_LOCAL_TEST_CACHE``), checked and
+completed by a bootstrap that finds everything in place and downloads nothing;
+on a cache that lacks them the jars are downloaded once, or copied from
+``$KCLPY_LOCAL_TEST_JARS`` (a directory of jars) without network.
+Tests that need them are skipped, with the reason, only when a JDK is missing or
 the Maven repository cannot be reached at all.
 
 Local AWS targets for end-to-end tests (the ``target`` fixture): the session's
@@ -28,15 +30,16 @@ from pathlib import Path
 import pytest
 
 from kclpy_local._emulators import localstack as _localstack
+from kclpy_local._env import default_cache_dir
 from kclpy_local._jvm.bootstrap import Installation, bootstrap
 from kclpy_local._emulators.moto import DEFAULT_HOST, EmbeddedEmulator, wait_ready
 from kclpy_local._exceptions import ArtifactDownloadError, EmulatorError, JavaNotFoundError
 
 
 @pytest.fixture(scope="session")
-def kcl_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    explicit = os.environ.get("KCLPY_LOCAL_TEST_CACHE")
-    return Path(explicit) if explicit else tmp_path_factory.mktemp("kcl-cache")
+def kcl_cache() -> Path:
+    """The session's one cache (see tests/conftest.py)."""
+    return default_cache_dir()
 
 
 def _installed(generation: int, kcl_cache: Path) -> Installation:
@@ -343,7 +346,9 @@ def engine_target(request: pytest.FixtureRequest) -> EngineTarget:
         endpoint: str = request.getfixturevalue("cli_emulator_endpoint")
         return EngineTarget(kind, endpoint, endpoint, LOCAL_PROFILE, False, run_id, False)
     endpoint = request.getfixturevalue("localstack_endpoint")
-    return EngineTarget(kind, endpoint, endpoint, LOCALSTACK_PROFILE, False, run_id, True)
+    # The LocalStack profile's own setting: Kinesis over JSON (LocalStack's Kinesis is
+    # kinesis-mock, whose CBOR records the Java SDK cannot read).
+    return EngineTarget(kind, endpoint, endpoint, LOCALSTACK_PROFILE, False, run_id, False)
 
 
 @pytest.fixture(scope="session")

@@ -230,7 +230,7 @@ def test_run_the_same_file_on_both_generations(
 def test_kcl3_on_localstack_with_cloudwatch_metrics(
     kcl3: Installation, localstack_endpoint: str, tmp_path: Path
 ) -> None:
-    """properties/localstack.properties (written for 1.x, CBOR on) on KCL 3.x against
+    """properties/localstack.properties (written for 1.x; Kinesis over JSON) on KCL 3.x against
     LocalStack, whose CloudWatch speaks the Smithy RPC v2 CBOR protocol of the 3.x
     SDK: records processed, checkpointed, and the KCL's metrics at the
     cloudWatchEndpoint. Skipped where no Docker engine runs."""

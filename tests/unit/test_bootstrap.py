@@ -13,6 +13,9 @@ import io
 import json
 import logging
 import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -30,10 +33,10 @@ from kclpy_local._jvm.bootstrap import (
     installation,
     run_bootstrap,
 )
-from kclpy_local._jvm.cache import atomic_writer
+from kclpy_local._jvm.cache import CacheLayout, atomic_writer, locked
 from kclpy_local._cli import main
-from kclpy_local._exceptions import ArtifactDownloadError, ArtifactIntegrityError, BootstrapError
-from kclpy_local._jvm.fetch import DEFAULT_REPOSITORY, resolve_repository
+from kclpy_local._exceptions import ArtifactDownloadError, ArtifactIntegrityError, BootstrapError, UsageError
+from kclpy_local._jvm.fetch import DEFAULT_DOWNLOAD_TIMEOUT, DEFAULT_REPOSITORY, download_timeout, resolve_repository
 from kclpy_local._jvm.jars import Artifact, LauncherSpec, Lock, load_lock, sources_sha256
 
 # --------------------------------------------------------------------------- stub repository
@@ -48,6 +51,8 @@ class MavenStub:
     requests: list[str] = field(default_factory=list)
     plan: dict[str, list[Any]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    #: Set when the server shuts down: stalled and trickling answers end.
+    closing: threading.Event = field(default_factory=threading.Event)
 
     def fault(self, path: str) -> Any:
         with self.lock:
@@ -65,6 +70,16 @@ def _handler(stub: MavenStub) -> type[BaseHTTPRequestHandler]:
             rel = self.path.lstrip("/")
             fault = stub.fault(rel)
             target = stub.root / rel
+            if isinstance(fault, tuple) and fault[0] == "stall":
+                # A promised body that stops after a few bytes (until the server closes).
+                self.send_response(200)
+                self.send_header("Content-Length", str(fault[1]))
+                self.end_headers()
+                with contextlib.suppress(OSError):
+                    self.wfile.write(b"x" * 100)
+                    self.wfile.flush()
+                    stub.closing.wait(30)
+                return
             if isinstance(fault, int):
                 self.send_response(fault)
                 if fault == 429:
@@ -83,6 +98,14 @@ def _handler(stub: MavenStub) -> type[BaseHTTPRequestHandler]:
             self.send_response(200)
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
+            if fault == "trickle":  # 1 KiB every 0.05 s: no single read ever times out
+                with contextlib.suppress(OSError):
+                    for start in range(0, len(data), 1024):
+                        if stub.closing.wait(0.05):
+                            return
+                        self.wfile.write(data[start : start + 1024])
+                        self.wfile.flush()
+                return
             if fault == "truncate":
                 self.wfile.write(data[: len(data) // 2])
                 self.wfile.flush()
@@ -106,6 +129,7 @@ def stub(tmp_path: Path) -> Iterator[MavenStub]:
     try:
         yield repo
     finally:
+        repo.closing.set()
         server.shutdown()
         server.server_close()
         thread.join(5)
@@ -415,15 +439,178 @@ def test_repository_from_environment_is_used(fake: Fake, monkeypatch: pytest.Mon
     assert len(fake.stub.requests) == 3
 
 
-def test_progress_only_when_asked_or_on_a_terminal(fake: Fake) -> None:
+def test_progress_off_a_terminal_is_one_line_per_download(fake: Fake) -> None:
+    """stderr not a terminal (CI): the downloads, one line each, nothing for a warm cache."""
     quiet = io.StringIO()
     run_bootstrap(1, cache_dir=fake.cache, lock=fake.lock, repository=fake.stub.url,
                   progress=None, progress_stream=quiet)
-    assert quiet.getvalue() == ""
+    lines = quiet.getvalue().splitlines()
+    assert lines[:3] == [
+        "kclpy-local: [ 1/3] alpha-1.0.jar: downloading 0.0 MiB",
+        "kclpy-local: [ 2/3] beta-1.0.jar: downloading 0.2 MiB",
+        "kclpy-local: [ 3/3] gamma-1.0.jar: downloading 0.0 MiB",
+    ]
+    assert lines[3:] == [
+        "kclpy-local: building the launcher (not built)",
+        f"kclpy-local: launcher built: {fake.cache / 'kcl1' / 'launcher.jar'}",
+    ]
+    warm = io.StringIO()
+    run_bootstrap(1, cache_dir=fake.cache, lock=fake.lock, repository=fake.stub.url,
+                  progress=None, progress_stream=warm)
+    assert warm.getvalue() == ""
     loud = io.StringIO()
     run_bootstrap(1, cache_dir=fake.cache, lock=fake.lock, repository=fake.stub.url,
                   progress=True, progress_stream=loud)
     assert "[ 1/3] alpha-1.0.jar: cached" in loud.getvalue()
+    off = io.StringIO()
+    fake.jar(0).unlink()
+    run_bootstrap(1, cache_dir=fake.cache, lock=fake.lock, repository=fake.stub.url,
+                  progress=False, progress_stream=off)
+    assert off.getvalue() == ""
+
+
+def test_progress_has_a_line_per_step_of_a_large_jar(fake: Fake, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_bootstrap, "PROGRESS_STEP", 50_000)
+    out = io.StringIO()
+    run_bootstrap(1, cache_dir=fake.cache, lock=fake.lock, repository=fake.stub.url,
+                  progress=None, progress_stream=out)
+    steps = [line for line in out.getvalue().splitlines() if "beta-1.0.jar: " in line and " of " in line]
+    # 200 000 bytes: a line at 50 000, 100 000 and 150 000 bytes or just past them.
+    assert len(steps) == 3, out.getvalue()
+    assert all(line.endswith(" of 0.2 MiB") for line in steps)
+
+
+# --------------------------------------------------------------------------- the deadline
+
+
+def test_a_trickling_download_ends_at_the_overall_deadline(fake: Fake) -> None:
+    fake.stub.plan[fake.path(1)] = ["trickle"] * 10  # 200 KB at 20 KiB/s: 10 s each
+    started = time.monotonic()
+    with pytest.raises(ArtifactDownloadError) as info:
+        fake.run(timeout=1.0)
+    assert time.monotonic() - started < 5
+    assert info.value.artifact == "org.example:beta:1.0"
+    assert "the downloads took longer than 1 s in all ($KCLPY_LOCAL_DOWNLOAD_TIMEOUT" in str(info.value)
+    assert fake.stub.requests.count(fake.path(1)) == 1
+    assert not fake.jar(1).exists()
+    assert list((fake.cache / "kcl1").rglob("*.part")) == []
+
+
+def test_no_retry_is_started_past_the_deadline(fake: Fake) -> None:
+    fake.stub.plan[fake.path(0)] = [503] * 10
+    with pytest.raises(ArtifactDownloadError, match=r"HTTP 503 Service Unavailable \(no time left for attempt 2"):
+        fake.run(timeout=0.2, retry=DownloadRetry(attempts=5, base_delay=0.5, timeout=0.4))
+    assert fake.stub.requests.count(fake.path(0)) == 1
+    assert fake.sleeps == []
+
+
+@pytest.mark.parametrize("value", ["soon", "0", "-5", "nan", "inf"])
+def test_a_bad_download_timeout_is_a_usage_error(
+    fake: Fake, monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("KCLPY_LOCAL_DOWNLOAD_TIMEOUT", value)
+    with pytest.raises(UsageError, match=f"KCLPY_LOCAL_DOWNLOAD_TIMEOUT must be a number of seconds above 0, not '{value}'"):
+        fake.run()
+    assert fake.stub.requests == []
+
+
+def test_the_download_timeout_comes_from_the_environment(fake: Fake, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KCLPY_LOCAL_DOWNLOAD_TIMEOUT", "0.5")
+    fake.stub.plan[fake.path(1)] = ["trickle"]
+    with pytest.raises(ArtifactDownloadError, match="longer than 0.5 s in all"):
+        fake.run()
+    assert download_timeout() == 0.5
+    monkeypatch.delenv("KCLPY_LOCAL_DOWNLOAD_TIMEOUT")
+    assert download_timeout() == DEFAULT_DOWNLOAD_TIMEOUT == 900
+
+
+# --------------------------------------------------------------------------- leftovers and the lock
+
+
+def test_leftovers_of_a_killed_bootstrap_are_removed(fake: Fake) -> None:
+    jars = fake.cache / "kcl1" / "jars"
+    jars.mkdir(parents=True)
+    part = jars / ".beta-1.0.jar.k2j4h1.part"
+    part.write_bytes(b"half a jar")
+    build = fake.cache / "kcl1" / ".build-x81ka"
+    (build / "classes").mkdir(parents=True)
+    launcher_part = fake.cache / "kcl1" / ".launcher.jar.u7e2.part"
+    launcher_part.write_bytes(b"PK")
+    out = io.StringIO()
+    run_bootstrap(1, cache_dir=fake.cache, lock=fake.lock, repository=fake.stub.url,
+                  progress=None, progress_stream=out)
+    assert not part.exists() and not build.exists() and not launcher_part.exists()
+    assert "kclpy-local: removed .beta-1.0.jar.k2j4h1.part, left by an interrupted bootstrap" in out.getvalue()
+    assert sorted(p.name for p in jars.iterdir()) == [".verified.json", "alpha-1.0.jar", "beta-1.0.jar",
+                                                     "gamma-1.0.jar"]
+
+
+def test_a_second_bootstrap_waits_for_the_first_and_keeps_its_temporary_files(fake: Fake) -> None:
+    layout = CacheLayout(fake.cache, 1)
+    layout.jars_dir.mkdir(parents=True)
+    live = layout.jars_dir / ".alpha-1.0.jar.live.part"
+    done = threading.Event()
+    errors: list[BaseException] = []
+
+    def second() -> None:
+        try:
+            fake.run()
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            done.set()
+
+    with locked(layout):  # a bootstrap at work, writing its temporary file
+        live.write_bytes(b"being written")
+        thread = threading.Thread(target=second)
+        thread.start()
+        assert not done.wait(0.5)
+        assert live.exists()
+        assert fake.stub.requests == []
+    thread.join(10)
+    assert done.is_set() and errors == []
+    assert not live.exists()  # its writer is gone now: a leftover
+    assert len(fake.stub.requests) == 3
+
+
+def _wait_for(predicate: Any, seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
+def test_a_signal_during_a_download_removes_the_partial_file(
+    stub: MavenStub, tmp_path: Path, signum: int
+) -> None:
+    """The real command, the real lockfile, a repository whose first jar never ends."""
+    first = load_lock(1).artifacts[0]
+    stub.plan[f"maven2/{first.repository_path}"] = [("stall", first.size)]
+    cache = tmp_path / "cache"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    env.pop("KCLPY_LOCAL_DOWNLOAD_TIMEOUT", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kclpy_local", "bootstrap", "--cache-dir", str(cache),
+         "--repository", stub.url],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )
+    try:
+        jars = cache / "kcl1" / "jars"
+        _wait_for(lambda: any(jars.glob("*.part")) or proc.poll() is not None, 30, "the partial file")
+        assert proc.poll() is None
+        # The body has started arriving (the line of the first jar is written before it).
+        proc.send_signal(signum)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err
+    assert "kclpy-local: interrupted" in err and "Traceback" not in err
+    assert f"[ 1/{len(load_lock(1).artifacts)}] {first.filename}: downloading" in err
+    assert list(jars.iterdir()) == []
 
 
 def test_library_logging_is_silent() -> None:

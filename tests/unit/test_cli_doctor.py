@@ -40,7 +40,7 @@ cloudWatchEndpoint = http://127.0.0.1:4566
 
 ORDER = [
     "python", "kclpy-local", "amazon-kclpy", "boto3", "moto", "java", "javac", "jars",
-    "launcher", "kinesis-mock", "emulator",
+    "launcher", "kinesis-mock", "ministack", "cbor", "emulator",
 ]
 
 
@@ -276,7 +276,7 @@ def test_corrupt_and_truncated_jars_are_named(
     out = capsys.readouterr().out
     assert code == 1
     (line,) = [ln for ln in out.splitlines() if " jars: " in ln]
-    assert line.startswith("FAIL  jars: 2 of 3 jars")
+    assert line.startswith(f"FAIL  jars: in {fake_cache.layout.jars_dir}: 2 of 3 jars do not match")
     assert f"{corrupt.name}: sha256 is {hashlib.sha256(corrupt.read_bytes()).hexdigest()}" in line
     assert fake_cache.lock.artifacts[1].sha256 in line
     assert f"{truncated.name}: size is 10 bytes" in line
@@ -294,6 +294,24 @@ def test_missing_jar_is_named(
     assert jars["status"] == "FAIL"
     assert "1 of 3 jars missing" in jars["finding"]
     assert fake_cache.jar(0).name in jars["finding"]
+
+
+def test_missing_and_damaged_jars_are_all_named(
+    fake_cache: FakeCache, dead_endpoint: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake_cache.jar(0).unlink()
+    damaged = fake_cache.jar(2)
+    damaged.write_bytes(b"X" * damaged.stat().st_size)
+    code, rows = run_json(["--cache-dir", str(fake_cache.root), "--endpoint", dead_endpoint], capsys)
+    assert code == 1
+    jars = by_check(rows, "jars")
+    assert jars["status"] == "FAIL"
+    assert jars["finding"] == (
+        f"in {fake_cache.layout.jars_dir}: 1 of 3 jars missing: {fake_cache.jar(0).name}; "
+        f"1 of 3 jars do not match the lockfile: {damaged.name}: sha256 is "
+        f"{hashlib.sha256(damaged.read_bytes()).hexdigest()}, expected {fake_cache.lock.artifacts[2].sha256}"
+    )
+    assert jars["fix"].endswith("(it replaces damaged jars)")
 
 
 def test_launcher_without_its_main_class(
@@ -487,3 +505,21 @@ def test_kinesis_mock_check_when_not_installed_yet(tmp_path: Path) -> None:
         pytest.skip("node and npm are not on PATH")
     check = doctor.check_kinesis_mock(tmp_path / "empty-cache")
     assert check.status == "ok" and "installed on first use" in check.finding
+
+
+def test_ministack_check_when_not_installed_yet(tmp_path: Path) -> None:
+    check = doctor.check_ministack(tmp_path / "empty-cache")
+    assert check.status == "ok" and "ministack 1.5.33 is installed on first use" in check.finding
+
+
+def test_the_cbor_check_names_every_engine_and_why() -> None:
+    check = doctor.check_cbor()
+    assert check.status == "ok"
+    assert check.finding.startswith("no local engine reads CBOR (isCBORProtocolDisabled = false)")
+    for engine, why in [
+        ("moto", "HTTP 500"),
+        ("kinesis-mock", "Data as text"),
+        ("localstack", "kinesis-mock"),
+        ("ministack", "cbor2"),
+    ]:
+        assert f"{engine}: " in check.finding and why in check.finding, engine

@@ -74,7 +74,6 @@ def test_stream_from_a_properties_file(tmp_path: Path, capsys: pytest.CaptureFix
         ([str(RECORDER)], "no stream: give --stream NAME"),
         ([str(RECORDER), "--stream", "s", "--set", "novalue"], "--set expects KEY=VALUE"),
         ([str(RECORDER), "--stream", "s", "--properties", "nope.properties"], "properties file not found: nope.properties"),
-        ([str(RECORDER), "--stream", "s", "--shards", "0"], "--shards must be 1 or more, not 0"),
         ([str(RECORDER), "--stream", "s", "--endpoint", "http://10.1.2.3:4566"],
          f"{RUN_PROFILE}: refused before anything started"),
         ([str(RECORDER), "--stream", "s", "--set", "failoverTimeMillis=soon"],
@@ -151,7 +150,6 @@ def no_network(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
         (["--set", "regionName="], {}, "regionName: must be set in the local profile"),
         (["--set", "maxRecords=many"], {}, "maxRecords: 'many' is not a Java int"),
         (["--kcl", "3", "--set", "maxRecords=many"], {}, "maxRecords: 'many'"),
-        (["--shards", "-1"], {}, "--shards must be 1 or more, not -1"),
     ],
 )
 def test_refused_before_any_client_or_engine(argv: list[str], env: dict[str, str], refusal: str,

@@ -60,7 +60,8 @@ def test_up_twice_then_down_twice(state_dir: Path, capsys: pytest.CaptureFixture
     assert endpoint.startswith("http://127.0.0.1:")
     assert "kclpy-local down" in err
     data = json.loads((state_dir / PID_FILE).read_text())
-    assert set(data) == {"pid", "port", "endpoint", "started_at", "log_file"}
+    assert set(data) == {"pid", "port", "endpoint", "started_at", "log_file", "engine"}
+    assert data["engine"] == "moto"
     assert data["endpoint"] == endpoint
     assert endpoint.endswith(f":{data['port']}")
     assert _answers(endpoint)

@@ -53,6 +53,8 @@ from kclpy_local._config.properties import (
 REPO = Path(__file__).resolve().parents[2]
 PROFILE_DIR = REPO / "properties"
 
+ROOT = Path(__file__).resolve().parents[2]
+
 GOOD_LOCAL = {
     "applicationName": "app",
     "streamName": "stream",
@@ -732,6 +734,34 @@ def test_non_loopback_endpoint_only_refused_in_local() -> None:
     assert validate_properties(props, profile="localstack") == []
 
 
+@pytest.mark.parametrize("generation", [1, 3])
+def test_cbor_turned_on_in_a_local_profile_names_the_engines_that_cannot_read_it(
+    generation: int,
+) -> None:
+    base = GOOD_LOCAL if generation == 1 else GOOD_LOCAL3
+    props = {**base, "isCBORProtocolDisabled": "false"}
+    for profile in ("local", "localstack"):
+        (warning,) = validate_properties(props, profile=profile, generation=generation)  # type: ignore[arg-type]
+        assert (warning.key, warning.severity) == ("isCBORProtocolDisabled", "warning")
+        assert f"CBOR is on in the {profile} profile" in warning.message
+        for engine in ("moto", "kinesis-mock", "LocalStack", "MiniStack needs its optional cbor2"):
+            assert engine in warning.message
+        assert warning.hint is not None and "kclpy-local doctor" in warning.hint
+    # Off, or unset (the SDK's default: no warning, as for every file that predates the key),
+    # or on for AWS: nothing to say.
+    for value in ("true", None):
+        quiet = {k: v for k, v in {**base, "isCBORProtocolDisabled": value}.items() if v is not None}
+        assert validate_properties(quiet, profile="localstack", generation=generation) == []
+    aws = validate_properties(props, profile="aws", generation=generation)
+    assert [p for p in aws if p.key == "isCBORProtocolDisabled"] == []
+
+
+def test_the_shipped_localstack_profile_reads_kinesis_over_json() -> None:
+    document = read_properties(ROOT / "properties" / "localstack.properties")
+    assert document.as_dict()["isCBORProtocolDisabled"] == "true"
+    assert validate_properties(document, profile="localstack") == []
+
+
 def test_missing_cloudwatch_endpoint_in_local_profile() -> None:
     props = {k: v for k, v in GOOD_LOCAL.items() if k != "cloudWatchEndpoint"}
     (problem,) = validate_properties(props, profile="local")
@@ -890,14 +920,12 @@ GOOD_LOCAL3 = {**GOOD_LOCAL, "retrievalMode": "POLLING", "metricsLevel": "NONE"}
 
 
 def _kcl3_jars() -> tuple[Path, Path]:
-    """The KCL 3.x multilang and core jars of the bootstrap cache."""
-    try:
-        from kclpy_local._env import default_cache_dir
-        from kclpy_local._jvm.cache import CacheLayout
-    except ImportError:
-        pytest.skip("no cache layout")
-    cache = os.environ.get("KCLPY_LOCAL_TEST_CACHE")
-    jars = CacheLayout(Path(cache) if cache else default_cache_dir(), 3).jars_dir
+    """The KCL 3.x multilang and core jars of the session's cache (tests/conftest.py:
+    the per-user cache, which scripts/test bootstraps, or $KCLPY_LOCAL_TEST_CACHE)."""
+    from kclpy_local._env import default_cache_dir
+    from kclpy_local._jvm.cache import CacheLayout
+
+    jars = CacheLayout(default_cache_dir(), 3).jars_dir
     multilang = sorted(jars.glob("amazon-kinesis-client-multilang-*.jar"))
     core = sorted(jars.glob("amazon-kinesis-client-3*.jar"))
     if not multilang or not core:

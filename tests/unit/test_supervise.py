@@ -30,6 +30,7 @@ from kclpy_local._jvm.supervise import (
     StopReport,
     Supervisor,
     endpoint_answers,
+    run_exit_code,
     status_words,
 )
 
@@ -377,7 +378,7 @@ def test_a_failed_daemon_is_restarted_and_the_run_ends_with_the_last_code(tmp_pa
 
 def test_the_restarts_run_out(tmp_path: Path) -> None:
     h = Harness(tmp_path, [([STARTED, *PROCESSOR_RAISED], 1, 0.0)] * 3)
-    assert h.run(RestartPolicy(max_restarts=2, initial=0)) == 1
+    assert h.run(RestartPolicy(max_restarts=2, initial=0)) == 4  # a processor failure
     err = h.err.getvalue()
     assert len(h.daemons) == 3
     assert "error: the daemon exited with code 1: the record processor for" in err
@@ -387,7 +388,7 @@ def test_the_restarts_run_out(tmp_path: Path) -> None:
 
 def test_without_restart_the_reason_is_in_the_error(tmp_path: Path) -> None:
     h = Harness(tmp_path, [([STARTED, *PROCESSOR_RAISED], 1, 0.0)])
-    assert h.run(None) == 1
+    assert h.run(None) == 4
     assert "error: the daemon exited with code 1: the record processor for shardId-000000000001" in h.err.getvalue()
     assert "restarts:" not in h.err.getvalue()
 
@@ -397,6 +398,38 @@ def test_a_configuration_error_is_not_restarted(tmp_path: Path) -> None:
     assert h.run(RestartPolicy(max_restarts=3, initial=0)) == 1
     assert len(h.daemons) == 1
     assert "error: the daemon exited with code 1: cannot start: no AWS credentials" in h.err.getvalue()
+
+
+TIMED_OUT = [
+    f"{_DATE} com.amazonaws.services.kinesis.multilang.MultiLangProtocol futureMethod",
+    f"SEVERE: Timedout to get status message for processRecords action for shard {SHARD}. Terminating...",
+]
+
+
+@pytest.mark.parametrize(
+    ("lines", "code", "expected"),
+    [
+        (PROCESSOR_RAISED, 1, 4),  # README: 4 processor failure (the KCL daemon exits 1)
+        (TIMED_OUT, 1, 4),  # a processor that did not answer within timeoutInSeconds
+        ([], 1, 1),  # no reason in the log: the daemon's own code
+        (["kclpy-local: cannot start: no AWS credentials"], 1, 1),
+        ([], -9, 137),  # killed by SIGKILL: 128 + 9
+        ([], 0, 0),
+    ],
+    ids=["raised", "timed-out", "no-reason", "launcher", "signal", "clean"],
+)
+def test_run_exit_code(lines: Sequence[str], code: int, expected: int) -> None:
+    assert run_exit_code(code, reason_of(lines)) == expected
+
+
+def test_a_processor_failure_during_a_requested_stop_keeps_the_daemons_code() -> None:
+    assert run_exit_code(1, reason_of(PROCESSOR_RAISED), stopping=True) == 1
+
+
+def test_a_run_whose_processor_failed_exits_4(tmp_path: Path) -> None:
+    h = Harness(tmp_path, [([STARTED, *TIMED_OUT], 1, 0.0)])
+    assert h.run(None) == 4
+    assert "did not answer processRecords within timeoutInSeconds" in h.err.getvalue()
 
 
 def _interrupt_after(seconds: float) -> threading.Timer:
@@ -414,7 +447,7 @@ def test_ctrl_c_during_the_back_off_stops_at_once(tmp_path: Path) -> None:
     finally:
         timer.cancel()
     assert time.monotonic() - begun < 30
-    assert code == 1
+    assert code == 4  # the last daemon stopped on a processor failure
     assert len(h.daemons) == 1
     assert "stopped during the back-off; the last daemon exited with code 1" in h.err.getvalue()
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
