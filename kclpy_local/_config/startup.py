@@ -44,20 +44,26 @@ _EAGER = StartupKey(
 KCL1_STARTUP: tuple[StartupKey, ...] = (_EAGER,)
 _LEADER_LEASE = "dynamoDbLockBasedLeaderLeaseDurationInMillis"
 _LEADER_HEARTBEAT = "dynamoDbLockBasedLeaderHeartbeatPeriodInMillis"
-#: KCL 3.x: a worker's first metrics report, lease assignment, lease duration, the
-#: leader lock, the eager initial lease sync.
+#: KCL 3.x: a worker's first metrics report, lease assignment, a consumer's start-up
+#: steps, lease duration, the leader lock, the eager initial lease sync.
 KCL3_STARTUP: tuple[StartupKey, ...] = (
     StartupKey(
         "workerMetricsReporterFreqInMillis",
-        "2000",
+        "500",
         "leases go only to workers that have reported their metrics, every 30 s by default",
         "30000",
     ),
     StartupKey(
         "leaseAssignmentIntervalMillis",
-        "1000",
-        "the leader assigns leases every second instead of every 2 x failoverTimeMillis",
+        "500",
+        "the leader assigns leases every 0.5 s instead of every 2 x failoverTimeMillis",
         "20000",
+    ),
+    StartupKey(
+        "shardConsumerDispatchPollIntervalMillis",
+        "100",
+        "a new lease's consumer moves through its start-up states every 0.1 s instead of every 1 s",
+        "1000",
     ),
     StartupKey(
         "failoverTimeMillis",

@@ -427,7 +427,7 @@ def test_run_print_properties_shows_the_translated_file(capsys: pytest.CaptureFi
     props = dict(javaproperties.loads(out))
     assert props["retrievalMode"] == "POLLING"
     assert props["metricsLevel"] == "NONE"
-    assert props["workerMetricsReporterFreqInMillis"] == "2000"
+    assert props["workerMetricsReporterFreqInMillis"] == "500"  # local endpoints: the fast start
     assert props["streamName"] == "orders"
     assert not set(props) & set(KCL1_ONLY_KEYS)
     notes = [line for line in err.splitlines() if line.startswith(NOTE)]
