@@ -172,6 +172,7 @@ def _check(args: argparse.Namespace) -> int:
         }
         if translation is not None:
             result["translation"] = list(translation.notes)
+            result["local_startup"] = list(prepared.startup)
         print(json.dumps(result, indent=2))
     else:
         for problem in problems:

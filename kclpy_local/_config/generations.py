@@ -36,6 +36,7 @@ from types import MappingProxyType
 from . import kcl1_keys, kcl1_rules, kcl3_keys, kcl3_rules
 from .document import Problem, Profile, PropertiesDocument
 from .keyspec import KeySpec
+from .startup import KCL1_STARTUP, KCL3_STARTUP, StartupKey
 from .translate import Translation, to_kcl3
 
 __all__ = [
@@ -68,7 +69,8 @@ class Generation:
     generation the guard looks for on the lease table; ``reports_worker_metrics``:
     its workers write worker-metrics items to the lease table;
     ``blocked_by_kcl3_items``: it cannot start on a table that holds KCL 3.x's
-    items besides leases.
+    items besides leases; ``startup``: the keys added on local endpoints when
+    absent (:mod:`~kclpy_local._config.startup`).
     """
 
     number: int
@@ -83,6 +85,7 @@ class Generation:
     reports_worker_metrics: bool
     blocked_by_kcl3_items: bool
     properties_flag: str | None = None
+    startup: tuple[StartupKey, ...] = ()
 
     @property
     def label(self) -> str:
@@ -138,6 +141,7 @@ KCL1 = Generation(
     other=3,
     reports_worker_metrics=False,
     blocked_by_kcl3_items=True,
+    startup=KCL1_STARTUP,
 )
 
 KCL3 = Generation(
@@ -152,6 +156,7 @@ KCL3 = Generation(
     other=1,
     reports_worker_metrics=True,
     blocked_by_kcl3_items=False,
+    startup=KCL3_STARTUP,
 )
 
 #: Every generation by number.

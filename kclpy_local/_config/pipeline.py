@@ -10,7 +10,9 @@
 4. translate the values for the generation (:meth:`Generation.translate
    <kclpy_local._config.generations.Generation.translate>`: none for 1.x, the
    1.x-to-3.x translation for 3.x), one note per change;
-5. validate what the generation would run, with the lines of the file.
+5. on local endpoints, add the generation's start-up keys the file leaves unset
+   (:mod:`~kclpy_local._config.startup`), one note per key;
+6. validate what the generation would run, with the lines of the file.
 
 A variable that is not set is a problem the validator reports, except where the
 values must be complete: before a translation, and with ``validate=False``, it
@@ -47,6 +49,7 @@ from .properties import (
     read_properties,
     validate_properties,
 )
+from .startup import local_startup
 from .translate import Translation, apply_translation, note_lines
 
 __all__ = ["Prepared", "effective_values", "prepare"]
@@ -72,6 +75,7 @@ class Prepared:
     effective: javaproperties.PropertiesFile
     translation: Translation
     problems: tuple[Problem, ...] = ()
+    startup: tuple[str, ...] = ()
 
     @property
     def errors(self) -> tuple[Problem, ...]:
@@ -79,13 +83,18 @@ class Prepared:
 
     @property
     def notes(self) -> list[str]:
-        """One line per change of the translation (``kclpy-local: translated for ...``)."""
-        return note_lines(self.translation)
+        """One line per change of the translation (``kclpy-local: translated for ...``)
+        and per start-up key added on local endpoints (``kclpy-local: local endpoints: ...``)."""
+        return note_lines(self.translation) + [
+            f"kclpy-local: local endpoints: {note}" for note in self.startup
+        ]
 
     @property
     def changed(self) -> bool:
         """Whether the daemon must be given a copy: the effective values differ from the file's."""
-        return self.translation.changed or self.values != self.source.as_dict()
+        return (
+            self.translation.changed or bool(self.startup) or self.values != self.source.as_dict()
+        )
 
     def refuse(self, what: str) -> None:
         """Raise :class:`PropertiesError` listing every error (``"{path}: {what}:"``), if any."""
@@ -188,19 +197,21 @@ def prepare(
         else []
     )
 
+    values, startup = local_startup(kcl.startup, translation.values, kcl.endpoint_values)
     effective = load_properties_file(path)
     for key, value in substituted.items():
         if effective.get(key) != value:
             effective[key] = value
-    apply_translation(effective, translation)
+    apply_translation(effective, Translation(values))
     return Prepared(
         path=Path(path),
         generation=kcl,
         profile=profile,
         source=source,
         checked=checked,
-        values=dict(translation.values),
+        values=values,
         effective=effective,
         translation=translation,
         problems=tuple(problems),
+        startup=startup,
     )

@@ -28,7 +28,6 @@ such as ``# kclpy-local: profile=local``, else the file name (``local.properties
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import os
 import re
@@ -36,12 +35,12 @@ import stat
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import javaproperties
 
 from .._exceptions import PropertiesError
 from .document import PROFILES, Entry, Problem, Profile, PropertiesDocument
+from .endpoints import ENDPOINT_KEYS, host_of, is_loopback_host
 from .generations import Generation
 from .generations import generation as _generation
 from .keyspec import java_trim
@@ -78,7 +77,6 @@ logger = logging.getLogger(__name__)
 logger.addHandler(logging.NullHandler())
 
 
-ENDPOINT_KEYS: tuple[str, ...] = ("kinesisEndpoint", "dynamoDBEndpoint", "cloudWatchEndpoint")
 _ENCODING = "iso-8859-1"  # what Properties.load(InputStream) assumes
 _SUBST = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}|\$\{")
 _PROFILE_COMMENT = re.compile(r"^\s*kclpy-local:\s*profile\s*=\s*(\S+)\s*$")
@@ -447,23 +445,6 @@ def validate_properties(
     return problems
 
 
-def _host_of(url: str) -> str | None:
-    try:
-        parts = urlsplit(url)
-        return parts.hostname if parts.scheme in ("http", "https") else None
-    except ValueError:
-        return None
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _check_endpoints(
     values: Mapping[str, str],
     document: PropertiesDocument,
@@ -476,7 +457,7 @@ def _check_endpoints(
     }
     for key, url in endpoints.items():
         line = document.line_of(key)
-        host = _host_of(url)
+        host = host_of(url)
         if host is not None:
             host = host.rstrip(".")  # "amazonaws.com." is the same host
         if not host:
@@ -495,7 +476,7 @@ def _check_endpoints(
                     "point it at the emulator (e.g. http://127.0.0.1:4566), or use the aws profile",
                 )
             )
-        elif profile == "local" and not _is_loopback(host):
+        elif profile == "local" and not is_loopback_host(host):
             problems.append(
                 Problem(
                     key,
@@ -505,7 +486,7 @@ def _check_endpoints(
                     "use 127.0.0.1, ::1 or localhost",
                 )
             )
-        elif profile == "aws" and _is_loopback(host):
+        elif profile == "aws" and is_loopback_host(host):
             problems.append(
                 Problem(key, line, "warning", f"loopback endpoint {url} in the aws profile")
             )

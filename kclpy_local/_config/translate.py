@@ -22,10 +22,8 @@ translated) passes through unchanged, with no note. The rules:
 - ``idleTimeBetweenReadsInMillis`` below 200 becomes 200 (KCL 3.x's minimum);
 - the ``local`` profile (the embedded emulator, moto): ``metricsLevel = NONE``,
   since the AWS SDK of KCL 3.x sends CloudWatch metrics in the Smithy RPC v2
-  CBOR protocol only and moto answers it with 404; and the local start-up keys
-  that are absent (a worker's first metrics report, lease assignment, lease
-  duration, the leader lock, the eager initial lease sync), so a new application
-  processes its first record within seconds;
+  CBOR protocol only and moto answers it with 404 (the start-up keys of local
+  endpoints are added after the translation, by :mod:`.startup`);
 - keys KCL 1.x reads and KCL 3.x does not (``leaseCleanupIntervalMillis``,
   ``http.proxyHost``...) are dropped, listed in one note.
 """
@@ -42,7 +40,6 @@ from .keyspec import LONG_RANGE, java_trim, parse_java_integer
 
 __all__ = [
     "DROPPED_KEYS",
-    "LOCAL_STARTUP",
     "RENAMED_KEYS",
     "Translation",
     "apply_translation",
@@ -58,35 +55,6 @@ RENAMED_KEYS: Mapping[str, str] = {
 }
 #: 1.x keys the translation drops: KCL 3.x does not read them.
 DROPPED_KEYS: frozenset[str] = frozenset(KCL1_ONLY_KEYS) - frozenset(RENAMED_KEYS)
-#: Added on the local profile when absent, with why.
-LOCAL_STARTUP: tuple[tuple[str, str, str], ...] = (
-    (
-        "workerMetricsReporterFreqInMillis",
-        "2000",
-        "leases go only to workers that have reported their metrics, every 30 s by default",
-    ),
-    (
-        "leaseAssignmentIntervalMillis",
-        "1000",
-        "the leader assigns leases every second instead of every 2 x failoverTimeMillis",
-    ),
-    ("failoverTimeMillis", "5000", "a stopped worker's leases expire after 5 s instead of 10 s"),
-    (
-        "dynamoDbLockBasedLeaderLeaseDurationInMillis",
-        "10000",
-        "a killed leader blocks lease assignment for 10 s instead of 120 s",
-    ),
-    (
-        "dynamoDbLockBasedLeaderHeartbeatPeriodInMillis",
-        "2000",
-        "the leader renews its lock every 2 s instead of every 30 s",
-    ),
-    (
-        "initialLeaseSync",
-        "eager",
-        "a new application's leases are created before the scheduler runs, without its random 1-30 s wait",
-    ),
-)
 _PREFIX = "translated for KCL 3.x"
 _MIN_IDLE_MILLIS = 200
 
@@ -211,7 +179,6 @@ def to_kcl3(values: Mapping[str, str], profile: str | None) -> Translation:
                 f"{change}: the AWS SDK of KCL 3.x sends CloudWatch metrics in the Smithy RPC v2 "
                 "CBOR protocol only, which the embedded emulator (moto) does not serve"
             )
-        _local_startup(values, out, notes)
 
     # Keys KCL 3.x does not read.
     dropped = [key for key in values if key in DROPPED_KEYS]
@@ -220,26 +187,6 @@ def to_kcl3(values: Mapping[str, str], profile: str | None) -> Translation:
     if dropped:
         notes.append(f"dropped keys KCL 3.x does not read: {', '.join(dropped)}")
     return Translation(out, tuple(notes))
-
-
-def _local_startup(values: Mapping[str, str], out: dict[str, str], notes: list[str]) -> None:
-    lease_key, heartbeat_key = (
-        "dynamoDbLockBasedLeaderLeaseDurationInMillis",
-        "dynamoDbLockBasedLeaderHeartbeatPeriodInMillis",
-    )
-    lease = _long(values.get(lease_key))
-    heartbeat = _long(values.get(heartbeat_key))
-    for key, default, why in LOCAL_STARTUP:
-        if key in values:
-            continue
-        value = default
-        # The launcher refuses a heartbeat that is not shorter than the lease.
-        if key == lease_key and heartbeat is not None and heartbeat >= int(default):
-            value = str(heartbeat * 5)
-        if key == heartbeat_key and lease is not None and lease <= int(default):
-            value = str(max(1, lease // 5))
-        out[key] = value
-        notes.append(f"added {key} = {value} (local profile): {why}")
 
 
 def apply_translation(document: javaproperties.PropertiesFile, translation: Translation) -> None:

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from .._config.endpoints import ENDPOINT_KEYS
 from .._config.generations import GENERATIONS
 from .._config.kcl1_keys import KCL1_UNSETTABLE
 from .._config.kcl3_keys import KCL1_ONLY_KEYS, KCL3_BEANS, KCL3_UNSETTABLE
 from .._config.keyspec import KeySpec, KeyType
 from .._config.properties import (
-    ENDPOINT_KEYS,
     PROFILES,
     Entry,
     Profile,
@@ -24,14 +24,16 @@ from .._config.properties import (
     substitute,
     validate_properties,
 )
-from .._config.translate import LOCAL_STARTUP, RENAMED_KEYS, apply_translation, to_kcl3
+from .._config.startup import KCL1_STARTUP, KCL3_STARTUP
+from .._config.translate import RENAMED_KEYS, apply_translation, to_kcl3
 
 __all__ = [
     "ENDPOINT_KEYS",
     "KCL1_ONLY_KEYS",
+    "KCL1_STARTUP",
     "KCL3_BEANS",
+    "KCL3_STARTUP",
     "KEYS",
-    "LOCAL_STARTUP",
     "MAXIMUM",
     "PROFILES",
     "RENAMED_KEYS",

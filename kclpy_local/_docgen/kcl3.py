@@ -78,7 +78,11 @@ def kcl3_parts() -> dict[str, str]:
         "renamed": "; ".join(
             f"`{old}` becomes `{new}`" for old, new in config.RENAMED_KEYS.items()
         ),
-        "startup": ", ".join(f"`{key} = {value}`" for key, value, _why in config.LOCAL_STARTUP),
+        "startup": "\n".join(
+            f"| {generation} | `{spec.key}` | `{spec.value}` | {spec.why} | `{spec.stock}` |"
+            for generation, keys in (("1.x", config.KCL1_STARTUP), ("3.x", config.KCL3_STARTUP))
+            for spec in keys
+        ),
         "original": _KCL1_EXAMPLE,
         "notes": "\n".join(f"- {note}" for note in translation.notes),
         "translated": config.render_properties(edited),

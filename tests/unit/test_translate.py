@@ -19,7 +19,6 @@ from kclpy_local._config.kcl1_keys import SDK2_ONLY_PROVIDERS
 from kclpy_local._config.properties import effective_properties, read_properties, validate_properties
 from kclpy_local._config.translate import (
     DROPPED_KEYS,
-    LOCAL_STARTUP,
     RENAMED_KEYS,
     Translation,
     apply_translation,
@@ -213,8 +212,7 @@ def test_keys_3x_does_not_read_are_dropped_in_one_note() -> None:
 
 
 def test_local_profile_turns_metrics_off_with_the_reason() -> None:
-    startup = {key: value for key, value, _ in LOCAL_STARTUP}
-    values = {**LOCAL, "retrievalMode": "POLLING", **startup}
+    values = {**LOCAL, "retrievalMode": "POLLING"}
     result = to_kcl3(values, "local")
     assert changed(result, values) == {"metricsLevel": "NONE"}
     (note,) = result.notes
@@ -226,38 +224,6 @@ def test_local_profile_turns_metrics_off_with_the_reason() -> None:
     # LocalStack and AWS speak the protocol: no change there.
     for profile in ("localstack", "aws", None):
         assert to_kcl3({**values, "metricsLevel": "SUMMARY"}, profile).notes == ()
-
-
-def test_local_profile_adds_the_startup_keys_that_are_absent() -> None:
-    values = {**LOCAL, "retrievalMode": "POLLING", "metricsLevel": "NONE", "failoverTimeMillis": "3000"}
-    result = to_kcl3(values, "local")
-    assert changed(result, values) == {
-        "workerMetricsReporterFreqInMillis": "2000",
-        "leaseAssignmentIntervalMillis": "1000",
-        "dynamoDbLockBasedLeaderLeaseDurationInMillis": "10000",
-        "dynamoDbLockBasedLeaderHeartbeatPeriodInMillis": "2000",
-        "initialLeaseSync": "eager",
-    }
-    assert all(note.startswith("added ") and "(local profile): " in note for note in result.notes)
-    assert len(result.notes) == 5
-    assert to_kcl3(values, "localstack").notes == ()
-
-
-@pytest.mark.parametrize(("given", "added"), [
-    ({"dynamoDbLockBasedLeaderLeaseDurationInMillis": "1500"},
-     {"dynamoDbLockBasedLeaderHeartbeatPeriodInMillis": "300"}),
-    ({"dynamoDbLockBasedLeaderHeartbeatPeriodInMillis": "12000"},
-     {"dynamoDbLockBasedLeaderLeaseDurationInMillis": "60000"}),
-    ({"dynamoDbLockBasedLeaderHeartbeatPeriodInMillis": "3000"},
-     {"dynamoDbLockBasedLeaderLeaseDurationInMillis": "10000"}),
-])
-def test_the_added_leader_lock_keeps_the_heartbeat_shorter(given: dict[str, str], added: dict[str, str]) -> None:
-    values = {**LOCAL, **given}
-    result = to_kcl3(values, "local")
-    for key, value in added.items():
-        assert result.values[key] == value
-    lease = int(result.values["dynamoDbLockBasedLeaderLeaseDurationInMillis"])
-    assert int(result.values["dynamoDbLockBasedLeaderHeartbeatPeriodInMillis"]) < lease
 
 
 # -- idempotence and the shipped files --------------------------------------------------
@@ -279,7 +245,6 @@ def test_shipped_files_translate_to_valid_3x_files_once(path: Path) -> None:
 
 @pytest.mark.parametrize("profile", ["local", "localstack", "aws", None])
 def test_a_file_written_for_3x_passes_unchanged(profile: str | None) -> None:
-    startup = {key: value for key, value, _ in LOCAL_STARTUP}
     values = {
         **LOCAL,
         "AwsCredentialsProvider": "DefaultCredentialsProvider",
@@ -287,7 +252,6 @@ def test_a_file_written_for_3x_passes_unchanged(profile: str | None) -> None:
         "metricsLevel": "NONE",
         "initialPositionInStreamExtended": "1700000000",
         "skipShardSyncAtWorkerInitializationIfLeasesExist": "true",
-        **startup,
     }
     assert to_kcl3(values, profile) == Translation(values)
 
@@ -304,7 +268,7 @@ def test_everything_at_once_is_idempotent() -> None:
         "garbageLeaseCleanupThresholdMillis": "5",
     }
     first = to_kcl3(values, "local")
-    assert len(first.notes) == 13
+    assert len(first.notes) == 7  # the 6 start-up keys come after the translation (test_startup.py)
     assert to_kcl3(first.values, "local") == Translation(first.values)
     assert validate_properties(first.values, profile="local", generation=3, environ={}) == []
 
@@ -389,7 +353,7 @@ def test_daemon_generation_3_runs_a_translated_copy(monkeypatch: pytest.MonkeyPa
 
 def test_daemon_generation_1_is_not_translated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     _fake_jvm(monkeypatch)
-    path = _local_file(tmp_path)
+    path = _local_file(tmp_path, initialLeaseSync="eager")  # no start-up key to add either
     lines: list[str] = []
     with Daemon(path, log=lines.append, guard=False) as daemon:
         daemon.wait(30)
@@ -463,7 +427,7 @@ def test_run_print_properties_shows_the_translated_file(capsys: pytest.CaptureFi
     props = dict(javaproperties.loads(out))
     assert props["retrievalMode"] == "POLLING"
     assert props["metricsLevel"] == "NONE"
-    assert props["workerMetricsReporterFreqInMillis"] == "2000"
+    assert props["workerMetricsReporterFreqInMillis"] == "500"  # local endpoints: the fast start
     assert props["streamName"] == "orders"
     assert not set(props) & set(KCL1_ONLY_KEYS)
     notes = [line for line in err.splitlines() if line.startswith(NOTE)]

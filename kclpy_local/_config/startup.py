@@ -1,0 +1,130 @@
+"""Start-up on local endpoints: the fast paths, on by default where they are safe.
+
+A KCL worker's stock start-up is tuned for fleets on AWS: on an empty lease table a
+KCL 1.x worker waits a random 1-30 s before it creates the leases, and a KCL 3.x
+worker gets its first lease only after it has reported its metrics (every 30 s),
+the leader has taken its lock and assigned leases (every 2 x failoverTimeMillis).
+On local endpoints (every endpoint a loopback host: an emulator on this machine)
+no fleet shares the table, so :func:`local_startup` adds, for each of these keys
+the file leaves unset, the value that starts a worker within seconds, one note
+each. Setting the key, to any value, keeps the file's (e.g.
+``initialLeaseSync = worker`` for the KCL's own start-up). Nothing is added for a
+file whose endpoints reach anything else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from .endpoints import ENDPOINT_KEYS, is_loopback_url
+from .keyspec import LONG_RANGE, java_trim, parse_java_integer
+
+__all__ = ["KCL1_STARTUP", "KCL3_STARTUP", "StartupKey", "local_endpoints", "local_startup"]
+
+
+@dataclass(frozen=True, slots=True)
+class StartupKey:
+    """A key added on local endpoints when absent: its value, what it changes, and
+    the stock value that brings the KCL's own behaviour back."""
+
+    key: str
+    value: str
+    why: str
+    stock: str
+
+
+_EAGER = StartupKey(
+    "initialLeaseSync",
+    "eager",
+    "a new application's leases are created before the worker starts, without its random 1-30 s wait",
+    "worker",
+)
+#: KCL 1.x: the eager initial lease sync of the launcher.
+KCL1_STARTUP: tuple[StartupKey, ...] = (_EAGER,)
+_LEADER_LEASE = "dynamoDbLockBasedLeaderLeaseDurationInMillis"
+_LEADER_HEARTBEAT = "dynamoDbLockBasedLeaderHeartbeatPeriodInMillis"
+#: KCL 3.x: a worker's first metrics report, lease assignment, a consumer's start-up
+#: steps, lease duration, the leader lock, the eager initial lease sync.
+KCL3_STARTUP: tuple[StartupKey, ...] = (
+    StartupKey(
+        "workerMetricsReporterFreqInMillis",
+        "500",
+        "leases go only to workers that have reported their metrics, every 30 s by default",
+        "30000",
+    ),
+    StartupKey(
+        "leaseAssignmentIntervalMillis",
+        "500",
+        "the leader assigns leases every 0.5 s instead of every 2 x failoverTimeMillis",
+        "20000",
+    ),
+    StartupKey(
+        "shardConsumerDispatchPollIntervalMillis",
+        "100",
+        "a new lease's consumer moves through its start-up states every 0.1 s instead of every 1 s",
+        "1000",
+    ),
+    StartupKey(
+        "failoverTimeMillis",
+        "5000",
+        "a stopped worker's leases expire after 5 s instead of 10 s",
+        "10000",
+    ),
+    StartupKey(
+        _LEADER_LEASE,
+        "10000",
+        "a killed leader blocks lease assignment for 10 s instead of 120 s",
+        "120000",
+    ),
+    StartupKey(
+        _LEADER_HEARTBEAT,
+        "2000",
+        "the leader renews its lock every 2 s instead of every 30 s",
+        "30000",
+    ),
+    _EAGER,
+)
+
+
+def local_endpoints(values: Mapping[str, str]) -> bool:
+    """Whether every endpoint key is set to a loopback URL."""
+    urls = [java_trim(values.get(key, "")) for key in ENDPOINT_KEYS]
+    return all(url and is_loopback_url(url) for url in urls)
+
+
+def _long(value: str | None) -> int | None:
+    return None if value is None else parse_java_integer(java_trim(value), *LONG_RANGE)
+
+
+def _adjusted(spec: StartupKey, values: Mapping[str, str]) -> str:
+    """The value to add, kept consistent with what the file sets: the launcher
+    refuses a leader heartbeat that is not shorter than the leader lease."""
+    heartbeat, lease = _long(values.get(_LEADER_HEARTBEAT)), _long(values.get(_LEADER_LEASE))
+    if spec.key == _LEADER_LEASE and heartbeat is not None and heartbeat >= int(spec.value):
+        return str(heartbeat * 5)
+    if spec.key == _LEADER_HEARTBEAT and lease is not None and lease <= int(spec.value):
+        return str(max(1, lease // 5))
+    return spec.value
+
+
+def local_startup(
+    keys: tuple[StartupKey, ...],
+    values: Mapping[str, str],
+    endpoint_values: Callable[[Mapping[str, str]], Mapping[str, str]] = dict,
+) -> tuple[dict[str, str], tuple[str, ...]]:
+    """``values`` with the start-up ``keys`` it leaves unset added, when its endpoints
+    (as ``endpoint_values`` reads them) are all local; and one note per key added."""
+    out = dict(values)
+    if not local_endpoints(endpoint_values(values)):
+        return out, ()
+    notes = []
+    for spec in keys:
+        if spec.key in values:
+            continue
+        out[spec.key] = _adjusted(spec, values)
+        notes.append(
+            f"added {spec.key} = {out[spec.key]}: {spec.why} "
+            f"(set {spec.key} = {spec.stock} for the KCL's own)"
+        )
+    return out, tuple(notes)
