@@ -59,6 +59,7 @@ cloudWatchEndpoint = {endpoint}
 isCBORProtocolDisabled = true
 """
 FILES = ("local profile", "user's file")
+JVM_ARGS: list[str] = []  # --jvm-arg
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,7 @@ def make_daemon(generation: int, file: str, inst: Installation, *, endpoint: str
         path = Path(LOCAL_PROFILE)
         overrides = {"applicationName": app, "streamName": STREAM, "executableName": executable, **extra}
     return Daemon(path, generation=generation, installation=inst, env=env, cwd=ROOT,
-                  log=lines.append, overrides=overrides, ready_timeout=180)
+                  log=lines.append, overrides=overrides, ready_timeout=180, jvm_args=JVM_ARGS)
 
 
 def cold_start(generation: int, file: str, inst: Installation, *, endpoint: str, shards: set[str],
@@ -128,10 +129,13 @@ def main() -> int:
     ap.add_argument("--kcl3-set", action="append", default=[], metavar="KEY=VALUE",
                     help="one more property for the 3.x daemon (repeatable), e.g. "
                          "shardConsumerDispatchPollIntervalMillis=250")
+    ap.add_argument("--jvm-arg", action="append", default=[], metavar="ARG",
+                    help="one more JVM argument for every daemon (repeatable), e.g. -XX:TieredStopAtLevel=1")
     ap.add_argument("--kcl", type=int, action="append", choices=(1, 3), default=None,
                     help="only this generation (repeatable; default both)")
     args = ap.parse_args()
     kcl3_extra = dict(item.split("=", 1) for item in args.kcl3_set)
+    JVM_ARGS.extend(args.jvm_arg)
     generations = tuple(args.kcl or (1, 3))
     insts = {generation: installation(generation, args.cache) for generation in generations}
     starts: list[Start] = []

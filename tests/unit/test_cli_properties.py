@@ -331,7 +331,7 @@ def test_check_kcl3_translated_checks_what_kclpy_local_runs(
     assert len(notes) == 5
     # Then the start-up keys of local endpoints, one line each.
     startup = [line for line in err.splitlines() if line.startswith("kclpy-local: local endpoints: added ")]
-    assert len(startup) == 7
+    assert len(startup) == 8
     assert "ok (KCL 3.x, translated; profile local; 0 error(s), 0 warning(s))" in err
     # What the translation cannot fix is still reported, with the file's line.
     kcl1_file.write_text(KCL1_LOCAL + "FailoverTimeMillis = 5000\n")
@@ -340,7 +340,7 @@ def test_check_kcl3_translated_checks_what_kclpy_local_runs(
     result = json.loads(out)
     assert result["kcl"] == 3 and result["errors"] == 1
     assert result["problems"][0]["key"] == "FailoverTimeMillis" and result["problems"][0]["line"] == 12
-    assert len(result["translation"]) == 5 and len(result["local_startup"]) == 7
+    assert len(result["translation"]) == 5 and len(result["local_startup"]) == 8
     assert "translated for KCL 3.x" not in err  # --json: the notes are in the object
 
 

@@ -353,7 +353,7 @@ def test_daemon_generation_3_runs_a_translated_copy(monkeypatch: pytest.MonkeyPa
 
 def test_daemon_generation_1_is_not_translated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     _fake_jvm(monkeypatch)
-    path = _local_file(tmp_path, initialLeaseSync="eager")  # no start-up key to add either
+    path = _local_file(tmp_path, initialLeaseSync="eager", parentShardPollIntervalMillis="500")  # nothing to add
     lines: list[str] = []
     with Daemon(path, log=lines.append, guard=False) as daemon:
         daemon.wait(30)
