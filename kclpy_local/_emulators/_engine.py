@@ -56,6 +56,7 @@ __all__ = [
     "http_problem",
     "listening_sockets",
     "post",
+    "routine_kill",
     "runs",
 ]
 
@@ -123,6 +124,17 @@ def free_port(host: str = DEFAULT_HOST) -> int:
     with _bind(host, 0) as sock:
         port: int = sock.getsockname()[1]
     return port
+
+
+def routine_kill(label: str, grace: float, logger_name: str) -> StopPolicy:
+    """How an engine is stopped whose SIGKILL after ``grace`` seconds is routine:
+    SIGTERM to its process group, and the note before SIGKILL logged at DEBUG."""
+    return StopPolicy(
+        max_grace=grace,
+        kill_note=f"{label} pid %(pid)d still runs after SIGTERM; killing it",
+        kill_note_level=logging.DEBUG,
+        logger_name=logger_name,
+    )
 
 
 # -- HTTP -----------------------------------------------------------------------------
@@ -270,8 +282,8 @@ class EngineProcess(Lifecycle):
         *,
         log_path: Path | None,
         detach: bool,
-        session: bool,
         startup_timeout: float,
+        session: bool = True,
     ) -> None:
         for value in ports:
             if not 0 <= value <= 65535:

@@ -43,7 +43,6 @@ import json
 import logging
 import os
 import shutil
-import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -52,9 +51,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import _process
-from .._env import default_cache_dir
 from .._exceptions import EmulatorError, ProcessError
-from .._process import Launch, StopPolicy
+from .._process import Launch
 from ._engine import (
     DEFAULT_HOST,
     OPENER,
@@ -62,9 +60,10 @@ from ._engine import (
     EngineProcess,
     Listener,
     listening_sockets,
+    routine_kill,
     runs,
 )
-from ._install import install_once
+from ._install import Installation, Installer, InstallError
 
 __all__ = [
     "CBOR_RECORDS_WORK",
@@ -133,12 +132,7 @@ _NETWORK_CODES = (
     "ERR_SOCKET_TIMEOUT",
 )
 # SIGTERM to its process group; a SIGKILL after TERM_GRACE is routine, hence DEBUG.
-_STOP = StopPolicy(
-    max_grace=TERM_GRACE,
-    kill_note="kinesis-mock pid %(pid)d still runs after SIGTERM; killing it",
-    kill_note_level=logging.DEBUG,
-    logger_name=__name__,
-)
+_STOP = routine_kill("kinesis-mock", TERM_GRACE, __name__)
 
 
 class NodeNotFoundError(EmulatorError):
@@ -150,13 +144,11 @@ class NodeNotFoundError(EmulatorError):
         self.hint = NODE_HINT
 
 
-class KinesisMockInstallError(EmulatorError):
+class KinesisMockInstallError(InstallError):
     """``npm install`` of the pinned package failed, or installed something else.
 
     ``registry_unreachable`` tells a network failure from the rest.
     """
-
-    registry_unreachable = False
 
 
 # -- node and npm -------------------------------------------------------------------
@@ -186,10 +178,13 @@ def preload_path() -> Path:
 
 
 @dataclass(frozen=True, slots=True)
-class KinesisMockInstallation:
+class KinesisMockInstallation(Installation):
     """An installed, checked ``kinesis-local`` package."""
 
-    root: Path
+    directory = "kinesis-mock"
+    version = VERSION
+    label = f"{PACKAGE}@{VERSION}"
+    error = KinesisMockInstallError
 
     @property
     def package_dir(self) -> Path:
@@ -204,45 +199,42 @@ class KinesisMockInstallation:
         """The self-signed certificate it needs (``KINESIS_MOCK_CERT_PATH``)."""
         return self.package_dir / "server.json"
 
-    @property
-    def version(self) -> str:
-        return VERSION
+    @classmethod
+    def defect(cls, root: Path) -> str | None:
+        """``None`` if ``root`` holds the pinned package; else what is wrong with it."""
+        inst = cls(root)
+        try:
+            meta = json.loads((inst.package_dir / "package.json").read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return f"{PACKAGE} is not installed"
+        except (OSError, ValueError) as exc:
+            return f"unreadable package.json: {exc}"
+        version = meta.get("version") if isinstance(meta, dict) else None
+        if version != VERSION:
+            return f"{PACKAGE} version is {version!r}, expected {VERSION!r}"
+        try:
+            lock = json.loads((root / "node_modules" / ".package-lock.json").read_text("utf-8"))
+            integrity = lock["packages"][f"node_modules/{PACKAGE}"].get("integrity")
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return "npm recorded no integrity for the package"
+        if integrity != INTEGRITY:
+            return f"the package's integrity is {integrity!r}, expected the pinned {INTEGRITY!r}"
+        for path in (inst.main_js, inst.cert_path):
+            if not path.is_file():
+                return f"{path.name} is missing"
+        return None
 
 
-def install_root(cache_dir: Path | None = None) -> Path:
-    """``<cache>/kinesis-mock``: one directory per version below it."""
-    return (cache_dir if cache_dir is not None else default_cache_dir()) / "kinesis-mock"
-
-
-def _defect(root: Path) -> str | None:
-    """``None`` if ``root`` holds the pinned package; else what is wrong with it."""
-    inst = KinesisMockInstallation(root)
-    try:
-        meta = json.loads((inst.package_dir / "package.json").read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return f"{PACKAGE} is not installed"
-    except (OSError, ValueError) as exc:
-        return f"unreadable package.json: {exc}"
-    version = meta.get("version") if isinstance(meta, dict) else None
-    if version != VERSION:
-        return f"{PACKAGE} version is {version!r}, expected {VERSION!r}"
-    try:
-        lock = json.loads((root / "node_modules" / ".package-lock.json").read_text("utf-8"))
-        integrity = lock["packages"][f"node_modules/{PACKAGE}"].get("integrity")
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return "npm recorded no integrity for the package"
-    if integrity != INTEGRITY:
-        return f"the package's integrity is {integrity!r}, expected the pinned {INTEGRITY!r}"
-    for path in (inst.main_js, inst.cert_path):
-        if not path.is_file():
-            return f"{path.name} is missing"
-    return None
-
-
-def find_installation(cache_dir: Path | None = None) -> KinesisMockInstallation | None:
-    """The installed pinned version, or ``None`` (nothing is fetched)."""
-    root = install_root(cache_dir) / VERSION
-    return KinesisMockInstallation(root) if _defect(root) is None else None
+install_root = KinesisMockInstallation.install_root
+find_installation = KinesisMockInstallation.find
+_NPM = Installer(
+    KinesisMockInstallation,
+    "the npm registry",
+    _NETWORK_CODES,
+    "check the network and npm's registry setting (npm config get registry)",
+    missing_words=("E404", "ETARGET"),
+    missing_hint="check npm's registry setting (npm config get registry)",
+)
 
 
 def ensure_installed(
@@ -259,21 +251,13 @@ def ensure_installed(
     :func:`~kclpy_local._emulators._install.install_once`). ``env`` replaces
     the environment npm runs with (for its registry settings).
     """
-    root = install_root(cache_dir)
-    if _defect(root / VERSION) is None:
-        return KinesisMockInstallation(root / VERSION)
+    found = find_installation(cache_dir)
+    if found is not None:
+        return found
     npm = _which("npm")
-    final = install_once(
-        root,
-        VERSION,
-        defect=_defect,
-        build=lambda tmp: _npm_install(npm, tmp, timeout, env),
-        refuse=lambda problem: KinesisMockInstallError(
-            f"npm installed something other than {PACKAGE}@{VERSION}: {problem}"
-        ),
-        label=f"{PACKAGE}@{VERSION}",
+    return KinesisMockInstallation.install(
+        cache_dir, lambda tmp: _npm_install(npm, tmp, timeout, env)
     )
-    return KinesisMockInstallation(final)
 
 
 def _npm_install(npm: str, prefix: Path, timeout: float, env: Mapping[str, str] | None) -> None:
@@ -290,33 +274,7 @@ def _npm_install(npm: str, prefix: Path, timeout: float, env: Mapping[str, str] 
     ]
     environ = dict(os.environ if env is None else env)
     environ.setdefault("npm_config_update_notifier", "false")
-    logger.debug("running %s", argv)
-    try:
-        result = _process.run(Launch(argv, env=environ, cwd=prefix, new_session=False), timeout)
-    except subprocess.TimeoutExpired as exc:
-        raise KinesisMockInstallError(
-            f"npm install {PACKAGE}@{VERSION} did not finish within {timeout:.0f}s"
-        ) from exc
-    except OSError as exc:
-        raise KinesisMockInstallError(f"cannot run npm ({npm}): {exc}") from exc
-    if result.returncode == 0:
-        return
-    output = (result.stderr + "\n" + result.stdout).strip()
-    tail = "\n".join(f"  {line}" for line in output.splitlines()[-15:])
-    if any(code in output for code in _NETWORK_CODES):
-        err = KinesisMockInstallError(
-            f"cannot install {PACKAGE}@{VERSION}: the npm registry is unreachable\n{tail}"
-        )
-        err.hint = "check the network and npm's registry setting (npm config get registry)"
-        err.registry_unreachable = True
-    elif "E404" in output or "ETARGET" in output:
-        err = KinesisMockInstallError(f"the npm registry has no {PACKAGE}@{VERSION}\n{tail}")
-        err.hint = "check npm's registry setting (npm config get registry)"
-    else:
-        err = KinesisMockInstallError(
-            f"npm install {PACKAGE}@{VERSION} exited with code {result.returncode}\n{tail}"
-        )
-    raise err
+    _NPM.run(Launch(argv, env=environ, cwd=prefix, new_session=False), timeout, what="npm install")
 
 
 def is_kinesis_mock_process(pid: int) -> bool | None:
@@ -419,7 +377,6 @@ class KinesisMock(EngineProcess):
             host,
             log_path=log_path,
             detach=detach,
-            session=True,
             startup_timeout=startup_timeout,
         )
         if port and port == tls_port:

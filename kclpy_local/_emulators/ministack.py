@@ -41,19 +41,16 @@ import hashlib
 import json
 import logging
 import os
-import subprocess
 import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import _process
-from .._env import default_cache_dir
 from .._exceptions import EmulatorError
-from .._process import Launch, StopPolicy
-from ._engine import DEFAULT_HOST, Command, EngineProcess, http_problem, post, runs
-from ._install import install_once
+from .._process import Launch
+from ._engine import DEFAULT_HOST, Command, EngineProcess, http_problem, post, routine_kill, runs
+from ._install import Installation, Installer, InstallError
 
 __all__ = [
     "CBOR_WORKS",
@@ -114,29 +111,25 @@ _NETWORK_WORDS = (
     "No matching distribution found",
     "Could not find a version that satisfies",
 )
-_STOP = StopPolicy(
-    max_grace=TERM_GRACE,
-    kill_note="MiniStack pid %(pid)d still runs after SIGTERM; killing it",
-    kill_note_level=logging.DEBUG,
-    logger_name=__name__,
-)
+_STOP = routine_kill("MiniStack", TERM_GRACE, __name__)
 
 
-class MiniStackInstallError(EmulatorError):
+class MiniStackInstallError(InstallError):
     """Installing the pinned MiniStack failed; ``registry_unreachable`` tells a
     network failure from the rest."""
-
-    registry_unreachable = False
 
 
 # -- the installation -----------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
-class MiniStackInstallation:
+class MiniStackInstallation(Installation):
     """An installed, checked MiniStack in a virtual environment of its own."""
 
-    root: Path
+    directory = PACKAGE
+    version = VERSION
+    label = f"{PACKAGE} {VERSION}"
+    error = MiniStackInstallError
 
     @property
     def venv(self) -> Path:
@@ -148,41 +141,36 @@ class MiniStackInstallation:
         built elsewhere and renamed, so its scripts' shebangs are stale)."""
         return self.venv / "bin" / "python"
 
-    @property
-    def version(self) -> str:
-        return VERSION
+    @classmethod
+    def defect(cls, root: Path) -> str | None:
+        """``None`` if ``root`` holds the pinned MiniStack; else what is wrong with it."""
+        inst = cls(root)
+        try:
+            marker = json.loads((root / _MARKER).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return f"{PACKAGE} is not installed"
+        except (OSError, ValueError) as exc:
+            return f"unreadable {_MARKER}: {exc}"
+        if not isinstance(marker, dict) or marker.get("version") != VERSION:
+            return f"{_MARKER} names another version than {VERSION}"
+        if marker.get("sha256") != WHEEL_SHA256:
+            return f"the wheel's sha256 is {marker.get('sha256')!r}, expected the pinned one"
+        if not inst.python.exists():  # a dangling link when its base Python went away
+            return f"{inst.python} is missing"
+        found = list(inst.venv.glob(f"lib/python*/site-packages/{PACKAGE}-{VERSION}.dist-info"))
+        if not found:
+            return f"{PACKAGE} {VERSION} is not in the virtual environment"
+        return None
 
 
-def install_root(cache_dir: Path | None = None) -> Path:
-    """``<cache>/ministack``: one directory per version below it."""
-    return (cache_dir if cache_dir is not None else default_cache_dir()) / PACKAGE
-
-
-def _defect(root: Path) -> str | None:
-    """``None`` if ``root`` holds the pinned MiniStack; else what is wrong with it."""
-    inst = MiniStackInstallation(root)
-    try:
-        marker = json.loads((root / _MARKER).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return f"{PACKAGE} is not installed"
-    except (OSError, ValueError) as exc:
-        return f"unreadable {_MARKER}: {exc}"
-    if not isinstance(marker, dict) or marker.get("version") != VERSION:
-        return f"{_MARKER} names another version than {VERSION}"
-    if marker.get("sha256") != WHEEL_SHA256:
-        return f"the wheel's sha256 is {marker.get('sha256')!r}, expected the pinned one"
-    if not inst.python.exists():  # a dangling link when its base Python went away
-        return f"{inst.python} is missing"
-    found = list(inst.venv.glob(f"lib/python*/site-packages/{PACKAGE}-{VERSION}.dist-info"))
-    if not found:
-        return f"{PACKAGE} {VERSION} is not in the virtual environment"
-    return None
-
-
-def find_installation(cache_dir: Path | None = None) -> MiniStackInstallation | None:
-    """The installed pinned version, or ``None`` (nothing is fetched)."""
-    root = install_root(cache_dir) / VERSION
-    return MiniStackInstallation(root) if _defect(root) is None else None
+install_root = MiniStackInstallation.install_root
+find_installation = MiniStackInstallation.find
+_PIP = Installer(
+    MiniStackInstallation,
+    "the package index",
+    _NETWORK_WORDS,
+    "check the network and pip's index setting (pip config list)",
+)
 
 
 def ensure_installed(
@@ -199,18 +187,7 @@ def ensure_installed(
     package index pip is configured with (``env`` replaces the environment pip
     runs with: ``PIP_INDEX_URL`` and the like).
     """
-    root = install_root(cache_dir)
-    final = install_once(
-        root,
-        VERSION,
-        defect=_defect,
-        build=lambda tmp: _build(tmp, python, timeout, env),
-        refuse=lambda problem: MiniStackInstallError(
-            f"the installed {PACKAGE} {VERSION} is not sound: {problem}"
-        ),
-        label=f"{PACKAGE} {VERSION}",
-    )
-    return MiniStackInstallation(final)
+    return MiniStackInstallation.install(cache_dir, lambda tmp: _build(tmp, python, timeout, env))
 
 
 def _build(tmp: Path, python: str, timeout: float, env: Mapping[str, str] | None) -> None:
@@ -245,34 +222,8 @@ def _run(argv: list[str], deadline: float, env: Mapping[str, str] | None, what: 
     environ = {
         k: v for k, v in (os.environ if env is None else env).items() if k not in _FOREIGN_PYTHON
     }
-    left = deadline - time.monotonic()
-    logger.debug("running %s", argv)
-    try:
-        if left <= 0:
-            raise subprocess.TimeoutExpired(argv, 0)
-        result = _process.run(Launch(argv, env=environ, new_session=False), left)
-    except subprocess.TimeoutExpired as exc:
-        raise MiniStackInstallError(
-            f"installing {PACKAGE} {VERSION}: {what} did not finish in time"
-        ) from exc
-    except OSError as exc:
-        raise MiniStackInstallError(
-            f"installing {PACKAGE} {VERSION}: cannot run {what}: {exc}"
-        ) from exc
-    if result.returncode == 0:
-        return
-    output = (result.stderr + "\n" + result.stdout).strip()
-    tail = "\n".join(f"  {line}" for line in output.splitlines()[-15:])
-    if any(word in output for word in _NETWORK_WORDS):
-        err = MiniStackInstallError(
-            f"cannot install {PACKAGE} {VERSION}: the package index is unreachable\n{tail}"
-        )
-        err.hint = "check the network and pip's index setting (pip config list)"
-        err.registry_unreachable = True
-        raise err
-    raise MiniStackInstallError(
-        f"installing {PACKAGE} {VERSION}: {what} exited with code {result.returncode}\n{tail}"
-    )
+    launch = Launch(argv, env=environ, new_session=False)
+    _PIP.run(launch, deadline - time.monotonic(), what=what)
 
 
 def is_ministack_process(pid: int) -> bool | None:
@@ -316,12 +267,7 @@ class MiniStack(EngineProcess):
         startup_timeout: float = 60.0,
     ) -> None:
         super().__init__(
-            (port,),
-            host,
-            log_path=log_path,
-            detach=detach,
-            session=True,
-            startup_timeout=startup_timeout,
+            (port,), host, log_path=log_path, detach=detach, startup_timeout=startup_timeout
         )
         self._cache_dir = cache_dir
         self.installation = installation
