@@ -15,14 +15,12 @@ registry from the rest.
 from __future__ import annotations
 
 import abc
-import contextlib
-import fcntl
 import logging
 import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Self
@@ -30,6 +28,7 @@ from typing import ClassVar, Self
 from .. import _process
 from .._env import default_cache_dir
 from .._exceptions import EmulatorError
+from .._files import locked
 from .._process import Launch
 
 __all__ = [
@@ -38,24 +37,11 @@ __all__ = [
     "Installation",
     "Installer",
     "install_once",
-    "locked",
 ]
 
 logger = logging.getLogger(__name__)
 
 LOCK_FILE = ".lock"
-
-
-@contextlib.contextmanager
-def locked(path: Path) -> Iterator[None]:
-    """Hold an exclusive ``flock`` on ``path`` (created, with its parents, if missing)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def install_once(
