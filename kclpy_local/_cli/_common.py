@@ -1,5 +1,5 @@
-"""What several commands share: argument types, the endpoint options, the endpoint
-line and JSON output.
+"""What several commands share: the command's parser, argument types, the options
+several commands take, the endpoint line and JSON output.
 
 The argument types refuse a bad value while the arguments are parsed, so the
 command exits with 2 and argparse's one line naming the option
@@ -16,24 +16,33 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 from .. import _aws, _env
 from .._emulators import endpoints
 from .._emulators.endpoints import DEFAULT_ENDPOINT, Endpoint, Service
+from .._jvm.jars import DEFAULT_GENERATION, available_generations
 
 __all__ = [
     "DEFAULT_ENDPOINT",
     "ENDPOINT_ENV",
     "MAX_SECONDS",
     "MAX_SHARDS",
+    "Subparsers",
+    "add_application_argument",
+    "add_cache_dir_argument",
+    "add_command",
     "add_endpoint_arguments",
+    "add_guard_argument",
+    "add_java_argument",
+    "add_kcl_argument",
     "announce_endpoint",
     "application_name",
     "directory",
     "endpoint_for",
     "endpoint_url",
     "log_file",
+    "paragraph",
     "port_number",
     "print_json",
     "readable_file",
@@ -45,6 +54,12 @@ __all__ = [
 ]
 
 ENDPOINT_ENV = _env.ENDPOINT.name
+#: What ``register(subparsers)`` of every command gets.
+Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+CACHE_DIR_HELP = (
+    "cache directory (default: $KCLPY_LOCAL_CACHE, $XDG_CACHE_HOME/kclpy-local "
+    "or ~/.cache/kclpy-local)"
+)
 
 
 def port_number(text: str) -> int:
@@ -172,6 +187,72 @@ def log_file(text: str) -> str:
     if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
         raise argparse.ArgumentTypeError(f"{text} cannot be written (permission denied)")
     return text
+
+
+# -- the command's parser -------------------------------------------------------------
+
+
+def add_command(
+    subparsers: Subparsers,
+    name: str,
+    help: str,
+    description: str | None = None,
+    *,
+    raw: bool = False,
+) -> argparse.ArgumentParser:
+    """The parser of the command ``name``: ``help`` is its line in ``kclpy-local
+    --help``, ``description`` the text of its own ``--help``, re-wrapped by
+    argparse unless ``raw`` (a module docstring written for ``--help``)."""
+    formatter = argparse.RawDescriptionHelpFormatter if raw else argparse.HelpFormatter
+    return subparsers.add_parser(
+        name, help=help, description=description, formatter_class=formatter
+    )
+
+
+def paragraph(doc: str | None, index: int) -> str | None:
+    """Paragraph ``index`` of a docstring (paragraphs are parted by blank lines)."""
+    return doc.split("\n\n")[index] if doc else None
+
+
+# -- options several commands take ----------------------------------------------------
+
+
+def add_application_argument(parser: argparse.ArgumentParser, help: str) -> None:
+    """The positional ``APPLICATION``: a KCL application name."""
+    parser.add_argument("application", metavar="APPLICATION", type=application_name, help=help)
+
+
+def add_kcl_argument(parser: argparse.ArgumentParser, help: str) -> None:
+    """``--kcl N``: a KCL generation whose jars are known (default: 1.x)."""
+    parser.add_argument(
+        "--kcl",
+        type=int,
+        default=DEFAULT_GENERATION,
+        choices=available_generations(),
+        metavar="N",
+        help=help,
+    )
+
+
+def add_cache_dir_argument(parser: argparse.ArgumentParser, help: str = CACHE_DIR_HELP) -> None:
+    """``--cache-dir DIR``: the bootstrap cache directory."""
+    parser.add_argument("--cache-dir", type=directory, metavar="DIR", help=help)
+
+
+def add_java_argument(parser: argparse.ArgumentParser) -> None:
+    """``--java PATH``: the java executable."""
+    parser.add_argument("--java", metavar="PATH", help="the java executable to use")
+
+
+def add_guard_argument(parser: argparse.ArgumentParser) -> None:
+    """``--no-generation-guard``: start even where the other KCL generation holds leases."""
+    parser.add_argument(
+        "--no-generation-guard",
+        dest="guard",
+        action="store_false",
+        help="start even if workers of the other KCL generation hold live leases "
+        "on the lease table (unsafe)",
+    )
 
 
 def add_endpoint_arguments(parser: argparse.ArgumentParser) -> None:

@@ -23,33 +23,16 @@ from types import FrameType
 
 from .._env import default_cache_dir
 from .._jvm.bootstrap import run_bootstrap
-from .._jvm.jars import DEFAULT_GENERATION, available_generations
-from ._common import directory
+from . import _common
 
 __all__ = ["register"]
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = subparsers.add_parser(
-        "bootstrap",
-        help="fetch and verify the KCL jars and build the launcher (once)",
-        description=__doc__.splitlines()[0] if __doc__ else None,
-    )
-    p.add_argument(
-        "--kcl",
-        type=int,
-        default=DEFAULT_GENERATION,
-        metavar="N",
-        choices=available_generations(),
-        help="KCL generation: %(choices)s (default: %(default)s)",
-    )
-    p.add_argument(
-        "--cache-dir",
-        type=directory,
-        metavar="DIR",
-        help="cache directory (default: $KCLPY_LOCAL_CACHE, $XDG_CACHE_HOME/kclpy-local "
-        "or ~/.cache/kclpy-local)",
-    )
+def register(subparsers: _common.Subparsers) -> None:
+    summary = "fetch and verify the KCL jars and build the launcher (once)"
+    p = _common.add_command(subparsers, "bootstrap", summary, _common.paragraph(__doc__, 0))
+    _common.add_kcl_argument(p, "KCL generation: %(choices)s (default: %(default)s)")
+    _common.add_cache_dir_argument(p)
     p.add_argument(
         "--repository",
         metavar="URL",

@@ -16,33 +16,24 @@ import sys
 from pathlib import Path
 
 from .._jvm.daemon import Daemon
-from .._jvm.jars import DEFAULT_GENERATION, available_generations
 from .._jvm.supervise import StopSignals
-from ._common import directory, seconds
+from . import _common
+from ._common import seconds
 
 __all__ = ["register"]
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = subparsers.add_parser(
-        "daemon",
-        help="run the KCL daemon (our launcher) on a properties file, in the foreground",
-        description=__doc__.splitlines()[0] if __doc__ else None,
-    )
+def register(subparsers: _common.Subparsers) -> None:
+    summary = "run the KCL daemon (our launcher) on a properties file, in the foreground"
+    p = _common.add_command(subparsers, "daemon", summary, _common.paragraph(__doc__, 0))
     p.add_argument("properties", type=Path, metavar="PROPERTIES")
-    p.add_argument(
-        "--kcl",
-        type=int,
-        default=DEFAULT_GENERATION,
-        choices=available_generations(),
-        metavar="N",
-        help="KCL generation: %(choices)s (default: %(default)s); 3 translates the file "
+    _common.add_kcl_argument(
+        p,
+        "KCL generation: %(choices)s (default: %(default)s); 3 translates the file "
         "from the 1.x form",
     )
-    p.add_argument(
-        "--cache-dir", type=directory, metavar="DIR", help="the bootstrap cache directory"
-    )
-    p.add_argument("--java", metavar="PATH", help="the java executable to use")
+    _common.add_cache_dir_argument(p, "the bootstrap cache directory")
+    _common.add_java_argument(p)
     p.add_argument(
         "--print-command", action="store_true", help="print the java command line and exit"
     )
@@ -59,13 +50,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         action="store_false",
         help="start even if the properties validator reports errors",
     )
-    p.add_argument(
-        "--no-generation-guard",
-        dest="guard",
-        action="store_false",
-        help="start even if workers of the other KCL generation hold live leases "
-        "on the lease table (unsafe)",
-    )
+    _common.add_guard_argument(p)
     p.set_defaults(func=_run)
 
 

@@ -1,5 +1,8 @@
 """``kclpy-local doctor``: check that this machine can run the KCL daemon locally.
 
+Check what running the KCL daemon locally needs and say how to fix what is
+missing. Exit 0 when nothing failed (warnings allowed), 1 otherwise.
+
 ::
 
     kclpy-local doctor [--properties FILE] [--endpoint URL] [--kcl N]
@@ -56,14 +59,14 @@ from .._env import default_cache_dir
 from .._exceptions import KclpyLocalError, PropertiesError
 from .._jvm.cache import CacheLayout, Stamps, check_cached
 from .._jvm.discovery import JavaTool, find_tool
-from .._jvm.jars import DEFAULT_GENERATION, Lock, available_generations, load_lock
+from .._jvm.jars import DEFAULT_GENERATION, Lock, load_lock
 from .._jvm.launcher import launcher_problem
 from .._version import __version__
+from . import _common
 from ._common import (
     DEFAULT_ENDPOINT,
     ENDPOINT_ENV,
     announce_endpoint,
-    directory,
     endpoint_url,
     print_json,
 )
@@ -456,15 +459,9 @@ def run_checks(
     return checks
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = subparsers.add_parser(
-        "doctor",
-        help="check Python, packages, Java, the jar cache, the emulator and a properties file",
-        description=(
-            "Check what running the KCL daemon locally needs and say how to fix what is "
-            "missing. Exit 0 when nothing failed (warnings allowed), 1 otherwise."
-        ),
-    )
+def register(subparsers: _common.Subparsers) -> None:
+    summary = "check Python, packages, Java, the jar cache, the emulator and a properties file"
+    p = _common.add_command(subparsers, "doctor", summary, _common.paragraph(__doc__, 1))
     p.add_argument(
         "--properties",
         type=Path,
@@ -479,21 +476,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help=f"emulator endpoint to probe (default: ${ENDPOINT_ENV}, else the emulator "
         f"started by `kclpy-local up`, else {DEFAULT_ENDPOINT})",
     )
-    p.add_argument(
-        "--kcl",
-        type=int,
-        default=DEFAULT_GENERATION,
-        metavar="N",
-        choices=available_generations(),
-        help="KCL generation whose jars to verify (default: %(default)s)",
-    )
-    p.add_argument(
-        "--cache-dir",
-        type=directory,
-        metavar="DIR",
-        help="cache directory (default: $KCLPY_LOCAL_CACHE, "
-        "$XDG_CACHE_HOME/kclpy-local or ~/.cache/kclpy-local)",
-    )
+    _common.add_kcl_argument(p, "KCL generation whose jars to verify (default: %(default)s)")
+    _common.add_cache_dir_argument(p)
     p.add_argument(
         "--json", action="store_true", help="print a JSON list of {check, status, finding, fix}"
     )

@@ -1,5 +1,8 @@
 """``kclpy-local down``: stop the emulator that ``kclpy-local up`` started.
 
+Stop the background emulator (SIGTERM, then SIGKILL) and remove its pid file;
+with --localstack, docker compose down.
+
 With ``up --kinesis kinesis-mock`` that is moto and kinesis-mock (its process
 group); a kinesis-mock left running after moto went away is stopped too.
 
@@ -21,21 +24,16 @@ from .._emulators.registry import (
     stop_kinesis,
 )
 from .._exceptions import UsageError
+from . import _common
 from ._common import directory, seconds
 from .up import add_localstack_arguments, compose_file_of, state_dir_of
 
 __all__ = ["register"]
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = subparsers.add_parser(
-        "down",
-        help="stop the emulator started by 'kclpy-local up'",
-        description=(
-            "Stop the background emulator (SIGTERM, then SIGKILL) and remove its pid file; "
-            "with --localstack, docker compose down."
-        ),
-    )
+def register(subparsers: _common.Subparsers) -> None:
+    summary = "stop the emulator started by 'kclpy-local up'"
+    p = _common.add_command(subparsers, "down", summary, _common.paragraph(__doc__, 1))
     p.add_argument("--state-dir", type=directory, default=None, help="where the pid file is")
     p.add_argument(
         "--timeout",

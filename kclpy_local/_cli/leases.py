@@ -59,19 +59,10 @@ _SWITCHES = Column("switches", numeric=True)
 _PENDING = Column("pending")
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = subparsers.add_parser(
-        "leases",
-        help="show the lease table of a KCL application (owners, checkpoints)",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument(
-        "application",
-        metavar="APPLICATION",
-        type=_common.application_name,
-        help="the KCL applicationName",
-    )
+def register(subparsers: _common.Subparsers) -> None:
+    summary = "show the lease table of a KCL application (owners, checkpoints)"
+    p = _common.add_command(subparsers, "leases", summary, __doc__, raw=True)
+    _common.add_application_argument(p, "the KCL applicationName")
     _common.add_endpoint_arguments(p)
     p.add_argument("--json", action="store_true", help="print a JSON list of leases")
     p.add_argument(

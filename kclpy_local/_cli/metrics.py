@@ -103,19 +103,10 @@ def _metric_name(text: str) -> str:
     return text
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = subparsers.add_parser(
-        "metrics",
-        help="show the CloudWatch metrics a KCL application published",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument(
-        "application",
-        metavar="APPLICATION",
-        type=_common.application_name,
-        help="the KCL applicationName (= the namespace)",
-    )
+def register(subparsers: _common.Subparsers) -> None:
+    summary = "show the CloudWatch metrics a KCL application published"
+    p = _common.add_command(subparsers, "metrics", summary, __doc__, raw=True)
+    _common.add_application_argument(p, "the KCL applicationName (= the namespace)")
     _common.add_endpoint_arguments(p)
     p.add_argument("--json", action="store_true", help="print a JSON list of metrics")
     p.add_argument(

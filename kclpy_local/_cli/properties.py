@@ -53,31 +53,20 @@ from .._config.properties import (
     write_properties,
 )
 from .._exceptions import PropertiesError
+from . import _common
 
 __all__ = ["register"]
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser(
-        "properties", help="check daemon .properties files, list their keys"
+def register(subparsers: _common.Subparsers) -> None:
+    parser = _common.add_command(
+        subparsers, "properties", "check daemon .properties files, list their keys"
     )
     commands = parser.add_subparsers(dest="properties_command", metavar="SUBCOMMAND", required=True)
 
     check = commands.add_parser("check", help="report every problem in a properties file")
     check.add_argument("file", help="the .properties file")
-    check.add_argument(
-        "--profile",
-        choices=PROFILES,
-        help="endpoint rules to apply (default: the file's '# kclpy-local: profile=' comment or name)",
-    )
-    check.add_argument(
-        "--kcl",
-        type=int,
-        choices=tuple(GENERATIONS),
-        default=1,
-        metavar="N",
-        help="the KCL generation whose keys apply: 1 (default) or 3",
-    )
+    _add_rules_arguments(check)
     check.add_argument(
         "--translated",
         action="store_true",
@@ -110,19 +99,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="KEY",
         help="remove KEY (every line of it); repeatable",
     )
-    edit.add_argument(
-        "--profile",
-        choices=PROFILES,
-        help="endpoint rules to apply (default: the file's '# kclpy-local: profile=' comment or name)",
-    )
-    edit.add_argument(
-        "--kcl",
-        type=int,
-        choices=tuple(GENERATIONS),
-        default=1,
-        metavar="N",
-        help="the KCL generation whose keys apply: 1 (default) or 3",
-    )
+    _add_rules_arguments(edit)
     edit.add_argument(
         "--force",
         action="store_true",
@@ -131,16 +108,26 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     edit.set_defaults(func=_set)
 
     keys = commands.add_parser("keys", help="list the keys the KCL daemon reads (1.15.3, or 3.x)")
-    keys.add_argument(
-        "--kcl",
-        type=int,
-        choices=tuple(GENERATIONS),
-        default=1,
-        metavar="N",
-        help="the KCL generation: 1 (default) or 3",
-    )
+    _add_generation_argument(keys, "the KCL generation: 1 (default) or 3")
     keys.add_argument("--json", action="store_true", help="print the table as JSON")
     keys.set_defaults(func=_keys)
+
+
+def _add_rules_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--profile`` and ``--kcl``: the rules a file is checked by."""
+    parser.add_argument(
+        "--profile",
+        choices=PROFILES,
+        help="endpoint rules to apply (default: the file's '# kclpy-local: profile=' comment or name)",
+    )
+    _add_generation_argument(parser, "the KCL generation whose keys apply: 1 (default) or 3")
+
+
+def _add_generation_argument(parser: argparse.ArgumentParser, help: str) -> None:
+    """``--kcl N``: the generation whose key table applies (every one with a table)."""
+    parser.add_argument(
+        "--kcl", type=int, choices=tuple(GENERATIONS), default=1, metavar="N", help=help
+    )
 
 
 def _check(args: argparse.Namespace) -> int:

@@ -75,13 +75,9 @@ BACKOFF = 0.05
 PROGRESS_INTERVAL = 0.2
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = subparsers.add_parser(
-        "put",
-        help="put records into a stream (stdin, a file, or generated)",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+def register(subparsers: _common.Subparsers) -> None:
+    summary = "put records into a stream (stdin, a file, or generated)"
+    p = _common.add_command(subparsers, "put", summary, __doc__, raw=True)
     p.add_argument(
         "--stream",
         required=True,

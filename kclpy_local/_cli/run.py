@@ -96,11 +96,12 @@ from .._emulators.registry import use_running
 from .._env import default_state_dir
 from .._exceptions import DaemonError, EmulatorError, PropertiesError
 from .._jvm.daemon import LOCAL_PROFILE, Daemon, known_generation, processor_command
-from .._jvm.jars import DEFAULT_GENERATION, available_generations
+from .._jvm.jars import DEFAULT_GENERATION
 from .._jvm.rundir import open_run_directory
 from .._jvm.supervise import DaemonLog, OutageWatch, RestartPolicy, Supervisor, endpoint_answers
 from .._runtime.loop import check_environment
 from .._runtime.progress import PROGRESS_ENV, ProgressBoard, ShardProgress
+from . import _common
 from ._common import (
     ENDPOINT_ENV,
     application_name,
@@ -129,12 +130,9 @@ _DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "tes
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = subparsers.add_parser(
-        "run",
-        help="run a record processor under the KCL daemon against the embedded emulator",
-        description=__doc__.split("\n\n")[1] if __doc__ else None,
-    )
+def register(subparsers: _common.Subparsers) -> None:
+    summary = "run a record processor under the KCL daemon against the embedded emulator"
+    p = _common.add_command(subparsers, "run", summary, _common.paragraph(__doc__, 1))
     p.add_argument(
         "processor",
         type=Path,
@@ -205,13 +203,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         action="store_true",
         help="print the effective properties and exit without starting anything",
     )
-    p.add_argument(
-        "--kcl",
-        type=int,
-        choices=available_generations(),
-        default=DEFAULT_GENERATION,
-        metavar="N",
-        help="KCL generation (default: %(default)s); 3 translates the properties from the 1.x form",
+    _common.add_kcl_argument(
+        p, "KCL generation (default: %(default)s); 3 translates the properties from the 1.x form"
     )
     p.add_argument(
         "--run-dir",
@@ -226,10 +219,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         type=log_file,
         help="the daemon's log file ('-' for stderr; default: daemon.log in the run directory)",
     )
-    p.add_argument(
-        "--cache-dir", type=directory, metavar="DIR", help="the bootstrap cache directory"
-    )
-    p.add_argument("--java", metavar="PATH", help="the java executable to use")
+    _common.add_cache_dir_argument(p, "the bootstrap cache directory")
+    _common.add_java_argument(p)
     p.add_argument(
         "--ready-timeout",
         type=seconds(zero=False),
@@ -243,13 +234,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         action="store_false",
         help="do not show per-shard progress",
     )
-    p.add_argument(
-        "--no-generation-guard",
-        dest="guard",
-        action="store_false",
-        help="start even if workers of the other KCL generation hold live leases "
-        "on the lease table (unsafe)",
-    )
+    _common.add_guard_argument(p)
     p.add_argument(
         "--restart",
         action="store_true",

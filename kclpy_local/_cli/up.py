@@ -1,5 +1,11 @@
 """``kclpy-local up``: start the embedded emulator in the background.
 
+Start moto in server mode on 127.0.0.1 (Kinesis, DynamoDB, CloudWatch), or with
+--localstack LocalStack in Docker (docker compose up -d --wait). The endpoint
+URL is printed on stdout. With --kinesis kinesis-mock, Kinesis is served by
+kinesis-mock on a second loopback port, and its URL is a second line (--json:
+one JSON document with every endpoint).
+
 The emulator's state (a pid file and its log) lives in a per-user state
 directory: ``--state-dir``, else ``$KCLPY_LOCAL_STATE``, else
 ``$XDG_STATE_HOME/kclpy-local``, else ``~/.local/state/kclpy-local``. The pid
@@ -71,6 +77,7 @@ from .._emulators.registry import (
 )
 from .._env import default_state_dir
 from .._exceptions import EmulatorError, UsageError
+from . import _common
 from ._common import directory, port_number, seconds
 
 __all__ = ["register"]
@@ -83,18 +90,9 @@ def state_dir_of(args: argparse.Namespace) -> Path:
     return check_state_dir(chosen if chosen is not None else default_state_dir())
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = subparsers.add_parser(
-        "up",
-        help="start the embedded emulator (moto) in the background, or LocalStack",
-        description=(
-            "Start moto in server mode on 127.0.0.1 (Kinesis, DynamoDB, CloudWatch), or "
-            "with --localstack LocalStack in Docker (docker compose up -d --wait). "
-            "The endpoint URL is printed on stdout. With --kinesis kinesis-mock, Kinesis is "
-            "served by kinesis-mock on a second loopback port, and its URL is a second line "
-            "(--json: one JSON document with every endpoint)."
-        ),
-    )
+def register(subparsers: _common.Subparsers) -> None:
+    summary = "start the embedded emulator (moto) in the background, or LocalStack"
+    p = _common.add_command(subparsers, "up", summary, _common.paragraph(__doc__, 1))
     p.add_argument(
         "--port", type=port_number, default=DEFAULT_PORT, help="port to serve (0: any free port)"
     )
@@ -191,31 +189,15 @@ def run(args: argparse.Namespace) -> int:
         existing = _existing(state_dir, args)
         if existing is not None:
             return existing
-        log_path = state_dir / LOG_FILE
-        emulator = make_engine(
-            engine_of(args),
-            args.port,
-            log_path=log_path,
-            detach=True,
-            startup_timeout=args.timeout,
-        )
-        emulator.start()
-        engine: KinesisMock | None = None
-        try:
-            engine = _start_kinesis(args, state_dir, detach=True)
-            record = _write(state_dir, emulator, log_path, engine)
-        except BaseException:
-            if engine is not None:
-                engine.stop()
-            emulator.stop()
-            raise
+        emulator, engine, record = _start(args, state_dir, detach=True)
         pid = emulator.release()
         if engine is not None:
             engine.release()
     _print_endpoints(args, record)
     print(
         f"emulator started{_engine_label(record)}: pid {pid}, ready in "
-        f"{emulator.startup_seconds or 0.0:.2f}s, log {log_path}; stop it with: kclpy-local down",
+        f"{emulator.startup_seconds or 0.0:.2f}s, log {record.log_file}; "
+        "stop it with: kclpy-local down",
         file=sys.stderr,
     )
     if engine is not None and record.kinesis is not None:
@@ -232,6 +214,29 @@ def _engine_label(record: EmulatorRecord) -> str:
     if record.engine == DEFAULT_ENGINE:
         return ""
     return f" ({record.engine} {record.version})".replace("ministack", "MiniStack")
+
+
+def _start(
+    args: argparse.Namespace, state_dir: Path, *, detach: bool
+) -> tuple[Engine, KinesisMock | None, EmulatorRecord]:
+    """Start the engine (and kinesis-mock when asked) and write the pid file; what
+    started is stopped again when a later step fails. ``detach``: they may outlive
+    this process."""
+    log_path = state_dir / LOG_FILE
+    emulator = make_engine(
+        engine_of(args), args.port, log_path=log_path, detach=detach, startup_timeout=args.timeout
+    )
+    emulator.start()
+    engine: KinesisMock | None = None
+    try:
+        engine = _start_kinesis(args, state_dir, detach=detach)
+        record = _write(state_dir, emulator, log_path, engine)
+    except BaseException:
+        if engine is not None:
+            engine.stop()
+        emulator.stop()
+        raise
+    return emulator, engine, record
 
 
 def _start_kinesis(
@@ -401,20 +406,7 @@ def _run_foreground(args: argparse.Namespace, state_dir: Path) -> int:
         existing = _existing(state_dir, args)
         if existing is not None:
             return existing
-        log_path = state_dir / LOG_FILE
-        emulator = make_engine(
-            engine_of(args), args.port, log_path=log_path, startup_timeout=args.timeout
-        )
-        emulator.start()
-        engine: KinesisMock | None = None
-        try:
-            engine = _start_kinesis(args, state_dir, detach=False)
-            record = _write(state_dir, emulator, log_path, engine)
-        except BaseException:
-            if engine is not None:
-                engine.stop()
-            emulator.stop()
-            raise
+        emulator, engine, record = _start(args, state_dir, detach=False)
     pid = emulator.pid
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     failed: Engine | KinesisMock = emulator
@@ -422,7 +414,7 @@ def _run_foreground(args: argparse.Namespace, state_dir: Path) -> int:
         _print_endpoints(args, record)
         sys.stdout.flush()
         print(
-            f"emulator running in the foreground: pid {pid}, log {log_path}; Ctrl-C stops it",
+            f"emulator running in the foreground: pid {pid}, log {record.log_file}; Ctrl-C stops it",
             file=sys.stderr,
             flush=True,
         )

@@ -1,4 +1,11 @@
-"""``kclpy-local validate FILE``: check an exchange line by line against the schemas."""
+"""``kclpy-local validate FILE``: check an exchange line by line against the schemas.
+
+Check every line of FILE against the multilang JSON Schemas and report every
+violation with its line number. FILE is a transcript ({"daemon": ...} /
+{"child": ...} lines) or raw protocol lines of one direction (--direction), or a
+capture with lines prefixed '> ' (daemon to processor) and '< ' (processor to
+daemon). Exit 0 when clean, 3 on violations.
+"""
 
 from __future__ import annotations
 
@@ -10,22 +17,14 @@ from typing import Any
 
 from .._exceptions import ProtocolError, UsageError
 from .._protocol.schemas import Direction, iter_violations
+from . import _common
 
 __all__ = ["register", "validate_lines"]
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = subparsers.add_parser(
-        "validate",
-        help="check a transcript or a captured exchange against the protocol schemas",
-        description=(
-            "Check every line of FILE against the multilang JSON Schemas and report every "
-            'violation with its line number. FILE is a transcript ({"daemon": ...} / '
-            '{"child": ...} lines) or raw protocol lines of one direction (--direction), '
-            "or a capture with lines prefixed '> ' (daemon to processor) and '< ' "
-            "(processor to daemon). Exit 0 when clean, 3 on violations."
-        ),
-    )
+def register(subparsers: _common.Subparsers) -> None:
+    summary = "check a transcript or a captured exchange against the protocol schemas"
+    p = _common.add_command(subparsers, "validate", summary, _common.paragraph(__doc__, 1))
     p.add_argument("file", help="the file to check ('-' for stdin)")
     p.add_argument(
         "--direction",

@@ -39,32 +39,31 @@ output lines) when it does not start.
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import json
 import logging
 import os
 import shutil
-import subprocess
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Self
 
 from .. import _process
-from .._env import default_cache_dir
-from .._exceptions import EmulatorError, NotReadyError, PortInUseError, ProcessError
-from .._process import Launch, Lifecycle, ManagedProcess, StopPolicy
-from ._install import install_once
-from .moto import (
+from .._exceptions import EmulatorError, ProcessError
+from .._process import Launch
+from ._engine import (
     DEFAULT_HOST,
-    EmulatorStartError,
-    check_loopback,
-    ensure_port_free,
-    free_port,
+    OPENER,
+    Command,
+    EngineProcess,
+    Listener,
+    listening_sockets,
+    routine_kill,
+    runs,
 )
+from ._install import Installation, Installer, InstallError
 
 __all__ = [
     "CBOR_RECORDS_WORK",
@@ -122,8 +121,6 @@ DURATION_SETTINGS = (
 
 #: Seconds between SIGTERM and SIGKILL when stopping it.
 TERM_GRACE = 1.0
-_TAIL_LINES = 40
-_PORT_ATTEMPTS = 5
 _NETWORK_CODES = (
     "ENOTFOUND",
     "EAI_AGAIN",
@@ -134,14 +131,8 @@ _NETWORK_CODES = (
     "EHOSTUNREACH",
     "ERR_SOCKET_TIMEOUT",
 )
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 # SIGTERM to its process group; a SIGKILL after TERM_GRACE is routine, hence DEBUG.
-_STOP = StopPolicy(
-    max_grace=TERM_GRACE,
-    kill_note="kinesis-mock pid %(pid)d still runs after SIGTERM; killing it",
-    kill_note_level=logging.DEBUG,
-    logger_name=__name__,
-)
+_STOP = routine_kill("kinesis-mock", TERM_GRACE, __name__)
 
 
 class NodeNotFoundError(EmulatorError):
@@ -153,13 +144,11 @@ class NodeNotFoundError(EmulatorError):
         self.hint = NODE_HINT
 
 
-class KinesisMockInstallError(EmulatorError):
+class KinesisMockInstallError(InstallError):
     """``npm install`` of the pinned package failed, or installed something else.
 
     ``registry_unreachable`` tells a network failure from the rest.
     """
-
-    registry_unreachable = False
 
 
 # -- node and npm -------------------------------------------------------------------
@@ -189,10 +178,13 @@ def preload_path() -> Path:
 
 
 @dataclass(frozen=True, slots=True)
-class KinesisMockInstallation:
+class KinesisMockInstallation(Installation):
     """An installed, checked ``kinesis-local`` package."""
 
-    root: Path
+    directory = "kinesis-mock"
+    version = VERSION
+    label = f"{PACKAGE}@{VERSION}"
+    error = KinesisMockInstallError
 
     @property
     def package_dir(self) -> Path:
@@ -207,45 +199,42 @@ class KinesisMockInstallation:
         """The self-signed certificate it needs (``KINESIS_MOCK_CERT_PATH``)."""
         return self.package_dir / "server.json"
 
-    @property
-    def version(self) -> str:
-        return VERSION
+    @classmethod
+    def defect(cls, root: Path) -> str | None:
+        """``None`` if ``root`` holds the pinned package; else what is wrong with it."""
+        inst = cls(root)
+        try:
+            meta = json.loads((inst.package_dir / "package.json").read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return f"{PACKAGE} is not installed"
+        except (OSError, ValueError) as exc:
+            return f"unreadable package.json: {exc}"
+        version = meta.get("version") if isinstance(meta, dict) else None
+        if version != VERSION:
+            return f"{PACKAGE} version is {version!r}, expected {VERSION!r}"
+        try:
+            lock = json.loads((root / "node_modules" / ".package-lock.json").read_text("utf-8"))
+            integrity = lock["packages"][f"node_modules/{PACKAGE}"].get("integrity")
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return "npm recorded no integrity for the package"
+        if integrity != INTEGRITY:
+            return f"the package's integrity is {integrity!r}, expected the pinned {INTEGRITY!r}"
+        for path in (inst.main_js, inst.cert_path):
+            if not path.is_file():
+                return f"{path.name} is missing"
+        return None
 
 
-def install_root(cache_dir: Path | None = None) -> Path:
-    """``<cache>/kinesis-mock``: one directory per version below it."""
-    return (cache_dir if cache_dir is not None else default_cache_dir()) / "kinesis-mock"
-
-
-def _defect(root: Path) -> str | None:
-    """``None`` if ``root`` holds the pinned package; else what is wrong with it."""
-    inst = KinesisMockInstallation(root)
-    try:
-        meta = json.loads((inst.package_dir / "package.json").read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return f"{PACKAGE} is not installed"
-    except (OSError, ValueError) as exc:
-        return f"unreadable package.json: {exc}"
-    version = meta.get("version") if isinstance(meta, dict) else None
-    if version != VERSION:
-        return f"{PACKAGE} version is {version!r}, expected {VERSION!r}"
-    try:
-        lock = json.loads((root / "node_modules" / ".package-lock.json").read_text("utf-8"))
-        integrity = lock["packages"][f"node_modules/{PACKAGE}"].get("integrity")
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return "npm recorded no integrity for the package"
-    if integrity != INTEGRITY:
-        return f"the package's integrity is {integrity!r}, expected the pinned {INTEGRITY!r}"
-    for path in (inst.main_js, inst.cert_path):
-        if not path.is_file():
-            return f"{path.name} is missing"
-    return None
-
-
-def find_installation(cache_dir: Path | None = None) -> KinesisMockInstallation | None:
-    """The installed pinned version, or ``None`` (nothing is fetched)."""
-    root = install_root(cache_dir) / VERSION
-    return KinesisMockInstallation(root) if _defect(root) is None else None
+install_root = KinesisMockInstallation.install_root
+find_installation = KinesisMockInstallation.find
+_NPM = Installer(
+    KinesisMockInstallation,
+    "the npm registry",
+    _NETWORK_CODES,
+    "check the network and npm's registry setting (npm config get registry)",
+    missing_words=("E404", "ETARGET"),
+    missing_hint="check npm's registry setting (npm config get registry)",
+)
 
 
 def ensure_installed(
@@ -262,21 +251,13 @@ def ensure_installed(
     :func:`~kclpy_local._emulators._install.install_once`). ``env`` replaces
     the environment npm runs with (for its registry settings).
     """
-    root = install_root(cache_dir)
-    if _defect(root / VERSION) is None:
-        return KinesisMockInstallation(root / VERSION)
+    found = find_installation(cache_dir)
+    if found is not None:
+        return found
     npm = _which("npm")
-    final = install_once(
-        root,
-        VERSION,
-        defect=_defect,
-        build=lambda tmp: _npm_install(npm, tmp, timeout, env),
-        refuse=lambda problem: KinesisMockInstallError(
-            f"npm installed something other than {PACKAGE}@{VERSION}: {problem}"
-        ),
-        label=f"{PACKAGE}@{VERSION}",
+    return KinesisMockInstallation.install(
+        cache_dir, lambda tmp: _npm_install(npm, tmp, timeout, env)
     )
-    return KinesisMockInstallation(final)
 
 
 def _npm_install(npm: str, prefix: Path, timeout: float, env: Mapping[str, str] | None) -> None:
@@ -293,105 +274,12 @@ def _npm_install(npm: str, prefix: Path, timeout: float, env: Mapping[str, str] 
     ]
     environ = dict(os.environ if env is None else env)
     environ.setdefault("npm_config_update_notifier", "false")
-    logger.debug("running %s", argv)
-    try:
-        result = _process.run(Launch(argv, env=environ, cwd=prefix, new_session=False), timeout)
-    except subprocess.TimeoutExpired as exc:
-        raise KinesisMockInstallError(
-            f"npm install {PACKAGE}@{VERSION} did not finish within {timeout:.0f}s"
-        ) from exc
-    except OSError as exc:
-        raise KinesisMockInstallError(f"cannot run npm ({npm}): {exc}") from exc
-    if result.returncode == 0:
-        return
-    output = (result.stderr + "\n" + result.stdout).strip()
-    tail = "\n".join(f"  {line}" for line in output.splitlines()[-15:])
-    if any(code in output for code in _NETWORK_CODES):
-        err = KinesisMockInstallError(
-            f"cannot install {PACKAGE}@{VERSION}: the npm registry is unreachable\n{tail}"
-        )
-        err.hint = "check the network and npm's registry setting (npm config get registry)"
-        err.registry_unreachable = True
-    elif "E404" in output or "ETARGET" in output:
-        err = KinesisMockInstallError(f"the npm registry has no {PACKAGE}@{VERSION}\n{tail}")
-        err.hint = "check npm's registry setting (npm config get registry)"
-    else:
-        err = KinesisMockInstallError(
-            f"npm install {PACKAGE}@{VERSION} exited with code {result.returncode}\n{tail}"
-        )
-    raise err
-
-
-# -- listening sockets ----------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Listener:
-    """A listening TCP socket (or a bound UDP one) of a process."""
-
-    protocol: str  # "tcp", "tcp6", "udp" or "udp6"
-    address: str
-    port: int
-
-    @property
-    def loopback(self) -> bool:
-        return ipaddress.ip_address(self.address).is_loopback
-
-
-def _proc_address(text: str) -> tuple[str, int]:
-    host_hex, port_hex = text.split(":")
-    raw = bytes.fromhex(host_hex)
-    # The kernel prints each 32-bit word in host (little-endian) order.
-    ordered = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
-    address = ipaddress.ip_address(ordered)
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return str(address), int(port_hex, 16)
-
-
-def listening_sockets(pid: int) -> list[Listener] | None:
-    """The sockets ``pid`` listens on (TCP) or has bound (UDP), from ``/proc``.
-
-    ``None`` where this cannot be told (no ``/proc``, or the process is gone).
-    """
-    proc = Path("/proc") / str(pid)
-    try:
-        inodes = set()
-        for fd in (proc / "fd").iterdir():
-            with contextlib.suppress(OSError):
-                target = os.readlink(fd)
-                if target.startswith("socket:["):
-                    inodes.add(target[len("socket:[") : -1])
-        tables = {
-            name: (proc / "net" / name).read_text() for name in ("tcp", "tcp6", "udp", "udp6")
-        }
-    except OSError:
-        return None
-    found = []
-    for name, table in tables.items():
-        for line in table.splitlines()[1:]:
-            fields = line.split()
-            if len(fields) < 10 or fields[9] not in inodes:
-                continue
-            state = fields[3]
-            if (name.startswith("tcp") and state != "0A") or (
-                name.startswith("udp") and state != "07"
-            ):
-                continue  # 0A: TCP LISTEN; 07: UDP unconnected (bound)
-            address, port = _proc_address(fields[1])
-            found.append(Listener(name, address, port))
-    return found
+    _NPM.run(Launch(argv, env=environ, cwd=prefix, new_session=False), timeout, what="npm install")
 
 
 def is_kinesis_mock_process(pid: int) -> bool | None:
     """Whether ``pid`` runs kinesis-mock; ``None`` when this cannot be told (no /proc)."""
-    if not Path("/proc/self/cmdline").exists():
-        return None
-    try:
-        cmdline = (Path("/proc") / str(pid) / "cmdline").read_bytes()
-    except OSError:
-        return False
-    return f"{PACKAGE}/main.js".encode() in cmdline
+    return runs(pid, f"{PACKAGE}/main.js".encode())
 
 
 def stop_group(pid: int, timeout: float = 5.0) -> bool:
@@ -430,7 +318,7 @@ def _list_streams(endpoint_url: str, timeout: float) -> str | None:
         },
     )
     try:
-        with _OPENER.open(request, timeout=timeout) as response:
+        with OPENER.open(request, timeout=timeout) as response:
             body = json.loads(response.read() or b"{}")
     except urllib.error.HTTPError as exc:
         return f"HTTP {exc.code}"
@@ -444,7 +332,7 @@ def _list_streams(endpoint_url: str, timeout: float) -> str | None:
 # -- the engine -----------------------------------------------------------------------
 
 
-class KinesisMock(Lifecycle):
+class KinesisMock(EngineProcess):
     """kinesis-mock on a loopback port, in a child process of its own process group.
 
     ``port=0`` picks a free port (so does ``tls_port=0`` for the TLS port it
@@ -460,6 +348,13 @@ class KinesisMock(Lifecycle):
     ``detach=True`` lets it outlive this process once :meth:`release` has been
     called.
     """
+
+    name = "kinesis-mock"
+    label = "kinesis-mock"
+    version = VERSION
+    stop_policy = _STOP
+    port_taken = ("eaddrinuse", "already in use")
+    check_sockets = True  # the preload keeps it on loopback, and this checks it does
 
     def __init__(
         self,
@@ -477,52 +372,26 @@ class KinesisMock(Lifecycle):
         detach: bool = False,
         startup_timeout: float = 60.0,
     ) -> None:
-        for value in (port, tls_port):
-            if not 0 <= value <= 65535:
-                raise EmulatorError(f"invalid port {value}")
+        super().__init__(
+            (port, tls_port),
+            host,
+            log_path=log_path,
+            detach=detach,
+            startup_timeout=startup_timeout,
+        )
         if port and port == tls_port:
             raise EmulatorError("the plain and TLS ports must differ")
-        self.host = check_loopback(host)
-        self._requested = (port, tls_port)
-        self._ports: tuple[int, int] | None = None
         self._cache_dir = cache_dir
         self.installation = installation
         self._operation_millis = operation_millis
         self._streams = dict(streams or {})
         self._region = region
         self._env = dict(env or {})
-        self._log_path = log_path
-        self._detach = detach
-        self._startup_timeout = startup_timeout
-        self._process: ManagedProcess | None = None
-        self._output: ManagedProcess | None = None  # the last one started, stopped or not
-        self.startup_seconds: float | None = None
-
-    # -- properties ---------------------------------------------------------
-
-    @property
-    def port(self) -> int:
-        """The plain HTTP port (the real one once started)."""
-        return self._ports[0] if self._ports is not None else self._requested[0]
 
     @property
     def tls_port(self) -> int:
         """The HTTPS port kinesis-mock always opens too (self-signed certificate)."""
-        return self._ports[1] if self._ports is not None else self._requested[1]
-
-    @property
-    def endpoint_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process is not None else None
-
-    @property
-    def running(self) -> bool:
-        return self._process is not None and self._process.running
-
-    # -- lifecycle ----------------------------------------------------------
+        return self.ports[1]
 
     def argv(self) -> list[str]:
         """The command that runs the engine (needs :attr:`installation`)."""
@@ -548,47 +417,19 @@ class KinesisMock(Lifecycle):
         env.update(self._env)
         return env
 
-    def start(self) -> Self:
-        """Install if needed, start, wait until a ListStreams call answers."""
-        if self._process is not None:
-            raise EmulatorError("kinesis-mock is already started")
+    def prepare(self) -> None:
         _which("node")
         if self.installation is None:
             self.installation = ensure_installed(self._cache_dir)
-        fixed = all(self._requested)
-        attempts = 1 if fixed else _PORT_ATTEMPTS
-        for attempt in range(1, attempts + 1):
-            ports = self._pick_ports()
-            try:
-                self._launch(*ports)
-                self._await_ready()
-                self._check_listeners()
-                return self
-            except PortInUseError:
-                self._cleanup()
-                if attempt == attempts:
-                    raise
-                logger.info("a port was taken before kinesis-mock bound it; retrying")
-            except BaseException:
-                self._cleanup()
-                raise
-        raise AssertionError("unreachable")  # pragma: no cover
 
-    def stop(self, timeout: float = 5.0) -> None:
-        """Stop its process group (SIGTERM, SIGKILL after :data:`TERM_GRACE` s). Safe twice."""
-        self._cleanup(timeout)
+    def command(self, ports: tuple[int, ...]) -> Command:
+        assert self.installation is not None
+        env = {**os.environ, **self.environment(*ports)}
+        return Command(self.argv(), env, self.installation.package_dir)
 
-    def wait(self, timeout: float | None = None) -> int | None:
-        """Wait for it to exit; its exit code, or ``None`` on timeout or if not started."""
-        return self._process.wait(timeout) if self._process is not None else None
-
-    def release(self) -> int:
-        """Forget a detached, running engine without stopping it; return its pid."""
-        if self._process is None or not self._detach:
-            raise EmulatorError("only a started, detached kinesis-mock can be released")
-        pid = self._process.release()
-        self._process = None
-        return pid
+    def ready_problem(self, timeout: float) -> str | None:
+        """``None`` once a ListStreams call answers with a stream list."""
+        return _list_streams(self.endpoint_url, timeout)
 
     def reset(self, timeout: float = 30.0) -> None:
         """Delete every stream (of the default account and this region); wait until gone."""
@@ -613,97 +454,3 @@ class KinesisMock(Lifecycle):
                 raise EmulatorError(f"streams {names} still exist after {timeout:.0f}s")
             if names:
                 time.sleep(0.05)
-
-    def listeners(self) -> list[Listener] | None:
-        """The sockets the engine listens on (``None`` when not running or no /proc)."""
-        pid = self.pid
-        return None if pid is None else listening_sockets(pid)
-
-    def output_tail(self) -> tuple[str, ...]:
-        """The engine's last output lines."""
-        return self._output.tail() if self._output is not None else ()
-
-    def __repr__(self) -> str:
-        state = f"pid={self.pid}" if self.running else "stopped"
-        return f"<KinesisMock {VERSION} {self.endpoint_url} {state}>"
-
-    # -- internals ----------------------------------------------------------
-
-    def _pick_ports(self) -> tuple[int, int]:
-        port, tls_port = self._requested
-        for fixed in (port, tls_port):
-            if fixed:
-                ensure_port_free(self.host, fixed)
-        if not port:
-            port = free_port(self.host)
-            while port == tls_port:
-                port = free_port(self.host)
-        if not tls_port:
-            tls_port = free_port(self.host)
-            while tls_port == port:
-                tls_port = free_port(self.host)
-        return port, tls_port
-
-    def _launch(self, port: int, tls_port: int) -> None:
-        argv = self.argv()
-        env = {**os.environ, **self.environment(port, tls_port)}
-        assert self.installation is not None
-        logger.debug("starting %s (plain port %d, TLS port %d)", argv, port, tls_port)
-        self._ports = (port, tls_port)
-        self._process = self._output = ManagedProcess(
-            Launch(argv, env=env, cwd=self.installation.package_dir, bound=not self._detach),
-            name=f"kinesis-mock-{port}",
-            stop_policy=_STOP,
-            tail_lines=_TAIL_LINES,
-            log_path=self._log_path,
-            on_line=lambda line: logger.debug("kinesis-mock: %s", line),
-        ).start()
-
-    def _await_ready(self) -> None:
-        proc = self._process
-        assert proc is not None and proc.started_at is not None
-        try:
-            proc.wait_ready(
-                lambda: _list_streams(self.endpoint_url, timeout=2.0),
-                self._startup_timeout,
-                interval=0.1,
-            )
-        except NotReadyError as exc:
-            if not exc.gone:
-                raise EmulatorStartError(
-                    f"kinesis-mock did not answer on {self.endpoint_url} within "
-                    f"{self._startup_timeout:.1f}s (last: {exc.last})",
-                    exc.log_tail,
-                ) from exc
-            if any("EADDRINUSE" in line or "already in use" in line for line in exc.log_tail):
-                raise PortInUseError(self.host, self.port) from exc
-            raise EmulatorStartError(
-                f"kinesis-mock exited with code {exc.returncode} before it was ready",
-                exc.log_tail,
-            ) from exc
-        self.startup_seconds = time.monotonic() - proc.started_at
-        logger.info(
-            "kinesis-mock ready on %s (pid %d) in %.2fs",
-            self.endpoint_url,
-            proc.pid,
-            self.startup_seconds,
-        )
-
-    def _check_listeners(self) -> None:
-        found = self.listeners()
-        if found is None:
-            return  # no /proc: the preload alone keeps it on loopback
-        outside = [f"{s.protocol} {s.address}:{s.port}" for s in found if not s.loopback]
-        if outside:
-            raise EmulatorStartError(
-                f"kinesis-mock listens beyond loopback ({', '.join(outside)}); stopped it",
-                self.output_tail(),
-            )
-
-    def _cleanup(self, timeout: float = 5.0) -> None:
-        proc, self._process = self._process, None
-        if proc is not None:
-            try:
-                proc.stop(timeout)
-            except ProcessError as exc:
-                raise EmulatorError(str(exc)) from exc

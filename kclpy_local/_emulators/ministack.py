@@ -41,23 +41,16 @@ import hashlib
 import json
 import logging
 import os
-import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Self
 
-from .. import _process
-from .._env import default_cache_dir
-from .._exceptions import EmulatorError, NotReadyError, PortInUseError, ProcessError
-from .._process import Launch, Lifecycle, ManagedProcess, StopPolicy
-from ._install import install_once
-from .kinesis_mock import Listener, listening_sockets
-from .moto import DEFAULT_HOST, EmulatorStartError, check_loopback, ensure_port_free, free_port
+from .._exceptions import EmulatorError
+from .._process import Launch
+from ._engine import DEFAULT_HOST, Command, EngineProcess, http_problem, post, routine_kill, runs
+from ._install import Installation, Installer, InstallError
 
 __all__ = [
     "CBOR_WORKS",
@@ -105,8 +98,6 @@ _FOREIGN_PYTHON = ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")
 _DROPPED = (*_FOREIGN_PYTHON, "EDGE_PORT", "GATEWAY_PORT")
 
 TERM_GRACE = 2.0
-_TAIL_LINES = 40
-_PORT_ATTEMPTS = 5
 _MARKER = "installed.json"
 # pip's words for a registry it cannot reach.
 _NETWORK_WORDS = (
@@ -120,30 +111,25 @@ _NETWORK_WORDS = (
     "No matching distribution found",
     "Could not find a version that satisfies",
 )
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-_STOP = StopPolicy(
-    max_grace=TERM_GRACE,
-    kill_note="MiniStack pid %(pid)d still runs after SIGTERM; killing it",
-    kill_note_level=logging.DEBUG,
-    logger_name=__name__,
-)
+_STOP = routine_kill("MiniStack", TERM_GRACE, __name__)
 
 
-class MiniStackInstallError(EmulatorError):
+class MiniStackInstallError(InstallError):
     """Installing the pinned MiniStack failed; ``registry_unreachable`` tells a
     network failure from the rest."""
-
-    registry_unreachable = False
 
 
 # -- the installation -----------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
-class MiniStackInstallation:
+class MiniStackInstallation(Installation):
     """An installed, checked MiniStack in a virtual environment of its own."""
 
-    root: Path
+    directory = PACKAGE
+    version = VERSION
+    label = f"{PACKAGE} {VERSION}"
+    error = MiniStackInstallError
 
     @property
     def venv(self) -> Path:
@@ -155,41 +141,36 @@ class MiniStackInstallation:
         built elsewhere and renamed, so its scripts' shebangs are stale)."""
         return self.venv / "bin" / "python"
 
-    @property
-    def version(self) -> str:
-        return VERSION
+    @classmethod
+    def defect(cls, root: Path) -> str | None:
+        """``None`` if ``root`` holds the pinned MiniStack; else what is wrong with it."""
+        inst = cls(root)
+        try:
+            marker = json.loads((root / _MARKER).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return f"{PACKAGE} is not installed"
+        except (OSError, ValueError) as exc:
+            return f"unreadable {_MARKER}: {exc}"
+        if not isinstance(marker, dict) or marker.get("version") != VERSION:
+            return f"{_MARKER} names another version than {VERSION}"
+        if marker.get("sha256") != WHEEL_SHA256:
+            return f"the wheel's sha256 is {marker.get('sha256')!r}, expected the pinned one"
+        if not inst.python.exists():  # a dangling link when its base Python went away
+            return f"{inst.python} is missing"
+        found = list(inst.venv.glob(f"lib/python*/site-packages/{PACKAGE}-{VERSION}.dist-info"))
+        if not found:
+            return f"{PACKAGE} {VERSION} is not in the virtual environment"
+        return None
 
 
-def install_root(cache_dir: Path | None = None) -> Path:
-    """``<cache>/ministack``: one directory per version below it."""
-    return (cache_dir if cache_dir is not None else default_cache_dir()) / PACKAGE
-
-
-def _defect(root: Path) -> str | None:
-    """``None`` if ``root`` holds the pinned MiniStack; else what is wrong with it."""
-    inst = MiniStackInstallation(root)
-    try:
-        marker = json.loads((root / _MARKER).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return f"{PACKAGE} is not installed"
-    except (OSError, ValueError) as exc:
-        return f"unreadable {_MARKER}: {exc}"
-    if not isinstance(marker, dict) or marker.get("version") != VERSION:
-        return f"{_MARKER} names another version than {VERSION}"
-    if marker.get("sha256") != WHEEL_SHA256:
-        return f"the wheel's sha256 is {marker.get('sha256')!r}, expected the pinned one"
-    if not inst.python.exists():  # a dangling link when its base Python went away
-        return f"{inst.python} is missing"
-    found = list(inst.venv.glob(f"lib/python*/site-packages/{PACKAGE}-{VERSION}.dist-info"))
-    if not found:
-        return f"{PACKAGE} {VERSION} is not in the virtual environment"
-    return None
-
-
-def find_installation(cache_dir: Path | None = None) -> MiniStackInstallation | None:
-    """The installed pinned version, or ``None`` (nothing is fetched)."""
-    root = install_root(cache_dir) / VERSION
-    return MiniStackInstallation(root) if _defect(root) is None else None
+install_root = MiniStackInstallation.install_root
+find_installation = MiniStackInstallation.find
+_PIP = Installer(
+    MiniStackInstallation,
+    "the package index",
+    _NETWORK_WORDS,
+    "check the network and pip's index setting (pip config list)",
+)
 
 
 def ensure_installed(
@@ -206,18 +187,7 @@ def ensure_installed(
     package index pip is configured with (``env`` replaces the environment pip
     runs with: ``PIP_INDEX_URL`` and the like).
     """
-    root = install_root(cache_dir)
-    final = install_once(
-        root,
-        VERSION,
-        defect=_defect,
-        build=lambda tmp: _build(tmp, python, timeout, env),
-        refuse=lambda problem: MiniStackInstallError(
-            f"the installed {PACKAGE} {VERSION} is not sound: {problem}"
-        ),
-        label=f"{PACKAGE} {VERSION}",
-    )
-    return MiniStackInstallation(final)
+    return MiniStackInstallation.install(cache_dir, lambda tmp: _build(tmp, python, timeout, env))
 
 
 def _build(tmp: Path, python: str, timeout: float, env: Mapping[str, str] | None) -> None:
@@ -252,65 +222,19 @@ def _run(argv: list[str], deadline: float, env: Mapping[str, str] | None, what: 
     environ = {
         k: v for k, v in (os.environ if env is None else env).items() if k not in _FOREIGN_PYTHON
     }
-    left = deadline - time.monotonic()
-    logger.debug("running %s", argv)
-    try:
-        if left <= 0:
-            raise subprocess.TimeoutExpired(argv, 0)
-        result = _process.run(Launch(argv, env=environ, new_session=False), left)
-    except subprocess.TimeoutExpired as exc:
-        raise MiniStackInstallError(
-            f"installing {PACKAGE} {VERSION}: {what} did not finish in time"
-        ) from exc
-    except OSError as exc:
-        raise MiniStackInstallError(
-            f"installing {PACKAGE} {VERSION}: cannot run {what}: {exc}"
-        ) from exc
-    if result.returncode == 0:
-        return
-    output = (result.stderr + "\n" + result.stdout).strip()
-    tail = "\n".join(f"  {line}" for line in output.splitlines()[-15:])
-    if any(word in output for word in _NETWORK_WORDS):
-        err = MiniStackInstallError(
-            f"cannot install {PACKAGE} {VERSION}: the package index is unreachable\n{tail}"
-        )
-        err.hint = "check the network and pip's index setting (pip config list)"
-        err.registry_unreachable = True
-        raise err
-    raise MiniStackInstallError(
-        f"installing {PACKAGE} {VERSION}: {what} exited with code {result.returncode}\n{tail}"
-    )
+    launch = Launch(argv, env=environ, new_session=False)
+    _PIP.run(launch, deadline - time.monotonic(), what=what)
 
 
 def is_ministack_process(pid: int) -> bool | None:
     """Whether ``pid`` runs MiniStack; ``None`` when this cannot be told (no /proc)."""
-    if not Path("/proc/self/cmdline").exists():
-        return None
-    try:
-        cmdline = (Path("/proc") / str(pid) / "cmdline").read_bytes()
-    except OSError:
-        return False
-    return b"-m\x00ministack\x00" in cmdline + b"\x00"
-
-
-# -- readiness ------------------------------------------------------------------------
-
-
-def _ready(endpoint_url: str, timeout: float) -> str | None:
-    """``None`` once ``GET /_ministack/ready`` answers 200; else why not."""
-    try:
-        with _OPENER.open(endpoint_url + READY_PATH, timeout=timeout) as response:
-            return None if response.status == 200 else f"HTTP {response.status}"
-    except urllib.error.HTTPError as exc:
-        return f"HTTP {exc.code}"
-    except (OSError, ValueError) as exc:
-        return str(getattr(exc, "reason", exc))
+    return runs(pid, b"-m\x00ministack\x00")
 
 
 # -- the engine -----------------------------------------------------------------------
 
 
-class MiniStack(Lifecycle):
+class MiniStack(EngineProcess):
     """MiniStack on one loopback port, in a child process of its own process group.
 
     ``port=0`` picks a free port, retrying when another process takes it first.
@@ -323,8 +247,12 @@ class MiniStack(Lifecycle):
     called.
     """
 
-    #: The engine's name in the registry.
     name = "ministack"
+    label = "MiniStack"
+    version = VERSION
+    stop_policy = _STOP
+    port_taken = ("already in use",)
+    check_sockets = True  # BIND_HOST keeps it on loopback, and this checks it does
 
     def __init__(
         self,
@@ -338,47 +266,14 @@ class MiniStack(Lifecycle):
         detach: bool = False,
         startup_timeout: float = 60.0,
     ) -> None:
-        if not 0 <= port <= 65535:
-            raise EmulatorError(f"invalid port {port}")
-        self.host = check_loopback(host)
-        self._requested_port = port
-        self._port: int | None = None
+        super().__init__(
+            (port,), host, log_path=log_path, detach=detach, startup_timeout=startup_timeout
+        )
         self._cache_dir = cache_dir
         self.installation = installation
         self._env = dict(env or {})
         if "BIND_HOST" in self._env:
             raise EmulatorError("MiniStack binds 127.0.0.1 only; BIND_HOST cannot be set")
-        self._log_path = log_path
-        self._detach = detach
-        self._startup_timeout = startup_timeout
-        self._process: ManagedProcess | None = None
-        self._output: ManagedProcess | None = None  # the last one started, stopped or not
-        self.startup_seconds: float | None = None
-
-    # -- properties ---------------------------------------------------------
-
-    @property
-    def port(self) -> int:
-        """The port served (the real one when port 0 was asked, once started)."""
-        return self._port if self._port is not None else self._requested_port
-
-    @property
-    def endpoint_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    @property
-    def version(self) -> str:
-        return VERSION
-
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process is not None else None
-
-    @property
-    def running(self) -> bool:
-        return self._process is not None and self._process.running
-
-    # -- lifecycle ----------------------------------------------------------
 
     def environment(self, port: int) -> dict[str, str]:
         """This process's environment, as MiniStack is started with it."""
@@ -388,135 +283,23 @@ class MiniStack(Lifecycle):
         env["GATEWAY_PORT"] = str(port)
         return env
 
-    def start(self) -> Self:
-        """Install if needed, start, wait until ``/_ministack/ready`` answers."""
-        if self._process is not None:
-            raise EmulatorError("MiniStack is already started")
+    def prepare(self) -> None:
         if self.installation is None:
             self.installation = ensure_installed(self._cache_dir)
-        attempts = 1 if self._requested_port else _PORT_ATTEMPTS
-        for attempt in range(1, attempts + 1):
-            if self._requested_port:
-                port = self._requested_port
-                ensure_port_free(self.host, port)
-            else:
-                port = free_port(self.host)
-            try:
-                self._launch(port)
-                self._await_ready()
-                self._check_listeners()
-                return self
-            except PortInUseError:
-                self._cleanup()
-                if attempt == attempts:
-                    raise
-                logger.info("port %d was taken before MiniStack bound it; retrying", port)
-            except BaseException:
-                self._cleanup()
-                raise
-        raise AssertionError("unreachable")  # pragma: no cover
 
-    def stop(self, timeout: float = 5.0) -> None:
-        """Stop its process group (SIGTERM, SIGKILL after a grace). Safe twice."""
-        self._cleanup(timeout)
+    def command(self, ports: tuple[int, ...]) -> Command:
+        assert self.installation is not None
+        argv = [str(self.installation.python), "-m", PACKAGE]
+        return Command(argv, self.environment(ports[0]), self.installation.root)
 
-    def wait(self, timeout: float | None = None) -> int | None:
-        """Wait for it to exit; its exit code, or ``None`` on timeout or if not started."""
-        return self._process.wait(timeout) if self._process is not None else None
-
-    def release(self) -> int:
-        """Forget a detached, running engine without stopping it; return its pid."""
-        if self._process is None or not self._detach:
-            raise EmulatorError("only a started, detached MiniStack can be released")
-        pid = self._process.release()
-        self._process = None
-        return pid
+    def ready_problem(self, timeout: float) -> str | None:
+        """``None`` once ``GET /_ministack/ready`` answers 200; else why not."""
+        return http_problem(self.endpoint_url + READY_PATH, timeout)
 
     def reset(self, timeout: float = 30.0) -> None:
         """Wipe every stream, table and metric (``POST /_ministack/reset``)."""
-        request = urllib.request.Request(self.endpoint_url + RESET_PATH, method="POST")
-        try:
-            with _OPENER.open(request, timeout=timeout) as response:
-                response.read()
-        except (OSError, ValueError) as exc:
-            raise EmulatorError(f"cannot reset MiniStack at {self.endpoint_url}: {exc}") from exc
-
-    def listeners(self) -> list[Listener] | None:
-        """The sockets it listens on (``None`` when not running or no /proc)."""
-        pid = self.pid
-        return None if pid is None else listening_sockets(pid)
-
-    def output_tail(self) -> tuple[str, ...]:
-        """Its last output lines."""
-        return self._output.tail() if self._output is not None else ()
-
-    def __repr__(self) -> str:
-        state = f"pid={self.pid}" if self.running else "stopped"
-        return f"<MiniStack {VERSION} {self.endpoint_url} {state}>"
-
-    # -- internals ----------------------------------------------------------
-
-    def _launch(self, port: int) -> None:
-        assert self.installation is not None
-        argv = [str(self.installation.python), "-m", PACKAGE]
-        self._port = port
-        logger.debug("starting %s on port %d", argv, port)
-        self._process = self._output = ManagedProcess(
-            Launch(
-                argv,
-                env=self.environment(port),
-                cwd=self.installation.root,
-                bound=not self._detach,
-            ),
-            name=f"ministack-{port}",
-            stop_policy=_STOP,
-            tail_lines=_TAIL_LINES,
-            log_path=self._log_path,
-            on_line=lambda line: logger.debug("ministack: %s", line),
-        ).start()
-
-    def _await_ready(self) -> None:
-        proc = self._process
-        assert proc is not None and proc.started_at is not None
-        try:
-            proc.wait_ready(
-                lambda: _ready(self.endpoint_url, timeout=2.0), self._startup_timeout, interval=0.1
-            )
-        except NotReadyError as exc:
-            if not exc.gone:
-                raise EmulatorStartError(
-                    f"MiniStack did not answer on {self.endpoint_url} within "
-                    f"{self._startup_timeout:.1f}s (last: {exc.last})",
-                    exc.log_tail,
-                ) from exc
-            if any("already in use" in line for line in exc.log_tail):
-                raise PortInUseError(self.host, self.port) from exc
-            raise EmulatorStartError(
-                f"MiniStack exited with code {exc.returncode} before it was ready", exc.log_tail
-            ) from exc
-        self.startup_seconds = time.monotonic() - proc.started_at
-        logger.info(
-            "MiniStack ready on %s (pid %d) in %.2fs",
-            self.endpoint_url,
-            proc.pid,
-            self.startup_seconds,
+        post(
+            self.endpoint_url + RESET_PATH,
+            timeout,
+            failure=f"cannot reset MiniStack at {self.endpoint_url}",
         )
-
-    def _check_listeners(self) -> None:
-        found = self.listeners()
-        if found is None:
-            return  # no /proc: BIND_HOST alone keeps it on loopback
-        outside = [f"{s.protocol} {s.address}:{s.port}" for s in found if not s.loopback]
-        if outside:
-            raise EmulatorStartError(
-                f"MiniStack listens beyond loopback ({', '.join(outside)}); stopped it",
-                self.output_tail(),
-            )
-
-    def _cleanup(self, timeout: float = 5.0) -> None:
-        proc, self._process = self._process, None
-        if proc is not None:
-            try:
-                proc.stop(timeout)
-            except ProcessError as exc:
-                raise EmulatorError(str(exc)) from exc

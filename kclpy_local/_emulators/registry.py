@@ -20,7 +20,6 @@ names only; an engine added later needs nothing of its own here.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import logging
 import os
@@ -29,7 +28,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
-from .. import _env
+from .. import _env, _files
 from .._exceptions import EmulatorError, UsageError
 from .._process import pid_alive
 from .engines import DEFAULT_ENGINE, is_engine_process
@@ -138,12 +137,8 @@ def locked(state_dir: Path) -> Iterator[None]:
         check_state_dir(state_dir).mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):
         raise _not_a_directory(state_dir) from None
-    with (state_dir / LOCK_FILE).open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with _files.locked(state_dir / LOCK_FILE):
+        yield
 
 
 def read_record(state_dir: Path) -> EmulatorRecord | None:

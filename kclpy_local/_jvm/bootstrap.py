@@ -61,7 +61,6 @@ __all__ = [
     "BootstrapSummary",
     "DownloadRetry",
     "Installation",
-    "bootstrap",
     "installation",
     "run_bootstrap",
 ]
@@ -332,26 +331,6 @@ def _install(
         f"({len(tally.downloaded)} downloaded, {len(tally.copied)} copied, {len(tally.reused)} cached)"
     )
     return result
-
-
-def bootstrap(
-    generation: int = DEFAULT_GENERATION,
-    *,
-    cache_dir: str | os.PathLike[str] | None = None,
-    repository: str | None = None,
-    from_dir: str | os.PathLike[str] | None = None,
-    offline: bool = False,
-    progress: bool | None = None,
-) -> Installation:
-    """Install KCL ``generation`` (idempotent) and return the :class:`Installation`."""
-    return run_bootstrap(
-        generation,
-        cache_dir=cache_dir,
-        repository=repository,
-        from_dir=from_dir,
-        offline=offline,
-        progress=progress,
-    ).installation
 
 
 def installation(

@@ -26,7 +26,6 @@ restores the old mtime is not caught this way; ``verify="full"`` re-hashes.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import logging
@@ -39,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Literal
 
-from .. import _env
+from .. import _env, _files
 from .._exceptions import BootstrapError
 from .jars import Artifact
 
@@ -102,16 +101,11 @@ class CacheLayout:
 def locked(layout: CacheLayout) -> Iterator[None]:
     """Hold the generation's write lock (blocking until another bootstrap is done)."""
     try:
-        layout.base.mkdir(parents=True, exist_ok=True)
-        handle = layout.lock_path.open("a")
+        lock = _files.locked(layout.lock_path)
     except OSError as exc:
         raise BootstrapError(f"cannot lock the cache directory {layout.base}: {exc}") from exc
-    with handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with lock:
+        yield
 
 
 #: What a killed writer leaves: :func:`atomic_writer`'s temporary files, and the

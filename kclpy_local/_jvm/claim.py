@@ -98,6 +98,37 @@ def check_stream(values: Mapping[str, str], generation: int = 1) -> str | None:
     :class:`StreamMismatchError` when the table is tagged with another stream; a
     table without the tag is claimed for this one.
     """
+    found = _tag(values, generation, before_start=True)
+    if found is None:
+        return None
+    target, _, claimed = found
+    if claimed is not None and claimed != target.stream:
+        raise StreamMismatchError(target.table, claimed, target.stream, hint=_way_out(target))
+    return claimed
+
+
+def claim_stream(values: Mapping[str, str], generation: int = 1) -> bool:
+    """Once the worker has started (the KCL has created its lease table): tag the
+    table with the stream unless it is tagged already; whether it carries the tag."""
+    found = _tag(values, generation, before_start=False)
+    if found is None:
+        return False
+    target, exists, claimed = found
+    if claimed is not None and claimed != target.stream:
+        log.warning(
+            "lease table %s is tagged with stream %s, not %s", target.table, claimed, target.stream
+        )
+    return exists
+
+
+def _tag(
+    values: Mapping[str, str], generation: int, *, before_start: bool
+) -> tuple[LeaseTarget, bool, str | None] | None:
+    """The lease target of ``values``, whether its table exists and the stream it is
+    tagged with, a table without the tag being tagged with the target's stream first
+    (before a start, with a warning when it holds checkpoints already). ``None``
+    when there is no target, or when the table cannot be read or tagged (a warning
+    says so)."""
     target = lease_target(values, generation)
     if target is None:
         return None
@@ -105,11 +136,11 @@ def check_stream(values: Mapping[str, str], generation: int = 1) -> str | None:
         dynamodb = target.client()
         exists, claimed = _aws.read_stream_tag(dynamodb, target.table)
         if exists and claimed is None:
-            checkpointed = any(
+            checkpointed = before_start and any(
                 (lease.checkpoint or "").isdigit()
                 for lease in _aws.read_leases(dynamodb, target.table, shard_leases_only=True)
             )
-            _aws.tag_stream(dynamodb, target.table, target.stream)
+            exists = _aws.tag_stream(dynamodb, target.table, target.stream)
             claimed = target.stream
             if checkpointed:
                 log.warning(
@@ -122,38 +153,11 @@ def check_stream(values: Mapping[str, str], generation: int = 1) -> str | None:
                 )
     except _SKIPPED as exc:
         log.warning(
-            "stream check skipped: cannot read the tags of lease table %s at %s: %s",
+            "%s lease table %s at %s: %s",
+            "stream check skipped: cannot read the tags of" if before_start else "cannot tag",
             target.table,
             target.endpoint or "AWS",
             exc,
         )
         return None
-    if claimed is not None and claimed != target.stream:
-        raise StreamMismatchError(target.table, claimed, target.stream, hint=_way_out(target))
-    return claimed
-
-
-def claim_stream(values: Mapping[str, str], generation: int = 1) -> bool:
-    """Once the worker has started (the KCL has created its lease table): tag the
-    table with the stream unless it is tagged already; whether it carries the tag."""
-    target = lease_target(values, generation)
-    if target is None:
-        return False
-    try:
-        dynamodb = target.client()
-        exists, claimed = _aws.read_stream_tag(dynamodb, target.table)
-        if exists and claimed is None:
-            return _aws.tag_stream(dynamodb, target.table, target.stream)
-    except _SKIPPED as exc:
-        log.warning(
-            "cannot tag lease table %s at %s with its stream: %s",
-            target.table,
-            target.endpoint or "AWS",
-            exc,
-        )
-        return False
-    if claimed is not None and claimed != target.stream:
-        log.warning(
-            "lease table %s is tagged with stream %s, not %s", target.table, claimed, target.stream
-        )
-    return exists
+    return target, exists, claimed

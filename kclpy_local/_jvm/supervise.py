@@ -51,10 +51,11 @@ import time
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from types import FrameType, TracebackType
-from typing import Any, Protocol, TextIO
+from types import FrameType
+from typing import Any, Protocol, Self, TextIO
 
 from .._exceptions import ProcessorFailed
+from .._process import Lifecycle
 from .._runtime.progress import ProgressBoard, ShardProgress
 from .daemon import READY_MARKER, Daemon
 from .trouble import TroubleWatch
@@ -340,13 +341,13 @@ class OutageWatch:
         return notices
 
 
-class StopSignals:
-    """While entered, SIGINT, SIGTERM and SIGHUP (the terminal closed) are counted
-    instead of raising: each is a request for a graceful stop.
+class StopSignals(Lifecycle):
+    """While entered (started), SIGINT, SIGTERM and SIGHUP (the terminal closed) are
+    counted instead of raising: each is a request for a graceful stop.
 
     ``requested`` is set by the first one (ask the child to stop gracefully);
     ``count > 1`` means the user insists (kill it).  The previous handlers are
-    restored on exit.
+    restored on exit (stop).
     """
 
     def __init__(self) -> None:
@@ -358,17 +359,12 @@ class StopSignals:
         self.count += 1
         self.requested.set()
 
-    def __enter__(self) -> StopSignals:
+    def start(self) -> Self:
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             self._previous[sig] = signal.signal(sig, self._on_signal)
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def stop(self) -> None:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
         self._previous.clear()

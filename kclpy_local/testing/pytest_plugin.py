@@ -79,10 +79,10 @@ def kclpy_endpoint(request: pytest.FixtureRequest) -> Iterator[str]:
 def kclpy_installation() -> Any:
     """KCL 1.x installed and verified (downloads the pinned jars on first use)."""
     from .._exceptions import JavaNotFoundError
-    from .._jvm.bootstrap import bootstrap
+    from .._jvm.bootstrap import run_bootstrap
 
     try:
-        return bootstrap(1, progress=False)
+        return run_bootstrap(1, progress=False).installation
     except JavaNotFoundError as exc:
         pytest.skip(f"no usable JDK: {exc}")
 

@@ -31,7 +31,7 @@ import pytest
 
 from kclpy_local._emulators import localstack as _localstack
 from kclpy_local._env import default_cache_dir
-from kclpy_local._jvm.bootstrap import Installation, bootstrap
+from kclpy_local._jvm.bootstrap import Installation, run_bootstrap
 from kclpy_local._emulators.moto import DEFAULT_HOST, EmbeddedEmulator, wait_ready
 from kclpy_local._exceptions import ArtifactDownloadError, EmulatorError, JavaNotFoundError
 
@@ -48,7 +48,9 @@ def _installed(generation: int, kcl_cache: Path) -> Installation:
     if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
         pytest.skip("no JDK: `java` is not on PATH and JAVA_HOME is unset")
     try:
-        return bootstrap(generation, cache_dir=kcl_cache, from_dir=os.environ.get("KCLPY_LOCAL_TEST_JARS"))
+        return run_bootstrap(
+            generation, cache_dir=kcl_cache, from_dir=os.environ.get("KCLPY_LOCAL_TEST_JARS")
+        ).installation
     except JavaNotFoundError as exc:
         pytest.skip(f"no usable JDK to build the launcher: {exc}")
     except ArtifactDownloadError as exc:

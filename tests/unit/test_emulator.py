@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from kclpy_local._emulators import _engine
 from kclpy_local._emulators import moto as _emulator
 from kclpy_local._emulators.moto import (
     EmbeddedEmulator,
@@ -122,7 +123,7 @@ def test_moto_losing_the_race_for_its_port_is_port_in_use(
     listener: socket.socket, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The port is taken after the check: moto itself exits, and that is noticed.
-    monkeypatch.setattr(_emulator, "ensure_port_free", lambda host, port: None)
+    monkeypatch.setattr(_engine, "ensure_port_free", lambda host, port: None)
     emu = EmbeddedEmulator(port=listener.getsockname()[1])
     started = time.monotonic()
     with pytest.raises(PortInUseError):
@@ -136,8 +137,8 @@ def test_port_zero_retries_when_the_picked_port_is_taken(
 ) -> None:
     taken = listener.getsockname()[1]
     picks = iter([taken])
-    real = _emulator.free_port
-    monkeypatch.setattr(_emulator, "free_port", lambda host: next(picks, None) or real(host))
+    real = _engine.free_port
+    monkeypatch.setattr(_engine, "free_port", lambda host: next(picks, None) or real(host))
     with EmbeddedEmulator(port=0) as emu:
         assert emu.port not in (0, taken)
         assert _answers(emu.endpoint_url)

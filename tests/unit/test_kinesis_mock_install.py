@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from kclpy_local._emulators import _engine
 from kclpy_local._emulators import kinesis_mock as km
 from kclpy_local._cli import main
 from kclpy_local._emulators.registry import PID_FILE
@@ -285,11 +286,11 @@ def test_a_unix_socket_is_left_alone(tmp_path: Path) -> None:
 
 
 def test_proc_addresses() -> None:
-    assert km._proc_address("0100007F:1F90") == ("127.0.0.1", 8080)
-    assert km._proc_address("00000000:0050") == ("0.0.0.0", 80)
-    assert km._proc_address("00000000000000000000000000000000:1F90") == ("::", 8080)
-    assert km._proc_address("00000000000000000000000001000000:0016") == ("::1", 22)
-    assert km._proc_address("0000000000000000FFFF00000100007F:0050") == ("127.0.0.1", 80)
+    assert _engine._proc_address("0100007F:1F90") == ("127.0.0.1", 8080)
+    assert _engine._proc_address("00000000:0050") == ("0.0.0.0", 80)
+    assert _engine._proc_address("00000000000000000000000000000000:1F90") == ("::", 8080)
+    assert _engine._proc_address("00000000000000000000000001000000:0016") == ("::1", 22)
+    assert _engine._proc_address("0000000000000000FFFF00000100007F:0050") == ("127.0.0.1", 80)
     assert Listener("tcp", "127.0.0.1", 1).loopback
     assert Listener("tcp6", "::1", 1).loopback
     assert not Listener("tcp", "0.0.0.0", 1).loopback

@@ -140,7 +140,7 @@ def test_a_broken_installation_is_not_used(tmp_path: Path, breakage: str, defect
         marker.unlink()
     else:
         next((root / "venv" / "lib").glob("python*/site-packages/*.dist-info")).rmdir()
-    problem = ministack._defect(root)
+    problem = ministack.MiniStackInstallation.defect(root)
     assert problem is not None and defect in problem
     assert find_installation(tmp_path) is None
 

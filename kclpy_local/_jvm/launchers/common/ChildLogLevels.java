@@ -23,7 +23,21 @@ public final class ChildLogLevels {
 
     /** The levels a child's line can have. */
     public enum Level {
-        DEBUG, INFO, WARNING, ERROR
+        DEBUG, INFO, WARNING, ERROR;
+
+        /** This level among a logging system's four: the one given for it. */
+        public <T> T in(T debug, T info, T warning, T error) {
+            switch (this) {
+                case DEBUG:
+                    return debug;
+                case INFO:
+                    return info;
+                case WARNING:
+                    return warning;
+                default:
+                    return error;
+            }
+        }
     }
 
     /** The stock daemons' message for a child's stderr line: this, the line, {@link #MESSAGE_SHARD}, the shard. */

@@ -11,13 +11,20 @@ import java.util.Properties;
 public interface Generation {
 
     /**
-     * Everything needed to run, built from one properties file.
+     * Everything needed to run, built from one properties file; {@code settings} are
+     * the launcher keys both generations read, read from it already.
      *
      * @throws IOException when the file cannot be read (a usage error)
      * @throws IllegalArgumentException for a value the launcher rejects (a usage error)
      * @throws StartupException for a failure that its message explains in one line
      */
-    Prepared prepare(String propertiesPath) throws IOException;
+    Prepared prepare(String propertiesPath, Settings settings) throws IOException;
+
+    /**
+     * Makes the AWS SDK's Kinesis client send JSON instead of CBOR (a system
+     * property, set before any client is built).
+     */
+    void disableCbor();
 
     /** Says {@code message} and how the launcher is called, on stderr. */
     void usage(String message);

@@ -91,7 +91,7 @@ public final class Launch {
         }
         final Prepared prepared;
         try {
-            prepared = generation.prepare(propertiesPath);
+            prepared = prepare(generation, propertiesPath);
         } catch (IOException | IllegalArgumentException e) {
             generation.usageError(propertiesPath, e);
             return EXIT_FAILED;
@@ -157,16 +157,26 @@ public final class Launch {
         return code;
     }
 
+    /** The launcher keys both generations read, then the generation's own preparation. */
+    static Prepared prepare(Generation generation, String propertiesPath) throws IOException {
+        Settings settings = Settings.read(propertiesPath);
+        if (settings.cborDisabled) {
+            generation.disableCbor();
+            say("CBOR disabled (" + CBOR_DISABLED + " = true)");
+        }
+        return generation.prepare(propertiesPath, settings);
+    }
+
     static void shutdownGracefully(Prepared prepared) {
         try {
             if (!prepared.status.hasStarted()) {
                 say("stop requested before the worker started; shutting it down");
-                prepared.shutdown();
+                prepared.stopBeforeStart.run();
                 return;
             }
             say("stop requested; graceful shutdown (up to " + prepared.graceMillis + " ms)");
             long deadline = System.currentTimeMillis() + prepared.graceMillis;
-            Future<Boolean> done = prepared.startGracefulShutdown();
+            Future<Boolean> done = prepared.gracefulShutdown.get();
             boolean complete = Boolean.TRUE.equals(done.get(prepared.graceMillis, TimeUnit.MILLISECONDS));
             say("graceful shutdown " + (complete ? "complete" : "ended early"));
             prepared.afterGracefulShutdown(complete, deadline);
@@ -203,7 +213,7 @@ public final class Launch {
             } finally {
                 out.close();
             }
-            Prepared prepared = generation.prepare(file.getAbsolutePath());
+            Prepared prepared = prepare(generation, file.getAbsolutePath());
             prepared.executor.shutdownNow();
             System.out.println(PREFIX + "self-check OK (charset " + Charset.defaultCharset().name() + ")");
             return 0;

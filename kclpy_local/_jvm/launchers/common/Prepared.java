@@ -6,17 +6,25 @@ package dev.kclpylocal.common;
 
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Future;
+import java.util.function.Supplier;
 
 /** Everything needed to run, built from one properties file: the KCL's loop and how to stop it. */
-public abstract class Prepared {
+public class Prepared {
     /** The KCL 1.x {@code Worker} or the KCL 3.x {@code Scheduler}. */
     final Runnable loop;
+    /** Stops a loop that has not started yet. */
+    final Runnable stopBeforeStart;
+    /** Starts the KCL's graceful shutdown; the future says whether it completed. */
+    final Supplier<? extends Future<Boolean>> gracefulShutdown;
     final WorkerStatus status;
     final ExecutorService executor;
     final long graceMillis;
 
-    protected Prepared(Runnable loop, WorkerStatus status, ExecutorService executor, long graceMillis) {
+    public Prepared(Runnable loop, Runnable stopBeforeStart, Supplier<? extends Future<Boolean>> gracefulShutdown,
+            WorkerStatus status, ExecutorService executor, long graceMillis) {
         this.loop = loop;
+        this.stopBeforeStart = stopBeforeStart;
+        this.gracefulShutdown = gracefulShutdown;
         this.status = status;
         this.executor = executor;
         this.graceMillis = graceMillis;
@@ -25,12 +33,6 @@ public abstract class Prepared {
     /** Runs before the loop (the eager initial lease sync); never throws. */
     protected void beforeStart() {
     }
-
-    /** Stops a loop that has not started yet. */
-    protected abstract void shutdown();
-
-    /** The KCL's graceful shutdown; the future says whether it completed. */
-    protected abstract Future<Boolean> startGracefulShutdown();
 
     /** After a graceful shutdown that ended in time; {@code deadline} is in epoch millis. */
     protected void afterGracefulShutdown(boolean complete, long deadline) {

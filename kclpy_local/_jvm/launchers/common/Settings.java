@@ -22,28 +22,24 @@ public final class Settings {
     public final String cloudWatchEndpoint;
     /** {@code initialLeaseSync = eager}. */
     public final boolean eager;
+    /** {@code isCBORProtocolDisabled = true}. */
+    public final boolean cborDisabled;
 
-    private Settings(Properties properties, String cloudWatchEndpoint, boolean eager) {
+    private Settings(Properties properties, String cloudWatchEndpoint, boolean eager, boolean cborDisabled) {
         this.properties = properties;
         this.cloudWatchEndpoint = cloudWatchEndpoint;
         this.eager = eager;
+        this.cborDisabled = cborDisabled;
     }
 
-    /**
-     * Reads the file; with {@code isCBORProtocolDisabled = true} sets the system
-     * property {@code cborProperty} to {@code cborValue} (before any client is built).
-     */
-    public static Settings read(String propertiesPath, String cborProperty, String cborValue) throws IOException {
+    /** Reads the file. */
+    public static Settings read(String propertiesPath) throws IOException {
         Properties extra = loadProperties(propertiesPath);
         boolean cborDisabled = parseBoolean(extra, Launch.CBOR_DISABLED, false);
-        if (cborDisabled) {
-            System.setProperty(cborProperty, cborValue);
-            Launch.say("CBOR disabled (" + Launch.CBOR_DISABLED + " = true)");
-        }
         String cloudWatchEndpoint = trimmedOrNull(extra.getProperty(Launch.CLOUDWATCH_ENDPOINT));
         boolean eager = Launch.SYNC_EAGER.equals(
                 parseChoice(extra, Launch.INITIAL_LEASE_SYNC, Launch.SYNC_WORKER, Launch.SYNC_EAGER));
-        return new Settings(extra, cloudWatchEndpoint, eager);
+        return new Settings(extra, cloudWatchEndpoint, eager, cborDisabled);
     }
 
     /**

@@ -15,7 +15,6 @@ import com.amazonaws.services.dynamodbv2.AmazonDynamoDB;
 import com.amazonaws.services.dynamodbv2.AmazonDynamoDBClientBuilder;
 import com.amazonaws.services.kinesis.AmazonKinesis;
 import com.amazonaws.services.kinesis.AmazonKinesisClientBuilder;
-import com.amazonaws.services.kinesis.clientlibrary.interfaces.v2.IRecordProcessor;
 import com.amazonaws.services.kinesis.clientlibrary.interfaces.v2.IRecordProcessorFactory;
 import com.amazonaws.services.kinesis.clientlibrary.lib.worker.KinesisClientLibConfiguration;
 import com.amazonaws.services.kinesis.clientlibrary.lib.worker.ShardSyncTask;
@@ -58,7 +57,6 @@ import java.util.Map;
 import java.util.Properties;
 import java.util.Set;
 import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Future;
 import java.util.logging.Filter;
 import java.util.logging.Level;
 import java.util.logging.LogRecord;
@@ -224,6 +222,11 @@ public final class KclLocalLauncher implements Generation {
         p.setProperty("AWSCredentialsProvider", "SystemPropertiesCredentialsProvider");
     }
 
+    @Override
+    public void disableCbor() {
+        System.setProperty(CBOR_SYSTEM_PROPERTY, "true");
+    }
+
     /** The worker, with the eager sync and the lease release it may need. */
     static final class PreparedWorker extends Prepared {
         final Worker worker;
@@ -234,7 +237,7 @@ public final class KclLocalLauncher implements Generation {
 
         PreparedWorker(Worker worker, WorkerStatus status, ExecutorService executor, long graceMillis,
                 EagerLeaseSync eagerSync, LeaseRelease release) {
-            super(worker, status, executor, graceMillis);
+            super(worker, worker::shutdown, worker::startGracefulShutdown, status, executor, graceMillis);
             this.worker = worker;
             this.eagerSync = eagerSync;
             this.release = release;
@@ -245,16 +248,6 @@ public final class KclLocalLauncher implements Generation {
             if (eagerSync != null) {
                 eagerSync.run();
             }
-        }
-
-        @Override
-        protected void shutdown() {
-            worker.shutdown();
-        }
-
-        @Override
-        protected Future<Boolean> startGracefulShutdown() {
-            return worker.startGracefulShutdown();
         }
 
         @Override
@@ -275,12 +268,9 @@ public final class KclLocalLauncher implements Generation {
     }
 
     @Override
-    public Prepared prepare(String propertiesPath) throws IOException {
+    public Prepared prepare(String propertiesPath, Settings settings) throws IOException {
         ChildLevelFilter.install();
-        Settings settings = Settings.read(propertiesPath, CBOR_SYSTEM_PROPERTY, "true");
         Properties extra = settings.properties;
-        String cloudWatchEndpoint = settings.cloudWatchEndpoint;
-        boolean eager = settings.eager;
         boolean handoff = parseBoolean(extra, LEASE_HANDOFF, true);
 
         MultiLangDaemonConfig config;
@@ -314,14 +304,18 @@ public final class KclLocalLauncher implements Generation {
                 kcl.getDynamoDBEndpoint(), region, "DynamoDB");
         AmazonCloudWatch cloudWatch = buildClient(AmazonCloudWatchClientBuilder.standard(),
                 kcl.getCloudWatchCredentialsProvider(), kcl.getCloudWatchClientConfiguration(),
-                cloudWatchEndpoint, region, "CloudWatch");
+                settings.cloudWatchEndpoint, region, "CloudWatch");
 
         WorkerStatus status = new WorkerStatus(kcl.getApplicationName(), kcl.getStreamName(),
                 kcl.getWorkerIdentifier());
-        StateListener listener = new StateListener(status);
+        // The worker's states feed the shared status (which prints the ready line).
+        WorkerStateChangeListener listener = state -> status.changed(state,
+                state == WorkerStateChangeListener.WorkerState.STARTED);
         ExecutorService executor = config.getExecutorService();
+        // The stock factory, with KCLPY_LOCAL_LIFELINE kept from the processors' environment.
+        IRecordProcessorFactory stock = config.getRecordProcessorFactory();
         Worker.Builder builder = new Worker.Builder()
-                .recordProcessorFactory(new LifelineScrubbingFactory(config.getRecordProcessorFactory()))
+                .recordProcessorFactory(() -> Lifeline.keepFromProcessor(stock.createProcessor()))
                 .config(kcl)
                 .execService(executor)
                 .kinesisClient(kinesis)
@@ -330,7 +324,7 @@ public final class KclLocalLauncher implements Generation {
                 .workerStateChangeListener(listener);
         EagerLeaseSync eagerSync = null;
         KinesisClientLeaseManager leaseManager = null;
-        if (eager) {
+        if (settings.eager) {
             eagerSync = new EagerLeaseSync(kcl, kinesis, dynamoDB);
             leaseManager = eagerSync.leaseManager;
             // The objects Worker.Builder would create itself, shared with the eager sync.
@@ -620,16 +614,7 @@ public final class KclLocalLauncher implements Generation {
         }
 
         static Level julLevel(ChildLogLevels.Level level) {
-            switch (level) {
-                case DEBUG:
-                    return Level.FINE;
-                case INFO:
-                    return Level.INFO;
-                case WARNING:
-                    return Level.WARNING;
-                default:
-                    return Level.SEVERE;
-            }
+            return level.in(Level.FINE, Level.INFO, Level.WARNING, Level.SEVERE);
         }
 
         @Override
@@ -647,34 +632,6 @@ public final class KclLocalLauncher implements Generation {
                 }
             }
             return previous == null || previous.isLoggable(record);
-        }
-    }
-
-    /** The stock factory, with {@code KCLPY_LOCAL_LIFELINE} kept from the processors' environment. */
-    static final class LifelineScrubbingFactory implements IRecordProcessorFactory {
-        private final IRecordProcessorFactory stock;
-
-        LifelineScrubbingFactory(IRecordProcessorFactory stock) {
-            this.stock = stock;
-        }
-
-        @Override
-        public IRecordProcessor createProcessor() {
-            return Lifeline.keepFromProcessor(stock.createProcessor());
-        }
-    }
-
-    /** Feeds the worker's states to the shared status (which prints the ready line). */
-    static final class StateListener implements WorkerStateChangeListener {
-        private final WorkerStatus status;
-
-        StateListener(WorkerStatus status) {
-            this.status = status;
-        }
-
-        @Override
-        public void onWorkerStateChange(WorkerState state) {
-            status.changed(state, state == WorkerState.STARTED);
         }
     }
 

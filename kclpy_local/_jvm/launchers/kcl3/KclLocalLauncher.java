@@ -74,8 +74,6 @@ import java.util.HashSet;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Properties;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Future;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.function.Function;
 
@@ -267,45 +265,16 @@ public final class KclLocalLauncher implements Generation {
         p.setProperty(DISPATCH_POLL, "250");
     }
 
-    /** The scheduler, and whether the eager sync runs before it. */
-    static final class PreparedScheduler extends Prepared {
-        final Scheduler scheduler;
-        final String streamName;
-        final boolean eager;
-
-        PreparedScheduler(Scheduler scheduler, WorkerStatus status, ExecutorService executor, long graceMillis,
-                boolean eager) {
-            super(scheduler, status, executor, graceMillis);
-            this.scheduler = scheduler;
-            this.streamName = status.streamName;
-            this.eager = eager;
-        }
-
-        @Override
-        protected void beforeStart() {
-            if (eager) {
-                eagerLeaseSync(scheduler, streamName);
-            }
-        }
-
-        @Override
-        protected void shutdown() {
-            scheduler.shutdown();
-        }
-
-        @Override
-        protected Future<Boolean> startGracefulShutdown() {
-            return scheduler.startGracefulShutdown();
-        }
+    @Override
+    public void disableCbor() {
+        System.setProperty(CBOR_SYSTEM_PROPERTY, "false");
     }
 
     @Override
-    public Prepared prepare(String propertiesPath) throws IOException {
+    public Prepared prepare(String propertiesPath, Settings settings) throws IOException {
         ChildLevelFilter.install();
-        Settings settings = Settings.read(propertiesPath, CBOR_SYSTEM_PROPERTY, "false");
         Properties extra = settings.properties;
         String cloudWatchEndpoint = settings.cloudWatchEndpoint;
-        boolean eager = settings.eager;
         Long leaderLease = parsePositiveLong(extra, LEADER_LEASE);
         Long leaderHeartbeat = parsePositiveLong(extra, LEADER_HEARTBEAT);
         Long maxInitAttempts = parsePositiveLong(extra, MAX_INIT_ATTEMPTS);
@@ -435,7 +404,16 @@ public final class KclLocalLauncher implements Generation {
         Scheduler scheduler = new Scheduler(checkpoint, coordinator, leaseManagement, lifecycle, metrics,
                 processor, retrieval);
         long grace = settings.graceMillis(c.getShutdownGraceMillis());
-        return new PreparedScheduler(scheduler, status, config.getExecutorService(), grace, eager);
+        final boolean eager = settings.eager;
+        return new Prepared(scheduler, scheduler::shutdown, scheduler::startGracefulShutdown, status,
+                config.getExecutorService(), grace) {
+            @Override
+            protected void beforeStart() {
+                if (eager) {
+                    eagerLeaseSync(scheduler, status.streamName);
+                }
+            }
+        };
     }
 
     /** The credentials provider a bean describes, or {@code null} when the key was not given. */
@@ -617,16 +595,8 @@ public final class KclLocalLauncher implements Generation {
         }
 
         static int slf4jLevel(ChildLogLevels.Level level) {
-            switch (level) {
-                case DEBUG:
-                    return LocationAwareLogger.DEBUG_INT;
-                case INFO:
-                    return LocationAwareLogger.INFO_INT;
-                case WARNING:
-                    return LocationAwareLogger.WARN_INT;
-                default:
-                    return LocationAwareLogger.ERROR_INT;
-            }
+            return level.in(LocationAwareLogger.DEBUG_INT, LocationAwareLogger.INFO_INT,
+                    LocationAwareLogger.WARN_INT, LocationAwareLogger.ERROR_INT);
         }
 
         @Override
