@@ -660,7 +660,7 @@ def _run(args: argparse.Namespace) -> int:
         run_dir = stack.enter_context(open_run_directory(the_plan.app, explicit=args.run_dir))
         print(f"kclpy-local: run directory: {run_dir}", file=err)
         progress_path = run_dir / "progress.jsonl"
-        progress_path.unlink(missing_ok=True)
+        progress_path.write_bytes(b"")  # this run's, empty until its processors write
         properties_path = run_dir / "effective.properties"
         if args.log == "-":
             log_stream: TextIO = err
