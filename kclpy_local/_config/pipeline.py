@@ -92,9 +92,8 @@ class Prepared:
     @property
     def changed(self) -> bool:
         """Whether the daemon must be given a copy: the effective values differ from the file's."""
-        return (
-            self.translation.changed or bool(self.startup) or self.values != self.source.as_dict()
-        )
+        # The start-up keys are added to ``values``: no separate test for them.
+        return self.translation.changed or self.values != self.source.as_dict()
 
     def refuse(self, what: str) -> None:
         """Raise :class:`PropertiesError` listing every error (``"{path}: {what}:"``), if any."""
