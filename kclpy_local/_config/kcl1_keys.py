@@ -260,6 +260,17 @@ KCL1_KEYS: tuple[KeySpec, ...] = (
         choices=("WORKER", "EAGER"),
     ),
     KeySpec(
+        "readPause",
+        _S,
+        "always",
+        "With dataFetchingStrategy = PREFETCH_CACHED: empty: a shard's next GetRecords "
+        "waits idleMillisBetweenCalls only after a call that returned no records, so a "
+        "backlog is read as fast as the engine answers; always: the KCL's own behaviour, "
+        "the pause before every call (kclpy-local launcher).",
+        source="launcher",
+        choices=("ALWAYS", "EMPTY"),
+    ),
+    KeySpec(
         "gracefulLeaseHandoff",
         _B,
         "true",

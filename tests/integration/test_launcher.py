@@ -20,6 +20,8 @@ from kclpy_local._jvm.daemon import READY_MARKER, Daemon
 from kclpy_local._emulators.moto import EmbeddedEmulator
 from kclpy_local._jvm.jars import load_lock
 
+from _helpers import read_jsonl, wait_for
+
 pytestmark = pytest.mark.integration
 
 MAIN = "dev.kclpylocal.kcl1.KclLocalLauncher"
@@ -155,6 +157,15 @@ def test_bad_initial_lease_sync_value_is_a_usage_error(
     assert "initialLeaseSync must be one of worker, eager, not 'sometimes'" in proc.stderr
 
 
+def test_bad_read_pause_value_is_a_usage_error(
+    java_bin: str, kcl1: Installation, unreachable_properties: PropsFactory
+) -> None:
+    props = unreachable_properties(readPause="sometimes")
+    proc = run_launcher(java_bin, kcl1, str(props))
+    assert proc.returncode == 1
+    assert "readPause must be one of always, empty, not 'sometimes'" in proc.stderr
+
+
 def test_missing_credentials_are_one_line_and_exit_1(
     java_bin: str, kcl1: Installation, unreachable_properties: PropsFactory
 ) -> None:
@@ -212,3 +223,36 @@ def test_local_profile_creates_every_lease_before_the_worker_starts(
         f"{EAGER} not needed: the lease table it-eager-app already has leases"
     ], again
     assert not [line for line in again if WORKER_WAIT in line or WORKER_SYNC in line]
+
+
+PAUSE_LINE = "kclpy-local: prefetch reads pause 3000 ms after an empty GetRecords only (readPause = empty)"
+
+
+@pytest.mark.parametrize("pause", ["empty", "always"])
+def test_read_pause_empty_reads_a_backlog_without_the_pause(
+    kcl1: Installation, fresh_emulator: EmbeddedEmulator, tmp_path: Path, pause: str
+) -> None:
+    """A backlog of 5 batches on one shard with a 3 s prefetch pause: with readPause =
+    empty the batches follow each other without it; with always (the KCL's own) the
+    cache waits the pause before each GetRecords."""
+    endpoint = fresh_emulator.endpoint_url
+    stream = f"it-pause-{pause}"
+    kinesis = _aws.client("kinesis", endpoint)
+    _aws.ensure_stream(kinesis, stream, 1)
+    _aws.put_records(kinesis, stream, [(f"r{i}".encode(), f"k{i}") for i in range(500)])
+    lines: list[str] = []
+    daemon = _start_local_profile(kcl1, endpoint, f"{stream}-app", stream, tmp_path, lines)
+    daemon.overrides.update({"maxRecords": "100", "idleMillisBetweenCalls": "3000", "readPause": pause})
+    ledger = tmp_path / "ledger.jsonl"
+    with daemon:
+        wait_for(lambda: len(read_jsonl(ledger)) >= 500, 120, "500 records in the ledger")
+    assert (PAUSE_LINE in lines) == (pause == "empty"), lines
+    # The recorder stamps each batch's records with the time the batch began.
+    starts = sorted({entry["processed_at"] for entry in read_jsonl(ledger)})
+    assert len(starts) == 5, starts
+    gaps = [b - a for a, b in zip(starts, starts[1:])]
+    if pause == "empty":
+        assert max(gaps) < 1.5, gaps
+    else:
+        # The first batch was fetched while the processor started, so it waited less.
+        assert min(gaps) >= 2.5 and min(gaps[1:]) >= 2.9, gaps

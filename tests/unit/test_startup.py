@@ -85,3 +85,23 @@ def test_the_substituted_endpoint_counts(tmp_path: Path) -> None:
     assert prepare(path, environ={}).values["initialLeaseSync"] == "eager"
     remote = prepare(path, environ={"KCLPY_LOCAL_ENDPOINT": "http://10.1.2.3:4566"})
     assert "initialLeaseSync" not in remote.values
+
+
+def test_the_read_pacing_comes_only_with_the_prefetch_cache(tmp_path: Path) -> None:
+    # A file that keeps the stock fetching: each worker loop reads from the engine,
+    # so the 20 ms loop (and the cache's pacing) would only poll it harder.
+    prepared = prepare(_user_file(tmp_path, LOCAL_ENDPOINTS, "dataFetchingStrategy = DEFAULT\n"), environ={})
+    for key in ("readPause", "idleMillisBetweenCalls", "idleTimeBetweenReadsInMillis"):
+        assert key not in prepared.values
+    assert prepared.values["initialLeaseSync"] == "eager"
+    # Prefetching, set by the file in any case: the pacing is added.
+    prepared = prepare(_user_file(tmp_path, LOCAL_ENDPOINTS, "dataFetchingStrategy = prefetch_cached\n"), environ={})
+    assert (prepared.values["readPause"], prepared.values["idleTimeBetweenReadsInMillis"]) == ("empty", "20")
+    # A pause the file sets is kept, and the launcher's pacing still applies.
+    prepared = prepare(_user_file(tmp_path, LOCAL_ENDPOINTS, "idleMillisBetweenCalls = 100\n"), environ={})
+    assert (prepared.values["idleMillisBetweenCalls"], prepared.values["readPause"]) == ("100", "empty")
+
+
+def test_read_pause_takes_only_its_two_values(tmp_path: Path) -> None:
+    prepared = prepare(_user_file(tmp_path, LOCAL_ENDPOINTS, "readPause = sometimes\n"), environ={})
+    assert [problem.key for problem in prepared.errors] == ["readPause"]

@@ -353,7 +353,8 @@ def test_daemon_generation_3_runs_a_translated_copy(monkeypatch: pytest.MonkeyPa
 
 def test_daemon_generation_1_is_not_translated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     _fake_jvm(monkeypatch)
-    path = _local_file(tmp_path, initialLeaseSync="eager", parentShardPollIntervalMillis="500")  # nothing to add
+    path = _local_file(tmp_path, initialLeaseSync="eager", parentShardPollIntervalMillis="500",
+                       dataFetchingStrategy="DEFAULT")  # nothing to add
     lines: list[str] = []
     with Daemon(path, log=lines.append, guard=False) as daemon:
         daemon.wait(30)
@@ -431,7 +432,8 @@ def test_run_print_properties_shows_the_translated_file(capsys: pytest.CaptureFi
     assert props["streamName"] == "orders"
     assert not set(props) & set(KCL1_ONLY_KEYS)
     notes = [line for line in err.splitlines() if line.startswith(NOTE)]
-    assert NOTE + "dropped keys KCL 3.x does not read: leaseCleanupIntervalMillis" in notes
+    assert (NOTE + "dropped keys KCL 3.x does not read: dataFetchingStrategy, readPause, "
+            "idleMillisBetweenCalls, leaseCleanupIntervalMillis") in notes
     assert validate_properties(props, profile="local", generation=3, environ={}) == []
     # The same command for 1.x prints the file untranslated, and no note.
     assert main(["run", str(RECORDER), "--stream", "orders", "--print-properties"]) == 0

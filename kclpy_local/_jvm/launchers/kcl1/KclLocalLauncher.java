@@ -16,7 +16,12 @@ import com.amazonaws.services.dynamodbv2.AmazonDynamoDBClientBuilder;
 import com.amazonaws.services.kinesis.AmazonKinesis;
 import com.amazonaws.services.kinesis.AmazonKinesisClientBuilder;
 import com.amazonaws.services.kinesis.clientlibrary.interfaces.v2.IRecordProcessorFactory;
+import com.amazonaws.services.kinesis.clientlibrary.lib.worker.DataFetchingStrategy;
+import com.amazonaws.services.kinesis.clientlibrary.lib.worker.GetRecordsCache;
+import com.amazonaws.services.kinesis.clientlibrary.lib.worker.GetRecordsRetrievalStrategy;
+import com.amazonaws.services.kinesis.clientlibrary.lib.worker.IDataFetcher;
 import com.amazonaws.services.kinesis.clientlibrary.lib.worker.KinesisClientLibConfiguration;
+import com.amazonaws.services.kinesis.clientlibrary.lib.worker.RecordsFetcherFactory;
 import com.amazonaws.services.kinesis.clientlibrary.lib.worker.ShardSyncTask;
 import com.amazonaws.services.kinesis.clientlibrary.lib.worker.ShardSyncer;
 import com.amazonaws.services.kinesis.clientlibrary.lib.worker.TaskResult;
@@ -33,6 +38,8 @@ import com.amazonaws.services.kinesis.leases.impl.LeaseTaker;
 import com.amazonaws.services.kinesis.leases.interfaces.ILeaseTaker;
 import com.amazonaws.services.kinesis.metrics.impl.MetricsHelper;
 import com.amazonaws.services.kinesis.metrics.impl.NullMetricsFactory;
+import com.amazonaws.services.kinesis.metrics.interfaces.IMetricsFactory;
+import com.amazonaws.services.kinesis.model.GetRecordsResult;
 import com.amazonaws.services.kinesis.multilang.MultiLangDaemon;
 import com.amazonaws.services.kinesis.multilang.MultiLangDaemonConfig;
 
@@ -47,6 +54,7 @@ import dev.kclpylocal.common.WorkerStatus;
 
 import java.io.IOException;
 import java.lang.reflect.Constructor;
+import java.lang.reflect.Field;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.HashMap;
@@ -68,6 +76,7 @@ import static dev.kclpylocal.common.Launch.SYNC_EAGER;
 import static dev.kclpylocal.common.Launch.oneLine;
 import static dev.kclpylocal.common.Launch.say;
 import static dev.kclpylocal.common.Settings.parseBoolean;
+import static dev.kclpylocal.common.Settings.parseChoice;
 import static dev.kclpylocal.common.Settings.trimmedOrNull;
 
 /**
@@ -83,6 +92,8 @@ import static dev.kclpylocal.common.Settings.trimmedOrNull;
  *   <li>{@code initialLeaseSync} ({@code worker} or {@code eager}, any case;
  *       default {@code worker}): see below;</li>
  *   <li>{@code gracefulLeaseHandoff} (boolean, default {@code true}): see below;</li>
+ *   <li>{@code readPause} ({@code always} or {@code empty}, any case; default
+ *       {@code always}): see below;</li>
  *   <li>the three AWS clients are built with the SDK's client builders, with an
  *       {@code EndpointConfiguration(endpoint, regionName)} when an endpoint is
  *       set, and injected into the Worker;</li>
@@ -167,6 +178,19 @@ import static dev.kclpylocal.common.Settings.trimmedOrNull;
  * still looks for released leases in that pass.) With {@code false} the launcher leaves both to the KCL. A value
  * other than {@code true} or {@code false} is a usage error.
  *
+ * <p><b>{@code readPause}.</b> With {@code dataFetchingStrategy = PREFETCH_CACHED},
+ * KCL 1.15's prefetch cache ({@code PrefetchGetRecordsCache}) waits
+ * {@code idleMillisBetweenCalls} (default 1500 ms) before every GetRecords call
+ * of a shard, whether the last call returned a full batch or nothing, so a
+ * backlog is read at most one batch per pause. With {@code always} (the default)
+ * the launcher leaves this as it is. With {@code empty} the cache itself does not
+ * wait; the launcher wraps each shard's GetRecords strategy so that a call waits
+ * until {@code idleMillisBetweenCalls} have passed since the previous call only
+ * when that call returned no records: a backlog is read as fast as the engine
+ * answers, and a shard that is caught up is polled no more often than with
+ * {@code always}. It changes nothing with the {@code DEFAULT} strategy. A value
+ * other than {@code always} or {@code empty} is a usage error.
+ *
  * <p>Exit codes: 0 when the worker's loop ends by itself (after SIGTERM or SIGINT the
  * JVM exits with 128 + the signal's number, as any JVM); {@value Launch#EXIT_FAILED} on a usage
  * error (no or unreadable file, a value the launcher rejects), on a failure while
@@ -186,6 +210,9 @@ import static dev.kclpylocal.common.Settings.trimmedOrNull;
 public final class KclLocalLauncher implements Generation {
 
     static final String LEASE_HANDOFF = "gracefulLeaseHandoff";
+    static final String READ_PAUSE = "readPause";
+    static final String PAUSE_ALWAYS = "always";
+    static final String PAUSE_EMPTY = "empty";
     static final String RELEASED_LINE = "released lease ";
     static final String TOOK_RELEASED_LINE = "took released lease ";
     static final String KCL_WORKER_PACKAGE = "com.amazonaws.services.kinesis.clientlibrary.lib.worker";
@@ -272,6 +299,7 @@ public final class KclLocalLauncher implements Generation {
         ChildLevelFilter.install();
         Properties extra = settings.properties;
         boolean handoff = parseBoolean(extra, LEASE_HANDOFF, true);
+        boolean pauseOnlyWhenEmpty = PAUSE_EMPTY.equals(parseChoice(extra, READ_PAUSE, PAUSE_ALWAYS, PAUSE_EMPTY));
 
         MultiLangDaemonConfig config;
         try {
@@ -306,6 +334,9 @@ public final class KclLocalLauncher implements Generation {
                 kcl.getCloudWatchCredentialsProvider(), kcl.getCloudWatchClientConfiguration(),
                 settings.cloudWatchEndpoint, region, "CloudWatch");
 
+        if (pauseOnlyWhenEmpty && EmptyReadPause.prefetching(extra)) {
+            EmptyReadPause.install(kcl, extra);
+        }
         WorkerStatus status = new WorkerStatus(kcl.getApplicationName(), kcl.getStreamName(),
                 kcl.getWorkerIdentifier());
         // The worker's states feed the shared status (which prints the ready line).
@@ -595,6 +626,131 @@ public final class KclLocalLauncher implements Generation {
      * below the logger's level is dropped, as any record at that level would be; the
      * KCL echoes the line itself on stderr in any case.
      */
+    /**
+     * {@code readPause = empty}: the prefetch cache does not wait between calls, and
+     * each shard's GetRecords waits {@code idleMillisBetweenCalls} after a call that
+     * returned no records only (see the class comment).
+     */
+    static final class EmptyReadPause implements RecordsFetcherFactory {
+        static final String STRATEGY = "dataFetchingStrategy";
+        static final String IDLE = "idleMillisBetweenCalls";
+        static final long STOCK_IDLE_MILLIS = 1500L;
+        static final String FACTORY_FIELD = "recordsFetcherFactory";
+
+        private final RecordsFetcherFactory stock;
+        private final long pauseMillis;
+
+        EmptyReadPause(RecordsFetcherFactory stock, long pauseMillis) {
+            this.stock = stock;
+            this.pauseMillis = pauseMillis;
+        }
+
+        static boolean prefetching(Properties properties) {
+            String value = trimmedOrNull(properties.getProperty(STRATEGY));
+            return value != null && DataFetchingStrategy.PREFETCH_CACHED.name().equalsIgnoreCase(value);
+        }
+
+        /** Puts the wrapper around the configuration's factory (already configured from the file). */
+        static void install(KinesisClientLibConfiguration kcl, Properties properties) {
+            String value = trimmedOrNull(properties.getProperty(IDLE));
+            // The stock configurator has accepted the value (a long of at least 1) by now.
+            long pause = value == null ? STOCK_IDLE_MILLIS : Long.parseLong(value);
+            RecordsFetcherFactory stock = kcl.getRecordsFetcherFactory();
+            try {
+                // The configuration has no setter for its factory (a private field).
+                Field field = KinesisClientLibConfiguration.class.getDeclaredField(FACTORY_FIELD);
+                field.setAccessible(true);
+                field.set(kcl, new EmptyReadPause(stock, pause));
+            } catch (ReflectiveOperationException | RuntimeException e) {
+                say("prefetch reads keep the KCL's pause after every call (" + READ_PAUSE + " = " + PAUSE_EMPTY
+                        + " could not be applied: " + oneLine(e) + ")");
+                return;
+            }
+            stock.setIdleMillisBetweenCalls(0L);
+            say("prefetch reads pause " + pause + " ms after an empty GetRecords only (" + READ_PAUSE + " = "
+                    + PAUSE_EMPTY + ")");
+        }
+
+        @Override
+        public GetRecordsCache createRecordsFetcher(GetRecordsRetrievalStrategy strategy, String shardId,
+                IMetricsFactory metricsFactory, int maxRecords) {
+            return stock.createRecordsFetcher(new Paced(strategy, pauseMillis), shardId, metricsFactory, maxRecords);
+        }
+
+        @Override
+        public void setMaxPendingProcessRecordsInput(int value) {
+            stock.setMaxPendingProcessRecordsInput(value);
+        }
+
+        @Override
+        public void setMaxByteSize(int value) {
+            stock.setMaxByteSize(value);
+        }
+
+        @Override
+        public void setMaxRecordsCount(int value) {
+            stock.setMaxRecordsCount(value);
+        }
+
+        @Override
+        public void setDataFetchingStrategy(DataFetchingStrategy value) {
+            stock.setDataFetchingStrategy(value);
+        }
+
+        @Override
+        public void setIdleMillisBetweenCalls(long value) {
+            // The pause after an empty call; the cache itself keeps none.
+            throw new UnsupportedOperationException("set " + IDLE + " in the properties file");
+        }
+
+        /** One shard's strategy: after a call that returned nothing, the next one waits out the pause. */
+        static final class Paced implements GetRecordsRetrievalStrategy {
+            private final GetRecordsRetrievalStrategy inner;
+            private final long pauseMillis;
+            private long lastCallNanos;
+            private boolean lastEmpty;
+
+            Paced(GetRecordsRetrievalStrategy inner, long pauseMillis) {
+                this.inner = inner;
+                this.pauseMillis = pauseMillis;
+            }
+
+            @Override
+            public GetRecordsResult getRecords(int maxRecords) {
+                if (lastEmpty) {
+                    long waitMillis = pauseMillis - (System.nanoTime() - lastCallNanos) / 1_000_000L;
+                    if (waitMillis > 0) {
+                        try {
+                            Thread.sleep(waitMillis);
+                        } catch (InterruptedException e) {
+                            // The cache's thread is being stopped: let it see the flag.
+                            Thread.currentThread().interrupt();
+                        }
+                    }
+                }
+                GetRecordsResult result = inner.getRecords(maxRecords);
+                lastCallNanos = System.nanoTime();
+                lastEmpty = result == null || result.getRecords() == null || result.getRecords().isEmpty();
+                return result;
+            }
+
+            @Override
+            public void shutdown() {
+                inner.shutdown();
+            }
+
+            @Override
+            public boolean isShutdown() {
+                return inner.isShutdown();
+            }
+
+            @Override
+            public IDataFetcher getDataFetcher() {
+                return inner.getDataFetcher();
+            }
+        }
+    }
+
     static final class ChildLevelFilter implements Filter {
         static final String LOGGER = "com.amazonaws.services.kinesis.multilang.DrainChildSTDERRTask";
         /** Held here: {@code java.util.logging} keeps its loggers only weakly. */
