@@ -16,7 +16,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, TypedDict
 
 from .. import _aws, _env
 from .._emulators import endpoints
@@ -28,6 +28,7 @@ __all__ = [
     "ENDPOINT_ENV",
     "MAX_SECONDS",
     "MAX_SHARDS",
+    "DaemonOptions",
     "Subparsers",
     "add_application_argument",
     "add_cache_dir_argument",
@@ -38,6 +39,7 @@ __all__ = [
     "add_kcl_argument",
     "announce_endpoint",
     "application_name",
+    "daemon_options",
     "directory",
     "endpoint_for",
     "endpoint_url",
@@ -252,6 +254,23 @@ def add_guard_argument(parser: argparse.ArgumentParser) -> None:
         action="store_false",
         help="start even if workers of the other KCL generation hold live leases "
         "on the lease table (unsafe)",
+    )
+
+
+class DaemonOptions(TypedDict):
+    """What ``--kcl``, ``--cache-dir``, ``--java`` and ``--no-generation-guard`` say,
+    as keyword arguments of :class:`~kclpy_local._jvm.daemon.Daemon`."""
+
+    generation: int
+    cache_dir: Path | None
+    java: str | None
+    guard: bool
+
+
+def daemon_options(args: argparse.Namespace) -> DaemonOptions:
+    """The daemon's options of a command that starts it (``daemon``, ``run``)."""
+    return DaemonOptions(
+        generation=args.kcl, cache_dir=args.cache_dir, java=args.java, guard=args.guard
     )
 
 

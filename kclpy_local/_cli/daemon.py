@@ -61,14 +61,11 @@ def _exit_code(code: int) -> int:
 def _run(args: argparse.Namespace) -> int:
     daemon = Daemon(
         args.properties,
-        generation=args.kcl,
-        cache_dir=args.cache_dir,
-        java=args.java,
+        **_common.daemon_options(args),
         log=sys.stderr,
         ready_timeout=None,
         stop_timeout=args.stop_timeout,
         validate=args.validate,
-        guard=args.guard,
     )
     if args.print_command:
         print(shlex.join(daemon.argv()))

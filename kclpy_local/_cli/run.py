@@ -698,14 +698,11 @@ def _run(args: argparse.Namespace) -> int:
         def make_daemon() -> Daemon:
             return Daemon(
                 properties_path,
-                generation=args.kcl,
-                cache_dir=args.cache_dir,
-                java=args.java,
+                **_common.daemon_options(args),
                 env=live.environ,
                 log=sink,
                 ready_timeout=args.ready_timeout,
                 cwd=Path.cwd(),
-                guard=args.guard,
             )
 
         print(

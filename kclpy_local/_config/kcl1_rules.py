@@ -8,10 +8,10 @@ The key table and the value decoders are :mod:`kclpy_local._config.kcl1_keys`;
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 
 from .document import Problem, Profile, PropertiesDocument
+from .entry_rules import near_name, unknown_key, unsettable, value_problem
 from .kcl1_keys import KCL1_KEYS, KCL1_UNSETTABLE, check_value, lookup
 from .keyspec import KeySpec, KeyType, java_trim
 
@@ -32,6 +32,12 @@ CBOR_ENGINES = (
     "package"
 )
 
+#: How a value with whitespace around it that the decoder accepts is reported.
+_PADDED = (
+    "leading or trailing whitespace in the value (Properties keeps trailing spaces)",
+    "remove it: only some decoders trim",
+)
+
 
 def check_entry(key: str, value: str, line: int | None) -> list[Problem]:
     problems = []
@@ -50,21 +56,11 @@ def check_entry(key: str, value: str, line: int | None) -> list[Problem]:
                 f"rename it to {spec.name}",
             )
         )
-    reason = check_value(spec, value)
-    padded = java_trim(value) != value
-    if reason:
-        hint = "remove the whitespace around the value" if padded else type_hint(spec)
-        problems.append(Problem(key, line, "error", reason, hint))
-    elif padded:
-        problems.append(
-            Problem(
-                key,
-                line,
-                "warning",
-                "leading or trailing whitespace in the value (Properties keeps trailing spaces)",
-                "remove it: only some decoders trim",
-            )
-        )
+    problem = value_problem(
+        key, value, line, check_value(spec, value), hint=type_hint(spec), padded=_PADDED
+    )
+    if problem is not None:
+        problems.append(problem)
     return problems
 
 
@@ -79,27 +75,11 @@ def type_hint(spec: KeySpec) -> str:
 
 
 def _unknown_key(key: str, line: int | None) -> Problem:
-    if key in KCL1_UNSETTABLE:
-        return Problem(
-            key,
-            line,
-            "error",
-            f"cannot be set from a properties file in KCL 1.x: {KCL1_UNSETTABLE[key]}",
-        )
-    names = [spec.name for spec in KCL1_KEYS]
-    folded = {name.lower(): name for name in names}
-    suggestion = folded.get(key.lower()) or next(
-        iter(difflib.get_close_matches(key, names, n=1, cutoff=0.75)), None
-    )
-    if suggestion:
-        return Problem(
-            key,
-            line,
-            "error",
-            "unknown key; KCL ignores it silently",
-            f"did you mean {suggestion!r}?",
-        )
-    return Problem(key, line, "warning", "unknown key; KCL ignores it silently")
+    problem = unsettable(key, line, KCL1_UNSETTABLE, "1.x")
+    if problem is not None:
+        return problem
+    suggestion = near_name([spec.name for spec in KCL1_KEYS], key)
+    return unknown_key(key, line, suggestion, "KCL")
 
 
 def _check_required(

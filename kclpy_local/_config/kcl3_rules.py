@@ -9,10 +9,10 @@ The key table and the value decoders are :mod:`kclpy_local._config.kcl3_keys`;
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable, Mapping
 
 from .document import Problem, Profile, PropertiesDocument
+from .entry_rules import near_name, unknown_key, unsettable, value_problem
 from .kcl1_rules import check_cbor
 from .kcl1_rules import type_hint as _kcl1_type_hint
 from .kcl3_keys import (
@@ -31,37 +31,31 @@ from .translate import RENAMED_KEYS
 
 __all__ = ["check_entry", "check_values", "endpoint_values"]
 
+#: How a value with whitespace around it that the decoder accepts is reported.
+_PADDED = (
+    "leading or trailing whitespace in the value (KCL 3.x keeps it in strings, booleans and "
+    "enumerations)",
+    "remove it",
+)
+
 
 def check_entry(key: str, value: str, line: int | None) -> list[Problem]:
     spec = lookup(key)
     if spec is None:
         problem = _unknown_key(key, line)
         return [problem] if problem is not None else []
-    problems = []
     reason = check_value(spec, value)
-    padded = java_trim(value) != value
-    if reason:
-        hint = "remove the whitespace around the value" if padded else _type_hint(spec, value)
-        if "maximum" in reason:
-            hint = None
-        problems.append(Problem(key, line, "error", reason, hint))
-    elif padded:
-        problems.append(
-            Problem(
-                key,
-                line,
-                "warning",
-                "leading or trailing whitespace in the value (KCL 3.x keeps it in strings, "
-                "booleans and enumerations)",
-                "remove it",
-            )
-        )
-    elif (
+    if reason and "maximum" in reason:  # the reason names the bound: no hint
+        return [Problem(key, line, "error", reason)]
+    problem = value_problem(key, value, line, reason, hint=_type_hint(spec, value), padded=_PADDED)
+    if problem is not None:
+        return [problem]
+    if (
         spec.name in KCL3_PRIMITIVE
         and _is_zero(spec, value)
         and spec.default not in (None, "0", "false")
     ):
-        problems.append(
+        return [
             Problem(
                 key,
                 line,
@@ -69,8 +63,8 @@ def check_entry(key: str, value: str, line: int | None) -> list[Problem]:
                 f"{java_trim(value)} is never applied: KCL 3.x's multilang daemon skips a primitive "
                 f"field's zero value, so the KCL default {spec.default} stays",
             )
-        )
-    return problems
+        ]
+    return []
 
 
 def _is_zero(spec: KeySpec, value: str) -> bool:
@@ -102,13 +96,9 @@ def _type_hint(spec: KeySpec, value: str) -> str | None:
 
 
 def _unknown_key(key: str, line: int | None) -> Problem | None:
-    if key in KCL3_UNSETTABLE:
-        return Problem(
-            key,
-            line,
-            "error",
-            f"cannot be set from a properties file in KCL 3.x: {KCL3_UNSETTABLE[key]}",
-        )
+    problem = unsettable(key, line, KCL3_UNSETTABLE, "3.x")
+    if problem is not None:
+        return problem
     if key in KCL1_ONLY_KEYS:
         action = "translates" if key in RENAMED_KEYS else "drops"
         return Problem(
@@ -131,22 +121,8 @@ def _unknown_key(key: str, line: int | None) -> Problem | None:
             )
     names = [spec.name for spec in KCL3_KEYS]
     names += [f"{bean}.{name}" for bean, members in KCL3_BEANS.items() for name in members]
-    folded = {name.lower(): name for name in names}
-    property_name = bean_property(key)
-    suggestion = (
-        folded.get(key.lower())
-        or folded.get(property_name.lower())
-        or next(iter(difflib.get_close_matches(property_name, names, n=1, cutoff=0.75)), None)
-    )
-    if suggestion:
-        return Problem(
-            key,
-            line,
-            "error",
-            "unknown key (KCL 3.x key names are case-sensitive); KCL 3.x ignores it silently",
-            f"did you mean {suggestion!r}?",
-        )
-    return Problem(key, line, "warning", "unknown key; KCL 3.x ignores it silently")
+    suggestion = near_name(names, key, bean_property(key))
+    return unknown_key(key, line, suggestion, "KCL 3.x", " (KCL 3.x key names are case-sensitive)")
 
 
 def _set_keys(keys: Iterable[str], name: str) -> list[str]:

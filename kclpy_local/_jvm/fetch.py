@@ -23,7 +23,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -131,32 +131,28 @@ Opener = Callable[..., Any]
 ChunkCallback = Callable[[Artifact, int], None]
 
 
+@dataclass(eq=False, slots=True)
 class Fetcher:
     """Downloads artifacts with retries, all of them within ``timeout`` seconds.
 
     The deadline starts when the fetcher is made (``timeout`` ``None``: no
-    deadline).
+    deadline); ``requests`` and ``bytes`` count the requests sent and the bytes
+    received.
     """
 
-    def __init__(
-        self,
-        repository: str,
-        policy: DownloadRetry,
-        sleep: Callable[[float], None],
-        opener: Opener,
-        *,
-        timeout: float | None = None,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.repository = repository
-        self.policy = policy
-        self.sleep = sleep
-        self.opener = opener
-        self.timeout = timeout
-        self.clock = clock
-        self.deadline = None if timeout is None else clock() + timeout
-        self.requests = 0
-        self.bytes = 0
+    repository: str
+    policy: DownloadRetry
+    sleep: Callable[[float], None]
+    opener: Opener
+    _: KW_ONLY
+    timeout: float | None = None
+    clock: Callable[[], float] = time.monotonic
+    deadline: float | None = field(init=False)
+    requests: int = field(default=0, init=False)
+    bytes: int = field(default=0, init=False)
+
+    def __post_init__(self) -> None:
+        self.deadline = None if self.timeout is None else self.clock() + self.timeout
 
     def _left(self, artifact: Artifact, url: str) -> float | None:
         """Seconds until the deadline; :class:`ArtifactDownloadError` once it has passed."""
