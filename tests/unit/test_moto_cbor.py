@@ -452,3 +452,43 @@ def test_the_probe_tells_an_endpoint_that_does_not_answer() -> None:
     )
     # The probe's body is the CBOR map it says it is.
     assert cbor2.loads(_aws._CBOR_PROBE_BODY) == {"Namespace": "kclpy-local/probe"}
+
+
+def test_list_metrics_names_each_metric_once(fresh_emulator: EmbeddedEmulator) -> None:
+    """moto alone lists a metric with two or more dimensions once per data point put;
+    the server lists each namespace, name and set of dimensions once, as CloudWatch."""
+    cw = _aws.client("cloudwatch", fresh_emulator.endpoint_url)
+    shard = [{"Name": "Operation", "Value": "ProcessTask"}, {"Name": "ShardId", "Value": "s-0"}]
+    for value in range(5):
+        cw.put_metric_data(
+            Namespace="once",
+            MetricData=[
+                {"MetricName": "RecordsProcessed", "Dimensions": shard, "Value": value},
+                {
+                    "MetricName": "RecordsProcessed",
+                    "Dimensions": shard[::-1],
+                    "Value": value,
+                },  # same set
+                {"MetricName": "RecordsProcessed", "Dimensions": shard[:1], "Value": value},
+                {"MetricName": "Time", "Value": value},
+            ],
+        )
+    listed = [
+        (m["MetricName"], sorted((d["Name"], d["Value"]) for d in m["Dimensions"]))
+        for page in cw.get_paginator("list_metrics").paginate(Namespace="once")
+        for m in page["Metrics"]
+    ]
+    assert sorted(listed) == [
+        ("RecordsProcessed", [("Operation", "ProcessTask")]),
+        ("RecordsProcessed", [("Operation", "ProcessTask"), ("ShardId", "s-0")]),
+        ("Time", []),
+    ]
+    filtered = cw.list_metrics(Namespace="once", Dimensions=[{"Name": "ShardId", "Value": "s-0"}])[
+        "Metrics"
+    ]
+    assert [m["MetricName"] for m in filtered] == ["RecordsProcessed"]
+    # Every data point is still there for the statistics.
+    (point,) = _aws.metric_statistics(
+        cw, "once", "RecordsProcessed", dict((d["Name"], d["Value"]) for d in shard)
+    )
+    assert point.sample_count == 10 and point.sum == 20
