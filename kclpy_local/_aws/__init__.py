@@ -591,8 +591,10 @@ def rpc_v2_cbor_problem(
     why not, in words.
 
     One signed ``ListMetrics`` of a namespace nobody publishes in (dummy
-    credentials), answered 200 with the ``smithy-protocol: rpc-v2-cbor`` header.
-    Only local endpoints are asked (:func:`is_local_endpoint`); no proxy is used.
+    credentials), answered 200 with the ``smithy-protocol: rpc-v2-cbor`` header
+    and a CBOR map (MiniStack without its optional ``cbor2`` answers with that
+    header but JSON text, having dropped the request). Only local endpoints are
+    asked (:func:`is_local_endpoint`); no proxy is used.
     """
     if not is_local_endpoint(endpoint_url):
         return "not a local endpoint (not asked)"
@@ -621,15 +623,17 @@ def rpc_v2_cbor_problem(
             "POST", urllib.parse.urlsplit(url).path, _CBOR_PROBE_BODY, dict(signed.headers.items())
         )
         response = connection.getresponse()
-        response.read()
+        body = response.read()
     except (OSError, http.client.HTTPException) as exc:
         return f"no answer ({exc})"
     finally:
         connection.close()
     marked = (response.getheader("smithy-protocol") or "").strip().lower() == "rpc-v2-cbor"
-    if response.status == 200 and marked:
-        return None
-    return f"HTTP {response.status}" + ("" if marked else " without an RPC v2 CBOR answer")
+    if response.status != 200 or not marked:
+        return f"HTTP {response.status}" + ("" if marked else " without an RPC v2 CBOR answer")
+    if not body or body[0] >> 5 != 5:  # CBOR major type 5: a map
+        return f"HTTP 200 marked rpc-v2-cbor, but the body is not a CBOR map ({body[:16]!r})"
+    return None
 
 
 _STATISTICS = ("SampleCount", "Sum", "Average", "Minimum", "Maximum")

@@ -23,8 +23,9 @@ translated) passes through unchanged, with no note. The rules:
 - the ``local`` profile: ``metricsLevel = NONE`` unless its CloudWatch endpoint
   answers the Smithy RPC v2 CBOR protocol, the only one the AWS SDK of KCL 3.x
   sends CloudWatch metrics in (the caller says so with ``answers_cbor``, which
-  ``run`` and ``daemon`` pass: kclpy-local's embedded moto and MiniStack answer
-  it, a moto server started otherwise answers 404); where it answers, the file's
+  ``run`` and ``daemon`` pass: kclpy-local's embedded moto answers it, a moto
+  server started otherwise answers 404, MiniStack without its optional ``cbor2``
+  drops the request); where it answers, the file's
   ``metricsLevel`` (KCL 3.x's default, DETAILED, when unset) is kept, so the
   KCL's metrics reach that CloudWatch as on KCL 1.x (the start-up keys of local
   endpoints are added after the translation, by :mod:`.startup`);
@@ -210,7 +211,7 @@ def _metrics_off(values: Mapping[str, str], answers_cbor: AnswersCbor | None) ->
     if answers_cbor is None or not endpoint:
         return (
             f"{sends}, and no CloudWatch endpoint was found to answer it (kclpy-local run and "
-            "daemon keep metrics on where it does: the embedded moto, MiniStack)"
+            "daemon keep metrics on where it does, as on the embedded moto)"
         )
     if answers_cbor(endpoint):
         return None

@@ -426,27 +426,61 @@ def test_botocore_s_rpc_v2_cbor_client_round_trips(fresh_emulator: EmbeddedEmula
     assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
 
 
-class _NotFound(http.server.BaseHTTPRequestHandler):
+class _Answer(http.server.BaseHTTPRequestHandler):
+    """Answers every POST with the class's status, headers and body."""
+
+    status = 404
+    headers_out: dict[str, str] = {}
+    body = b""
+
     def do_POST(self) -> None:
-        self.send_response(404)
-        self.send_header("Content-Length", "0")
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.send_response(self.status)
+        for name, value in self.headers_out.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(self.body)))
         self.end_headers()
+        self.wfile.write(self.body)
 
     def log_message(self, format: str, *args: object) -> None:
         pass
 
 
-def test_the_probe_tells_an_endpoint_that_does_not_answer() -> None:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _NotFound)
+@pytest.fixture
+def answering() -> Iterator[Any]:
+    """An HTTP server on loopback whose answer a test sets (``.handler``, ``.url``)."""
+
+    class Handler(_Answer):
+        pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    try:
-        url = f"http://127.0.0.1:{server.server_address[1]}"
-        assert _aws.rpc_v2_cbor_problem(url) == "HTTP 404 without an RPC v2 CBOR answer"
-    finally:
-        server.shutdown()
-        server.server_close()
-    assert _aws.rpc_v2_cbor_problem(url).startswith("no answer (")  # nobody listens any more
+    server.handler = Handler  # type: ignore[attr-defined]
+    server.url = f"http://127.0.0.1:{server.server_address[1]}"  # type: ignore[attr-defined]
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def test_the_probe_tells_an_endpoint_that_does_not_answer(answering: Any) -> None:
+    url = answering.url
+    assert _aws.rpc_v2_cbor_problem(url) == "HTTP 404 without an RPC v2 CBOR answer"
+    # Marked as RPC v2 CBOR but JSON text: what MiniStack without cbor2 answers.
+    answering.handler.status = 200
+    answering.handler.headers_out = {
+        "smithy-protocol": "rpc-v2-cbor",
+        "Content-Type": "application/cbor",
+    }
+    answering.handler.body = b"{}"
+    assert _aws.rpc_v2_cbor_problem(url) == (
+        "HTTP 200 marked rpc-v2-cbor, but the body is not a CBOR map (b'{}')"
+    )
+    answering.handler.body = cbor2.dumps({"Metrics": []})
+    assert _aws.rpc_v2_cbor_problem(url) is None
+    answering.shutdown()
+    answering.server_close()
+    assert str(_aws.rpc_v2_cbor_problem(url)).startswith("no answer (")  # nobody listens any more
     assert _aws.rpc_v2_cbor_problem("https://monitoring.us-east-1.amazonaws.com") == (
         "not a local endpoint (not asked)"
     )

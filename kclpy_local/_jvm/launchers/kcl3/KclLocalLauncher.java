@@ -161,7 +161,7 @@ import static dev.kclpylocal.common.Settings.trimmedOrNull;
  * <p><b>CloudWatch.</b> The AWS SDK this KCL runs on sends CloudWatch requests only
  * in the Smithy RPC v2 CBOR protocol (the SDK's CloudWatch client has no other;
  * {@code aws.cborEnabled} does not apply to it). kclpy-local's embedded moto server
- * and MiniStack answer it; endpoints that do not, such as a moto server started
+ * answers it; endpoints that do not, such as a moto server started
  * otherwise, reject every {@code PutMetricData}: set {@code metricsLevel = NONE}
  * there (kclpy-local's translation of a {@code local} file does so when the endpoint
  * does not answer). The launcher names the protocol on its CloudWatch endpoint line,
@@ -514,7 +514,7 @@ public final class KclLocalLauncher implements Generation {
             say("CloudWatch metrics cannot be delivered to " + (endpoint != null ? endpoint : "AWS") + " ("
                     + oneLine(rootCause(context.exception())) + "); the KCL's AWS SDK sends them in the Smithy"
                     + " RPC v2 CBOR protocol only, which this endpoint may not speak (kclpy-local's embedded"
-                    + " moto and MiniStack do); set metricsLevel = NONE to turn them off (said once)");
+                    + " moto does); set metricsLevel = NONE to turn them off (said once)");
         }
     }
 
