@@ -220,7 +220,7 @@ def test_local_profile_turns_metrics_off_with_the_reason() -> None:
     (note,) = result.notes
     assert note.startswith("added metricsLevel = NONE (local profile): the AWS SDK of KCL 3.x sends "
                            "CloudWatch metrics in the Smithy RPC v2 CBOR protocol only")
-    assert "the embedded moto, MiniStack" in note
+    assert "as on the embedded moto" in note
     result = to_kcl3({**values, "metricsLevel": "summary"}, "local")
     assert result.values["metricsLevel"] == "NONE"
     assert result.notes[0].startswith("translated metricsLevel = summary -> NONE: ")
