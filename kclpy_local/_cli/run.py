@@ -724,10 +724,10 @@ def _run(args: argparse.Namespace) -> int:
                 java=args.java,
                 env=live.environ,
                 log=sink,
+                answers_cbor=_answers_cbor(live),
                 ready_timeout=args.ready_timeout,
                 cwd=Path.cwd(),
                 guard=args.guard,
-                answers_cbor=_answers_cbor(live),
             )
 
         print(
