@@ -37,7 +37,7 @@ from . import kcl1_keys, kcl1_rules, kcl3_keys, kcl3_rules
 from .document import Problem, Profile, PropertiesDocument
 from .keyspec import KeySpec
 from .startup import KCL1_STARTUP, KCL3_STARTUP, StartupKey
-from .translate import Translation, to_kcl3
+from .translate import AnswersCbor, Translation, to_kcl3
 
 __all__ = [
     "DEFAULT_GENERATION",
@@ -56,7 +56,7 @@ EntryRule = Callable[[str, str, "int | None"], list[Problem]]
 ValuesRule = Callable[
     [Mapping[str, str], PropertiesDocument, set[str], "Profile | None"], list[Problem]
 ]
-Translate = Callable[[Mapping[str, str], "str | None"], Translation]
+Translate = Callable[[Mapping[str, str], "str | None", "AnswersCbor | None"], Translation]
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,11 +118,18 @@ class Generation:
         kclpy-local runs it on this generation (translated, when it translates)."""
         return self.kcl_option + (" --translated" if self.translates else "")
 
-    def translate(self, values: Mapping[str, str], profile: str | None) -> Translation:
-        """``values`` as this generation runs them; unchanged (no notes) without a translator."""
+    def translate(
+        self,
+        values: Mapping[str, str],
+        profile: str | None,
+        answers_cbor: AnswersCbor | None = None,
+    ) -> Translation:
+        """``values`` as this generation runs them; unchanged (no notes) without a
+        translator. ``answers_cbor``: whether a CloudWatch endpoint answers the Smithy
+        RPC v2 CBOR protocol (see :func:`~kclpy_local._config.translate.to_kcl3`)."""
         if self.translator is None:
             return Translation(dict(values))
-        return self.translator(values, profile)
+        return self.translator(values, profile, answers_cbor)
 
     def launcher_args(self, properties: str) -> list[str]:
         """The launcher's arguments for the properties file ``properties``."""

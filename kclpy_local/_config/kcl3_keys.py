@@ -267,7 +267,8 @@ KCL3_KEYS: tuple[KeySpec, ...] = (
     _kcl1_but(
         "metricsLevel",
         description="CloudWatch metrics level; NONE makes no CloudWatch calls (the SDK's CloudWatch "
-        "client speaks Smithy RPC v2 CBOR only, which moto does not).",
+        "client speaks Smithy RPC v2 CBOR only: the embedded moto answers it, a moto server of "
+        "its own does not).",
     ),
     _kcl1_but("metricsEnabledDimensions", default="Operation"),
     *_as_in_kcl1("logWarningForTaskAfterMillis"),

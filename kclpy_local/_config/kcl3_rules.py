@@ -220,18 +220,6 @@ def _check_local(
             )
         )
     problems += check_cbor(values, document, profile)
-    level = values.get("metricsLevel")
-    if profile == "local" and (level is None or java_trim(level).upper() != "NONE"):
-        problems.append(
-            Problem(
-                "metricsLevel",
-                document.line_of("metricsLevel"),
-                "warning",
-                "KCL 3.x's AWS SDK sends CloudWatch metrics in the Smithy RPC v2 CBOR protocol only, "
-                "which the embedded emulator (moto) answers with 404",
-                "metricsLevel = NONE",
-            )
-        )
     return problems
 
 

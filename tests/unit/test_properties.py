@@ -1210,13 +1210,14 @@ def test_kcl3_whitespace_in_an_enumeration_stops_the_daemon() -> None:
     assert problem.hint == "remove the whitespace around the value"
 
 
-def test_kcl3_local_profile_needs_polling_and_warns_about_metrics() -> None:
+def test_kcl3_local_profile_needs_polling() -> None:
     props = {k: v for k, v in GOOD_LOCAL3.items() if k not in ("retrievalMode", "metricsLevel")}
     problems = validate_properties(props, profile="local", generation=3)
     (mode,) = only(problems, "retrievalMode")
     assert mode.severity == "error" and mode.hint == "retrievalMode = POLLING"
-    (metrics,) = only(problems, "metricsLevel")
-    assert metrics.severity == "warning" and metrics.hint == "metricsLevel = NONE"
+    # Metrics on: the embedded engines answer KCL 3.x's CloudWatch protocol (the
+    # translation turns them off where the endpoint does not).
+    assert only(problems, "metricsLevel") == []
     # DEFAULT polls when a polling key is set; LocalStack speaks the metrics protocol.
     props["idleTimeBetweenReadsInMillis"] = "250"
     assert validate_properties(props, profile="localstack", generation=3) == []

@@ -42,7 +42,6 @@ import software.amazon.kinesis.leases.ShardSyncTaskManager;
 import software.amazon.kinesis.lifecycle.LifecycleConfig;
 import software.amazon.kinesis.lifecycle.TaskResult;
 import software.amazon.kinesis.metrics.MetricsConfig;
-import software.amazon.kinesis.metrics.MetricsLevel;
 import software.amazon.kinesis.metrics.NullMetricsFactory;
 import software.amazon.kinesis.multilang.MultiLangDaemonConfig;
 import software.amazon.kinesis.multilang.config.BuilderDynaBean;
@@ -161,11 +160,12 @@ import static dev.kclpylocal.common.Settings.trimmedOrNull;
  *
  * <p><b>CloudWatch.</b> The AWS SDK this KCL runs on sends CloudWatch requests only
  * in the Smithy RPC v2 CBOR protocol (the SDK's CloudWatch client has no other;
- * {@code aws.cborEnabled} does not apply to it). Endpoints that do not speak it,
- * such as moto, reject every {@code PutMetricData}: set {@code metricsLevel = NONE}
- * there. When metrics are on and {@code cloudWatchEndpoint} is local the launcher
- * says so once at start, and says once why the first failed CloudWatch call
- * failed.
+ * {@code aws.cborEnabled} does not apply to it). kclpy-local's embedded moto server
+ * answers it; endpoints that do not, such as a moto server started
+ * otherwise, reject every {@code PutMetricData}: set {@code metricsLevel = NONE}
+ * there (kclpy-local's translation of a {@code local} file does so when the endpoint
+ * does not answer). The launcher names the protocol on its CloudWatch endpoint line,
+ * and says once why the first failed CloudWatch call failed.
  *
  * <p><b>{@code initialLeaseSync}.</b> On an empty lease table (a new application)
  * the KCL 3.x scheduler waits a random 1 to 30 s, checking every 3 s whether
@@ -345,7 +345,7 @@ public final class KclLocalLauncher implements Generation {
         }
         describeEndpoint("Kinesis", kinesisEndpoint, region, localKinesis ? "HTTP/1.1" : "HTTP/2");
         describeEndpoint("DynamoDB", dynamoEndpoint, region, null);
-        describeEndpoint("CloudWatch", cloudWatchEndpoint, region, null);
+        describeEndpoint("CloudWatch", cloudWatchEndpoint, region, "Smithy RPC v2 CBOR");
 
         ConfigsBuilder configsBuilder = new ConfigsBuilder(c.getStreamName(), c.getApplicationName(), kinesis,
                 dynamoDB, cloudWatch, c.getWorkerIdentifier(),
@@ -392,11 +392,6 @@ public final class KclLocalLauncher implements Generation {
         }
         if (dispatchPoll != null) {
             coordinator.shardConsumerDispatchPollIntervalMillis(dispatchPoll);
-        }
-        if (metrics.metricsLevel() != MetricsLevel.NONE && isLocal(cloudWatchEndpoint)) {
-            say("metricsLevel is " + metrics.metricsLevel() + ": the KCL's AWS SDK sends CloudWatch metrics "
-                    + "in the Smithy RPC v2 CBOR protocol only; a local endpoint without it (moto) rejects "
-                    + "them; set metricsLevel = NONE there");
         }
         WorkerStatus status = new WorkerStatus(c.getApplicationName(), c.getStreamName(), c.getWorkerIdentifier());
         coordinator.workerStateChangeListener(new StateListener(status));
@@ -518,8 +513,8 @@ public final class KclLocalLauncher implements Generation {
             }
             say("CloudWatch metrics cannot be delivered to " + (endpoint != null ? endpoint : "AWS") + " ("
                     + oneLine(rootCause(context.exception())) + "); the KCL's AWS SDK sends them in the Smithy"
-                    + " RPC v2 CBOR protocol only, which this endpoint may not speak; set metricsLevel = NONE"
-                    + " to turn them off (said once)");
+                    + " RPC v2 CBOR protocol only, which this endpoint may not speak (kclpy-local's embedded"
+                    + " moto does); set metricsLevel = NONE to turn them off (said once)");
         }
     }
 
