@@ -8,6 +8,9 @@ branches on the generation number:
 - its validation rules: one entry at a time (:attr:`~Generation.check_entry`), the
   rules across entries (:attr:`~Generation.check_values`) and the values the
   endpoint rules read (:attr:`~Generation.endpoint_values`);
+- how its worker reads records with a file's values: whether by enhanced fan-out
+  (:attr:`~Generation.reads_by_fanout`: never for 1.x; for 3.x as its daemon
+  decides ``retrievalMode``), so a command can check its Kinesis engine first;
 - its translation (:meth:`~Generation.translate`): none for 1.x, whose files run
   as written; the 1.x-to-3.x translation for 3.x
   (:func:`~kclpy_local._config.translate.to_kcl3`);
@@ -80,6 +83,7 @@ class Generation:
     check_entry: EntryRule
     check_values: ValuesRule
     endpoint_values: Callable[[Mapping[str, str]], dict[str, str]]
+    reads_by_fanout: Callable[[Mapping[str, str]], bool]
     translator: Translate | None
     other: int
     reports_worker_metrics: bool
@@ -137,6 +141,7 @@ KCL1 = Generation(
     check_entry=kcl1_rules.check_entry,
     check_values=kcl1_rules.check_values,
     endpoint_values=kcl1_rules.endpoint_values,
+    reads_by_fanout=kcl1_rules.reads_by_fanout,
     translator=None,
     other=3,
     reports_worker_metrics=False,
@@ -152,6 +157,7 @@ KCL3 = Generation(
     check_entry=kcl3_rules.check_entry,
     check_values=kcl3_rules.check_values,
     endpoint_values=kcl3_rules.endpoint_values,
+    reads_by_fanout=kcl3_rules.reads_by_fanout,
     translator=to_kcl3,
     other=1,
     reports_worker_metrics=True,

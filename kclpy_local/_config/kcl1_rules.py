@@ -21,6 +21,7 @@ __all__ = [
     "check_entry",
     "check_values",
     "endpoint_values",
+    "reads_by_fanout",
     "type_hint",
 ]
 
@@ -201,6 +202,11 @@ def check_values(
         *_check_initial_position(values, document),
         *check_cbor(values, document, profile),
     ]
+
+
+def reads_by_fanout(values: Mapping[str, str]) -> bool:
+    """KCL 1.x has no enhanced fan-out: its workers always poll with GetRecords."""
+    return False
 
 
 def endpoint_values(values: Mapping[str, str]) -> dict[str, str]:

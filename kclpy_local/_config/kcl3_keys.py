@@ -417,6 +417,14 @@ KCL3_KEYS: tuple[KeySpec, ...] = (
         "How often the scheduler's loop looks at its leases (kclpy-local launcher).",
         minimum=1,
     ),
+    _launcher(
+        "kinesisTrustLoopbackCertificates",
+        KeyType.BOOLEAN,
+        "false",
+        "true: the Kinesis client accepts any certificate from an https:// kinesisEndpoint on a "
+        "loopback host (an engine with a self-signed certificate, such as kinesis-mock's TLS "
+        "port); an error with any other endpoint (kclpy-local launcher; true or false only).",
+    ),
 )
 
 KCL3_KEYS_BY_NAME: Mapping[str, KeySpec] = MappingProxyType({spec.name: spec for spec in KCL3_KEYS})

@@ -13,6 +13,7 @@ import difflib
 from collections.abc import Iterable, Mapping
 
 from .document import Problem, Profile, PropertiesDocument
+from .endpoints import is_loopback_url
 from .kcl1_rules import check_cbor
 from .kcl1_rules import type_hint as _kcl1_type_hint
 from .kcl3_keys import (
@@ -29,7 +30,21 @@ from .kcl3_keys import (
 from .keyspec import KeySpec, KeyType, java_trim
 from .translate import RENAMED_KEYS
 
-__all__ = ["check_entry", "check_values", "endpoint_values"]
+__all__ = [
+    "FANOUT_ENGINES",
+    "TRUST_LOOPBACK_KEY",
+    "check_entry",
+    "check_values",
+    "endpoint_values",
+    "reads_by_fanout",
+]
+
+#: Which local Kinesis engines serve enhanced fan-out, in the validator's words
+#: (``run`` and ``daemon`` check the engine they use before the JVM starts).
+FANOUT_ENGINES = "kinesis-mock and MiniStack serve SubscribeToShard over HTTP/2; moto has none"
+#: The launcher key that lets the Kinesis client trust any certificate of an
+#: https:// endpoint on a loopback host (and of no other).
+TRUST_LOOPBACK_KEY = "kinesisTrustLoopbackCertificates"
 
 
 def check_entry(key: str, value: str, line: int | None) -> list[Problem]:
@@ -225,24 +240,66 @@ def _polling_is_set(values: Mapping[str, str]) -> bool:
     return any(bean_property(key) in KCL3_BEANS["pollingConfig"] for key in values)
 
 
+def reads_by_fanout(values: Mapping[str, str]) -> bool:
+    """Whether a KCL 3.x worker with these values reads records by enhanced fan-out:
+    ``retrievalMode = FANOUT``, or ``DEFAULT`` (the default) with no polling key set,
+    as the stock daemon decides."""
+    mode = java_trim(values.get("retrievalMode", "DEFAULT")).upper()
+    return mode == "FANOUT" or (mode == "DEFAULT" and not _polling_is_set(values))
+
+
+def _check_fanout(
+    values: Mapping[str, str], document: PropertiesDocument, profile: Profile | None
+) -> list[Problem]:
+    """Enhanced fan-out on a local profile needs an engine with SubscribeToShard."""
+    if profile not in ("local", "localstack") or not reads_by_fanout(values):
+        return []
+    mode = java_trim(values.get("retrievalMode", "DEFAULT")).upper()
+    how = (
+        "retrievalMode = FANOUT"
+        if mode == "FANOUT"
+        else f"retrievalMode {mode} with no polling key"
+    )
+    return [
+        Problem(
+            "retrievalMode",
+            document.line_of("retrievalMode"),
+            "warning",
+            f"{how} reads by enhanced fan-out (SubscribeToShard over HTTP/2) in the {profile} "
+            f"profile: the Kinesis engine must serve it ({FANOUT_ENGINES}); run and daemon "
+            "refuse an engine without it",
+            "retrievalMode = POLLING, or Kinesis on kinesis-mock (--kinesis kinesis-mock)",
+        )
+    ]
+
+
+def _check_trust(values: Mapping[str, str], document: PropertiesDocument) -> list[Problem]:
+    """The launcher trusts any certificate only on a loopback https:// Kinesis endpoint."""
+    value = values.get(TRUST_LOOPBACK_KEY)
+    if value is None or java_trim(value).lower() != "true":
+        return []
+    endpoint = java_trim(endpoint_values(values).get("kinesisEndpoint", ""))
+    if endpoint.lower().startswith("https://") and is_loopback_url(endpoint):
+        return []
+    where = endpoint or "the AWS endpoint (no kinesisEndpoint)"
+    return [
+        Problem(
+            TRUST_LOOPBACK_KEY,
+            document.line_of(TRUST_LOOPBACK_KEY),
+            "error",
+            f"true is only for an https:// kinesisEndpoint on a loopback host, not {where}: "
+            "the launcher checks certificates everywhere else, and refuses to start",
+            f"remove {TRUST_LOOPBACK_KEY}",
+        )
+    ]
+
+
 def _check_local(
     values: Mapping[str, str], document: PropertiesDocument, profile: Profile | None
 ) -> list[Problem]:
     if profile not in ("local", "localstack"):
         return []
-    problems = []
-    mode = java_trim(values.get("retrievalMode", "DEFAULT")).upper()
-    if mode == "FANOUT" or (mode == "DEFAULT" and not _polling_is_set(values)):
-        problems.append(
-            Problem(
-                "retrievalMode",
-                document.line_of("retrievalMode"),
-                "error",
-                f"enhanced fan-out (SubscribeToShard) in the {profile} profile: the launcher speaks "
-                "HTTP/1.1 to local endpoints, and moto has no SubscribeToShard",
-                "retrievalMode = POLLING",
-            )
-        )
+    problems = _check_fanout(values, document, profile)
     problems += check_cbor(values, document, profile)
     level = values.get("metricsLevel")
     if profile == "local" and (level is None or java_trim(level).upper() != "NONE"):
@@ -289,4 +346,5 @@ def check_values(
         *_check_same_property(values, document),
         *_check_initial_position(values, document),
         *_check_local(values, document, profile),
+        *_check_trust(values, document),
     ]

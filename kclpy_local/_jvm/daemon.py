@@ -201,6 +201,9 @@ class Daemon(Lifecycle):
     line when the table cannot be read).  A lease table that holds another
     stream's checkpoints is always refused, and the table is tagged with the
     stream once the worker has started (:mod:`kclpy_local._jvm.claim`).
+    ``checks`` are called with the effective values before the JVM starts (after
+    validation, before any request to the lease table) and refuse by raising, e.g.
+    an engine that cannot serve the worker's enhanced fan-out.
     """
 
     def __init__(
@@ -220,6 +223,7 @@ class Daemon(Lifecycle):
         installation: Installation | None = None,
         validate: bool = True,
         guard: bool = True,
+        checks: Sequence[Callable[[Mapping[str, str]], None]] = (),
     ) -> None:
         self.properties_path = Path(properties_path)
         if installation is not None and installation.generation != generation:
@@ -241,6 +245,7 @@ class Daemon(Lifecycle):
         self._installation = installation
         self.validate = validate
         self.guard = guard
+        self.checks = tuple(checks)
         self._java_path: str | None = None
         self._resolved: Path | None = None
         self._proc: ManagedProcess | None = None
@@ -311,6 +316,8 @@ class Daemon(Lifecycle):
                 f"{self.properties_path}: no executableName (the command that runs the record processor)"
             )
         _check_executable(executable, self.cwd, environ.get("PATH"))
+        for check in self.checks:
+            check(values)
         from .claim import check_stream  # boto3: only when a daemon starts
 
         check_stream(values, self.generation)
