@@ -119,23 +119,34 @@ def h2_problem(endpoint_url: str, timeout: float = _PROBE_TIMEOUT) -> str | None
                 return None
             raw.sendall(_PREFACE)
             answer = _read_some(raw, 9)
+            if len(answer) == 9 and answer[3] == _SETTINGS:
+                return None
+            if answer:  # the rest of its first line, to say what it answered
+                raw.settimeout(0.5)
+                answer += _read_some(raw, 80, until=b"\n")
     except (ConnectionError, socket.gaierror):
         return None
     except (OSError, ssl.SSLError) as exc:
         return f"it does not speak HTTP/2 ({exc})"
-    if len(answer) == 9 and answer[3] == _SETTINGS:
-        return None
-    shown = repr(answer.split(b"\r\n", 1)[0].decode("ascii", "replace")) if answer else "nothing"
+    first_line = answer.split(b"\n", 1)[0].rstrip(b"\r").decode("ascii", "replace")
+    shown = repr(first_line) if answer else "nothing"
     return (
         "it does not speak HTTP/2 without TLS (h2c, prior knowledge): it answered the "
         f"HTTP/2 preface with {shown}, not a SETTINGS frame"
     )
 
 
-def _read_some(conn: socket.socket, size: int) -> bytes:
+def _read_some(conn: socket.socket, size: int, until: bytes | None = None) -> bytes:
+    """Up to ``size`` bytes (fewer at the end of the stream, at ``until``, or at a timeout
+    once something was read)."""
     data = b""
-    while len(data) < size:
-        chunk = conn.recv(size - len(data))
+    while len(data) < size and not (until and until in data):
+        try:
+            chunk = conn.recv(size - len(data))
+        except TimeoutError:
+            if data or until:
+                break
+            raise
         if not chunk:
             break
         data += chunk
