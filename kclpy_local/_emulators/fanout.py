@@ -179,17 +179,27 @@ def check_engine(engine: str | None, endpoint: str | None, region: str = "us-eas
 
 
 def engine_at(endpoint: str, state_dir: Path | None = None) -> str | None:
-    """The engine ``kclpy-local up`` started that serves Kinesis at ``endpoint``
-    (``None``: none it started, as the registry in ``state_dir`` says)."""
+    """The engine ``kclpy-local up`` started that serves Kinesis at ``endpoint`` (its
+    URL, or for kinesis-mock its TLS port on a loopback host too); ``None``: none it
+    started, as the registry in ``state_dir`` says."""
     record = read_record(state_dir if state_dir is not None else default_state_dir())
     if record is None or not record_is_live(record):
         return None
     wanted = endpoint.rstrip("/")
-    if record.kinesis is not None and record.kinesis.endpoint.rstrip("/") == wanted:
-        return record.kinesis.engine
-    if record.endpoint.rstrip("/") == wanted and record.kinesis is None:
-        return record.engine
-    return None
+    engine = record.kinesis
+    if engine is not None:
+        if engine.endpoint.rstrip("/") == wanted:
+            return engine.engine
+        parts = urlsplit(wanted)
+        if (
+            parts.scheme == "https"
+            and is_loopback_url(wanted)
+            and engine.tls_port
+            and parts.port == engine.tls_port
+        ):
+            return engine.engine
+        return None
+    return record.engine if record.endpoint.rstrip("/") == wanted else None
 
 
 def check_values(
