@@ -601,7 +601,8 @@ def _refuse_early(the_plan: Plan, args: argparse.Namespace) -> None:
     if prepared.generation.reads_by_fanout(prepared.values):
         engine, endpoint = _kinesis_engine(the_plan, engine_of(args))
         region = java_trim(prepared.values.get("regionName", "")) or "us-east-1"
-        check_engine(engine, endpoint, region)
+        http2 = prepared.generation.local_kinesis_http2(prepared.values)
+        check_engine(engine, endpoint, region, http2=http2)
 
 
 def _kinesis_engine(the_plan: Plan, aws_engine: str) -> tuple[str | None, str | None]:

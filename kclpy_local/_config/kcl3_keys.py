@@ -418,6 +418,15 @@ KCL3_KEYS: tuple[KeySpec, ...] = (
         minimum=1,
     ),
     _launcher(
+        "kinesisHttpProtocol",
+        _S,
+        None,
+        "HTTP1_1 or HTTP2: the protocol of the Kinesis client on a local kinesisEndpoint "
+        "(http://, or a loopback host); unset: HTTP2 when the worker reads by enhanced fan-out, "
+        "HTTP1_1 when it polls. An error with any other endpoint (kclpy-local launcher).",
+        choices=("HTTP1_1", "HTTP2"),
+    ),
+    _launcher(
         "kinesisTrustLoopbackCertificates",
         KeyType.BOOLEAN,
         "false",

@@ -32,10 +32,13 @@ from .translate import RENAMED_KEYS
 
 __all__ = [
     "FANOUT_ENGINES",
+    "HTTP_PROTOCOL_KEY",
     "TRUST_LOOPBACK_KEY",
     "check_entry",
     "check_values",
     "endpoint_values",
+    "launcher_local",
+    "local_kinesis_http2",
     "reads_by_fanout",
 ]
 
@@ -45,6 +48,8 @@ FANOUT_ENGINES = "kinesis-mock and MiniStack serve SubscribeToShard over HTTP/2;
 #: The launcher key that lets the Kinesis client trust any certificate of an
 #: https:// endpoint on a loopback host (and of no other).
 TRUST_LOOPBACK_KEY = "kinesisTrustLoopbackCertificates"
+#: The launcher key that sets the Kinesis client's HTTP protocol on a local endpoint.
+HTTP_PROTOCOL_KEY = "kinesisHttpProtocol"
 
 
 def check_entry(key: str, value: str, line: int | None) -> list[Problem]:
@@ -273,6 +278,42 @@ def _check_fanout(
     ]
 
 
+def launcher_local(endpoint: str) -> bool:
+    """Whether the 3.x launcher treats a Kinesis endpoint as local: an ``http://`` URL,
+    or a loopback host."""
+    return endpoint.lower().startswith("http://") or is_loopback_url(endpoint)
+
+
+def local_kinesis_http2(values: Mapping[str, str]) -> bool:
+    """Whether the 3.x launcher's Kinesis client speaks HTTP/2 to a local endpoint:
+    ``kinesisHttpProtocol = HTTP2``, or by default when the worker reads by enhanced
+    fan-out (HTTP/1.1 when it polls, or with ``kinesisHttpProtocol = HTTP1_1``)."""
+    given = java_trim(values.get(HTTP_PROTOCOL_KEY, "")).upper()
+    if given in ("HTTP1_1", "HTTP2"):
+        return given == "HTTP2"
+    return reads_by_fanout(values)
+
+
+def _check_protocol(values: Mapping[str, str], document: PropertiesDocument) -> list[Problem]:
+    """The launcher sets the protocol only on a local Kinesis endpoint."""
+    if HTTP_PROTOCOL_KEY not in values:
+        return []
+    endpoint = java_trim(endpoint_values(values).get("kinesisEndpoint", ""))
+    if endpoint and launcher_local(endpoint):
+        return []
+    where = endpoint or "the AWS endpoint (no kinesisEndpoint)"
+    return [
+        Problem(
+            HTTP_PROTOCOL_KEY,
+            document.line_of(HTTP_PROTOCOL_KEY),
+            "error",
+            f"is only for a local kinesisEndpoint (http://, or a loopback host), not {where}: "
+            "the launcher refuses to start (the KCL's own HTTP/2 client is used there)",
+            f"remove {HTTP_PROTOCOL_KEY}",
+        )
+    ]
+
+
 def _check_trust(values: Mapping[str, str], document: PropertiesDocument) -> list[Problem]:
     """The launcher trusts any certificate only on a loopback https:// Kinesis endpoint."""
     value = values.get(TRUST_LOOPBACK_KEY)
@@ -347,4 +388,5 @@ def check_values(
         *_check_initial_position(values, document),
         *_check_local(values, document, profile),
         *_check_trust(values, document),
+        *_check_protocol(values, document),
     ]

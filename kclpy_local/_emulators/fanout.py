@@ -153,13 +153,18 @@ def _read_some(conn: socket.socket, size: int, until: bytes | None = None) -> by
     return data
 
 
-def probe(endpoint_url: str, region: str = "us-east-1") -> str | None:
+def probe(endpoint_url: str, region: str = "us-east-1", *, http2: bool = True) -> str | None:
     """Why the engine at ``endpoint_url`` cannot serve a KCL 3.x worker's enhanced
-    fan-out; ``None`` when it can (or does not answer)."""
-    return h2_problem(endpoint_url) or _aws.subscribe_to_shard_problem(endpoint_url, region)
+    fan-out; ``None`` when it can (or does not answer). ``http2``: the launcher speaks
+    HTTP/2 to it (else HTTP/1.1, ``kinesisHttpProtocol = HTTP1_1``)."""
+    return (http2 and h2_problem(endpoint_url)) or _aws.subscribe_to_shard_problem(
+        endpoint_url, region
+    )
 
 
-def check_engine(engine: str | None, endpoint: str | None, region: str = "us-east-1") -> None:
+def check_engine(
+    engine: str | None, endpoint: str | None, region: str = "us-east-1", *, http2: bool = True
+) -> None:
     """Refuse enhanced fan-out on ``engine`` (its name; ``None``: unknown) at
     ``endpoint`` with :class:`FanoutUnsupportedError` when it cannot serve it.
 
@@ -173,7 +178,7 @@ def check_engine(engine: str | None, endpoint: str | None, region: str = "us-eas
         return
     if not endpoint or not _aws.is_local_endpoint(endpoint):
         return
-    problem = probe(endpoint, region)
+    problem = probe(endpoint, region, http2=http2)
     if problem is not None:
         raise FanoutUnsupportedError(engine, endpoint, problem, hint=FANOUT_HINT)
 
@@ -219,7 +224,7 @@ def check_values(
     region = java_trim(values.get("regionName", "")) or "us-east-1"
     if engine is None and endpoint is not None:
         engine = engine_at(endpoint, state_dir)
-    check_engine(engine, endpoint, region)
+    check_engine(engine, endpoint, region, http2=kcl.local_kinesis_http2(values))
 
 
 def values_check(generation: int | Generation) -> Callable[[Mapping[str, str]], None]:

@@ -509,3 +509,62 @@ def test_run_fanout_on_ministack(kcl3: Installation, kcl_cache: Path, tmp_path: 
         assert run.proc.wait(90) == 0, run.text()
     finally:
         stop(run)
+
+
+def test_run_fanout_over_http1_on_a_kinesis_mock_of_its_own(
+    kcl3: Installation,
+    kinesis_mock_installation: KinesisMockInstallation,
+    kinesis_mock_cache: Path,
+    tmp_path: Path,
+) -> None:
+    """``run --kinesis kinesis-mock`` starts its own engine; ``kinesisHttpProtocol = HTTP1_1``
+    keeps the Kinesis client on HTTP/1.1, and SubscribeToShard still serves every record."""
+    pytest.importorskip("moto.server")
+    env = {
+        **base_env(tmp_path, kinesis_mock_cache),
+        "LOG_LEVEL": "DEBUG",
+    }  # kinesis-mock's, passed on
+    app, stream = "fanout-h1-app", "fanout-h1"
+    run = start_run(
+        env,
+        tmp_path,
+        "run",
+        "--stream",
+        stream,
+        "--app",
+        app,
+        "--kcl",
+        "3",
+        "--kinesis",
+        "kinesis-mock",
+        "--port",
+        "0",
+        "--set",
+        "retrievalMode=FANOUT",
+        "--set",
+        "kinesisHttpProtocol=HTTP1_1",
+        "--cache-dir",
+        str(kinesis_mock_cache),
+    )
+    try:
+        run.wait_started()
+        url = re.search(r"Kinesis on kinesis-mock at (http://127\.0\.0\.1:\d+)", run.text())
+        assert url, run.text()
+        kinesis = _aws.client("kinesis", url.group(1))
+        put = _aws.put_records(
+            kinesis, stream, [(f"h1-{i}".encode(), f"pk-{i}") for i in range(20)]
+        )
+        wanted = {(p.shard_id, p.sequence_number) for p in put}
+        wait_for(lambda: wanted <= set(keys(run.ledger)), 90, "the records in the ledger")
+        log = run.daemon_log()
+        assert (
+            f"kclpy-local: Kinesis endpoint {url.group(1)} (region us-east-1, HTTP/1.1 "
+            "(kinesisHttpProtocol = HTTP1_1))"
+        ) in log
+        assert FANOUT_LINE + app in log
+        served = (run.run_dir / "kinesis-mock.log").read_text()
+        assert SUBSCRIBE in served and GET_RECORDS not in served
+        run.proc.send_signal(signal.SIGINT)
+        assert run.proc.wait(90) == 0, run.text()
+    finally:
+        stop(run)

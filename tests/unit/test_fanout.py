@@ -227,3 +227,15 @@ def test_daemon_refuses_a_file_whose_kinesis_engine_has_no_fanout(
         f"on the Kinesis engine at {endpoint}: it does not speak HTTP/2 without TLS"
     ) in err
     assert f"hint: {fanout.FANOUT_HINT}" in err
+
+
+def test_over_http1_only_subscribe_to_shard_is_asked(emulator: EmbeddedEmulator) -> None:
+    """kinesisHttpProtocol = HTTP1_1: the launcher speaks HTTP/1.1, so HTTP/2 is not asked."""
+    values = {
+        "kinesisEndpoint": emulator.endpoint_url,
+        "retrievalMode": "FANOUT",
+        "kinesisHttpProtocol": "HTTP1_1",
+    }
+    with pytest.raises(FanoutUnsupportedError) as info:
+        check_values(values, 3)
+    assert info.value.why == "it answers SubscribeToShard with HTTP 500 500"

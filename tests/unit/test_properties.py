@@ -1252,6 +1252,49 @@ def test_kcl3_reads_by_fanout_as_the_daemon_decides(values: dict[str, str], fano
 
 
 @pytest.mark.parametrize(
+    ("values", "http2"),
+    [
+        ({}, True),  # DEFAULT with no polling key: fan-out, the KCL's HTTP/2
+        ({"retrievalMode": "POLLING"}, False),
+        ({"retrievalMode": "FANOUT", "kinesisHttpProtocol": "HTTP1_1"}, False),
+        ({"retrievalMode": "POLLING", "kinesisHttpProtocol": "http2"}, True),
+    ],
+)
+def test_kcl3_the_launchers_protocol_on_a_local_kinesis_endpoint(values: dict[str, str], http2: bool) -> None:
+    assert generation(3).local_kinesis_http2(values) is http2
+    assert generation(1).local_kinesis_http2(values) is False  # SDK v1: HTTP/1.1
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "ok"),
+    [
+        ("http://127.0.0.1:4568", True),
+        ("http://kinesis-mock:4568", True),  # http:// is local to the launcher, whatever the host
+        ("https://localhost:4567", True),
+        ("https://kinesis.example.com", False),
+        ("https://kinesis.us-east-1.amazonaws.com", False),
+        (None, False),
+    ],
+)
+def test_kcl3_the_http_protocol_only_on_a_local_kinesis_endpoint(endpoint: str | None, ok: bool) -> None:
+    props = {**GOOD_LOCAL3, "kinesisHttpProtocol": "HTTP1_1"}
+    if endpoint is None:
+        del props["kinesisEndpoint"]
+    else:
+        props["kinesisEndpoint"] = endpoint
+    problems = only(validate_properties(props, profile="aws", generation=3), "kinesisHttpProtocol")
+    if ok:
+        assert problems == []
+    else:
+        (problem,) = problems
+        assert problem.severity == "error"
+        assert problem.message.startswith("is only for a local kinesisEndpoint (http://, or a loopback host)")
+    (bad,) = only(validate_properties({**GOOD_LOCAL3, "kinesisHttpProtocol": "h2c"}, generation=3),
+                  "kinesisHttpProtocol")
+    assert bad.severity == "error" and "is not one of HTTP1_1, HTTP2" in bad.message
+
+
+@pytest.mark.parametrize(
     ("endpoint", "ok"),
     [
         ("https://127.0.0.1:4567", True),

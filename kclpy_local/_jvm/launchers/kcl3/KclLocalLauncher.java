@@ -121,6 +121,12 @@ import static dev.kclpylocal.common.Settings.trimmedOrNull;
  *       by ALPN (local engines such as kinesis-mock's TLS port choose HTTP/2 only
  *       by ALPN). Other endpoints get the stock HTTP/2 client. See "Enhanced
  *       fan-out" below;</li>
+ *   <li>{@code kinesisHttpProtocol} ({@code HTTP1_1} or {@code HTTP2}, any case; absent:
+ *       as above): the protocol of the Kinesis client on a local {@code kinesisEndpoint},
+ *       whatever the retrieval mode (an engine whose SubscribeToShard is quicker or only
+ *       served over HTTP/1.1: kinesis-mock's SubscribeToShard delivers each record about a
+ *       second later over HTTP/2 than over HTTP/1.1). With any other endpoint the key is a
+ *       usage error;</li>
  *   <li>{@code kinesisTrustLoopbackCertificates} (boolean, default false): the
  *       Kinesis client accepts any certificate (and any host name in it) from an
  *       {@code https://} {@code kinesisEndpoint} whose host is a loopback address
@@ -251,6 +257,7 @@ public final class KclLocalLauncher implements Generation {
     static final String DISPATCH_POLL = "shardConsumerDispatchPollIntervalMillis";
     static final String CBOR_SYSTEM_PROPERTY = "aws.cborEnabled";
     static final String TRUST_LOOPBACK = "kinesisTrustLoopbackCertificates";
+    static final String HTTP_PROTOCOL = "kinesisHttpProtocol";
     static final String FANOUT_LINE = "records by enhanced fan-out (SubscribeToShard)";
     static final String POLLING_LINE = "records by polling (GetRecords)";
     static final String USAGE = "usage: java -cp <class path> " + KclLocalLauncher.class.getName()
@@ -349,7 +356,7 @@ public final class KclLocalLauncher implements Generation {
         RetrievalConfigBuilder retrievalBuilder = c.getRetrievalMode().builder(c);
         final boolean fanout = retrievalBuilder instanceof FanoutConfigBean;
         final KinesisHttp http = KinesisHttp.of(kinesisEndpoint, localKinesis, fanout,
-                parseBoolean(extra, TRUST_LOOPBACK, false));
+                parseBoolean(extra, TRUST_LOOPBACK, false), httpProtocol(extra));
         final KinesisAsyncClient kinesis;
         final DynamoDbAsyncClient dynamoDB;
         final CloudWatchAsyncClient cloudWatch;
@@ -533,6 +540,20 @@ public final class KclLocalLauncher implements Generation {
         }
     }
 
+    /** {@code kinesisHttpProtocol} ({@code HTTP1_1} or {@code HTTP2}, any case); {@code null} when absent. */
+    static Protocol httpProtocol(Properties properties) {
+        String value = trimmedOrNull(properties.getProperty(HTTP_PROTOCOL));
+        if (value == null) {
+            return null;
+        }
+        for (Protocol protocol : new Protocol[] {Protocol.HTTP1_1, Protocol.HTTP2}) {
+            if (protocol.name().equalsIgnoreCase(value)) {
+                return protocol;
+            }
+        }
+        throw new IllegalArgumentException(HTTP_PROTOCOL + " must be HTTP1_1 or HTTP2, not '" + value + "'");
+    }
+
     /** An {@code https://} URL whose host is a loopback address or {@code localhost} (names are not resolved). */
     static boolean isLoopbackTls(String endpoint) {
         if (endpoint == null) {
@@ -568,27 +589,40 @@ public final class KclLocalLauncher implements Generation {
             this.trustAll = trustAll;
         }
 
-        static KinesisHttp of(String endpoint, boolean local, boolean fanout, boolean trustLoopback) {
+        /**
+         * {@code protocol}: {@code kinesisHttpProtocol} ({@code null} when absent: HTTP/2 with
+         * enhanced fan-out, HTTP/1.1 with polling).
+         */
+        static KinesisHttp of(String endpoint, boolean local, boolean fanout, boolean trustLoopback,
+                Protocol protocol) {
             boolean loopbackTls = isLoopbackTls(endpoint);
+            String where = endpoint != null ? endpoint : "the AWS endpoint";
             if (trustLoopback && !loopbackTls) {
                 throw new IllegalArgumentException(TRUST_LOOPBACK + " = true is only for an https:// "
-                        + "kinesisEndpoint on a loopback address or localhost, not "
-                        + (endpoint != null ? endpoint : "the AWS endpoint")
+                        + "kinesisEndpoint on a loopback address or localhost, not " + where
                         + ": certificates are checked everywhere else");
             }
+            if (protocol != null && !local) {
+                throw new IllegalArgumentException(HTTP_PROTOCOL + " is only for a local kinesisEndpoint "
+                        + "(http://, or a loopback host), not " + where
+                        + ": the KCL's own HTTP/2 client is used there");
+            }
             String trusted = trustLoopback ? ", any certificate trusted (" + TRUST_LOOPBACK + ")" : "";
+            String forced = protocol != null ? " (" + HTTP_PROTOCOL + " = " + protocol.name() + ")" : "";
             if (!local) {
                 return new KinesisHttp("HTTP/2", Protocol.HTTP2, true, false, false);
             }
-            if (!fanout) {
-                return new KinesisHttp("HTTP/1.1" + trusted, Protocol.HTTP1_1, false, false, trustLoopback);
+            if (protocol == Protocol.HTTP1_1 || (protocol == null && !fanout)) {
+                return new KinesisHttp("HTTP/1.1" + forced + trusted, Protocol.HTTP1_1, false, false,
+                        trustLoopback);
             }
+            trusted = forced + trusted;
             if (loopbackTls) {
                 return new KinesisHttp("HTTP/2 over TLS by ALPN" + trusted, Protocol.HTTP2, false, true,
                         trustLoopback);
             }
-            return new KinesisHttp("HTTP/2 without TLS (h2c, prior knowledge)", Protocol.HTTP2, true, false,
-                    false);
+            return new KinesisHttp("HTTP/2 without TLS (h2c, prior knowledge)" + forced, Protocol.HTTP2, true,
+                    false, false);
         }
 
         KinesisAsyncClientBuilder adjust(KinesisAsyncClientBuilder builder) {
