@@ -189,9 +189,10 @@ import static dev.kclpylocal.common.Settings.trimmedOrNull;
  * configuration). With enhanced fan-out the KCL registers a stream consumer (named
  * {@code fanoutConfig.consumerName}, else {@code applicationName}) with
  * RegisterStreamConsumer, waits until it is ACTIVE and reads each shard with
- * SubscribeToShard over an HTTP/2 event stream; the launcher says which in one line
+ * SubscribeToShard over an HTTP/2 event stream (or HTTP/1.1, with
+ * {@code kinesisHttpProtocol = HTTP1_1}); the launcher says which in one line
  * ({@value #FANOUT_LINE} or {@value #POLLING_LINE}). The engine must serve
- * SubscribeToShard over HTTP/2 (moto has neither).
+ * SubscribeToShard (moto does not).
  *
  * <p><b>CloudWatch.</b> The AWS SDK this KCL runs on sends CloudWatch requests only
  * in the Smithy RPC v2 CBOR protocol (the SDK's CloudWatch client has no other;
