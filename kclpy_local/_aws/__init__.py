@@ -33,6 +33,7 @@ from botocore.exceptions import (
     HTTPClientError,
 )
 from botocore.exceptions import ConnectionError as BotoConnectionError
+from botocore.parsers import ResponseParserError
 
 from .._exceptions import EmulatorError, KclpyLocalError, PutRecordsError, UsageError
 
@@ -66,6 +67,7 @@ __all__ = [
     "rpc_v2_cbor_problem",
     "session",
     "stream_name_problem",
+    "subscribe_to_shard_problem",
     "tag_stream",
 ]
 
@@ -238,6 +240,55 @@ def endpoint_errors(endpoint_url: str | None) -> Iterator[None]:
         ) from exc
     except BotoCoreError as exc:
         raise KclpyLocalError(f"request to {where} failed: {exc}") from exc
+
+
+# -- enhanced fan-out -------------------------------------------------------------
+
+#: The errors Kinesis itself answers SubscribeToShard with: an engine that sends one
+#: of them for a consumer that does not exist has the operation.
+_SUBSCRIBE_ERRORS = frozenset(
+    {
+        "ResourceNotFoundException",
+        "ResourceInUseException",
+        "InvalidArgumentException",
+        "LimitExceededException",
+        "AccessDeniedException",
+        "ValidationException",
+    }
+)
+_PROBE_CONSUMER = "arn:aws:kinesis:{region}:000000000000:stream/kclpy-local-probe/consumer/probe:1"
+
+
+def subscribe_to_shard_problem(endpoint_url: str, region: str = "us-east-1") -> str | None:
+    """Why the engine at ``endpoint_url`` has no SubscribeToShard; ``None`` when it has
+    it, or when it does not answer (a connection failure says nothing about it).
+
+    One SubscribeToShard call (over HTTP/1.1) for a consumer that does not exist: an
+    engine with the operation answers one of Kinesis's own errors for it (or an event
+    stream); one without answers something else (moto: HTTP 500).
+    """
+    kinesis = client("kinesis", endpoint_url, region, max_attempts=1, quick=True)
+    try:
+        response = kinesis.subscribe_to_shard(
+            ConsumerARN=_PROBE_CONSUMER.format(region=region),
+            ShardId="shardId-000000000000",
+            StartingPosition={"Type": "LATEST"},
+        )
+    except ClientError as exc:
+        code = error_code(exc)
+        if code in _SUBSCRIBE_ERRORS:
+            return None
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", "?")
+        return f"it answers SubscribeToShard with HTTP {status} {code}".rstrip()
+    except ResponseParserError:
+        return None  # an event stream it sent (its first event was not the initial response)
+    except (BotoConnectionError, HTTPClientError):
+        return None
+    except BotoCoreError as exc:
+        return f"SubscribeToShard failed: {exc}"
+    with contextlib.suppress(Exception):
+        response["EventStream"].close()
+    return None
 
 
 # -- streams and records --------------------------------------------------------

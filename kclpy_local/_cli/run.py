@@ -60,7 +60,10 @@ request is sent: the options, and the effective properties as the run would
 give them to the daemon (an endpoint the profile does not allow, a bad
 ``--set`` value, a key KCL 3.x cannot run). A lease table that holds another
 stream's checkpoints (an application name used before on another stream) is
-refused before the daemon starts.
+refused before the daemon starts. So is enhanced fan-out (``--kcl 3 --set
+retrievalMode=FANOUT``) on a Kinesis engine that cannot serve it: moto, the
+default, is refused by name; kinesis-mock (``--kinesis kinesis-mock``) and MiniStack
+(``--engine ministack``) serve it; an endpoint of unknown kind is asked.
 
 Exit codes: the daemon's, the last one's with ``--restart`` (0 after a
 graceful shutdown that completed; 4 when a record processor failed or timed
@@ -86,10 +89,12 @@ from typing import TextIO
 import javaproperties
 
 from .. import _aws, _env
+from .._config.keyspec import java_trim
 from .._config.pipeline import effective_values, prepare
 from .._config.properties import detect_profile, read_properties, write_properties
 from .._emulators.endpoints import DEFAULT_ENDPOINT, DEFAULT_REASON, Endpoint, resolve
 from .._emulators.engines import CLOUDWATCH_CBOR, make_engine
+from .._emulators.fanout import check_engine
 from .._emulators.kinesis_mock import CBOR_RECORDS_WORK, ENGINES, KinesisMock
 from .._emulators.moto import DEFAULT_HOST, DEFAULT_PORT, ensure_port_free, free_port
 from .._emulators.registry import use_running
@@ -612,6 +617,24 @@ def _refuse_early(the_plan: Plan, args: argparse.Namespace) -> None:
     except PropertiesError as exc:
         exc.hint = "show the effective properties with --print-properties"
         raise
+    if prepared.generation.reads_by_fanout(prepared.values):
+        engine, endpoint = _kinesis_engine(the_plan, engine_of(args))
+        region = java_trim(prepared.values.get("regionName", "")) or "us-east-1"
+        http2 = prepared.generation.local_kinesis_http2(prepared.values)
+        check_engine(engine, endpoint, region, http2=http2)
+
+
+def _kinesis_engine(the_plan: Plan, aws_engine: str) -> tuple[str | None, str | None]:
+    """The kind of engine that will serve the run's Kinesis (``None``: unknown) and its
+    endpoint (``None``: one started for the run)."""
+    if the_plan.kinesis is not None:
+        return the_plan.kinesis, None
+    if the_plan.found is not None and the_plan.found.record is not None:
+        record = the_plan.found.record
+        return record.kinesis_engine, record.kinesis_endpoint
+    if the_plan.embedded:
+        return aws_engine, None
+    return None, _endpoint_of(the_plan)
 
 
 def restart_policy(args: argparse.Namespace) -> RestartPolicy | None:

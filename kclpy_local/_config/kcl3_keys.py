@@ -418,6 +418,23 @@ KCL3_KEYS: tuple[KeySpec, ...] = (
         "How often the scheduler's loop looks at its leases (kclpy-local launcher).",
         minimum=1,
     ),
+    _launcher(
+        "kinesisHttpProtocol",
+        _S,
+        None,
+        "HTTP1_1 or HTTP2: the protocol of the Kinesis client on a local kinesisEndpoint "
+        "(http://, or a loopback host); unset: HTTP2 when the worker reads by enhanced fan-out, "
+        "HTTP1_1 when it polls. An error with any other endpoint (kclpy-local launcher).",
+        choices=("HTTP1_1", "HTTP2"),
+    ),
+    _launcher(
+        "kinesisTrustLoopbackCertificates",
+        KeyType.BOOLEAN,
+        "false",
+        "true: the Kinesis client accepts any certificate from an https:// kinesisEndpoint on a "
+        "loopback host (an engine with a self-signed certificate, such as kinesis-mock's TLS "
+        "port); an error with any other endpoint (kclpy-local launcher; true or false only).",
+    ),
 )
 
 KCL3_KEYS_BY_NAME: Mapping[str, KeySpec] = MappingProxyType({spec.name: spec for spec in KCL3_KEYS})

@@ -218,6 +218,9 @@ class Daemon(Lifecycle):
     ``answers_cbor`` says whether a CloudWatch endpoint answers the Smithy RPC v2
     CBOR protocol of KCL 3.x's AWS SDK (by default it is asked, once, when the
     translation needs to know).
+    ``checks`` are called with the effective values before the JVM starts (after
+    validation, before any request to the lease table) and refuse by raising, e.g.
+    an engine that cannot serve the worker's enhanced fan-out.
     """
 
     def __init__(
@@ -238,6 +241,7 @@ class Daemon(Lifecycle):
         validate: bool = True,
         guard: bool = True,
         answers_cbor: AnswersCbor | None = None,
+        checks: Sequence[Callable[[Mapping[str, str]], None]] = (),
     ) -> None:
         self.properties_path = Path(properties_path)
         if installation is not None and installation.generation != generation:
@@ -260,6 +264,7 @@ class Daemon(Lifecycle):
         self.validate = validate
         self.guard = guard
         self.answers_cbor = answers_cbor or cloudwatch_answers_cbor
+        self.checks = tuple(checks)
         self._java_path: str | None = None
         self._resolved: Path | None = None
         self._proc: ManagedProcess | None = None
@@ -331,6 +336,8 @@ class Daemon(Lifecycle):
                 f"{self.properties_path}: no executableName (the command that runs the record processor)"
             )
         _check_executable(executable, self.cwd, environ.get("PATH"))
+        for check in self.checks:
+            check(values)
         from .claim import check_stream  # boto3: only when a daemon starts
 
         check_stream(values, self.generation)
