@@ -1349,7 +1349,7 @@ def test_kcl3_check_file_and_require_valid(tmp_path: Path) -> None:
     # Without retrievalMode the 3.x daemon would use enhanced fan-out: a warning (the engine decides).
     path.write_text("".join(f"{k} = {v}\n" for k, v in GOOD_LOCAL.items()))
     assert require_valid(path) == []
-    assert [p.key for p in require_valid(path, generation=3)] == ["retrievalMode", "metricsLevel"]
+    assert [p.key for p in require_valid(path, generation=3)] == ["retrievalMode"]  # metrics: on (answered)
     path.write_text("".join(f"{k} = {v}\n" for k, v in {**GOOD_LOCAL3, "metricsLevel": "x"}.items()))
     with pytest.raises(PropertiesError) as info:
         require_valid(path, generation=3)
