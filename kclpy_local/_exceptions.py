@@ -28,7 +28,10 @@
     ├── DaemonError                      the KCL daemon (JVM) failed
     │   └── DaemonStartError             it did not become ready (carries its last log lines)
     └── EmulatorError                    the local AWS emulator failed
-        └── PortInUseError               the port asked for is taken
+        ├── PortInUseError               the port asked for is taken
+        └── InstallError                 installing a pinned engine into the cache failed
+            ├── CargoNotFoundError       ferrokinesis is built with cargo, which is not on PATH
+            └── FerrokinesisInstallError the cargo build of ferrokinesis failed
 
 Checkpoint errors also derive from ``amazon_kclpy.checkpoint_error.CheckpointError``
 and protocol errors from ``amazon_kclpy.dispatch.MalformedAction``, so processors
@@ -48,13 +51,16 @@ __all__ = [
     "ArtifactDownloadError",
     "ArtifactIntegrityError",
     "BootstrapError",
+    "CargoNotFoundError",
     "CheckpointError",
     "DaemonError",
     "DaemonStartError",
     "DependencyError",
     "EmulatorError",
     "FanoutUnsupportedError",
+    "FerrokinesisInstallError",
     "InputError",
+    "InstallError",
     "InvalidSequenceNumberError",
     "InvalidStateError",
     "JavaNotFoundError",
@@ -395,3 +401,30 @@ class PortInUseError(EmulatorError):
         self.port = port
         super().__init__(f"port {port} on {host} is already in use")
         self.hint = f"stop what listens on {host}:{port}, or pick another port with --port"
+
+
+class InstallError(EmulatorError):
+    """Installing a pinned engine failed; ``registry_unreachable`` tells a network
+    failure (its package registry cannot be reached) from the rest."""
+
+    registry_unreachable = False
+
+
+class CargoNotFoundError(InstallError):
+    """ferrokinesis is not built yet, and ``cargo`` (which builds it) is not on PATH."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the ferrokinesis engine is built with cargo on first use, "
+            "and cargo is not on PATH (needs cargo: Rust's build tool)"
+        )
+        self.hint = (
+            "install Rust with cargo (https://rustup.rs, or apt-get install cargo), then retry"
+        )
+
+
+class FerrokinesisInstallError(InstallError):
+    """``cargo install`` of the ferrokinesis engine failed, or built something unsound.
+
+    ``registry_unreachable`` tells a network failure (crates.io) from the rest.
+    """

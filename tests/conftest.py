@@ -1,18 +1,19 @@
 """Shared fixtures: one embedded emulator (moto on 127.0.0.1, a free port) per session,
 and one cache for the whole suite.
 
-The cache: the tests read and install the KCL jars, the launchers and kinesis-mock
-in the per-user cache (``~/.cache/kclpy-local``, or ``$KCLPY_LOCAL_CACHE``), which
-``scripts/test`` has bootstrapped for both KCL generations before pytest starts,
-so nothing is downloaded a second time. ``$KCLPY_LOCAL_TEST_CACHE`` puts the
+The cache: the tests read and install the KCL jars, the launchers, kinesis-mock and
+ferrokinesis in the per-user cache (``~/.cache/kclpy-local``, or
+``$KCLPY_LOCAL_CACHE``), which ``scripts/test`` has bootstrapped for both KCL
+generations (and where cargo exists, built ferrokinesis in) before pytest starts,
+so nothing is downloaded or built a second time. ``$KCLPY_LOCAL_TEST_CACHE`` puts the
 suite on another cache: it becomes ``$KCLPY_LOCAL_CACHE`` for the session, so the
 fixtures, the key-table tests and every command the tests run agree on it.
 
 In CI (``CI=true``) a skip is a failure unless its reason is a prerequisite the
-suite cannot install itself (a Docker engine, a JDK, Node.js, the platform):
-a skip for what ``scripts/test`` installs (Python packages, the KCL jars from
-Maven Central, npm and PyPI engines) means an outage or a missing install
-step, and must not pass.
+suite cannot install itself (a Docker engine, a JDK, Node.js, cargo, the
+platform): a skip for what ``scripts/test`` installs (Python packages, the KCL
+jars from Maven Central, npm, PyPI and crates.io engines) means an outage or a
+missing install step, and must not pass.
 """
 
 from __future__ import annotations
@@ -26,6 +27,14 @@ import pytest
 
 from kclpy_local import _env
 from kclpy_local._env import default_cache_dir
+from kclpy_local._emulators.ferrokinesis import (
+    Ferrokinesis,
+    FerrokinesisInstallation,
+    cargo_problem,
+)
+from kclpy_local._emulators.ferrokinesis import ensure_installed as ensure_ferrokinesis
+from kclpy_local._emulators.ferrokinesis import find_installation as find_ferrokinesis
+from kclpy_local._exceptions import FerrokinesisInstallError
 from kclpy_local._emulators.ministack import (
     MiniStack,
     MiniStackInstallation,
@@ -48,7 +57,8 @@ pytest_plugins = ["pytester"]
 #: suite installs.
 EXTERNAL_PREREQUISITES = re.compile(
     r"docker|testcontainers|no JDK|no usable JDK|no java|javap is not on PATH|Node\.js|node is not on PATH"
-    r"|node and npm|npm is not on PATH|needs node|needs /proc|Linux's",
+    r"|node and npm|npm is not on PATH|needs node|needs /proc|Linux's"
+    r"|cargo is not on PATH|needs cargo",
     re.IGNORECASE,
 )
 
@@ -154,6 +164,46 @@ def fresh_kinesis_mock(kinesis_mock: KinesisMock) -> KinesisMock:
     """The session's kinesis-mock with every stream deleted before the test."""
     kinesis_mock.reset()
     return kinesis_mock
+
+
+# -- ferrokinesis: the Kinesis engine whose records the daemon reads over CBOR ---------
+
+
+@pytest.fixture(scope="session")
+def ferrokinesis_installation() -> FerrokinesisInstallation:
+    """ferrokinesis, built with cargo once per cache (``scripts/test`` builds it
+    before the suite; this finds it there, or builds it on a cache without it).
+
+    Skipped, with the reason, without cargo (when it is not built yet) or when
+    crates.io cannot be reached at all.
+    """
+    cache = suite_cache()
+    if find_ferrokinesis(cache) is None and (problem := cargo_problem()) is not None:
+        pytest.skip(f"ferrokinesis needs cargo: {problem}")
+    try:
+        return ensure_ferrokinesis(cache)
+    except FerrokinesisInstallError as exc:
+        if exc.registry_unreachable:
+            pytest.skip(f"crates.io unreachable: {exc}")
+        raise
+
+
+@pytest.fixture(scope="session")
+def ferrokinesis(ferrokinesis_installation: FerrokinesisInstallation) -> Iterator[Ferrokinesis]:
+    """ferrokinesis on a free loopback port for the whole session (Kinesis only).
+
+    State is shared between tests: use :func:`fresh_ferrokinesis`, or unique stream
+    names. DynamoDB and CloudWatch stay on moto (``emulator``).
+    """
+    with Ferrokinesis(installation=ferrokinesis_installation) as engine:
+        yield engine
+
+
+@pytest.fixture
+def fresh_ferrokinesis(ferrokinesis: Ferrokinesis) -> Ferrokinesis:
+    """The session's ferrokinesis with every stream deleted before the test."""
+    ferrokinesis.reset()
+    return ferrokinesis
 
 
 # -- MiniStack: LocalStack's protocol on one port, without Docker ----------------------

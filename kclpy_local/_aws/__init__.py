@@ -52,6 +52,7 @@ __all__ = [
     "check_endpoint_url",
     "client",
     "delete_lease_table",
+    "delete_streams",
     "endpoint_errors",
     "ensure_stream",
     "error_code",
@@ -343,6 +344,30 @@ def ensure_stream(kinesis: Client, name: str, shards: int = 1, timeout: float = 
                 f"stream {name!r} is {info.status}, not ACTIVE, after {timeout:.1f}s"
             )
         time.sleep(0.1)
+
+
+def delete_streams(kinesis: Client, timeout: float = 30.0) -> list[str]:
+    """Delete every stream the client sees (an engine's reset); wait until they are
+    gone and return their names. :class:`EmulatorError` if some are still there
+    after ``timeout`` seconds."""
+    names = [
+        n for page in kinesis.get_paginator("list_streams").paginate() for n in page["StreamNames"]
+    ]
+    for name in names:
+        try:
+            kinesis.delete_stream(StreamName=name, EnforceConsumerDeletion=True)
+        except ClientError as exc:
+            if error_code(exc) not in ("ResourceNotFoundException", "ResourceInUseException"):
+                raise
+    deadline = time.monotonic() + timeout
+    left = list(names)
+    while left:
+        left = kinesis.list_streams().get("StreamNames", [])
+        if left and time.monotonic() >= deadline:
+            raise EmulatorError(f"streams {left} still exist after {timeout:.0f}s")
+        if left:
+            time.sleep(0.05)
+    return names
 
 
 def _batches(records: Iterable[tuple[bytes, str]]) -> Iterator[list[tuple[bytes, str]]]:

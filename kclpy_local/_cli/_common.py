@@ -306,7 +306,8 @@ def endpoint_for(explicit: str | None, service: Service = "kinesis") -> str:
     or the default (:func:`kclpy_local._emulators.endpoints.resolve`), announced on
     stderr.
 
-    After ``kclpy-local up --kinesis kinesis-mock`` Kinesis is on its own port.
+    After ``kclpy-local up --kinesis kinesis-mock`` (or ``ferrokinesis``) Kinesis is on
+    its own port.
     """
     found = endpoints.resolve(explicit, service)
     announce_endpoint(found)

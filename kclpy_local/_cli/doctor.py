@@ -15,7 +15,8 @@ only to build the launcher, so its absence fails only while the launcher is not
 built); the jar cache (every jar of the generation's lockfile present and its
 sha256 verified, nothing is downloaded or rewritten); the launcher (built from
 the current source, intact, and holding its main class); the optional engines
-kinesis-mock (Node.js) and MiniStack (installed on first use); which Kinesis
+kinesis-mock (Node.js), ferrokinesis (built with cargo) and MiniStack (installed
+on first use); which Kinesis
 engines a daemon can read over CBOR (``isCBORProtocolDisabled = false``);
 which serve a KCL 3.x worker's enhanced fan-out (``retrievalMode = FANOUT``);
 whether anything
@@ -49,7 +50,7 @@ from typing import Literal
 from .. import _env
 from .._config.generations import GENERATIONS
 from .._config.properties import Problem, detect_profile, read_properties, validate_properties
-from .._emulators import ministack
+from .._emulators import ferrokinesis, ministack
 from .._emulators.endpoints import Endpoint, resolve
 from .._emulators.engines import CBOR_SUPPORT
 from .._emulators.fanout import FANOUT_SUPPORT
@@ -394,6 +395,28 @@ def check_kinesis_mock(cache_dir: Path | None = None) -> Check:
     )
 
 
+def check_ferrokinesis(cache_dir: Path | None = None) -> Check:
+    """Whether ferrokinesis is built, or cargo is there to build it (optional engine)."""
+    label = f"{ferrokinesis.PACKAGE} {ferrokinesis.VERSION}"
+    installed = ferrokinesis.find_installation(cache_dir)
+    if installed is not None:
+        return Check("ferrokinesis", "ok", f"{label} built in {installed.root}")
+    problem = ferrokinesis.cargo_problem()
+    if problem is not None:
+        return Check(
+            "ferrokinesis",
+            "warn",
+            f"the ferrokinesis engine is unavailable: it is not built, and {problem}",
+            "install Rust with cargo (https://rustup.rs) to use `--kinesis ferrokinesis`",
+        )
+    return Check(
+        "ferrokinesis",
+        "ok",
+        f"cargo found; {label} is built on first use (`--kinesis ferrokinesis`, from crates.io, "
+        "a few minutes)",
+    )
+
+
 def check_ministack(cache_dir: Path | None = None) -> Check:
     """Whether the pinned MiniStack is installed (optional engine, installed on first use)."""
     installed = ministack.find_installation(cache_dir)
@@ -413,12 +436,16 @@ def check_cbor() -> Check:
     """Which Kinesis engines a daemon can read over CBOR (``isCBORProtocolDisabled = false``)."""
     works = [s.engine for s in CBOR_SUPPORT if s.works]
     details = "; ".join(f"{s.engine}: {s.why}" for s in CBOR_SUPPORT if not s.works)
-    verdict = f"CBOR works with {', '.join(works)}" if works else "no local engine reads CBOR"
-    return Check(
-        "cbor",
-        "ok",
-        f"{verdict} (isCBORProtocolDisabled = false); keep it true locally. {details}",
-    )
+    if works:
+        verdict = (
+            f"CBOR works with {', '.join(works)} (isCBORProtocolDisabled = false); "
+            "keep it true on the others"
+        )
+    else:
+        verdict = (
+            "no local engine reads CBOR (isCBORProtocolDisabled = false); keep it true locally"
+        )
+    return Check("cbor", "ok", f"{verdict}. {details}")
 
 
 def check_fanout() -> Check:
@@ -464,6 +491,7 @@ def run_checks(
     )
     checks += cache_checks
     checks.append(check_kinesis_mock(cache_dir))
+    checks.append(check_ferrokinesis(cache_dir))
     checks.append(check_ministack(cache_dir))
     checks.append(check_cbor())
     checks.append(check_fanout())

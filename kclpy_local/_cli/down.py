@@ -3,8 +3,8 @@
 Stop the background emulator (SIGTERM, then SIGKILL) and remove its pid file;
 with --localstack, docker compose down.
 
-With ``up --kinesis kinesis-mock`` that is moto and kinesis-mock (its process
-group); a kinesis-mock left running after moto went away is stopped too.
+With ``up --kinesis kinesis-mock`` (or ``ferrokinesis``) that is moto and that
+engine (its process group); one left running after moto went away is stopped too.
 
 ``down --localstack [--compose-file FILE]`` runs ``docker compose -f FILE down``.
 """
@@ -70,12 +70,14 @@ def run(args: argparse.Namespace) -> int:
             remove_record(state_dir)
             print(f"no emulator running (pid {record.pid} is gone; removed its pid file)")
             if kinesis_stopped and record.kinesis is not None:
-                print(f"kinesis-mock stopped (pid {record.kinesis.pid}, {record.kinesis.endpoint})")
+                kinesis = record.kinesis
+                print(f"{kinesis.engine} stopped (pid {kinesis.pid}, {kinesis.endpoint})")
             return 0
         stop_pid(record.pid, timeout=args.timeout)
         remove_record(state_dir)
     print(f"emulator stopped (pid {record.pid}, {record.endpoint})")
     if record.kinesis is not None:
         state = "stopped" if kinesis_stopped else "was already gone"
-        print(f"kinesis-mock {state} (pid {record.kinesis.pid}, {record.kinesis.endpoint})")
+        kinesis = record.kinesis
+        print(f"{kinesis.engine} {state} (pid {kinesis.pid}, {kinesis.endpoint})")
     return 0

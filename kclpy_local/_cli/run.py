@@ -19,8 +19,12 @@ cache on first use.
 ``--kinesis kinesis-mock`` puts Kinesis on kinesis-mock (started for the run on
 a free loopback port) while DynamoDB and CloudWatch stay on moto or the
 endpoint; it needs Node.js and installs the pinned ``kinesis-local`` into the
-cache on first use.  When ``kclpy-local up`` runs, its engines are used: a
-``--kinesis`` of the same kind as the engine ``up`` started for Kinesis is that
+cache on first use.  ``--kinesis ferrokinesis`` does the same with ferrokinesis
+(built with cargo into the cache on first use). The daemon reads Kinesis over
+CBOR where the engine's records can be read so (ferrokinesis), over JSON
+elsewhere (``isCBORProtocolDisabled``), unless ``--set
+isCBORProtocolDisabled=...`` says otherwise.  When ``kclpy-local up`` runs,
+its engines are used: a ``--kinesis`` of the same kind as the engine ``up`` started for Kinesis is that
 one (nothing is started), another kind is refused (exit 2), since ``put``,
 ``leases`` and ``metrics`` would know only one of two engines.
 
@@ -93,9 +97,15 @@ from .._config.keyspec import java_trim
 from .._config.pipeline import effective_values, prepare
 from .._config.properties import detect_profile, read_properties, write_properties
 from .._emulators.endpoints import DEFAULT_ENDPOINT, DEFAULT_REASON, Endpoint, resolve
-from .._emulators.engines import CLOUDWATCH_CBOR, make_engine
+from .._emulators.engines import (
+    CLOUDWATCH_CBOR,
+    KINESIS_ENGINES,
+    cbor_disabled,
+    first_use_note,
+    make_engine,
+    make_kinesis_engine,
+)
 from .._emulators.fanout import check_engine
-from .._emulators.kinesis_mock import CBOR_RECORDS_WORK, ENGINES, KinesisMock
 from .._emulators.moto import DEFAULT_HOST, DEFAULT_PORT, ensure_port_free, free_port
 from .._emulators.registry import use_running
 from .._env import default_state_dir
@@ -131,6 +141,7 @@ HEALTHY_AFTER = 60.0
 DEFAULT_MAX_RESTARTS = 5
 DEFAULT_BACKOFF = 1.0
 _ENDPOINT_KEYS = ("kinesisEndpoint", "dynamoDBEndpoint", "cloudWatchEndpoint")
+_CBOR_KEY = "isCBORProtocolDisabled"
 _DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
 
@@ -188,11 +199,12 @@ def register(subparsers: _common.Subparsers) -> None:
     add_engine_argument(p)
     p.add_argument(
         "--kinesis",
-        choices=ENGINES,
+        choices=KINESIS_ENGINES,
         default=None,
-        help="the Kinesis engine: moto, or kinesis-mock (started for this run on a free "
-        "loopback port; DynamoDB and CloudWatch stay on moto or the endpoint; needs "
-        "Node.js, installs kinesis-local on first use); default: the one `kclpy-local up` "
+        help="the Kinesis engine: moto, or kinesis-mock (needs Node.js, installs "
+        "kinesis-local on first use) or ferrokinesis (needs cargo, built on first use; "
+        "read over CBOR), started for this run on a free loopback port; DynamoDB and "
+        "CloudWatch stay on moto or the endpoint; default: the one `kclpy-local up` "
         "started, else moto. With `up` running, another kind than its engine is refused",
     )
     p.add_argument(
@@ -288,6 +300,8 @@ class Plan:
     #: Endpoints of engines this run or ``up`` started whose CloudWatch answers the
     #: Smithy RPC v2 CBOR protocol (KCL 3.x's metrics); any other endpoint is asked.
     cbor_cloudwatch: frozenset[str] = frozenset()
+    #: The keys ``--set`` gave (they win over what an engine asks for).
+    explicit: frozenset[str] = frozenset()
 
 
 def _parse_overrides(items: list[str]) -> dict[str, str]:
@@ -314,6 +328,7 @@ def plan(args: argparse.Namespace, environ: Mapping[str, str]) -> Plan:
         raise _usage(f"properties file {what}: {base}")
     profile = detect_profile(read_properties(base))
     overrides = _parse_overrides(args.overrides)
+    explicit = frozenset(overrides)
     try:
         overrides["executableName"] = processor_command(args.processor)
     except DaemonError as exc:
@@ -361,7 +376,8 @@ def plan(args: argparse.Namespace, environ: Mapping[str, str]) -> Plan:
         start_kinesis = None
         if record.kinesis is not None:
             overrides["kinesisEndpoint"] = record.kinesis.endpoint
-            overrides["isCBORProtocolDisabled"] = str(not CBOR_RECORDS_WORK).lower()
+            if _CBOR_KEY not in explicit:
+                overrides[_CBOR_KEY] = str(cbor_disabled(record.kinesis.engine)).lower()
     endpoint = target or overrides.get("kinesisEndpoint") or values.get("kinesisEndpoint")
     local = embedded or _aws.is_local_endpoint(endpoint)
     if local:
@@ -380,6 +396,7 @@ def plan(args: argparse.Namespace, environ: Mapping[str, str]) -> Plan:
         found=found,
         kinesis=start_kinesis,
         cbor_cloudwatch=cbor_cloudwatch,
+        explicit=explicit,
     )
 
 
@@ -445,14 +462,14 @@ def _endpoint_of(the_plan: Plan) -> str | None:
 # -- running ---------------------------------------------------------------------
 
 
-def _with_kinesis(the_plan: Plan, kinesis_endpoint: str) -> Plan:
-    """Kinesis on kinesis-mock, over JSON: its CBOR GetRecords answers carry each
-    record's Data as base64 text, which the Java SDK's CBOR parser refuses."""
-    overrides = {
-        **the_plan.overrides,
-        "kinesisEndpoint": kinesis_endpoint,
-        "isCBORProtocolDisabled": str(not CBOR_RECORDS_WORK).lower(),
-    }
+def _with_kinesis(the_plan: Plan, kinesis_endpoint: str, engine: str) -> Plan:
+    """Kinesis on the engine ``engine`` at ``kinesis_endpoint``, over CBOR where the
+    Java SDK reads its records so (ferrokinesis), over JSON elsewhere (kinesis-mock's
+    CBOR GetRecords answers carry each record's Data as text, which the SDK
+    refuses); a ``--set isCBORProtocolDisabled`` stays as given."""
+    overrides = {**the_plan.overrides, "kinesisEndpoint": kinesis_endpoint}
+    if _CBOR_KEY not in the_plan.explicit:
+        overrides[_CBOR_KEY] = str(cbor_disabled(engine)).lower()
     return replace(the_plan, overrides=overrides)
 
 
@@ -501,13 +518,16 @@ def _emulator(
             stack.callback(emulator.stop)
             live = _with_endpoint(the_plan, emulator.endpoint_url, aws_engine)
             where = _where(live, f"pid {emulator.pid}")
-        if kinesis == "kinesis-mock":  # in a process group of its own, too
-            engine = KinesisMock(log_path=log_path.with_name("kinesis-mock.log"))
+        if kinesis not in (None, "moto"):  # in a process group of its own, too
+            engine = make_kinesis_engine(kinesis, log_path=log_path.with_name(f"{kinesis}.log"))
+            note = first_use_note(kinesis)
+            if note is not None:
+                print(f"kclpy-local: {note}", file=sys.stderr, flush=True)
             engine.start()
             stack.callback(engine.stop)
-            live = _with_kinesis(live, engine.endpoint_url)
+            live = _with_kinesis(live, engine.endpoint_url, kinesis)
             where += (
-                f"; Kinesis on kinesis-mock at {engine.endpoint_url} (started for this run, "
+                f"; Kinesis on {kinesis} at {engine.endpoint_url} (started for this run, "
                 f"pid {engine.pid}; other commands need --endpoint {engine.endpoint_url})"
             )
         print(f"kclpy-local: endpoint {where}", file=sys.stderr)
@@ -607,8 +627,8 @@ def _refuse_early(the_plan: Plan, args: argparse.Namespace) -> None:
     checked = the_plan
     if checked.embedded:
         checked = _with_endpoint(checked, f"http://{DEFAULT_HOST}:{DEFAULT_PORT}")
-    if the_plan.kinesis == "kinesis-mock":
-        checked = _with_kinesis(checked, f"http://{DEFAULT_HOST}:{DEFAULT_PORT}")
+    if the_plan.kinesis is not None:
+        checked = _with_kinesis(checked, f"http://{DEFAULT_HOST}:{DEFAULT_PORT}", the_plan.kinesis)
     prepared = prepare(
         checked.base, generation=args.kcl, overrides=checked.overrides, environ=checked.environ
     )
@@ -681,9 +701,9 @@ def _run(args: argparse.Namespace) -> int:
             )
         )
         where = _where(shown)
-        if the_plan.kinesis == "kinesis-mock":
-            shown = _with_kinesis(shown, f"http://{DEFAULT_HOST}:{free_port()}")
-            where += "; Kinesis on a kinesis-mock started for the run"
+        if the_plan.kinesis is not None:
+            shown = _with_kinesis(shown, f"http://{DEFAULT_HOST}:{free_port()}", the_plan.kinesis)
+            where += f"; Kinesis on a {the_plan.kinesis} started for the run"
         print(f"kclpy-local: endpoint {where}", file=sys.stderr)
         document = _effective(shown, args.kcl)
         kcl = known_generation(args.kcl)

@@ -2,9 +2,9 @@
 
 Start moto in server mode on 127.0.0.1 (Kinesis, DynamoDB, CloudWatch), or with
 --localstack LocalStack in Docker (docker compose up -d --wait). The endpoint
-URL is printed on stdout. With --kinesis kinesis-mock, Kinesis is served by
-kinesis-mock on a second loopback port, and its URL is a second line (--json:
-one JSON document with every endpoint).
+URL is printed on stdout. With --kinesis kinesis-mock or --kinesis ferrokinesis,
+Kinesis is served by that engine on a second loopback port, and its URL is a
+second line (--json: one JSON document with every endpoint).
 
 The emulator's state (a pid file and its log) lives in a per-user state
 directory: ``--state-dir``, else ``$KCLPY_LOCAL_STATE``, else
@@ -18,7 +18,10 @@ answers only reports it (exit 0); a pid file naming a dead process is removed.
 ``up --kinesis kinesis-mock`` starts kinesis-mock (npm ``kinesis-local``,
 installed into the per-user cache on first use; needs Node.js) beside moto, on
 a second loopback port (``--kinesis-port``, default any free port): Kinesis is
-served there, DynamoDB and CloudWatch stay on moto. stdout then has two
+served there, DynamoDB and CloudWatch stay on moto. ``up --kinesis
+ferrokinesis`` does the same with ferrokinesis (crates.io, built with cargo
+into the per-user cache on first use), the one engine whose records the
+daemon reads over CBOR. stdout then has two
 lines, the moto endpoint and the Kinesis endpoint; ``--json`` prints one JSON
 document instead (``endpoint``, ``kinesis_endpoint``, ``dynamodb_endpoint``,
 ``cloudwatch_endpoint``, ``kinesis_engine``, pids), with or without
@@ -51,23 +54,25 @@ from types import FrameType
 from .._emulators.engines import (
     AWS_ENGINES,
     DEFAULT_ENGINE,
+    KINESIS_ENGINES,
     Engine,
+    KinesisEngine,
     check_answers,
+    first_use_note,
     make_engine,
+    make_kinesis_engine,
     version_of,
 )
-from .._emulators.kinesis_mock import ENGINES, KinesisMock
-from .._emulators.kinesis_mock import VERSION as KINESIS_MOCK_VERSION
 from .._emulators.localstack import DEFAULT_COMPOSE_FILE, compose_up
 from .._emulators.moto import DEFAULT_PORT
 from .._emulators.registry import (
-    KINESIS_LOG_FILE,
     LOG_FILE,
     PID_FILE,
     EmulatorRecord,
     KinesisRecord,
     check_state_dir,
     kinesis_is_live,
+    kinesis_log_file,
     locked,
     read_record,
     record_is_live,
@@ -110,17 +115,18 @@ def register(subparsers: _common.Subparsers) -> None:
     add_engine_argument(p)
     p.add_argument(
         "--kinesis",
-        choices=ENGINES,
+        choices=KINESIS_ENGINES,
         default="moto",
-        help="the Kinesis engine: moto (default), or kinesis-mock beside moto on a second "
-        "port (needs Node.js; installs kinesis-local on first use)",
+        help="the Kinesis engine: moto (default), or kinesis-mock (needs Node.js; installs "
+        "kinesis-local on first use) or ferrokinesis (needs cargo; built on first use) "
+        "beside moto on a second port",
     )
     p.add_argument(
         "--kinesis-port",
         type=port_number,
         default=0,
         metavar="PORT",
-        help="kinesis-mock's port (default 0: any free port)",
+        help="the --kinesis engine's port (default 0: any free port)",
     )
     p.add_argument(
         "--json",
@@ -177,7 +183,7 @@ def run(args: argparse.Namespace) -> int:
     if args.compose_file is not None:
         raise UsageError("--compose-file needs --localstack")
     if args.kinesis_port and args.kinesis == "moto":
-        raise UsageError("--kinesis-port needs --kinesis kinesis-mock")
+        raise UsageError("--kinesis-port needs --kinesis kinesis-mock or ferrokinesis")
     if engine_of(args) != "moto" and args.kinesis != "moto":
         raise UsageError(f"--engine {args.engine} serves Kinesis itself; it takes no --kinesis")
     if args.timeout is None:
@@ -202,7 +208,7 @@ def run(args: argparse.Namespace) -> int:
     )
     if engine is not None and record.kinesis is not None:
         print(
-            f"kinesis-mock {KINESIS_MOCK_VERSION} started for Kinesis: pid {record.kinesis.pid}, "
+            f"{engine.label} {engine.version} started for Kinesis: pid {record.kinesis.pid}, "
             f"ready in {engine.startup_seconds or 0.0:.2f}s, log {record.kinesis.log_file}",
             file=sys.stderr,
         )
@@ -218,8 +224,8 @@ def _engine_label(record: EmulatorRecord) -> str:
 
 def _start(
     args: argparse.Namespace, state_dir: Path, *, detach: bool
-) -> tuple[Engine, KinesisMock | None, EmulatorRecord]:
-    """Start the engine (and kinesis-mock when asked) and write the pid file; what
+) -> tuple[Engine, KinesisEngine | None, EmulatorRecord]:
+    """Start the engine (and a Kinesis engine when asked) and write the pid file; what
     started is stopped again when a later step fails. ``detach``: they may outlive
     this process."""
     log_path = state_dir / LOG_FILE
@@ -227,7 +233,7 @@ def _start(
         engine_of(args), args.port, log_path=log_path, detach=detach, startup_timeout=args.timeout
     )
     emulator.start()
-    engine: KinesisMock | None = None
+    engine: KinesisEngine | None = None
     try:
         engine = _start_kinesis(args, state_dir, detach=detach)
         record = _write(state_dir, emulator, log_path, engine)
@@ -241,16 +247,20 @@ def _start(
 
 def _start_kinesis(
     args: argparse.Namespace, state_dir: Path, *, detach: bool
-) -> KinesisMock | None:
-    """Start kinesis-mock when ``--kinesis kinesis-mock`` asks for it."""
-    if args.kinesis != "kinesis-mock":
+) -> KinesisEngine | None:
+    """Start the Kinesis engine ``--kinesis`` asks for (none for moto)."""
+    if args.kinesis == "moto":
         return None
-    engine = KinesisMock(
+    engine = make_kinesis_engine(
+        args.kinesis,
         args.kinesis_port,
-        log_path=state_dir / KINESIS_LOG_FILE,
+        log_path=state_dir / kinesis_log_file(args.kinesis),
         detach=detach,
-        startup_timeout=max(args.timeout, 60.0),
+        startup_timeout=args.timeout,
     )
+    note = first_use_note(args.kinesis)
+    if note is not None:
+        print(f"kclpy-local: {note}", file=sys.stderr, flush=True)
     return engine.start()
 
 
@@ -323,9 +333,9 @@ def _existing(state_dir: Path, args: argparse.Namespace) -> int | None:
         return None
     if not record_is_live(record):
         print(f"removing stale pid file (pid {record.pid} is gone)", file=sys.stderr)
-        if stop_kinesis(record):
+        if stop_kinesis(record) and record.kinesis is not None:
             print(
-                f"stopped its kinesis-mock (pid {record.kinesis and record.kinesis.pid})",
+                f"stopped its {record.kinesis.engine} (pid {record.kinesis.pid})",
                 file=sys.stderr,
             )
         remove_record(state_dir)
@@ -368,20 +378,20 @@ def _write(
     state_dir: Path,
     emulator: Engine,
     log_path: Path,
-    engine: KinesisMock | None = None,
+    engine: KinesisEngine | None = None,
 ) -> EmulatorRecord:
     assert emulator.pid is not None
     kinesis = None
     if engine is not None:
         assert engine.pid is not None
         kinesis = KinesisRecord(
-            engine="kinesis-mock",
-            version=KINESIS_MOCK_VERSION,
+            engine=engine.name,
+            version=engine.version,
             pid=engine.pid,
             port=engine.port,
             tls_port=engine.tls_port,
             endpoint=engine.endpoint_url,
-            log_file=str(state_dir / KINESIS_LOG_FILE),
+            log_file=str(state_dir / kinesis_log_file(engine.name)),
         )
     record = EmulatorRecord(
         pid=emulator.pid,
@@ -409,7 +419,7 @@ def _run_foreground(args: argparse.Namespace, state_dir: Path) -> int:
         emulator, engine, record = _start(args, state_dir, detach=False)
     pid = emulator.pid
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
-    failed: Engine | KinesisMock = emulator
+    failed: Engine | KinesisEngine = emulator
     try:
         _print_endpoints(args, record)
         sys.stdout.flush()
@@ -441,5 +451,5 @@ def _run_foreground(args: argparse.Namespace, state_dir: Path) -> int:
         print("emulator stopped", file=sys.stderr)
         return 0
     tail = "\n".join(f"  {ln}" for ln in failed.output_tail())
-    name = "the emulator" if failed is emulator else "kinesis-mock"
+    name = "the emulator" if failed is emulator else failed.label
     raise EmulatorError(f"{name} exited with code {code}\n{tail}".rstrip())

@@ -31,7 +31,7 @@ __all__ = [
 CBOR_ENGINES = (
     "moto has no CBOR (HTTP 500); kinesis-mock, and so LocalStack whose Kinesis it is, "
     "sends records the Java SDK cannot read over CBOR; MiniStack needs its optional cbor2 "
-    "package"
+    "package; ferrokinesis reads it"
 )
 
 #: How a value with whitespace around it that the decoder accepts is reported.

@@ -27,7 +27,7 @@ from typing import ClassVar, Self
 
 from .. import _process
 from .._env import default_cache_dir
-from .._exceptions import EmulatorError
+from .._exceptions import InstallError
 from .._files import locked
 from .._process import Launch
 
@@ -88,13 +88,6 @@ def install_once(
 
 
 # -- an installation ------------------------------------------------------------------
-
-
-class InstallError(EmulatorError):
-    """Installing a pinned engine failed; ``registry_unreachable`` tells a network
-    failure from the rest."""
-
-    registry_unreachable = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,7 +38,6 @@ output lines) when it does not start.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -68,7 +67,6 @@ from ._install import Installation, Installer, InstallError
 __all__ = [
     "CBOR_RECORDS_WORK",
     "DURATION_SETTINGS",
-    "ENGINES",
     "FANOUT_WORKS",
     "INTEGRITY",
     "NODE_HINT",
@@ -107,8 +105,6 @@ CBOR_RECORDS_WORK = False
 #: and HTTP/2 without TLS (h2c, prior knowledge) on its plain port and over HTTP/2 by
 #: ALPN on its TLS port, whose self-signed certificate names no host.
 FANOUT_WORKS = True
-#: Kinesis engines: ``moto`` (one port with DynamoDB and CloudWatch) or this one.
-ENGINES = ("moto", "kinesis-mock")
 NODE_HINT = "install Node.js 20 with npm (e.g. apt-get install nodejs npm), then retry"
 #: kinesis-mock's settings for how long each asynchronous operation takes
 #: (500 ms by default); :class:`KinesisMock` sets them all to ``operation_millis``.
@@ -441,22 +437,4 @@ class KinesisMock(EngineProcess):
         """Delete every stream (of the default account and this region); wait until gone."""
         from .. import _aws
 
-        kinesis = _aws.client("kinesis", self.endpoint_url, self._region)
-        names = [
-            n
-            for page in kinesis.get_paginator("list_streams").paginate()
-            for n in page["StreamNames"]
-        ]
-        for name in names:
-            with contextlib.suppress(
-                kinesis.exceptions.ResourceNotFoundException,
-                kinesis.exceptions.ResourceInUseException,
-            ):
-                kinesis.delete_stream(StreamName=name, EnforceConsumerDeletion=True)
-        deadline = time.monotonic() + timeout
-        while names:
-            names = kinesis.list_streams().get("StreamNames", [])
-            if names and time.monotonic() >= deadline:
-                raise EmulatorError(f"streams {names} still exist after {timeout:.0f}s")
-            if names:
-                time.sleep(0.05)
+        _aws.delete_streams(_aws.client("kinesis", self.endpoint_url, self._region), timeout)

@@ -31,11 +31,14 @@ from typing import Literal
 from .. import _env, _files
 from .._exceptions import EmulatorError, UsageError
 from .._process import pid_alive
-from .engines import DEFAULT_ENGINE, is_engine_process
-from .kinesis_mock import is_kinesis_mock_process, stop_group
+from .engines import (
+    DEFAULT_ENGINE,
+    is_engine_process,
+    is_kinesis_engine_process,
+    stop_kinesis_engine,
+)
 
 __all__ = [
-    "KINESIS_LOG_FILE",
     "LOG_FILE",
     "MOTO",
     "PID_FILE",
@@ -44,6 +47,7 @@ __all__ = [
     "KinesisRecord",
     "check_state_dir",
     "kinesis_is_live",
+    "kinesis_log_file",
     "locked",
     "read_record",
     "record_is_live",
@@ -58,7 +62,6 @@ logger = logging.getLogger(__name__)
 STATE_ENV = _env.STATE.name
 PID_FILE = "emulator.json"
 LOG_FILE = "emulator.log"
-KINESIS_LOG_FILE = "kinesis-mock.log"
 LOCK_FILE = ".lock"
 #: The engine of the pid file's main process (DynamoDB and CloudWatch, and Kinesis
 #: unless ``kinesis`` names another engine).
@@ -67,7 +70,8 @@ MOTO = "moto"
 
 @dataclass(frozen=True, slots=True)
 class KinesisRecord:
-    """The Kinesis engine that runs beside moto (``up --kinesis kinesis-mock``)."""
+    """The Kinesis engine that runs beside moto (``up --kinesis kinesis-mock`` or
+    ``ferrokinesis``); ``tls_port`` is 0 for an engine without one."""
 
     engine: str
     version: str
@@ -205,13 +209,18 @@ def record_is_live(record: EmulatorRecord) -> bool:
     return pid_alive(record.pid) and is_engine_process(record.engine, record.pid) is not False
 
 
+def kinesis_log_file(engine: str) -> str:
+    """The name of the log file of the Kinesis engine ``engine`` in the state directory."""
+    return f"{engine}.log"
+
+
 def kinesis_is_live(record: EmulatorRecord) -> bool:
     """Whether the recorded Kinesis engine still runs (``False`` when there is none)."""
     engine = record.kinesis
     return (
         engine is not None
         and pid_alive(engine.pid)
-        and is_kinesis_mock_process(engine.pid) is not False
+        and is_kinesis_engine_process(engine.engine, engine.pid) is not False
     )
 
 
@@ -219,7 +228,7 @@ def stop_kinesis(record: EmulatorRecord, timeout: float = 5.0) -> bool:
     """Stop the recorded Kinesis engine if it still runs; True if it ran."""
     if record.kinesis is None or not kinesis_is_live(record):
         return False
-    return stop_group(record.kinesis.pid, timeout)
+    return stop_kinesis_engine(record.kinesis.engine, record.kinesis.pid, timeout)
 
 
 def use_running(

@@ -168,7 +168,8 @@ class Trouble:
 
 _CBOR_HINT = (
     "the engine does not speak CBOR: set isCBORProtocolDisabled = true (moto has no CBOR, "
-    "kinesis-mock's CBOR records are unreadable, MiniStack needs the cbor2 package)"
+    "kinesis-mock's CBOR records are unreadable, MiniStack needs the cbor2 package; "
+    "ferrokinesis reads CBOR)"
 )
 
 

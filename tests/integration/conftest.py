@@ -283,7 +283,8 @@ def target(request: pytest.FixtureRequest) -> Target:
 class EngineTarget:
     """A local AWS target with its Kinesis endpoint apart: ``kinesis_url`` serves
     Kinesis, ``aws_url`` DynamoDB and CloudWatch (the same URL on every target
-    but ``kinesis-mock``, where Kinesis is kinesis-mock and the rest is moto).
+    but ``kinesis-mock`` and ``ferrokinesis``, where Kinesis is that engine and
+    the rest is moto).
 
     ``cbor`` is whether the daemon's Kinesis client speaks CBOR
     (``isCBORProtocolDisabled = false``); :meth:`overrides` are the properties
@@ -318,28 +319,31 @@ ENGINE_TARGETS = (
     "embedded",
     "endpoint",
     "kinesis-mock",
+    "ferrokinesis",
     pytest.param("localstack", marks=pytest.mark.docker),
 )
 
 
 @pytest.fixture(params=ENGINE_TARGETS)
 def engine_target(request: pytest.FixtureRequest) -> EngineTarget:
-    """Each local AWS target in turn, kinesis-mock included (see :class:`EngineTarget`).
+    """Each local AWS target in turn, kinesis-mock and ferrokinesis included (see
+    :class:`EngineTarget`).
 
     ``kinesis-mock``: the session's kinesis-mock with every stream deleted and the
     session's moto wiped, before the test; the daemon reads Kinesis over JSON
     (kinesis-mock's CBOR records are not readable by the Java SDK, see
-    ``kclpy_local._emulators.kinesis_mock.CBOR_RECORDS_WORK``).
+    ``kclpy_local._emulators.kinesis_mock.CBOR_RECORDS_WORK``). ``ferrokinesis``:
+    the same with the session's ferrokinesis, read over CBOR (the SDK's default).
     """
-    from kclpy_local._emulators.kinesis_mock import CBOR_RECORDS_WORK, KinesisMock
+    from kclpy_local._emulators.engines import cbor_disabled
 
     kind: str = request.param
     run_id = uuid.uuid4().hex[:10]
-    if kind == "kinesis-mock":
-        engine: KinesisMock = request.getfixturevalue("fresh_kinesis_mock")
+    if kind in ("kinesis-mock", "ferrokinesis"):
+        engine = request.getfixturevalue(f"fresh_{kind.replace('-', '_')}")
         moto: EmbeddedEmulator = request.getfixturevalue("fresh_emulator")
         return EngineTarget(kind, engine.endpoint_url, moto.endpoint_url, LOCAL_PROFILE, True,
-                            run_id, CBOR_RECORDS_WORK)
+                            run_id, not cbor_disabled(kind))
     if kind == "embedded":
         moto = request.getfixturevalue("fresh_emulator")
         return EngineTarget(kind, moto.endpoint_url, moto.endpoint_url, LOCAL_PROFILE, True,

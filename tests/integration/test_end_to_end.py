@@ -3,10 +3,11 @@ AWS, real pipes to Python processors.
 
 Every test runs on each target of the ``target`` fixture (``engine_target`` in
 tests/integration/conftest.py): the embedded moto server, a moto started by
-``kclpy-local up`` and known only by its URL, kinesis-mock for Kinesis with moto
-for DynamoDB and CloudWatch, and LocalStack in Docker (skipped without Docker).
-Sequence numbers are compared as integers: kinesis-mock's are 56-digit numbers,
-moto's small per-shard counters.
+``kclpy-local up`` and known only by its URL, kinesis-mock (read over JSON) and
+ferrokinesis (read over CBOR) for Kinesis with moto for DynamoDB and CloudWatch,
+and LocalStack in Docker (skipped without Docker). Sequence numbers are compared
+as integers: kinesis-mock's and ferrokinesis's are 56-digit numbers, moto's
+small per-shard counters.
 """
 
 from __future__ import annotations

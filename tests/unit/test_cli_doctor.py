@@ -40,7 +40,7 @@ cloudWatchEndpoint = http://127.0.0.1:4566
 
 ORDER = [
     "python", "kclpy-local", "amazon-kclpy", "boto3", "moto", "java", "javac", "jars",
-    "launcher", "kinesis-mock", "ministack", "cbor", "fanout", "emulator",
+    "launcher", "kinesis-mock", "ferrokinesis", "ministack", "cbor", "fanout", "emulator",
 ]
 
 
@@ -507,6 +507,25 @@ def test_kinesis_mock_check_when_not_installed_yet(tmp_path: Path) -> None:
     assert check.status == "ok" and "installed on first use" in check.finding
 
 
+def test_ferrokinesis_check_names_a_missing_cargo(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # no cargo
+    check = doctor.check_ferrokinesis(tmp_path / "empty-cache")
+    assert check.status == "warn"
+    assert "it is not built, and cargo is not on PATH" in check.finding
+    assert "--kinesis ferrokinesis" in (check.fix or "")
+
+
+def test_ferrokinesis_check_when_not_built_yet(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    (tmp_path / "bin").mkdir()
+    cargo = tmp_path / "bin" / "cargo"
+    cargo.write_text("#!/bin/sh\nexit 1\n")
+    cargo.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))
+    check = doctor.check_ferrokinesis(tmp_path / "empty-cache")
+    assert check.status == "ok"
+    assert "cargo found; ferrokinesis 0.7.0 is built on first use" in check.finding
+
+
 def test_ministack_check_when_not_installed_yet(tmp_path: Path) -> None:
     check = doctor.check_ministack(tmp_path / "empty-cache")
     assert check.status == "ok" and "ministack 1.5.33 is installed on first use" in check.finding
@@ -526,7 +545,9 @@ def test_the_fanout_check_names_every_engine_and_why() -> None:
 def test_the_cbor_check_names_every_engine_and_why() -> None:
     check = doctor.check_cbor()
     assert check.status == "ok"
-    assert check.finding.startswith("no local engine reads CBOR (isCBORProtocolDisabled = false)")
+    assert check.finding.startswith(
+        "CBOR works with ferrokinesis (isCBORProtocolDisabled = false); keep it true on the others."
+    )
     for engine, why in [
         ("moto", "HTTP 500"),
         ("kinesis-mock", "Data as text"),

@@ -198,7 +198,8 @@ def test_engines_by_name() -> None:
     with pytest.raises(UsageError, match="unknown engine 'docker'"):
         engines.make_engine("docker", 0)
     assert engines.is_engine_process("no-such-engine", 1) is False
-    assert {s.engine for s in engines.CBOR_SUPPORT} == {"moto", "kinesis-mock", "localstack", "ministack"}
+    assert {s.engine for s in engines.CBOR_SUPPORT} == {
+        "moto", "kinesis-mock", "ferrokinesis", "localstack", "ministack"}
 
 
 def test_the_registry_records_the_engine(tmp_path: Path) -> None:

@@ -45,7 +45,7 @@ def test_cbor_on_against_an_engine_without_cbor() -> None:
         "warning: Kinesis answers SerializationException: the endpoint does not read the SDK's "
         "CBOR requests; hint: the engine does not speak CBOR: set isCBORProtocolDisabled = true "
         "(moto has no CBOR, kinesis-mock's CBOR records are unreadable, MiniStack needs the cbor2 "
-        "package)"
+        "package; ferrokinesis reads CBOR)"
     ]
     assert watch.kinds() == ["cbor"]
     assert watch.check() == []  # once per kind
