@@ -35,8 +35,8 @@ __all__ = [
     "CBOR_SUPPORT",
     "CLOUDWATCH_CBOR",
     "DEFAULT_ENGINE",
-    "CborSupport",
     "Engine",
+    "EngineSupport",
     "check_answers",
     "is_engine_process",
     "known_engine",
@@ -53,8 +53,9 @@ CLOUDWATCH_CBOR: frozenset[str] = frozenset({"moto"})
 
 
 @dataclass(frozen=True, slots=True)
-class CborSupport:
-    """Whether a daemon can read an engine's Kinesis over CBOR, and why (not)."""
+class EngineSupport:
+    """Whether an engine serves one way of reading its Kinesis (CBOR, enhanced
+    fan-out), and why (not)."""
 
     engine: str
     works: bool
@@ -62,19 +63,19 @@ class CborSupport:
 
 
 CBOR_SUPPORT = (
-    CborSupport("moto", False, "no CBOR at all: every CBOR request answers HTTP 500"),
-    CborSupport(
+    EngineSupport("moto", False, "no CBOR at all: every CBOR request answers HTTP 500"),
+    EngineSupport(
         "kinesis-mock",
         kinesis_mock.CBOR_RECORDS_WORK,
         "CBOR requests work, but GetRecords sends each record's Data as text, which the "
         "Java SDK refuses",
     ),
-    CborSupport(
+    EngineSupport(
         "localstack",
         kinesis_mock.CBOR_RECORDS_WORK,
         "LocalStack's Kinesis is kinesis-mock (see kinesis-mock)",
     ),
-    CborSupport(
+    EngineSupport(
         "ministack",
         ministack.CBOR_WORKS,
         "CBOR needs MiniStack's optional cbor2 package, which the pinned installation has not: "
