@@ -44,8 +44,8 @@ __all__ = [
     "CLOUDWATCH_CBOR",
     "DEFAULT_ENGINE",
     "KINESIS_ENGINES",
-    "CborSupport",
     "Engine",
+    "EngineSupport",
     "KinesisEngine",
     "cbor_disabled",
     "check_answers",
@@ -71,8 +71,9 @@ CLOUDWATCH_CBOR: frozenset[str] = frozenset({"moto"})
 
 
 @dataclass(frozen=True, slots=True)
-class CborSupport:
-    """Whether a daemon can read an engine's Kinesis over CBOR, and why (not)."""
+class EngineSupport:
+    """Whether an engine serves one way of reading its Kinesis (CBOR, enhanced
+    fan-out), and why (not)."""
 
     engine: str
     works: bool
@@ -80,24 +81,24 @@ class CborSupport:
 
 
 CBOR_SUPPORT = (
-    CborSupport("moto", False, "no CBOR at all: every CBOR request answers HTTP 500"),
-    CborSupport(
+    EngineSupport("moto", False, "no CBOR at all: every CBOR request answers HTTP 500"),
+    EngineSupport(
         "kinesis-mock",
         kinesis_mock.CBOR_RECORDS_WORK,
         "CBOR requests work, but GetRecords sends each record's Data as text, which the "
         "Java SDK refuses",
     ),
-    CborSupport(
+    EngineSupport(
         "ferrokinesis",
         ferrokinesis.CBOR_WORKS,
         "GetRecords over CBOR carries each record's Data as bytes, which the Java SDK reads",
     ),
-    CborSupport(
+    EngineSupport(
         "localstack",
         kinesis_mock.CBOR_RECORDS_WORK,
         "LocalStack's Kinesis is kinesis-mock (see kinesis-mock)",
     ),
-    CborSupport(
+    EngineSupport(
         "ministack",
         ministack.CBOR_WORKS,
         "CBOR needs MiniStack's optional cbor2 package, which the pinned installation has not: "

@@ -24,7 +24,6 @@ from __future__ import annotations
 import socket
 import ssl
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -36,12 +35,12 @@ from .._config.keyspec import java_trim
 from .._env import default_state_dir
 from .._exceptions import FanoutUnsupportedError
 from . import kinesis_mock, ministack
+from .engines import EngineSupport
 from .registry import read_record, record_is_live
 
 __all__ = [
     "FANOUT_HINT",
     "FANOUT_SUPPORT",
-    "FanoutSupport",
     "check_engine",
     "check_values",
     "engine_at",
@@ -61,26 +60,17 @@ _SETTINGS = 0x4
 _PROBE_TIMEOUT = 3.0
 
 
-@dataclass(frozen=True, slots=True)
-class FanoutSupport:
-    """Whether a KCL 3.x worker can read an engine's Kinesis by enhanced fan-out, and why (not)."""
-
-    engine: str
-    works: bool
-    why: str
-
-
 FANOUT_SUPPORT = (
-    FanoutSupport(
+    EngineSupport(
         "moto", False, "moto has no SubscribeToShard (it answers HTTP 500) and speaks no HTTP/2"
     ),
-    FanoutSupport(
+    EngineSupport(
         "kinesis-mock",
         kinesis_mock.FANOUT_WORKS,
         "SubscribeToShard since 0.6.0, over HTTP/2 without TLS (h2c) on its plain port and "
         "by ALPN on its TLS port",
     ),
-    FanoutSupport(
+    EngineSupport(
         "ministack",
         ministack.FANOUT_WORKS,
         "SubscribeToShard over HTTP/2 without TLS (h2c)",

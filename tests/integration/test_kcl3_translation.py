@@ -116,7 +116,8 @@ def test_the_1x_local_file_runs_on_kcl3(
     assert NOTE + ("added retrievalMode = POLLING: KCL 1.x polls with GetRecords; KCL 3.x would use "
                    "enhanced fan-out (SubscribeToShard)") in notes
     assert not any("metricsLevel" in note for note in notes)
-    assert NOTE + "dropped keys KCL 3.x does not read: leaseCleanupIntervalMillis" in notes
+    assert NOTE + ("dropped keys KCL 3.x does not read: dataFetchingStrategy, readPause, "
+                   "idleMillisBetweenCalls, leaseCleanupIntervalMillis") in notes
     assert not any("CloudWatch metrics cannot be delivered" in line for line in log)
     assert "kclpy-local: graceful shutdown complete" in log
 
