@@ -1,10 +1,13 @@
 """ferrokinesis: a Kinesis engine in Rust (crates.io ``ferrokinesis``, MIT) that reads CBOR.
 
-Like kinesis-mock it gets resharding right (a split or merged parent is closed,
-returns its records, then a null iterator with ``ChildShards``), and unlike
-every other engine here the Java SDK reads its records over CBOR, the SDK's
-default: a daemon can run against it with ``isCBORProtocolDisabled = false``
-(:data:`CBOR_WORKS`). DynamoDB and CloudWatch stay on moto.
+Unlike every other engine here the Java SDK reads its records over CBOR, the
+SDK's default: a daemon can run against it with ``isCBORProtocolDisabled =
+false`` (:data:`CBOR_WORKS`). DynamoDB and CloudWatch stay on moto. It splits and
+merges shards, and a closed parent returns its records, then no next iterator;
+but that last GetRecords answer carries no ``ChildShards`` (:data:`CHILD_SHARDS`),
+and KCL 1.15 refuses such an answer ("GetRecordsResult is not valid") and retries
+it for ever: a KCL worker never gets past a closed shard on it. Resharding under
+a worker needs kinesis-mock.
 
 ferrokinesis's own binary listens on every interface with no option to change
 that, so it is not used. The engine is a small program of this package
@@ -61,6 +64,7 @@ from ._install import Installation, Installer
 __all__ = [
     "BINARY",
     "CBOR_WORKS",
+    "CHILD_SHARDS",
     "CRATE",
     "PACKAGE",
     "READY_PATH",
@@ -93,6 +97,9 @@ SOURCES = ("Cargo.toml", "Cargo.lock", "src/main.rs")
 #: Whether the Java SDK (v1 and v2) reads its records over CBOR: it does
 #: (GetRecords answers carry each record's Data as a CBOR byte string).
 CBOR_WORKS = True
+#: Whether the GetRecords answer at a closed shard's end names its children
+#: (``ChildShards``), which KCL 1.15 and 3.x require there: not in 0.7.0.
+CHILD_SHARDS = False
 READY_PATH = "/_health/ready"
 #: Seconds between SIGTERM and SIGKILL: it gives open connections one second.
 TERM_GRACE = 3.0

@@ -176,12 +176,12 @@ async fn serve(options: Options, lifeline: Option<File>) -> ExitCode {
 
     let graceful = stopped(asked.clone());
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-        graceful.await;
-    });
-    let drained = async {
-        let why = stopped(asked).await;
+        let why = graceful.await;
         println!("{PREFIX} stopping ({why})");
         let _ = std::io::stdout().flush();
+    });
+    let drained = async {
+        stopped(asked).await;
         tokio::time::sleep(DRAIN).await;
     };
     tokio::select! {
