@@ -378,3 +378,113 @@ def test_a_killed_run_hands_both_streams_to_the_other_worker(
         assert re.fullmatch(rf"(before|after)-{entry['stream']}-\d+", data), entry
     second.proc.send_signal(signal.SIGINT)
     assert second.proc.wait(90) == 0, second.stderr
+
+
+# -- what the launchers refuse, one line each ---------------------------------------------
+
+
+def _launcher_file(path: Path, endpoint: str, **keys: str) -> Path:
+    """A properties file for the launcher itself (no kclpy-local validation in between)."""
+    lines = {
+        "applicationName": "multi-bad",
+        "executableName": f"{sys.executable} {RECORDER}",
+        # The SDK v1 (KCL 1.x) and v2 (KCL 3.x) classes of this name both read the variables.
+        "AWSCredentialsProvider": "EnvironmentVariableCredentialsProvider",
+        "regionName": "us-east-1",
+        "kinesisEndpoint": endpoint,
+        "dynamoDBEndpoint": endpoint,
+        "cloudWatchEndpoint": endpoint,
+        "isCBORProtocolDisabled": "true",
+        "retrievalMode": "POLLING",
+        "metricsLevel": "NONE",
+        "maxInitializationAttempts": "1",
+        **keys,
+    }
+    path.write_text("".join(f"{k} = {v}\n" for k, v in lines.items()), encoding="utf-8")
+    return path
+
+
+def _launch(java: str, inst: Installation, props: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [java, "-Dfile.encoding=UTF-8", "-cp", inst.classpath(), inst.main_class, str(props)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+        env={**os.environ, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"},
+    )
+
+
+LAUNCHER_REFUSALS = {
+    "streamName": (
+        {"streamNames": "a, b", "streamName": "a"},
+        "streamNames and streamName are both set: name the streams in streamNames alone",
+    ),
+    "streamArn": (
+        {"streamNames": "a, b", "streamArn": "arn:aws:kinesis:us-east-1:123456789012:stream/a"},
+        "streamNames and streamArn are both set: name the streams in streamNames alone",
+    ),
+    "consumerArn": (
+        {"streamNames": "a, b", "fanoutConfig.consumerArn": "arn:x"},
+        "streamNames and fanoutConfig.consumerArn are both set: a consumer belongs to one stream",
+    ),
+    "empty": (
+        {"streamNames": "a,,b"},
+        "streamNames has an empty name in 'a,,b': give stream names separated by commas",
+    ),
+    "twice": ({"streamNames": "a, b, a"}, "streamNames names a twice"),
+    "bad-name": (
+        {"streamNames": "a, b:c"},
+        "streamNames: 'b:c' is not a stream name (1 to 128 letters, digits, '_', '.' or '-')",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(LAUNCHER_REFUSALS))
+def test_the_3x_launcher_refuses_bad_stream_names(
+    java_bin: str, kcl3: Installation, tmp_path: Path, case: str
+) -> None:
+    keys, message = LAUNCHER_REFUSALS[case]
+    proc = _launch(
+        java_bin, kcl3, _launcher_file(tmp_path / "bad.properties", "http://127.0.0.1:9", **keys)
+    )
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert f"kclpy-local: {message}\n" in proc.stderr
+    assert "Exception" not in proc.stderr and "worker STARTED" not in proc.stderr
+
+
+def test_the_3x_launcher_names_a_missing_stream(
+    java_bin: str, kcl3: Installation, fresh_emulator: EmbeddedEmulator, tmp_path: Path
+) -> None:
+    endpoint = fresh_emulator.endpoint_url
+    _aws.ensure_stream(_aws.client("kinesis", endpoint), "orders", 1)
+    proc = _launch(
+        java_bin,
+        kcl3,
+        _launcher_file(tmp_path / "m.properties", endpoint, streamNames="orders, nope"),
+    )
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    problem = [
+        line for line in proc.stderr.splitlines() if line.startswith("kclpy-local: cannot start:")
+    ]
+    assert problem == [
+        f"kclpy-local: cannot start: stream nope (of streamNames) does not exist at {endpoint}"
+    ]
+    # Nothing was created for an application that never started.
+    assert _aws.client("dynamodb", endpoint).list_tables()["TableNames"] == []
+
+
+def test_the_1x_launcher_refuses_stream_names(
+    java_bin: str, kcl1: Installation, tmp_path: Path
+) -> None:
+    """(Its usage errors are the stock daemon's usage text, after the message.)"""
+    props = _launcher_file(
+        tmp_path / "one.properties", "http://127.0.0.1:9", streamName="a", streamNames="a, b"
+    )
+    proc = _launch(java_bin, kcl1, props)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert (
+        "streamNames (several streams, the KCL's multi-stream mode) is read by the KCL 3.x launcher only; "
+        "KCL 1.x consumes the one stream of streamName"
+    ) in proc.stderr
+    assert "worker STARTED" not in proc.stderr
