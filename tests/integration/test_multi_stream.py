@@ -380,6 +380,108 @@ def test_a_killed_run_hands_both_streams_to_the_other_worker(
     assert second.proc.wait(90) == 0, second.stderr
 
 
+def test_a_stream_added_later_and_one_left_out(
+    start: Callable[..., Run], fresh_emulator: EmbeddedEmulator, tmp_path: Path
+) -> None:
+    """An application in multi-stream mode on one stream (``streamNames = orders``) grows
+    to two: the new stream is processed from its first record, the old one resumes
+    from its checkpoints. A start that leaves a claimed stream out is refused."""
+    endpoint = fresh_emulator.endpoint_url
+    kinesis = _aws.client("kinesis", endpoint)
+    dynamodb = _aws.client("dynamodb", endpoint)
+    shipped = (ROOT / "properties" / "local.properties").read_text()
+    one = tmp_path / "orders.properties"
+    one.write_text(
+        shipped.replace(
+            "streamName = ${KCLPY_LOCAL_STREAM:-kclpy-local-demo}", "streamNames = orders"
+        )
+    )
+    common = (
+        "--kcl",
+        "3",
+        "--properties",
+        str(one),
+        "--shards",
+        "1",
+        "--app",
+        "grow",
+        "--endpoint",
+        endpoint,
+    )
+
+    first = start(str(RECORDER), *common, name="first")
+    first.wait_started()
+    early = {
+        ("orders", r.shard_id, r.sequence_number)
+        for r in _aws.put_records(
+            kinesis, "orders", [(f"early-{i}".encode(), "k") for i in range(5)]
+        )
+    }
+    wait_for(lambda: early <= first.processed(), 120, "orders' first records")
+    first.proc.send_signal(signal.SIGINT)
+    assert first.proc.wait(90) == 0, first.stderr
+    assert _aws.read_stream_claim(dynamodb, "grow") == (
+        True,
+        _aws.StreamClaim(("orders",), multi=True),
+    )
+
+    _aws.ensure_stream(kinesis, "payments", 1)
+    waiting = {
+        ("payments", r.shard_id, r.sequence_number)
+        for r in _aws.put_records(
+            kinesis, "payments", [(f"waiting-{i}".encode(), "k") for i in range(4)]
+        )
+    }
+    restarted = time.monotonic()
+    grown = start(
+        str(RECORDER), *common, "--stream", "orders", "--stream", "payments", name="grown"
+    )
+    grown.wait_started()
+    late = {
+        ("orders", r.shard_id, r.sequence_number)
+        for r in _aws.put_records(
+            kinesis, "orders", [(f"late-{i}".encode(), "k") for i in range(3)]
+        )
+    }
+    wait_for(
+        lambda: waiting | late <= grown.processed(),
+        120,
+        "the new stream's records and orders' new ones",
+    )
+    took = time.monotonic() - restarted
+    print(
+        f"\nmulti-stream: a stream added to the application, its records processed {took:.1f}s after the restart"
+    )
+    # The eager lease sync created its leases: no wait for the scheduler's stream sync (once a minute).
+    assert (
+        "kclpy-local: eager initial lease sync: 2 lease(s) in grow for streams payments (new to the "
+        "application) in "
+    ) in (grown.run_dir / "daemon.log").read_text()
+    assert took < 55, took
+    assert not early & grown.processed(), "orders was not resumed from its checkpoints"
+    assert _aws.read_stream_claim(dynamodb, "grow") == (True, _aws.StreamClaim(STREAMS, multi=True))
+    grown.proc.send_signal(signal.SIGINT)
+    assert grown.proc.wait(90) == 0, grown.stderr
+
+    # orders left out: its leases would still be processed; one stream alone: the other kind of lease keys.
+    for name, streams in (("shrunk", ("payments", "refunds")), ("single", ("payments",))):
+        refused = start(
+            str(RECORDER), *common, *(a for s in streams for a in ("--stream", s)), name=name
+        )
+        assert refused.proc.wait(90) == 2, refused.stderr
+        assert "worker started" not in refused.stderr and "Traceback" not in refused.stderr
+        if name == "shrunk":
+            assert (
+                "kclpy-local: error: lease table 'grow' holds the leases of streams 'orders', 'payments' "
+                "(multi-stream); this start leaves out 'orders'"
+            ) in refused.stderr
+        else:
+            assert (
+                "kclpy-local: error: lease table 'grow' holds the leases of streams 'orders', 'payments' "
+                "(multi-stream), not of stream 'payments'"
+            ) in refused.stderr
+
+
 # -- what the launchers refuse, one line each ---------------------------------------------
 
 

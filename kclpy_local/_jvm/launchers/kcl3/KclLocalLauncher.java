@@ -44,8 +44,10 @@ import software.amazon.kinesis.coordinator.CoordinatorConfig;
 import software.amazon.kinesis.coordinator.Scheduler;
 import software.amazon.kinesis.coordinator.WorkerStateChangeListener;
 import software.amazon.kinesis.coordinator.streamInfo.StreamIdCache;
+import software.amazon.kinesis.leases.Lease;
 import software.amazon.kinesis.leases.LeaseManagementConfig;
 import software.amazon.kinesis.leases.LeaseRefresher;
+import software.amazon.kinesis.leases.MultiStreamLease;
 import software.amazon.kinesis.leases.ShardSyncTask;
 import software.amazon.kinesis.leases.ShardSyncTaskManager;
 import software.amazon.kinesis.lifecycle.LifecycleConfig;
@@ -229,7 +231,9 @@ import static dev.kclpylocal.common.Settings.trimmedOrNull;
  * With {@code eager} the launcher, before the scheduler runs, initializes the
  * scheduler's own lease coordinator (which creates the lease table as the
  * scheduler would, and waits until it is active) and, <em>only if the table is
- * empty</em>, runs the scheduler's own one-off shard sync (what its
+ * empty</em> (with {@code streamNames}: for each stream that has no lease yet, so a
+ * stream added to an application is not left to the scheduler's stream sync, once a
+ * minute), runs the scheduler's own one-off shard sync (what its
  * {@code PeriodicShardSyncManager.syncShardsOnce()} does: a KCL {@code ShardSyncTask}
  * per stream, made of the parts of the scheduler's own {@code ShardSyncTaskManager},
  * with the configured initial position), without the task's sleep of
@@ -489,12 +493,13 @@ public final class KclLocalLauncher implements Generation {
                 processor, retrieval);
         long grace = settings.graceMillis(c.getShutdownGraceMillis());
         final boolean eager = settings.eager;
+        final boolean multiStream = streamNames != null;
         return new Prepared(scheduler, scheduler::shutdown, scheduler::startGracefulShutdown, status,
                 config.getExecutorService(), grace) {
             @Override
             protected void beforeStart() {
                 if (eager) {
-                    eagerLeaseSync(scheduler, status.streams);
+                    eagerLeaseSync(scheduler, status.streams, multiStream);
                 }
             }
         };
@@ -692,7 +697,7 @@ public final class KclLocalLauncher implements Generation {
     }
 
     /** Creates the lease table and the leases before the scheduler runs (see the class comment). */
-    static void eagerLeaseSync(Scheduler scheduler, String streams) {
+    static void eagerLeaseSync(Scheduler scheduler, String streams, boolean multi) {
         long start = System.currentTimeMillis();
         String table = scheduler.leaseManagementConfig().tableName();
         try {
@@ -705,13 +710,34 @@ public final class KclLocalLauncher implements Generation {
             if (!existed) {
                 say(EAGER_LINE + ": created the lease table " + table);
             }
-            if (!refresher.isLeaseTableEmpty()) {
-                say(EAGER_LINE + " not needed: the lease table " + table + " already has leases");
+            List<StreamConfig> configs = new ArrayList<>(scheduler.currentStreamConfigMap().values());
+            List<StreamConfig> missing = new ArrayList<>();
+            if (!multi) {
+                if (refresher.isLeaseTableEmpty()) {
+                    missing.addAll(configs);
+                }
+            } else {
+                // Several streams: those without a lease yet (a new application, or a stream added to one).
+                Set<String> leased = new HashSet<>();
+                for (Lease lease : refresher.listLeases()) {
+                    if (lease instanceof MultiStreamLease) {
+                        leased.add(((MultiStreamLease) lease).streamIdentifier());
+                    }
+                }
+                for (StreamConfig stream : configs) {
+                    if (!leased.contains(stream.streamIdentifier().serialize())) {
+                        missing.add(stream);
+                    }
+                }
+            }
+            if (missing.isEmpty()) {
+                say(EAGER_LINE + " not needed: the lease table " + table + " already has leases"
+                        + (multi ? " of every stream" : ""));
                 return;
             }
             // What the scheduler's PeriodicShardSyncManager.syncShardsOnce() does (the class is not public),
             // with the task's idle time after a sync (shardSyncIntervalMillis) left out and no metrics.
-            for (StreamConfig stream : scheduler.currentStreamConfigMap().values()) {
+            for (StreamConfig stream : missing) {
                 ShardSyncTaskManager manager = scheduler.shardSyncTaskManagerProvider().apply(stream);
                 TaskResult result = new ShardSyncTask(manager.shardDetector(), manager.leaseRefresher(),
                         manager.initialPositionInStream(), manager.cleanupLeasesUponShardCompletion(),
@@ -722,9 +748,18 @@ public final class KclLocalLauncher implements Generation {
                 }
             }
             int leases = refresher.listLeases().size();
+            String synced = streams;
+            if (missing.size() < configs.size()) {
+                List<String> names = new ArrayList<>();
+                for (StreamConfig stream : missing) {
+                    names.add(stream.streamIdentifier().streamName());
+                }
+                synced = "streams " + String.join(", ", names) + " (new to the application)";
+            }
             say(EAGER_LINE + ": " + leases + " lease(s) in " + table + " for "
-                    + streams + " in " + (System.currentTimeMillis() - start)
-                    + " ms; the worker will not wait for an empty lease table");
+                    + synced + " in " + (System.currentTimeMillis() - start)
+                    + " ms; the worker will not wait " + (missing.size() < configs.size()
+                            ? "for its next stream sync (every minute)" : "for an empty lease table"));
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         } catch (Exception e) {
