@@ -345,6 +345,14 @@ def test_a_killed_run_hands_both_streams_to_the_other_worker(
     killed = time.monotonic()
     # Its JVM and record processors end with it (the lifeline: a graceful stop).
     gone = wait_for(lambda: not first.left(), 60, "the killed run's JVM and processors to end")
+    # It stopped gracefully (the lifeline's end and the kernel's SIGTERM at its parent's death
+    # are one stop): as the leader it released the leader lock, which a halted JVM leaves
+    # to expire (10 s here), holding up the assignment of its leases.
+    items = {lease.lease_key: lease for lease in _aws.read_leases(dynamodb, "multi")}
+    leader = items.get("Leader")
+    assert leader is None or leader.raw.get("ownerName") != "worker-a", (
+        leader.raw if leader else None
+    )
     after = put("after")
     wait_for(
         lambda: after <= second.processed(),

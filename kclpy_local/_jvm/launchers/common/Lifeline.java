@@ -35,6 +35,7 @@ public final class Lifeline {
     public static final String GONE_LINE = "the parent process went away";
 
     private static final AtomicBoolean SCRUB_REPORTED = new AtomicBoolean(false);
+    private static volatile boolean watched;
 
     private Lifeline() {
     }
@@ -94,6 +95,12 @@ public final class Lifeline {
         }, "kclpy-local-lifeline");
         thread.setDaemon(true);
         thread.start();
+        watched = true;
+    }
+
+    /** Whether the lifeline is watched: a kclpy-local process started this JVM, which stops when it ends. */
+    static boolean isWatched() {
+        return watched;
     }
 
     /**

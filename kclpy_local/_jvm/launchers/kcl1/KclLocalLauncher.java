@@ -109,7 +109,8 @@ import static dev.kclpylocal.common.Settings.trimmedOrNull;
  *       {@code Lifeline});</li>
  *   <li>on SIGTERM/SIGINT a graceful shutdown (record processors receive
  *       shutdownRequested and may checkpoint), bounded by {@code shutdownGraceMillis},
- *       then exit with 128 + the signal number; a second signal exits at once.
+ *       then exit with 128 + the signal number; a second signal exits at once (a second
+ *       SIGTERM not while the lifeline is watched, see {@code StopSignals}).
  *       When the KCL exits by itself (a record processor failed), nothing waits;
  *       When the key is absent the launcher waits {@value Launch#DEFAULT_GRACE_MILLIS} ms,
  *       not the KCL's default of 5000 ms: deliberately, so that processors that
