@@ -266,7 +266,9 @@ def test_the_jvm_stops_gracefully_when_the_lifeline_closes(
     assert "kclpy-local: stop requested; graceful shutdown" in text
     assert GRACEFUL_MARKER in text
     if sigterms:
-        assert "kclpy-local: SIGTERM again while stopping; the graceful stop goes on" in text, tail(daemon.log)
+        assert "kclpy-local: SIGTERM again while stopping; the graceful stop goes on" in text, tail(
+            daemon.log
+        )
         assert "second stop signal" not in text
     assert elapsed < 20, f"{elapsed:.1f}s from the lifeline's end to the JVM's exit"
     seen = notes(notes_path)
