@@ -42,6 +42,7 @@ PROCESSOR = textwrap.dedent(
     """\
     import json
     import os
+    import time
 
     from kclpy_local import RecordProcessor, run
 
@@ -68,6 +69,7 @@ PROCESSOR = textwrap.dedent(
             checkpointer.checkpoint()
 
         def shutdown_requested(self, checkpointer):
+            time.sleep(float(os.environ.get("LIFELINE_SHUTDOWN_SECONDS", "0")))
             note("shutdown_requested")
             checkpointer.checkpoint()
 
@@ -234,7 +236,11 @@ def test_the_jvm_stops_gracefully_when_the_lifeline_closes(
             properties,
             str(read_end),
             (read_end,),
-            {"LIFELINE_NOTES": str(notes_path)},
+            # With SIGTERMs to send, a stop long enough to receive them.
+            {
+                "LIFELINE_NOTES": str(notes_path),
+                "LIFELINE_SHUTDOWN_SECONDS": "2" if sigterms else "0",
+            },
         )
     finally:
         os.close(read_end)
