@@ -16,6 +16,7 @@
     │   ├── PropertiesError              a .properties file is unreadable or invalid
     │   ├── InputError                   records given to ``put`` cannot be put
     │   ├── StreamMismatchError          the lease table holds another stream's checkpoints
+    │   ├── FanoutUnsupportedError       enhanced fan-out asked of a Kinesis engine without it
     │   └── RunDirectoryBusyError        another ``run`` holds the run directory
     ├── PutRecordsError                  records still refused by the stream after every retry
     ├── BootstrapError                   jars, cache or launcher build
@@ -52,6 +53,7 @@ __all__ = [
     "DaemonStartError",
     "DependencyError",
     "EmulatorError",
+    "FanoutUnsupportedError",
     "InputError",
     "InvalidSequenceNumberError",
     "InvalidStateError",
@@ -243,6 +245,30 @@ class StreamMismatchError(UsageError):
             or f"lease table {table!r} holds the checkpoints of stream {claimed!r}, not of "
             f"stream {stream!r}: a worker on {stream!r} would resume from {claimed!r}'s "
             f"checkpoints and skip records",
+            hint=hint,
+        )
+
+
+class FanoutUnsupportedError(UsageError):
+    """A worker would read by enhanced fan-out from a Kinesis engine that cannot serve it.
+
+    ``engine`` is the engine's name (``None`` when only its endpoint is known),
+    ``endpoint`` its URL (``None`` for an engine not started yet), ``why`` what it
+    lacks.
+    """
+
+    def __init__(
+        self, engine: str | None, endpoint: str | None, why: str, *, hint: str | None = None
+    ) -> None:
+        self.engine = engine
+        self.endpoint = endpoint
+        self.why = why
+        where = engine or "the Kinesis engine"
+        if endpoint:
+            where += f" at {endpoint}"
+        super().__init__(
+            f"enhanced fan-out (retrievalMode FANOUT, SubscribeToShard over HTTP/2) on {where}: "
+            f"{why}",
             hint=hint,
         )
 

@@ -10,6 +10,7 @@ account. Without an endpoint URL the default credential chain applies (real AWS)
 from __future__ import annotations
 
 import contextlib
+import http.client
 import logging
 import time
 import urllib.parse
@@ -20,7 +21,10 @@ from decimal import Decimal
 from typing import Any, TypedDict, Unpack
 
 import boto3
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
 from botocore.config import Config
+from botocore.credentials import Credentials
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -28,6 +32,7 @@ from botocore.exceptions import (
     HTTPClientError,
 )
 from botocore.exceptions import ConnectionError as BotoConnectionError
+from botocore.parsers import ResponseParserError
 
 from .._exceptions import EmulatorError, KclpyLocalError, PutRecordsError, UsageError
 from .._names import application_name_problem, region_name_problem, stream_name_problem
@@ -61,8 +66,10 @@ __all__ = [
     "read_leases",
     "read_stream_claim",
     "region_name_problem",
+    "rpc_v2_cbor_problem",
     "session",
     "stream_name_problem",
+    "subscribe_to_shard_problem",
     "tag_stream_claim",
 ]
 
@@ -205,6 +212,55 @@ def endpoint_errors(endpoint_url: str | None) -> Iterator[None]:
         ) from exc
     except BotoCoreError as exc:
         raise KclpyLocalError(f"request to {where} failed: {exc}") from exc
+
+
+# -- enhanced fan-out -------------------------------------------------------------
+
+#: The errors Kinesis itself answers SubscribeToShard with: an engine that sends one
+#: of them for a consumer that does not exist has the operation.
+_SUBSCRIBE_ERRORS = frozenset(
+    {
+        "ResourceNotFoundException",
+        "ResourceInUseException",
+        "InvalidArgumentException",
+        "LimitExceededException",
+        "AccessDeniedException",
+        "ValidationException",
+    }
+)
+_PROBE_CONSUMER = "arn:aws:kinesis:{region}:000000000000:stream/kclpy-local-probe/consumer/probe:1"
+
+
+def subscribe_to_shard_problem(endpoint_url: str, region: str = "us-east-1") -> str | None:
+    """Why the engine at ``endpoint_url`` has no SubscribeToShard; ``None`` when it has
+    it, or when it does not answer (a connection failure says nothing about it).
+
+    One SubscribeToShard call (over HTTP/1.1) for a consumer that does not exist: an
+    engine with the operation answers one of Kinesis's own errors for it (or an event
+    stream); one without answers something else (moto: HTTP 500).
+    """
+    kinesis = client("kinesis", endpoint_url, region, max_attempts=1, quick=True)
+    try:
+        response = kinesis.subscribe_to_shard(
+            ConsumerARN=_PROBE_CONSUMER.format(region=region),
+            ShardId="shardId-000000000000",
+            StartingPosition={"Type": "LATEST"},
+        )
+    except ClientError as exc:
+        code = error_code(exc)
+        if code in _SUBSCRIBE_ERRORS:
+            return None
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", "?")
+        return f"it answers SubscribeToShard with HTTP {status} {code}".rstrip()
+    except ResponseParserError:
+        return None  # an event stream it sent (its first event was not the initial response)
+    except (BotoConnectionError, HTTPClientError):
+        return None
+    except BotoCoreError as exc:
+        return f"SubscribeToShard failed: {exc}"
+    with contextlib.suppress(Exception):
+        response["EventStream"].close()
+    return None
 
 
 # -- streams and records --------------------------------------------------------
@@ -605,6 +661,65 @@ def list_metrics(
             dims = tuple(sorted((d["Name"], d["Value"]) for d in m.get("Dimensions", [])))
             seen.add(Metric(m["Namespace"], m["MetricName"], dims))
     return sorted(seen, key=lambda m: (m.name, m.dimensions))
+
+
+#: ``ListMetrics`` of a namespace nobody publishes in, in the Smithy RPC v2 CBOR protocol:
+#: the CBOR map ``{"Namespace": "kclpy-local/probe"}``.
+_CBOR_PROBE_BODY = bytes.fromhex("a1694e616d657370616365716b636c70792d6c6f63616c2f70726f6265")
+_CBOR_PROBE_PATH = "/service/GraniteServiceVersion20100801/operation/ListMetrics"
+
+
+def rpc_v2_cbor_problem(
+    endpoint_url: str, region: str = "us-east-1", timeout: float = 3.0
+) -> str | None:
+    """``None`` when the CloudWatch at ``endpoint_url`` answers the Smithy RPC v2 CBOR
+    protocol (the only one the AWS SDK of KCL 3.x sends CloudWatch requests in), else
+    why not, in words.
+
+    One signed ``ListMetrics`` of a namespace nobody publishes in (dummy
+    credentials), answered 200 with the ``smithy-protocol: rpc-v2-cbor`` header
+    and a CBOR map (MiniStack without its optional ``cbor2`` answers with that
+    header but JSON text, having dropped the request). Only local endpoints are
+    asked (:func:`is_local_endpoint`); no proxy is used.
+    """
+    if not is_local_endpoint(endpoint_url):
+        return "not a local endpoint (not asked)"
+    parts = urllib.parse.urlsplit(endpoint_url)
+    try:
+        port = parts.port
+    except ValueError as exc:
+        return f"not an endpoint URL ({exc})"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "not an http(s) endpoint URL"
+    url = endpoint_url.rstrip("/") + _CBOR_PROBE_PATH
+    headers = {
+        "smithy-protocol": "rpc-v2-cbor",
+        "Content-Type": "application/cbor",
+        "Accept": "application/cbor",
+    }
+    signed = AWSRequest("POST", url, data=_CBOR_PROBE_BODY, headers=headers)
+    key, secret, _token = DUMMY_CREDENTIALS
+    SigV4Auth(Credentials(key, secret), "monitoring", region).add_auth(signed)
+    connection_class = (
+        http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    )
+    connection = connection_class(parts.hostname, port, timeout=timeout)
+    try:
+        connection.request(
+            "POST", urllib.parse.urlsplit(url).path, _CBOR_PROBE_BODY, dict(signed.headers.items())
+        )
+        response = connection.getresponse()
+        body = response.read()
+    except (OSError, http.client.HTTPException) as exc:
+        return f"no answer ({exc})"
+    finally:
+        connection.close()
+    marked = (response.getheader("smithy-protocol") or "").strip().lower() == "rpc-v2-cbor"
+    if response.status != 200 or not marked:
+        return f"HTTP {response.status}" + ("" if marked else " without an RPC v2 CBOR answer")
+    if not body or body[0] >> 5 != 5:  # CBOR major type 5: a map
+        return f"HTTP 200 marked rpc-v2-cbor, but the body is not a CBOR map ({body[:16]!r})"
+    return None
 
 
 _STATISTICS = ("SampleCount", "Sum", "Average", "Minimum", "Maximum")

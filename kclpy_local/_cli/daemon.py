@@ -2,8 +2,12 @@
 
 The JVM's log goes to stderr.  With ``--kcl 3`` the file is translated from the
 1.x form first (into a temporary copy), one line per change on stderr
-(``kclpy-local: translated for KCL 3.x: ...``).  SIGINT and SIGTERM ask it to
-stop gracefully (record processors get shutdownRequested); a second signal
+(``kclpy-local: translated for KCL 3.x: ...``).  A worker that reads by
+enhanced fan-out (KCL 3.x with ``retrievalMode = FANOUT``) is refused before the
+JVM starts when its Kinesis engine cannot serve it: by name for an engine that
+``kclpy-local up`` started at the file's Kinesis endpoint, else by asking the
+endpoint (HTTP/2 as the launcher speaks it, and SubscribeToShard).  SIGINT and
+SIGTERM ask it to stop gracefully (record processors get shutdownRequested); a second signal
 kills it.  The exit
 code is the daemon's (128+N when it died of signal N).
 """
@@ -15,6 +19,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from .._emulators.fanout import values_check
 from .._jvm.daemon import Daemon
 from .._jvm.supervise import StopSignals
 from . import _common
@@ -48,7 +53,8 @@ def register(subparsers: _common.Subparsers) -> None:
         "--no-validate",
         dest="validate",
         action="store_false",
-        help="start even if the properties validator reports errors",
+        help="start even if the properties validator reports errors (or the Kinesis engine "
+        "cannot serve the worker's enhanced fan-out)",
     )
     _common.add_guard_argument(p)
     p.set_defaults(func=_run)
@@ -66,6 +72,7 @@ def _run(args: argparse.Namespace) -> int:
         ready_timeout=None,
         stop_timeout=args.stop_timeout,
         validate=args.validate,
+        checks=(values_check(args.kcl),) if args.validate else (),
     )
     if args.print_command:
         print(shlex.join(daemon.argv()))

@@ -17,6 +17,7 @@ sha256 verified, nothing is downloaded or rewritten); the launcher (built from
 the current source, intact, and holding its main class); the optional engines
 kinesis-mock (Node.js) and MiniStack (installed on first use); which Kinesis
 engines a daemon can read over CBOR (``isCBORProtocolDisabled = false``);
+which serve a KCL 3.x worker's enhanced fan-out (``retrievalMode = FANOUT``);
 whether anything
 answers HTTP at the endpoint (``--endpoint``, else ``$KCLPY_LOCAL_ENDPOINT``,
 else the emulator of ``kclpy-local up``, else the default); and, with
@@ -51,6 +52,7 @@ from .._config.properties import Problem, detect_profile, read_properties, valid
 from .._emulators import ministack
 from .._emulators.endpoints import Endpoint, resolve
 from .._emulators.engines import CBOR_SUPPORT
+from .._emulators.fanout import FANOUT_SUPPORT
 from .._emulators.kinesis_mock import VERSION as KINESIS_MOCK_VERSION
 from .._emulators.kinesis_mock import find_installation, node_problem
 from .._emulators.moto import INSTALL_HINT as EMULATOR_INSTALL_HINT
@@ -419,6 +421,18 @@ def check_cbor() -> Check:
     )
 
 
+def check_fanout() -> Check:
+    """Which Kinesis engines serve a KCL 3.x worker's enhanced fan-out (``retrievalMode = FANOUT``)."""
+    works = [s.engine for s in FANOUT_SUPPORT if s.works]
+    details = "; ".join(f"{s.engine}: {s.why}" for s in FANOUT_SUPPORT)
+    return Check(
+        "fanout",
+        "ok",
+        f"KCL 3.x enhanced fan-out (retrievalMode = FANOUT) works with {', '.join(works)}; "
+        f"run and daemon refuse the others before the JVM starts. {details}",
+    )
+
+
 def run_checks(
     *,
     generation: int = DEFAULT_GENERATION,
@@ -452,6 +466,7 @@ def run_checks(
     checks.append(check_kinesis_mock(cache_dir))
     checks.append(check_ministack(cache_dir))
     checks.append(check_cbor())
+    checks.append(check_fanout())
     resolved = endpoint if isinstance(endpoint, Endpoint) else resolve(endpoint)
     checks.append(check_emulator(resolved.url, resolved.reason))
     if properties is not None:

@@ -68,7 +68,10 @@ request is sent: the options, and the effective properties as the run would
 give them to the daemon (an endpoint the profile does not allow, a bad
 ``--set`` value, a key KCL 3.x cannot run). A lease table that holds another
 stream's checkpoints (an application name used before on another stream) is
-refused before the daemon starts.
+refused before the daemon starts. So is enhanced fan-out (``--kcl 3 --set
+retrievalMode=FANOUT``) on a Kinesis engine that cannot serve it: moto, the
+default, is refused by name; kinesis-mock (``--kinesis kinesis-mock``) and MiniStack
+(``--engine ministack``) serve it; an endpoint of unknown kind is asked.
 
 Exit codes: the daemon's, the last one's with ``--restart`` (0 after a
 graceful shutdown that completed; 4 when a record processor failed or timed
@@ -95,10 +98,12 @@ import javaproperties
 
 from .. import _aws, _env
 from .._config.generations import GENERATIONS, Generation
+from .._config.keyspec import java_trim
 from .._config.pipeline import Overrides, effective_values, prepare
 from .._config.properties import detect_profile, read_properties, write_properties
 from .._emulators.endpoints import DEFAULT_ENDPOINT, DEFAULT_REASON, Endpoint, resolve
-from .._emulators.engines import make_engine
+from .._emulators.engines import CLOUDWATCH_CBOR, make_engine
+from .._emulators.fanout import check_engine
 from .._emulators.kinesis_mock import CBOR_RECORDS_WORK, ENGINES, KinesisMock
 from .._emulators.moto import DEFAULT_HOST, DEFAULT_PORT, ensure_port_free, free_port
 from .._emulators.registry import use_running
@@ -293,6 +298,9 @@ class Plan:
     found: Endpoint | None = None
     #: The Kinesis engine to start for this run (``None``: none beside the endpoint).
     kinesis: str | None = None
+    #: Endpoints of engines this run or ``up`` started whose CloudWatch answers the
+    #: Smithy RPC v2 CBOR protocol (KCL 3.x's metrics); any other endpoint is asked.
+    cbor_cloudwatch: frozenset[str] = frozenset()
 
     @property
     def stream(self) -> str:
@@ -375,7 +383,10 @@ def plan(args: argparse.Namespace, environ: Mapping[str, str]) -> Plan:
             overrides[key] = target
         env[ENDPOINT_ENV] = target
     start_kinesis = None if args.kinesis == "moto" else args.kinesis
+    cbor_cloudwatch: frozenset[str] = frozenset()
     if found is not None and found.record is not None:
+        if found.record.engine in CLOUDWATCH_CBOR:
+            cbor_cloudwatch = frozenset({found.record.endpoint})
         # `kclpy-local up` runs: its engines, or a refusal (never a second engine).
         use_running(found.record, args.engine, default_state_dir(), "--engine", role="main")
         record = use_running(found.record, args.kinesis, default_state_dir())
@@ -400,6 +411,7 @@ def plan(args: argparse.Namespace, environ: Mapping[str, str]) -> Plan:
         create_stream=local,
         found=found,
         kinesis=start_kinesis,
+        cbor_cloudwatch=cbor_cloudwatch,
     )
 
 
@@ -439,11 +451,22 @@ def _embedded_port(requested: int | None) -> int:
     return DEFAULT_PORT
 
 
-def _with_endpoint(the_plan: Plan, endpoint: str) -> Plan:
+def _with_endpoint(the_plan: Plan, endpoint: str, engine: str | None = None) -> Plan:
+    """The plan on ``endpoint`` for all three services (the embedded ``engine``'s)."""
     overrides = {**the_plan.overrides, **dict.fromkeys(_ENDPOINT_KEYS, endpoint)}
+    known = the_plan.cbor_cloudwatch | ({endpoint} if engine in CLOUDWATCH_CBOR else set())
     return replace(
-        the_plan, overrides=overrides, environ={**the_plan.environ, ENDPOINT_ENV: endpoint}
+        the_plan,
+        overrides=overrides,
+        environ={**the_plan.environ, ENDPOINT_ENV: endpoint},
+        cbor_cloudwatch=frozenset(known),
     )
+
+
+def _answers_cbor(the_plan: Plan) -> Callable[[str], bool]:
+    """Whether a CloudWatch endpoint answers the Smithy RPC v2 CBOR protocol: known for
+    the engines this run or ``up`` started, asked (one request) of any other."""
+    return lambda url: url in the_plan.cbor_cloudwatch or _aws.rpc_v2_cbor_problem(url) is None
 
 
 def write_effective(the_plan: Plan, path: Path, generation: int = DEFAULT_GENERATION) -> Path:
@@ -465,6 +488,7 @@ def _effective(the_plan: Plan, kcl: int) -> javaproperties.PropertiesFile:
         overrides=the_plan.overrides,
         environ=the_plan.environ,
         validate=False,
+        answers_cbor=_answers_cbor(the_plan),
     )
     for line in prepared.notes:
         print(line, file=sys.stderr)
@@ -532,7 +556,7 @@ def _emulator(
             emulator = make_engine(aws_engine, port, log_path=log_path, session=True)
             emulator.start()
             stack.callback(emulator.stop)
-            live = _with_endpoint(the_plan, emulator.endpoint_url)
+            live = _with_endpoint(the_plan, emulator.endpoint_url, aws_engine)
             where = _where(live, f"pid {emulator.pid}")
         if kinesis == "kinesis-mock":  # in a process group of its own, too
             engine = KinesisMock(log_path=log_path.with_name("kinesis-mock.log"))
@@ -654,6 +678,24 @@ def _refuse_early(the_plan: Plan, args: argparse.Namespace) -> None:
     except PropertiesError as exc:
         exc.hint = "show the effective properties with --print-properties"
         raise
+    if prepared.generation.reads_by_fanout(prepared.values):
+        engine, endpoint = _kinesis_engine(the_plan, engine_of(args))
+        region = java_trim(prepared.values.get("regionName", "")) or "us-east-1"
+        http2 = prepared.generation.local_kinesis_http2(prepared.values)
+        check_engine(engine, endpoint, region, http2=http2)
+
+
+def _kinesis_engine(the_plan: Plan, aws_engine: str) -> tuple[str | None, str | None]:
+    """The kind of engine that will serve the run's Kinesis (``None``: unknown) and its
+    endpoint (``None``: one started for the run)."""
+    if the_plan.kinesis is not None:
+        return the_plan.kinesis, None
+    if the_plan.found is not None and the_plan.found.record is not None:
+        record = the_plan.found.record
+        return record.kinesis_engine, record.kinesis_endpoint
+    if the_plan.embedded:
+        return aws_engine, None
+    return None, _endpoint_of(the_plan)
 
 
 def restart_policy(args: argparse.Namespace) -> RestartPolicy | None:
@@ -694,7 +736,9 @@ def _run(args: argparse.Namespace) -> int:
             the_plan
             if not the_plan.embedded
             else _with_endpoint(
-                the_plan, f"http://{DEFAULT_HOST}:{_embedded_port(args.port) or free_port()}"
+                the_plan,
+                f"http://{DEFAULT_HOST}:{_embedded_port(args.port) or free_port()}",
+                engine_of(args),
             )
         )
         where = _where(shown)
@@ -763,6 +807,7 @@ def _run(args: argparse.Namespace) -> int:
                 **_common.daemon_options(args),
                 env=live.environ,
                 log=sink,
+                answers_cbor=_answers_cbor(live),
                 ready_timeout=args.ready_timeout,
                 cwd=Path.cwd(),
             )

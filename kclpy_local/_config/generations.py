@@ -8,6 +8,11 @@ branches on the generation number:
 - its validation rules: one entry at a time (:attr:`~Generation.check_entry`), the
   rules across entries (:attr:`~Generation.check_values`) and the values the
   endpoint rules read (:attr:`~Generation.endpoint_values`);
+- how its worker reads records with a file's values: whether by enhanced fan-out
+  (:attr:`~Generation.reads_by_fanout`: never for 1.x; for 3.x as its daemon
+  decides ``retrievalMode``) and whether its launcher speaks HTTP/2 to a local
+  Kinesis endpoint (:attr:`~Generation.local_kinesis_http2`), so a command can check
+  its Kinesis engine first;
 - its translation (:meth:`~Generation.translate`): none for 1.x, whose files run
   as written; the 1.x-to-3.x translation for 3.x
   (:func:`~kclpy_local._config.translate.to_kcl3`);
@@ -39,7 +44,7 @@ from . import kcl1_keys, kcl1_rules, kcl3_keys, kcl3_rules
 from .document import Problem, Profile, PropertiesDocument
 from .keyspec import KeySpec
 from .startup import KCL1_STARTUP, KCL3_STARTUP, StartupKey
-from .translate import Translation, to_kcl3
+from .translate import AnswersCbor, Translation, to_kcl3
 
 __all__ = [
     "DEFAULT_GENERATION",
@@ -58,7 +63,7 @@ EntryRule = Callable[[str, str, "int | None"], list[Problem]]
 ValuesRule = Callable[
     [Mapping[str, str], PropertiesDocument, set[str], "Profile | None"], list[Problem]
 ]
-Translate = Callable[[Mapping[str, str], "str | None"], Translation]
+Translate = Callable[[Mapping[str, str], "str | None", "AnswersCbor | None"], Translation]
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +89,8 @@ class Generation:
     check_entry: EntryRule
     check_values: ValuesRule
     endpoint_values: Callable[[Mapping[str, str]], dict[str, str]]
+    reads_by_fanout: Callable[[Mapping[str, str]], bool]
+    local_kinesis_http2: Callable[[Mapping[str, str]], bool]
     translator: Translate | None
     other: int
     reports_worker_metrics: bool
@@ -123,11 +130,18 @@ class Generation:
         kclpy-local runs it on this generation (translated, when it translates)."""
         return self.kcl_option + (" --translated" if self.translates else "")
 
-    def translate(self, values: Mapping[str, str], profile: str | None) -> Translation:
-        """``values`` as this generation runs them; unchanged (no notes) without a translator."""
+    def translate(
+        self,
+        values: Mapping[str, str],
+        profile: str | None,
+        answers_cbor: AnswersCbor | None = None,
+    ) -> Translation:
+        """``values`` as this generation runs them; unchanged (no notes) without a
+        translator. ``answers_cbor``: whether a CloudWatch endpoint answers the Smithy
+        RPC v2 CBOR protocol (see :func:`~kclpy_local._config.translate.to_kcl3`)."""
         if self.translator is None:
             return Translation(dict(values))
-        return self.translator(values, profile)
+        return self.translator(values, profile, answers_cbor)
 
     def streams(self, values: Mapping[str, str]) -> tuple[str, ...]:
         """The streams resolved ``values`` name for this generation: the names of
@@ -156,6 +170,8 @@ KCL1 = Generation(
     check_entry=kcl1_rules.check_entry,
     check_values=kcl1_rules.check_values,
     endpoint_values=kcl1_rules.endpoint_values,
+    reads_by_fanout=kcl1_rules.reads_by_fanout,
+    local_kinesis_http2=kcl1_rules.local_kinesis_http2,
     translator=None,
     other=3,
     reports_worker_metrics=False,
@@ -171,6 +187,8 @@ KCL3 = Generation(
     check_entry=kcl3_rules.check_entry,
     check_values=kcl3_rules.check_values,
     endpoint_values=kcl3_rules.endpoint_values,
+    reads_by_fanout=kcl3_rules.reads_by_fanout,
+    local_kinesis_http2=kcl3_rules.local_kinesis_http2,
     translator=to_kcl3,
     other=1,
     reports_worker_metrics=True,

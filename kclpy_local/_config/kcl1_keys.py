@@ -265,8 +265,10 @@ KCL1_KEYS: tuple[KeySpec, ...] = (
         "always",
         "With dataFetchingStrategy = PREFETCH_CACHED: empty: a shard's next GetRecords "
         "waits idleMillisBetweenCalls only after a call that returned no records, so a "
-        "backlog is read as fast as the engine answers; always: the KCL's own behaviour, "
-        "the pause before every call (kclpy-local launcher).",
+        "backlog is read as fast as the engine answers, and a closed shard ends only once "
+        "its last batch reached the processor (KCL 1.15's prefetch ends it when that batch "
+        "is read, losing the batches still cached); always: the KCL's own behaviour, the "
+        "pause before every call (kclpy-local launcher).",
         source="launcher",
         choices=("ALWAYS", "EMPTY"),
     ),

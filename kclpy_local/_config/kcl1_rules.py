@@ -22,6 +22,8 @@ __all__ = [
     "check_entry",
     "check_values",
     "endpoint_values",
+    "local_kinesis_http2",
+    "reads_by_fanout",
     "type_hint",
 ]
 
@@ -193,6 +195,16 @@ def check_values(
         *_check_initial_position(values, document),
         *check_cbor(values, document, profile),
     ]
+
+
+def reads_by_fanout(values: Mapping[str, str]) -> bool:
+    """KCL 1.x has no enhanced fan-out: its workers always poll with GetRecords."""
+    return False
+
+
+def local_kinesis_http2(values: Mapping[str, str]) -> bool:
+    """The 1.x launcher's Kinesis client (AWS SDK v1) speaks HTTP/1.1 only."""
+    return False
 
 
 def endpoint_values(values: Mapping[str, str]) -> dict[str, str]:

@@ -272,7 +272,8 @@ KCL3_KEYS: tuple[KeySpec, ...] = (
     _kcl1_but(
         "metricsLevel",
         description="CloudWatch metrics level; NONE makes no CloudWatch calls (the SDK's CloudWatch "
-        "client speaks Smithy RPC v2 CBOR only, which moto does not).",
+        "client speaks Smithy RPC v2 CBOR only: the embedded moto answers it, a moto server of "
+        "its own does not).",
     ),
     _kcl1_but("metricsEnabledDimensions", default="Operation"),
     *_as_in_kcl1("logWarningForTaskAfterMillis"),
@@ -430,6 +431,23 @@ KCL3_KEYS: tuple[KeySpec, ...] = (
         "1000",
         "How often the scheduler's loop looks at its leases (kclpy-local launcher).",
         minimum=1,
+    ),
+    _launcher(
+        "kinesisHttpProtocol",
+        _S,
+        None,
+        "HTTP1_1 or HTTP2: the protocol of the Kinesis client on a local kinesisEndpoint "
+        "(http://, or a loopback host); unset: HTTP2 when the worker reads by enhanced fan-out, "
+        "HTTP1_1 when it polls. An error with any other endpoint (kclpy-local launcher).",
+        choices=("HTTP1_1", "HTTP2"),
+    ),
+    _launcher(
+        "kinesisTrustLoopbackCertificates",
+        KeyType.BOOLEAN,
+        "false",
+        "true: the Kinesis client accepts any certificate from an https:// kinesisEndpoint on a "
+        "loopback host (an engine with a self-signed certificate, such as kinesis-mock's TLS "
+        "port); an error with any other endpoint (kclpy-local launcher; true or false only).",
     ),
 )
 

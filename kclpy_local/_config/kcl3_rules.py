@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from .document import Problem, Profile, PropertiesDocument
+from .endpoints import is_loopback_url
 from .entry_rules import near_name, unknown_key, unsettable, value_problem
 from .kcl1_rules import check_cbor
 from .kcl1_rules import type_hint as _kcl1_type_hint
@@ -30,7 +31,26 @@ from .kcl3_keys import (
 from .keyspec import KeySpec, KeyType, java_trim
 from .translate import RENAMED_KEYS
 
-__all__ = ["check_entry", "check_values", "endpoint_values"]
+__all__ = [
+    "FANOUT_ENGINES",
+    "HTTP_PROTOCOL_KEY",
+    "TRUST_LOOPBACK_KEY",
+    "check_entry",
+    "check_values",
+    "endpoint_values",
+    "launcher_local",
+    "local_kinesis_http2",
+    "reads_by_fanout",
+]
+
+#: Which local Kinesis engines serve enhanced fan-out, in the validator's words
+#: (``run`` and ``daemon`` check the engine they use before the JVM starts).
+FANOUT_ENGINES = "kinesis-mock and MiniStack serve SubscribeToShard over HTTP/2; moto has none"
+#: The launcher key that lets the Kinesis client trust any certificate of an
+#: https:// endpoint on a loopback host (and of no other).
+TRUST_LOOPBACK_KEY = "kinesisTrustLoopbackCertificates"
+#: The launcher key that sets the Kinesis client's HTTP protocol on a local endpoint.
+HTTP_PROTOCOL_KEY = "kinesisHttpProtocol"
 
 #: How a value with whitespace around it that the decoder accepts is reported.
 _PADDED = (
@@ -240,37 +260,103 @@ def _polling_is_set(values: Mapping[str, str]) -> bool:
     return any(bean_property(key) in KCL3_BEANS["pollingConfig"] for key in values)
 
 
+def reads_by_fanout(values: Mapping[str, str]) -> bool:
+    """Whether a KCL 3.x worker with these values reads records by enhanced fan-out:
+    ``retrievalMode = FANOUT``, or ``DEFAULT`` (the default) with no polling key set,
+    as the stock daemon decides."""
+    mode = java_trim(values.get("retrievalMode", "DEFAULT")).upper()
+    return mode == "FANOUT" or (mode == "DEFAULT" and not _polling_is_set(values))
+
+
+def _check_fanout(
+    values: Mapping[str, str], document: PropertiesDocument, profile: Profile | None
+) -> list[Problem]:
+    """Enhanced fan-out on a local profile needs an engine with SubscribeToShard."""
+    if profile not in ("local", "localstack") or not reads_by_fanout(values):
+        return []
+    mode = java_trim(values.get("retrievalMode", "DEFAULT")).upper()
+    how = (
+        "retrievalMode = FANOUT"
+        if mode == "FANOUT"
+        else f"retrievalMode {mode} with no polling key"
+    )
+    return [
+        Problem(
+            "retrievalMode",
+            document.line_of("retrievalMode"),
+            "warning",
+            f"{how} reads by enhanced fan-out (SubscribeToShard over HTTP/2) in the {profile} "
+            f"profile: the Kinesis engine must serve it ({FANOUT_ENGINES}); run and daemon "
+            "refuse an engine without it",
+            "retrievalMode = POLLING, or Kinesis on kinesis-mock (--kinesis kinesis-mock)",
+        )
+    ]
+
+
+def launcher_local(endpoint: str) -> bool:
+    """Whether the 3.x launcher treats a Kinesis endpoint as local: an ``http://`` URL,
+    or a loopback host."""
+    return endpoint.lower().startswith("http://") or is_loopback_url(endpoint)
+
+
+def local_kinesis_http2(values: Mapping[str, str]) -> bool:
+    """Whether the 3.x launcher's Kinesis client speaks HTTP/2 to a local endpoint:
+    ``kinesisHttpProtocol = HTTP2``, or by default when the worker reads by enhanced
+    fan-out (HTTP/1.1 when it polls, or with ``kinesisHttpProtocol = HTTP1_1``)."""
+    given = java_trim(values.get(HTTP_PROTOCOL_KEY, "")).upper()
+    if given in ("HTTP1_1", "HTTP2"):
+        return given == "HTTP2"
+    return reads_by_fanout(values)
+
+
+def _check_protocol(values: Mapping[str, str], document: PropertiesDocument) -> list[Problem]:
+    """The launcher sets the protocol only on a local Kinesis endpoint."""
+    if HTTP_PROTOCOL_KEY not in values:
+        return []
+    endpoint = java_trim(endpoint_values(values).get("kinesisEndpoint", ""))
+    if endpoint and launcher_local(endpoint):
+        return []
+    where = endpoint or "the AWS endpoint (no kinesisEndpoint)"
+    return [
+        Problem(
+            HTTP_PROTOCOL_KEY,
+            document.line_of(HTTP_PROTOCOL_KEY),
+            "error",
+            f"is only for a local kinesisEndpoint (http://, or a loopback host), not {where}: "
+            "the launcher refuses to start (the KCL's own HTTP/2 client is used there)",
+            f"remove {HTTP_PROTOCOL_KEY}",
+        )
+    ]
+
+
+def _check_trust(values: Mapping[str, str], document: PropertiesDocument) -> list[Problem]:
+    """The launcher trusts any certificate only on a loopback https:// Kinesis endpoint."""
+    value = values.get(TRUST_LOOPBACK_KEY)
+    if value is None or java_trim(value).lower() != "true":
+        return []
+    endpoint = java_trim(endpoint_values(values).get("kinesisEndpoint", ""))
+    if endpoint.lower().startswith("https://") and is_loopback_url(endpoint):
+        return []
+    where = endpoint or "the AWS endpoint (no kinesisEndpoint)"
+    return [
+        Problem(
+            TRUST_LOOPBACK_KEY,
+            document.line_of(TRUST_LOOPBACK_KEY),
+            "error",
+            f"true is only for an https:// kinesisEndpoint on a loopback host, not {where}: "
+            "the launcher checks certificates everywhere else, and refuses to start",
+            f"remove {TRUST_LOOPBACK_KEY}",
+        )
+    ]
+
+
 def _check_local(
     values: Mapping[str, str], document: PropertiesDocument, profile: Profile | None
 ) -> list[Problem]:
     if profile not in ("local", "localstack"):
         return []
-    problems = []
-    mode = java_trim(values.get("retrievalMode", "DEFAULT")).upper()
-    if mode == "FANOUT" or (mode == "DEFAULT" and not _polling_is_set(values)):
-        problems.append(
-            Problem(
-                "retrievalMode",
-                document.line_of("retrievalMode"),
-                "error",
-                f"enhanced fan-out (SubscribeToShard) in the {profile} profile: the launcher speaks "
-                "HTTP/1.1 to local endpoints, and moto has no SubscribeToShard",
-                "retrievalMode = POLLING",
-            )
-        )
+    problems = _check_fanout(values, document, profile)
     problems += check_cbor(values, document, profile)
-    level = values.get("metricsLevel")
-    if profile == "local" and (level is None or java_trim(level).upper() != "NONE"):
-        problems.append(
-            Problem(
-                "metricsLevel",
-                document.line_of("metricsLevel"),
-                "warning",
-                "KCL 3.x's AWS SDK sends CloudWatch metrics in the Smithy RPC v2 CBOR protocol only, "
-                "which the embedded emulator (moto) answers with 404",
-                "metricsLevel = NONE",
-            )
-        )
     return problems
 
 
@@ -305,4 +391,6 @@ def check_values(
         *_check_initial_position(values, document),
         *_check_streams(values, document),
         *_check_local(values, document, profile),
+        *_check_trust(values, document),
+        *_check_protocol(values, document),
     ]

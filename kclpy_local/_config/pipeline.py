@@ -50,7 +50,7 @@ from .properties import (
     validate_properties,
 )
 from .startup import local_startup
-from .translate import Translation, apply_translation, note_lines
+from .translate import AnswersCbor, Translation, apply_translation, note_lines
 
 __all__ = ["Overrides", "Prepared", "effective_values", "prepare"]
 
@@ -170,11 +170,15 @@ def prepare(
     profile: Profile | None = None,
     translate: bool = True,
     validate: bool = True,
+    answers_cbor: AnswersCbor | None = None,
 ) -> Prepared:
     """Load, override, substitute, translate (unless ``translate`` is false) and
     validate (unless ``validate`` is false) the file at ``path`` for ``generation``.
 
-    ``profile`` defaults to the file's (its comment or name). :class:`PropertiesError`
+    ``profile`` defaults to the file's (its comment or name). ``answers_cbor`` says
+    whether a CloudWatch endpoint answers the Smithy RPC v2 CBOR protocol, for the
+    translation's rule on the ``local`` profile's metrics (without it, none is
+    taken to: metrics off). :class:`PropertiesError`
     when the file cannot be read, and (translating, or ``validate=False``) when a
     variable is not set; ``ValueError`` for an unknown generation.
     """
@@ -189,7 +193,11 @@ def prepare(
     # A translation reads substituted values: a variable that is not set stops it
     # (as it stops an unvalidated file); the validator reports it otherwise.
     substituted = _substituted(written, env, strict=translating or not validate)
-    translation = kcl.translate(substituted, profile) if translating else Translation(substituted)
+    translation = (
+        kcl.translate(substituted, profile, answers_cbor)
+        if translating
+        else Translation(substituted)
+    )
     checked = written
     if translating:
         # What the generation runs, with the file's lines (already substituted: a

@@ -20,9 +20,14 @@ translated) passes through unchanged, with no note. The rules:
   ``skipShardSyncAtWorkerInitializationIfLeasesExist``, the 1.x launcher's
   ``gracefulLeaseHandoff`` becomes ``isGracefulLeaseHandoffEnabled``;
 - ``idleTimeBetweenReadsInMillis`` below 200 becomes 200 (KCL 3.x's minimum);
-- the ``local`` profile (the embedded emulator, moto): ``metricsLevel = NONE``,
-  since the AWS SDK of KCL 3.x sends CloudWatch metrics in the Smithy RPC v2
-  CBOR protocol only and moto answers it with 404 (the start-up keys of local
+- the ``local`` profile: ``metricsLevel = NONE`` unless its CloudWatch endpoint
+  answers the Smithy RPC v2 CBOR protocol, the only one the AWS SDK of KCL 3.x
+  sends CloudWatch metrics in (the caller says so with ``answers_cbor``, which
+  ``run`` and ``daemon`` pass: kclpy-local's embedded moto answers it, a moto
+  server started otherwise answers 404, MiniStack without its optional ``cbor2``
+  drops the request); where it answers, the file's
+  ``metricsLevel`` (KCL 3.x's default, DETAILED, when unset) is kept, so the
+  KCL's metrics reach that CloudWatch as on KCL 1.x (the start-up keys of local
   endpoints are added after the translation, by :mod:`.startup`);
 - keys KCL 1.x reads and KCL 3.x does not (``leaseCleanupIntervalMillis``,
   ``http.proxyHost``...) are dropped, listed in one note.
@@ -30,7 +35,7 @@ translated) passes through unchanged, with no note. The rules:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import javaproperties
@@ -41,6 +46,7 @@ from .keyspec import LONG_RANGE, java_trim, parse_java_integer
 __all__ = [
     "DROPPED_KEYS",
     "RENAMED_KEYS",
+    "AnswersCbor",
     "Translation",
     "apply_translation",
     "note_lines",
@@ -56,6 +62,9 @@ RENAMED_KEYS: Mapping[str, str] = {
 #: 1.x keys the translation drops: KCL 3.x does not read them.
 DROPPED_KEYS: frozenset[str] = frozenset(KCL1_ONLY_KEYS) - frozenset(RENAMED_KEYS)
 _PREFIX = "translated for KCL 3.x"
+#: Whether the CloudWatch endpoint at a URL answers the Smithy RPC v2 CBOR protocol.
+AnswersCbor = Callable[[str], bool]
+_CLOUDWATCH_KEYS = ("cloudWatchEndpoint", "cloudWatchClient.endpointOverride")
 _MIN_IDLE_MILLIS = 200
 
 
@@ -95,13 +104,17 @@ def _long(value: str | None) -> int | None:
     return None if value is None else parse_java_integer(java_trim(value), *LONG_RANGE)
 
 
-def to_kcl3(values: Mapping[str, str], profile: str | None) -> Translation:
+def to_kcl3(
+    values: Mapping[str, str], profile: str | None, answers_cbor: AnswersCbor | None = None
+) -> Translation:
     """Translate the (substituted) values of a 1.x properties file for the KCL 3.x launcher.
 
     ``profile`` is the file's profile (:func:`~kclpy_local._config.properties.detect_profile`);
-    the ``local`` profile means the embedded emulator (moto). See the module
-    documentation for the rules. Idempotent: translating the result again
-    changes nothing and notes nothing.
+    the ``local`` profile means a local engine. ``answers_cbor`` tells whether the
+    file's CloudWatch endpoint answers the Smithy RPC v2 CBOR protocol (asked only
+    for the ``local`` profile; without it, none is taken to). See the module
+    documentation for the rules. Idempotent: translating the result again (with
+    the same answer) changes nothing and notes nothing.
     """
     out = dict(values)
     notes: list[str] = []
@@ -169,16 +182,15 @@ def to_kcl3(values: Mapping[str, str], profile: str | None) -> Translation:
     if profile == "local":
         level = values.get("metricsLevel")
         if level is None or java_trim(level).upper() != "NONE":
-            out["metricsLevel"] = "NONE"
-            change = (
-                f"translated metricsLevel = {java_trim(level)} -> NONE"
-                if level is not None
-                else "added metricsLevel = NONE (local profile)"
-            )
-            notes.append(
-                f"{change}: the AWS SDK of KCL 3.x sends CloudWatch metrics in the Smithy RPC v2 "
-                "CBOR protocol only, which the embedded emulator (moto) does not serve"
-            )
+            note = _metrics_off(values, answers_cbor)
+            if note is not None:
+                out["metricsLevel"] = "NONE"
+                change = (
+                    f"translated metricsLevel = {java_trim(level)} -> NONE"
+                    if level is not None
+                    else "added metricsLevel = NONE (local profile)"
+                )
+                notes.append(f"{change}: {note}")
 
     # Keys KCL 3.x does not read.
     dropped = [key for key in values if key in DROPPED_KEYS]
@@ -187,6 +199,23 @@ def to_kcl3(values: Mapping[str, str], profile: str | None) -> Translation:
     if dropped:
         notes.append(f"dropped keys KCL 3.x does not read: {', '.join(dropped)}")
     return Translation(out, tuple(notes))
+
+
+def _metrics_off(values: Mapping[str, str], answers_cbor: AnswersCbor | None) -> str | None:
+    """Why the local profile's metrics go off; ``None`` when its CloudWatch endpoint
+    answers the protocol KCL 3.x's AWS SDK sends them in."""
+    endpoint = next((java_trim(v) for k in _CLOUDWATCH_KEYS if (v := values.get(k))), "")
+    sends = (
+        "the AWS SDK of KCL 3.x sends CloudWatch metrics in the Smithy RPC v2 CBOR protocol only"
+    )
+    if answers_cbor is None or not endpoint:
+        return (
+            f"{sends}, and no CloudWatch endpoint was found to answer it (kclpy-local run and "
+            "daemon keep metrics on where it does, as on the embedded moto)"
+        )
+    if answers_cbor(endpoint):
+        return None
+    return f"{sends}, which the CloudWatch endpoint {endpoint} does not answer"
 
 
 def apply_translation(document: javaproperties.PropertiesFile, translation: Translation) -> None:

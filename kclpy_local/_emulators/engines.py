@@ -10,6 +10,14 @@ answers, how to recognise its process.
 :data:`CBOR_SUPPORT` says, for every Kinesis engine the project knows (these
 two, kinesis-mock and LocalStack), whether the Java SDK's CBOR encoding works
 with it (``isCBORProtocolDisabled = false``); ``kclpy-local doctor`` prints it.
+
+:data:`CLOUDWATCH_CBOR` names the engines whose CloudWatch answers the Smithy RPC
+v2 CBOR protocol, the only one KCL 3.x's AWS SDK sends CloudWatch requests in, so
+KCL 3.x's metrics stay on there: moto, through the front of the embedded server
+(:mod:`.moto_server`). Not MiniStack: its CloudWatch decodes RPC v2 CBOR with the
+optional ``cbor2`` package, which the pinned installation has not, so it drops
+every such request and answers 200 with JSON text (``kclpy-local run`` asks it,
+finds that out, and turns KCL 3.x's metrics off on the ``local`` profile).
 """
 
 from __future__ import annotations
@@ -25,9 +33,10 @@ from .moto import READY_PATH, EmbeddedEmulator, is_moto_process, require_moto, w
 __all__ = [
     "AWS_ENGINES",
     "CBOR_SUPPORT",
+    "CLOUDWATCH_CBOR",
     "DEFAULT_ENGINE",
-    "CborSupport",
     "Engine",
+    "EngineSupport",
     "check_answers",
     "is_engine_process",
     "known_engine",
@@ -39,11 +48,14 @@ AWS_ENGINES = ("moto", "ministack")
 DEFAULT_ENGINE = "moto"
 Engine = EmbeddedEmulator | MiniStack
 _READY_PATHS = {"moto": READY_PATH, "ministack": ministack.READY_PATH}
+#: The engines whose CloudWatch answers the Smithy RPC v2 CBOR protocol.
+CLOUDWATCH_CBOR: frozenset[str] = frozenset({"moto"})
 
 
 @dataclass(frozen=True, slots=True)
-class CborSupport:
-    """Whether a daemon can read an engine's Kinesis over CBOR, and why (not)."""
+class EngineSupport:
+    """Whether an engine serves one way of reading its Kinesis (CBOR, enhanced
+    fan-out), and why (not)."""
 
     engine: str
     works: bool
@@ -51,19 +63,19 @@ class CborSupport:
 
 
 CBOR_SUPPORT = (
-    CborSupport("moto", False, "no CBOR at all: every CBOR request answers HTTP 500"),
-    CborSupport(
+    EngineSupport("moto", False, "no CBOR at all: every CBOR request answers HTTP 500"),
+    EngineSupport(
         "kinesis-mock",
         kinesis_mock.CBOR_RECORDS_WORK,
         "CBOR requests work, but GetRecords sends each record's Data as text, which the "
         "Java SDK refuses",
     ),
-    CborSupport(
+    EngineSupport(
         "localstack",
         kinesis_mock.CBOR_RECORDS_WORK,
         "LocalStack's Kinesis is kinesis-mock (see kinesis-mock)",
     ),
-    CborSupport(
+    EngineSupport(
         "ministack",
         ministack.CBOR_WORKS,
         "CBOR needs MiniStack's optional cbor2 package, which the pinned installation has not: "

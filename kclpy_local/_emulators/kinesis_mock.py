@@ -69,6 +69,7 @@ __all__ = [
     "CBOR_RECORDS_WORK",
     "DURATION_SETTINGS",
     "ENGINES",
+    "FANOUT_WORKS",
     "INTEGRITY",
     "NODE_HINT",
     "PACKAGE",
@@ -101,6 +102,11 @@ INTEGRITY = "sha512-mFlmksPMQP/A3nT22N2E8WzUbJcbEdxkCnhNCx2lHj20CW4vzuVH8zn5ByRg
 #: ("Current token (VALUE_STRING) not VALUE_EMBEDDED_OBJECT"); every other call
 #: works over CBOR. So daemons use JSON for it (``isCBORProtocolDisabled = true``).
 CBOR_RECORDS_WORK = False
+#: Whether a KCL 3.x worker can read it by enhanced fan-out. It can: kinesis-mock
+#: serves RegisterStreamConsumer and SubscribeToShard (since 0.6.0), over HTTP/1.1
+#: and HTTP/2 without TLS (h2c, prior knowledge) on its plain port and over HTTP/2 by
+#: ALPN on its TLS port, whose self-signed certificate names no host.
+FANOUT_WORKS = True
 #: Kinesis engines: ``moto`` (one port with DynamoDB and CloudWatch) or this one.
 ENGINES = ("moto", "kinesis-mock")
 NODE_HINT = "install Node.js 20 with npm (e.g. apt-get install nodejs npm), then retry"

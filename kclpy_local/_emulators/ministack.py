@@ -55,6 +55,7 @@ from ._install import Installation, Installer, InstallError
 __all__ = [
     "CBOR_WORKS",
     "ENVIRONMENT",
+    "FANOUT_WORKS",
     "PACKAGE",
     "READY_PATH",
     "RESET_PATH",
@@ -81,6 +82,10 @@ WHEEL_SHA256 = "36f9158cbe7eb7a3f910ccf1c052c98204511164249b783682f7a96ef56b0bba
 #: cannot: MiniStack decodes CBOR with the optional ``cbor2`` package, which is
 #: not installed, and answers every CBOR request with ``SerializationException``.
 CBOR_WORKS = False
+#: Whether a KCL 3.x worker can read it by enhanced fan-out. It can: MiniStack
+#: serves RegisterStreamConsumer and SubscribeToShard, over HTTP/1.1 and HTTP/2
+#: without TLS (h2c, prior knowledge) on its one port.
+FANOUT_WORKS = True
 READY_PATH = "/_ministack/ready"
 RESET_PATH = "/_ministack/reset"
 #: What MiniStack is started with, on top of this process's environment.

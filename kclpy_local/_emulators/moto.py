@@ -1,10 +1,13 @@
 """The embedded local AWS: moto in server mode, run as a subprocess.
 
 One loopback port serves Kinesis, DynamoDB and CloudWatch (moto routes requests
-by the SigV4 service name). The server runs as moto's ``moto.server`` main in a
-child process (which ends when this process ends, unless detached) rather than moto's ``ThreadedMotoServer``, which hangs forever when
-its port is taken: here a taken port is found by binding it first, and a server
-that exits early is noticed while waiting for it to answer.
+by the SigV4 service name). The server runs moto's application in a child
+process (which ends when this process ends, unless detached) rather than moto's
+``ThreadedMotoServer``, which hangs forever when its port is taken: here a taken
+port is found by binding it first, and a server that exits early is noticed
+while waiting for it to answer. In front of moto's application the server
+answers CloudWatch in the Smithy RPC v2 CBOR protocol, the one KCL 3.x's AWS SDK
+sends (:mod:`.moto_server`), so KCL 3.x's metrics reach moto's CloudWatch.
 
 ::
 
@@ -60,11 +63,13 @@ __all__ = [
     "wait_ready",
 ]
 
-# ``python -m moto.server`` that also watches its lifeline (the process names
-# ``moto.server`` on its command line, which :func:`is_moto_process` looks for).
+# moto's server with the RPC v2 CBOR front (:mod:`.moto_server`), watching its
+# lifeline (the process names ``moto.server`` on its command line, which
+# :func:`is_moto_process` looks for).
 _SERVER_MAIN = (
     "import sys; from kclpy_local._process import watch_lifeline; watch_lifeline(); "
-    "from moto.server import main; sys.argv[0] = 'moto.server'; main(sys.argv[1:])"
+    "from kclpy_local._emulators.moto_server import main; sys.argv[0] = 'moto.server'; "
+    "main(sys.argv[1:])"
 )
 
 DEFAULT_PORT = 4566
@@ -79,10 +84,12 @@ _PID_STOP = StopPolicy(logger_name=__name__)
 
 def require_moto() -> None:
     """Raise :class:`EmulatorError` with an install hint unless moto's server can run."""
-    missing = [m for m in ("moto", "flask", "flask_cors", "werkzeug") if _find_spec(m) is None]
+    needed = ("moto", "flask", "flask_cors", "werkzeug", "cbor2")
+    missing = [m for m in needed if _find_spec(m) is None]
     if missing:
         err = EmulatorError(
-            f"the embedded emulator needs moto's server mode; missing: {', '.join(missing)}"
+            "the embedded emulator needs moto's server mode and cbor2 (its CloudWatch in "
+            f"KCL 3.x's protocol); missing: {', '.join(missing)}"
         )
         err.hint = INSTALL_HINT
         raise err

@@ -17,7 +17,11 @@ deleted when the daemon is stopped.  For KCL 3.x (``generation=3``) that copy
 is also translated from the 1.x form (:mod:`kclpy_local._config.translate`), so the
 file a 1.x daemon runs runs on 3.x too; each change is one log line
 (``kclpy-local: translated for KCL 3.x: ...``).  All of it is the one properties
-pipeline, :func:`kclpy_local._config.pipeline.prepare`.
+pipeline, :func:`kclpy_local._config.pipeline.prepare`.  On the ``local`` profile
+the translation keeps the KCL's CloudWatch metrics on when the file's CloudWatch
+endpoint answers the Smithy RPC v2 CBOR protocol (``answers_cbor``; by default
+one request asks it, :func:`kclpy_local._aws.rpc_v2_cbor_problem`), and turns
+them off otherwise.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from .._config.generations import GENERATIONS, Generation
 from .._config.generations import generation as _generation
 from .._config.pipeline import prepare
 from .._config.properties import LOCAL_PROFILE, write_temporary
+from .._config.translate import AnswersCbor
 from .._exceptions import (
     DaemonError,
     DaemonStartError,
@@ -53,6 +58,7 @@ __all__ = [
     "READY_MARKER",
     "Daemon",
     "LogSink",
+    "cloudwatch_answers_cbor",
     "daemon_argv",
     "known_generation",
     "processor_command",
@@ -184,6 +190,14 @@ def _check_executable(value: str, cwd: Path, env_path: str | None) -> None:
         break
 
 
+def cloudwatch_answers_cbor(endpoint_url: str) -> bool:
+    """Whether the CloudWatch at ``endpoint_url`` answers the Smithy RPC v2 CBOR
+    protocol (one request; see :func:`kclpy_local._aws.rpc_v2_cbor_problem`)."""
+    from .._aws import rpc_v2_cbor_problem  # boto3: only when a daemon starts
+
+    return rpc_v2_cbor_problem(endpoint_url) is None
+
+
 class Daemon(Lifecycle):
     """The KCL daemon of one generation running one properties file.
 
@@ -201,6 +215,12 @@ class Daemon(Lifecycle):
     line when the table cannot be read).  A lease table that holds another
     stream's checkpoints is always refused, and the table is tagged with the
     stream once the worker has started (:mod:`kclpy_local._jvm.claim`).
+    ``answers_cbor`` says whether a CloudWatch endpoint answers the Smithy RPC v2
+    CBOR protocol of KCL 3.x's AWS SDK (by default it is asked, once, when the
+    translation needs to know).
+    ``checks`` are called with the effective values before the JVM starts (after
+    validation, before any request to the lease table) and refuse by raising, e.g.
+    an engine that cannot serve the worker's enhanced fan-out.
     """
 
     def __init__(
@@ -220,6 +240,8 @@ class Daemon(Lifecycle):
         installation: Installation | None = None,
         validate: bool = True,
         guard: bool = True,
+        answers_cbor: AnswersCbor | None = None,
+        checks: Sequence[Callable[[Mapping[str, str]], None]] = (),
     ) -> None:
         self.properties_path = Path(properties_path)
         if installation is not None and installation.generation != generation:
@@ -241,6 +263,8 @@ class Daemon(Lifecycle):
         self._installation = installation
         self.validate = validate
         self.guard = guard
+        self.answers_cbor = answers_cbor or cloudwatch_answers_cbor
+        self.checks = tuple(checks)
         self._java_path: str | None = None
         self._resolved: Path | None = None
         self._proc: ManagedProcess | None = None
@@ -297,6 +321,7 @@ class Daemon(Lifecycle):
             overrides=self.overrides,
             environ=environ,
             validate=self.validate,
+            answers_cbor=self.answers_cbor,
         )
         prepared.refuse("refused before starting the JVM")
         for line in prepared.notes:
@@ -311,6 +336,8 @@ class Daemon(Lifecycle):
                 f"{self.properties_path}: no executableName (the command that runs the record processor)"
             )
         _check_executable(executable, self.cwd, environ.get("PATH"))
+        for check in self.checks:
+            check(values)
         from .claim import check_stream  # boto3: only when a daemon starts
 
         check_stream(values, self.generation)

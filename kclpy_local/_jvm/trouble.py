@@ -15,7 +15,9 @@ reminder with a count every ``repeat_every`` seconds while it goes on.
 
 Kinds (:data:`KINDS`): ``cbor`` (the Kinesis endpoint refuses or garbles CBOR),
 ``credentials`` (the endpoint refuses the credentials or the signature),
-``stream`` (the stream does not exist), ``throttled`` (requests are throttled).
+``stream`` (the stream does not exist), ``throttled`` (requests are throttled),
+``certificate`` (the JVM does not trust an endpoint's TLS certificate, such as the
+self-signed one of kinesis-mock's TLS port).
 A record processor's own stderr (the daemon logs it as "Received error line from
 subprocess [...]") is the processor's business and is not classified here.
 """
@@ -42,7 +44,7 @@ __all__ = [
 #: The launcher's line when ``isCBORProtocolDisabled = true`` (launchers/common/Settings.java).
 CBOR_DISABLED_MARKER = "kclpy-local: CBOR disabled"
 
-KINDS = ("cbor", "credentials", "stream", "throttled")
+KINDS = ("cbor", "credentials", "stream", "throttled", "certificate")
 
 # SDK v1: AmazonServiceException.getMessage() ends with this parenthesis.
 _SDK1 = re.compile(
@@ -65,6 +67,13 @@ _KCL3_NO_STREAM = re.compile(
 )
 # The Java SDK's CBOR parser on a record whose Data is text (kinesis-mock over CBOR).
 _CBOR_DATA = "not VALUE_EMBEDDED_OBJECT"
+# The JVM's TLS refusing a certificate it cannot trust, or that names another host.
+_UNTRUSTED = (
+    "PKIX path building failed",
+    "unable to find valid certification path",
+    "No subject alternative names",
+    "No subject alternative DNS name",
+)
 _STREAM_NAME = re.compile(r"Stream (?P<name>\S+?) (?:under account \S+ )?not found")
 _CHILD_STDERR = "Received error line from subprocess ["
 
@@ -180,6 +189,15 @@ def classify(line: str, *, cbor_disabled: bool = False) -> tuple[Trouble, str] |
             _CBOR_HINT,
         )
         return trouble, line
+    if any(text in line for text in _UNTRUSTED):
+        trouble = Trouble(
+            "certificate",
+            "the JVM does not trust an endpoint's TLS certificate (" + _untrusted(line) + ")",
+            "for an engine on this machine with a self-signed certificate (kinesis-mock's TLS "
+            "port) set kinesisTrustLoopbackCertificates = true (KCL 3.x, loopback Kinesis "
+            "endpoints only), or use its http:// port",
+        )
+        return trouble, "certificate"
     missing = _KCL3_NO_STREAM.search(line)
     if missing is not None:
         return _no_stream(f"the stream {missing['name']}"), line
@@ -224,6 +242,10 @@ def classify(line: str, *, cbor_disabled: bool = False) -> tuple[Trouble, str] |
             key,
         )
     return None
+
+
+def _untrusted(line: str) -> str:
+    return next(text for text in _UNTRUSTED if text in line)
 
 
 def _no_stream(stream: str) -> Trouble:

@@ -27,7 +27,7 @@ import pytest
 from kclpy_local import _aws
 from kclpy_local._jvm.bootstrap import Installation, installation
 from kclpy_local._jvm.daemon import READY_MARKER, Daemon
-from kclpy_local._emulators.moto import EmbeddedEmulator
+from kclpy_local._emulators.moto import READY_PATH, EmbeddedEmulator, free_port, wait_ready
 from kclpy_local._jvm.jars import load_lock
 
 pytestmark = pytest.mark.integration
@@ -152,8 +152,9 @@ def test_self_check(java_bin: str, kcl3: Installation) -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "kclpy-local: self-check OK (charset UTF-8)" in proc.stdout
     assert "kclpy-local: Kinesis endpoint http://127.0.0.1:9 (region us-east-1, HTTP/1.1)" in proc.stderr
-    for service in ("DynamoDB", "CloudWatch"):
-        assert f"kclpy-local: {service} endpoint http://127.0.0.1:9 (region us-east-1)" in proc.stderr
+    assert "kclpy-local: DynamoDB endpoint http://127.0.0.1:9 (region us-east-1)" in proc.stderr
+    assert ("kclpy-local: CloudWatch endpoint http://127.0.0.1:9 (region us-east-1, Smithy RPC v2 CBOR)"
+            in proc.stderr)
 
 
 def test_launcher_links_only_against_the_pinned_jars(kcl3: Installation) -> None:
@@ -295,26 +296,65 @@ def test_records_exact_checkpoints_and_restart(
     assert len(keys) == len(set(keys)) == len(first) + len(second), "a checkpointed record was processed twice"
 
 
-def test_metrics_on_the_emulator_are_explained(
+def test_metrics_reach_the_embedded_emulator(
     kcl3: Installation, fresh_emulator: EmbeddedEmulator, tmp_path: Path
 ) -> None:
-    """moto does not speak the CloudWatch protocol of KCL 3.x's AWS SDK: the launcher says so, once."""
+    """The embedded moto answers the Smithy RPC v2 CBOR protocol of KCL 3.x's AWS SDK:
+    a worker's metrics land in its CloudWatch, and nothing is reported as failed."""
     endpoint = fresh_emulator.endpoint_url
     kinesis = _aws.client("kinesis", endpoint)
     _aws.ensure_stream(kinesis, "kcl3-metrics", 1)
-    _aws.put_records(kinesis, "kcl3-metrics", [(b"m", "pk")])
+    _aws.put_records(kinesis, "kcl3-metrics", [(f"m{i}".encode(), "pk") for i in range(7)])
     props = write_properties(
         tmp_path / "app.properties", endpoint, "kcl3-metrics-app", "kcl3-metrics",
         metricsLevel="SUMMARY", metricsBufferTimeMillis="1000",
     )
     lines: list[str] = []
-    failed = "kclpy-local: CloudWatch metrics cannot be delivered to " + endpoint
+    cloudwatch = _aws.client("cloudwatch", endpoint)
+
+    def records_processed() -> float:
+        return sum(p.sum or 0 for m in _aws.list_metrics(cloudwatch, "kcl3-metrics-app", "RecordsProcessed")
+                   for p in _aws.metric_statistics(cloudwatch, "kcl3-metrics-app", m.name, m.dimensions))
+
     with daemon(kcl3, props, tmp_path / "ledger.jsonl", lines):
-        wait_for(lambda: any(line.startswith(failed) for line in lines), 120, "the CloudWatch failure line")
-        wait_for(lambda: bool(ledger(tmp_path / "ledger.jsonl")), 120, "the record")
-    assert any(line.startswith("kclpy-local: metricsLevel is SUMMARY: ") and "metricsLevel = NONE" in line
-               for line in lines), lines[:40]
-    assert len([line for line in lines if line.startswith(failed)]) == 1
+        wait_for(lambda: len(ledger(tmp_path / "ledger.jsonl")) == 7, 120, "the records")
+        wait_for(lambda: records_processed() == 7, 60, "RecordsProcessed to sum to 7")
+    assert f"kclpy-local: CloudWatch endpoint {endpoint} (region us-east-1, Smithy RPC v2 CBOR)" in lines
+    assert not any("CloudWatch metrics cannot be delivered" in line for line in lines)
+
+
+def test_metrics_an_endpoint_cannot_take_are_explained(
+    kcl3: Installation, fresh_emulator: EmbeddedEmulator, tmp_path: Path
+) -> None:
+    """A moto server of its own (``python -m moto.server``, no RPC v2 CBOR front) answers
+    KCL 3.x's PutMetricData with 404: the launcher says why, once, and records flow."""
+    endpoint = fresh_emulator.endpoint_url
+    port = free_port()
+    stock = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        plain = f"http://127.0.0.1:{port}"
+        wait_ready(plain, timeout=30, path=READY_PATH)
+        assert _aws.rpc_v2_cbor_problem(plain) == "HTTP 404 without an RPC v2 CBOR answer"
+        kinesis = _aws.client("kinesis", endpoint)
+        _aws.ensure_stream(kinesis, "kcl3-no-metrics", 1)
+        _aws.put_records(kinesis, "kcl3-no-metrics", [(b"m", "pk")])
+        props = write_properties(
+            tmp_path / "app.properties", endpoint, "kcl3-no-metrics-app", "kcl3-no-metrics",
+            metricsLevel="SUMMARY", metricsBufferTimeMillis="1000", cloudWatchEndpoint=plain,
+        )
+        lines: list[str] = []
+        failed = "kclpy-local: CloudWatch metrics cannot be delivered to " + plain
+        with daemon(kcl3, props, tmp_path / "ledger.jsonl", lines):
+            wait_for(lambda: any(line.startswith(failed) for line in lines), 120, "the CloudWatch failure line")
+            wait_for(lambda: bool(ledger(tmp_path / "ledger.jsonl")), 120, "the record")
+    finally:
+        stock.terminate()
+        stock.wait(30)
+    (line,) = [line for line in lines if line.startswith(failed)]
+    assert "Smithy RPC v2 CBOR protocol only" in line and "metricsLevel = NONE" in line
 
 
 def test_killed_worker_is_replaced(kcl3: Installation, fresh_emulator: EmbeddedEmulator, tmp_path: Path) -> None:

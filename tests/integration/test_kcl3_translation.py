@@ -101,13 +101,23 @@ def test_the_1x_local_file_runs_on_kcl3(
         dynamodb = _aws.client("dynamodb", fresh_emulator.endpoint_url)
         kinds = {str(item.raw.get("entityType")) for item in _aws.read_leases(dynamodb, "translated-app")}
         assert {"LEASE", "LEADER", "CLIENT_VERSION_MIGRATION", "WORKER_METRIC_STATS"} <= kinds, kinds
+        # The embedded moto answers KCL 3.x's CloudWatch protocol: the KCL's metrics are
+        # in its CloudWatch, one RecordsProcessed per shard, 60 records in all.
+        cloudwatch = _aws.client("cloudwatch", fresh_emulator.endpoint_url)
+
+        def records_processed() -> float:
+            return sum(p.sum or 0 for m in _aws.list_metrics(cloudwatch, "translated-app", "RecordsProcessed")
+                       for p in _aws.metric_statistics(cloudwatch, "translated-app", m.name, m.dimensions))
+
+        wait_for(lambda: records_processed() == 60, 60, "RecordsProcessed to sum to 60")
     log = run.log
     # The file was translated, one line per change, and ran on KCL 3.x.
     notes = [line for line in log if line.startswith(NOTE)]
     assert NOTE + ("added retrievalMode = POLLING: KCL 1.x polls with GetRecords; KCL 3.x would use "
                    "enhanced fan-out (SubscribeToShard)") in notes
-    assert any(note.startswith(NOTE + "added metricsLevel = NONE (local profile)") for note in notes)
-    assert NOTE + "dropped keys KCL 3.x does not read: leaseCleanupIntervalMillis" in notes
+    assert not any("metricsLevel" in note for note in notes)
+    assert NOTE + ("dropped keys KCL 3.x does not read: dataFetchingStrategy, readPause, "
+                   "idleMillisBetweenCalls, leaseCleanupIntervalMillis") in notes
     assert not any("CloudWatch metrics cannot be delivered" in line for line in log)
     assert "kclpy-local: graceful shutdown complete" in log
 
@@ -224,6 +234,79 @@ def test_run_the_same_file_on_both_generations(
         effective = (Path(run.stderr_path).parent / "run" / "effective.properties").read_text()
         assert "retrievalMode = POLLING" in effective
         assert "leaseCleanupIntervalMillis" not in effective
+
+
+def _endpoint_of_run(stderr: str) -> str:
+    match = re.search(r"kclpy-local: endpoint (http://127\.0\.0\.1:\d+) \(embedded emulator started for this run", stderr)
+    assert match, stderr[-3000:]
+    return match.group(1)
+
+
+def _metrics(capsys: pytest.CaptureFixture[str], app: str, endpoint: str) -> list[dict[str, object]]:
+    """``kclpy-local metrics APP --json``."""
+    capsys.readouterr()
+    assert main(["metrics", app, "--endpoint", endpoint, "--json"]) == 0
+    rows: list[dict[str, object]] = json.loads(capsys.readouterr().out)
+    return rows
+
+
+def _total(rows: list[dict[str, object]], name: str) -> float:
+    return sum(float(str(row["sum"])) for row in rows if row["name"] == name)
+
+
+def test_kcl3_metrics_on_the_embedded_default(
+    kcl3: Installation, start_run: Callable[..., RunProcess], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``kclpy-local run --kcl 3`` on the embedded default (moto started by the run) keeps
+    the KCL's metrics on: the KCL 3.x worker's PutMetricData calls (Smithy RPC v2 CBOR)
+    reach moto's CloudWatch, and ``kclpy-local metrics APP`` lists them, as on KCL 1.x."""
+    app, stream = "kcl3-metrics", "kcl3-metrics-stream"
+    run = start_run(3, str(RECORDER), "--stream", stream, "--shards", "2", "--app", app, "--port", "0",
+                    "--no-progress")
+    wait_for(lambda: "worker started after" in run.stderr or run.proc.poll() is not None, 180, "the worker")
+    assert run.proc.poll() is None, run.stderr[-3000:]
+    endpoint = _endpoint_of_run(run.stderr)
+    capsys.readouterr()
+    assert main(["put", "--stream", stream, "--endpoint", endpoint, "--count", "120", "--size", "50"]) == 0
+    ledger_path = Path(run.stderr_path).parent / "ledger.jsonl"
+    wait_for(lambda: len(ledger(ledger_path)) >= 120, 120, "120 records in the ledger")
+    assert len({(e["shard"], e["sequence_number"]) for e in ledger(ledger_path)}) == 120
+
+    wait_for(lambda: _total(_metrics(capsys, app, endpoint), "RecordsProcessed") == 120, 60,
+             "RecordsProcessed to sum to the 120 records put")
+    rows = _metrics(capsys, app, endpoint)
+    names = {str(row["name"]) for row in rows}
+    # The KCL 3.x worker's own metrics: processing per shard, the lease assignment of
+    # its leader, lease renewal and discovery, the worker metrics it reports.
+    assert {"RecordsProcessed", "DataBytesProcessed", "MillisBehindLatest", "KinesisDataFetcher.getRecords.Success",
+            "LeaderDecider:IsLeader", "NumWorkers", "TotalLeases", "CurrentLeases", "RenewLease.Success",
+            "NewLeasesDiscovered", "RecordProcessor.processRecords.Time"} <= names, sorted(names)
+    processed = [row for row in rows if row["name"] == "RecordsProcessed"]
+    shards = {"shardId-000000000000", "shardId-000000000001"}
+    assert {str(dict(row["dimensions"])["ShardId"]) for row in processed} == shards  # type: ignore[call-overload]
+    assert all(dict(row["dimensions"])["Operation"] == "ProcessTask" for row in processed)  # type: ignore[call-overload]
+    assert all(row["unit"] == "Count" for row in processed)
+    assert _total(rows, "DataBytesProcessed") == 120 * 50
+    assert _total(rows, "KinesisDataFetcher.getRecords.Success") > 0
+    assert _total(rows, "TotalLeases") > 0 and _total(rows, "RenewLease.Success") > 0
+
+    assert run.interrupt() == 0, run.stderr[-3000:]
+    stderr = run.stderr
+    assert not any("metricsLevel" in line for line in stderr.splitlines() if line.startswith(NOTE))
+    run_dir = Path(run.stderr_path).parent / "run"
+    assert "metricsLevel" not in (run_dir / "effective.properties").read_text()
+    log = (run_dir / "daemon.log").read_text()
+    assert f"kclpy-local: CloudWatch endpoint {endpoint} (region us-east-1, Smithy RPC v2 CBOR)" in log
+    assert "CloudWatch metrics cannot be delivered" not in log
+    # How often the KCL flushes (metricsBufferTimeMillis = 1000 in the local profile), from
+    # the emulator's request log: a few calls a second, every one answered 200.
+    calls = re.findall(r'"POST /service/GraniteServiceVersion20100801/operation/PutMetricData HTTP/1\.1" (\d+)',
+                       (run_dir / "emulator.log").read_text())
+    started = _figure(r"worker started after ([0-9.]+)s", stderr)
+    print(f"\nKCL 3.x metrics on the embedded moto: worker started after {started:.1f}s, {len(calls)} "
+          f"PutMetricData calls, {len(names)} metric names, "
+          f"{sum(int(str(r['sample_count']).split('.')[0]) for r in rows)} samples")
+    assert calls and set(calls) == {"200"}
 
 
 @pytest.mark.docker

@@ -17,10 +17,11 @@ import pytest
 from kclpy_local import _aws
 from kclpy_local._jvm.bootstrap import Installation, installation
 from kclpy_local._jvm.daemon import READY_MARKER, Daemon
+from kclpy_local._emulators.kinesis_mock import KinesisMock
 from kclpy_local._emulators.moto import EmbeddedEmulator
 from kclpy_local._jvm.jars import load_lock
 
-from _helpers import read_jsonl, wait_for
+from _helpers import SHARD_END, read_jsonl, shards, split_shard, wait_active, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -256,3 +257,61 @@ def test_read_pause_empty_reads_a_backlog_without_the_pause(
     else:
         # The first batch was fetched while the processor started, so it waited less.
         assert min(gaps) >= 2.5 and min(gaps[1:]) >= 2.9, gaps
+
+
+SLOW_RECORDER = """\
+import sys
+import time
+
+sys.path.insert(0, "processors")
+from recorder import RecorderProcessor  # noqa: E402
+
+from kclpy_local import run  # noqa: E402
+
+
+class SlowRecorder(RecorderProcessor):
+    def process_records(self, batch, checkpointer):
+        time.sleep(0.6)
+        super().process_records(batch, checkpointer)
+
+
+run(SlowRecorder())
+"""
+
+
+def test_read_pause_empty_ends_a_closed_shard_after_its_last_batch(
+    kcl1: Installation, fresh_kinesis_mock: KinesisMock, fresh_emulator: EmbeddedEmulator, tmp_path: Path
+) -> None:
+    """A closed shard with a backlog of 6 batches and a processor slower than the reads
+    (Kinesis on kinesis-mock, which ends a closed shard; moto never does): KCL 1.15's
+    prefetch sees the shard's end when it reads the last batch, and its next task ends
+    the shard with batches still in the cache. With readPause = empty the shard ends
+    only after the processor was given every batch: all 600 records are in the ledger
+    before the SHARD_END checkpoint."""
+    stream = "it-closed-backlog"
+    kinesis = _aws.client("kinesis", fresh_kinesis_mock.endpoint_url)
+    _aws.ensure_stream(kinesis, stream, 1)
+    wait_active(kinesis, stream)
+    (parent,) = shards(kinesis, stream)
+    _aws.put_records(kinesis, stream, [(f"r{i}".encode(), f"k{i}") for i in range(600)])
+    split_shard(kinesis, stream, parent)
+    script = tmp_path / "slow_recorder.py"
+    script.write_text(SLOW_RECORDER, encoding="utf-8")
+    lines: list[str] = []
+    daemon = _start_local_profile(kcl1, fresh_emulator.endpoint_url, f"{stream}-app", stream, tmp_path, lines)
+    daemon.overrides.update({
+        "kinesisEndpoint": fresh_kinesis_mock.endpoint_url, "maxRecords": "100", "readPause": "empty",
+        "executableName": f"{sys.executable} {script}",
+    })
+    dynamodb = _aws.client("dynamodb", fresh_emulator.endpoint_url)
+    ledger = tmp_path / "ledger.jsonl"
+
+    def parent_ended() -> bool:
+        leases = {lease.lease_key: lease for lease in _aws.read_leases(dynamodb, f"{stream}-app")}
+        return parent in leases and leases[parent].checkpoint == SHARD_END
+
+    with daemon:
+        wait_for(parent_ended, 90, f"{parent} checkpointed at SHARD_END")
+    assert PAUSE_LINE.replace("3000", "250") in lines, lines
+    entries = [e for e in read_jsonl(ledger) if e["shard"] == parent]
+    assert len({e["sequence_number"] for e in entries}) == 600, len(entries)

@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -247,3 +248,23 @@ def test_cbor_on_against_ministack_is_on_the_console_within_seconds(
         run.stop()
     log = (run.run_dir / "daemon.log").read_text()
     assert "Error Code: SerializationException" in log
+
+
+def test_its_cloudwatch_does_not_take_kcl3_metrics(fresh_ministack: MiniStack) -> None:
+    """The pinned MiniStack has no ``cbor2``: a KCL 3.x PutMetricData (Smithy RPC v2
+    CBOR, as the AWS SDK for Java v2 sent it) is answered 200 with JSON text and
+    kept nowhere. The probe tells it apart, so the local profile's KCL 3.x metrics go off."""
+    body = (Path(__file__).parents[1] / "unit" / "cbor_requests" / "kcl3-put-metric-data-records.cbor").read_bytes()
+    request = urllib.request.Request(
+        fresh_ministack.endpoint_url + "/service/GraniteServiceVersion20100801/operation/PutMetricData",
+        data=body, method="POST",
+        headers={"smithy-protocol": "rpc-v2-cbor", "Content-Type": "application/cbor",
+                 "Authorization": "AWS4-HMAC-SHA256 Credential=test/20261203/us-east-1/monitoring/aws4_request, "
+                                  "SignedHeaders=host, Signature=0"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200 and response.headers["smithy-protocol"] == "rpc-v2-cbor"
+        assert response.read() == b"{}"  # JSON text under a CBOR content type
+    assert _aws.list_metrics(_aws.client("cloudwatch", fresh_ministack.endpoint_url), "recorder") == []
+    problem = _aws.rpc_v2_cbor_problem(fresh_ministack.endpoint_url)
+    assert problem is not None and problem.startswith("HTTP 200 marked rpc-v2-cbor, but the body is not a CBOR map")

@@ -40,7 +40,7 @@ cloudWatchEndpoint = http://127.0.0.1:4566
 
 ORDER = [
     "python", "kclpy-local", "amazon-kclpy", "boto3", "moto", "java", "javac", "jars",
-    "launcher", "kinesis-mock", "ministack", "cbor", "emulator",
+    "launcher", "kinesis-mock", "ministack", "cbor", "fanout", "emulator",
 ]
 
 
@@ -510,6 +510,17 @@ def test_kinesis_mock_check_when_not_installed_yet(tmp_path: Path) -> None:
 def test_ministack_check_when_not_installed_yet(tmp_path: Path) -> None:
     check = doctor.check_ministack(tmp_path / "empty-cache")
     assert check.status == "ok" and "ministack 1.5.33 is installed on first use" in check.finding
+
+
+def test_the_fanout_check_names_every_engine_and_why() -> None:
+    check = doctor.check_fanout()
+    assert check.status == "ok"
+    assert check.finding.startswith(
+        "KCL 3.x enhanced fan-out (retrievalMode = FANOUT) works with kinesis-mock, ministack; "
+        "run and daemon refuse the others before the JVM starts."
+    )
+    for engine, why in [("moto", "no SubscribeToShard"), ("kinesis-mock", "h2c"), ("ministack", "h2c")]:
+        assert f"{engine}: " in check.finding and why in check.finding, engine
 
 
 def test_the_cbor_check_names_every_engine_and_why() -> None:

@@ -315,8 +315,10 @@ def test_check_kcl3_reads_the_file_as_the_3x_daemon(kcl1_file: Path, capsys: pyt
            "for Java v1 class" in out
     assert f"{kcl1_file}:10: warning: leaseCleanupIntervalMillis: ignored by KCL 3.x" in out
     assert f"{kcl1_file}:11: warning: timestampAtInitialPositionInStream: ignored by KCL 3.x" in out
-    assert "error: retrievalMode: enhanced fan-out" in out
-    assert "invalid (KCL 3.x; profile local; 2 error(s), 3 warning(s))" in err
+    # No retrievalMode and no polling key: the 3.x daemon would read by enhanced fan-out.
+    assert f"{kcl1_file}: warning: retrievalMode: retrievalMode DEFAULT with no polling key reads by " \
+           "enhanced fan-out" in out
+    assert "invalid (KCL 3.x; profile local; 1 error(s), 3 warning(s))" in err
 
 
 def test_check_kcl3_translated_checks_what_kclpy_local_runs(

@@ -105,7 +105,7 @@ def test_each_object_says_what_the_guard_needs() -> None:
     assert (KCL1.check_option, KCL3.check_option) == ("", " --kcl 3 --translated")
 
 
-def _shout(values: Mapping[str, str], profile: str | None) -> Translation:
+def _shout(values: Mapping[str, str], profile: str | None, answers_cbor: object = None) -> Translation:
     out = {key: value.upper() if key == "streamName" else value for key, value in values.items()}
     return Translation(out, ("upper-cased streamName",))
 

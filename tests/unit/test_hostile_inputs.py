@@ -207,6 +207,11 @@ CASES: list[Case] = [
     (["up"], {"KCLPY_LOCAL_STATE": "{file}"}, 2, "the state directory {file} is not a directory"),
     # -- other usage mistakes ------------------------------------------------------------
     ([*RUN, "--set", "novalue"], {}, 2, "--set expects KEY=VALUE, not 'novalue'"),
+    # -- enhanced fan-out (KCL 3.x) --------------------------------------------------------
+    (["run", "{recorder}", "--stream", "s", "--kcl", "3", "--set", "retrievalMode=FANOUT"],
+     {"KCLPY_LOCAL_ENDPOINT": ""}, 2,
+     "enhanced fan-out (retrievalMode FANOUT, SubscribeToShard over HTTP/2) on moto: moto has no "
+     "SubscribeToShard"),
     (["properties", "set", "{file}"], {}, 2, "nothing to change"),
     (["properties", "check", "{local}", "--translated"], {}, 2, "--translated is for --kcl 3"),
     (["run"], {}, 2, "the following arguments are required: PROCESSOR"),

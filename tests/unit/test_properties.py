@@ -33,6 +33,7 @@ from kclpy_local._config.kcl1_keys import (
     KCL1_UNSETTABLE,
     check_value,
 )
+from kclpy_local._config.generations import generation
 from kclpy_local._config.keyspec import KeyType
 from kclpy_local._config.properties import (
     Problem,
@@ -1210,18 +1211,119 @@ def test_kcl3_whitespace_in_an_enumeration_stops_the_daemon() -> None:
     assert problem.hint == "remove the whitespace around the value"
 
 
-def test_kcl3_local_profile_needs_polling_and_warns_about_metrics() -> None:
+def test_kcl3_local_profile_warns_about_fanout() -> None:
     props = {k: v for k, v in GOOD_LOCAL3.items() if k not in ("retrievalMode", "metricsLevel")}
     problems = validate_properties(props, profile="local", generation=3)
+    # DEFAULT with no polling key reads by enhanced fan-out: which moto cannot serve, and
+    # the engine decides (run and daemon check it), so a warning here.
     (mode,) = only(problems, "retrievalMode")
-    assert mode.severity == "error" and mode.hint == "retrievalMode = POLLING"
-    (metrics,) = only(problems, "metricsLevel")
-    assert metrics.severity == "warning" and metrics.hint == "metricsLevel = NONE"
+    assert mode.severity == "warning"
+    assert mode.message.startswith("retrievalMode DEFAULT with no polling key reads by enhanced fan-out")
+    assert "kinesis-mock and MiniStack serve SubscribeToShard over HTTP/2; moto has none" in mode.message
+    assert mode.hint == "retrievalMode = POLLING, or Kinesis on kinesis-mock (--kinesis kinesis-mock)"
+    # Metrics on: the embedded engines answer KCL 3.x's CloudWatch protocol (the
+    # translation turns them off where the endpoint does not).
+    assert only(problems, "metricsLevel") == []
+    (fanout,) = only(validate_properties({**props, "retrievalMode": "FANOUT"}, profile="localstack",
+                                         generation=3), "retrievalMode")
+    assert fanout.severity == "warning" and fanout.message.startswith("retrievalMode = FANOUT reads by")
     # DEFAULT polls when a polling key is set; LocalStack speaks the metrics protocol.
     props["idleTimeBetweenReadsInMillis"] = "250"
     assert validate_properties(props, profile="localstack", generation=3) == []
     fanout_on_aws = validate_properties({**props, "retrievalMode": "FANOUT"}, profile="aws", generation=3)
     assert only(fanout_on_aws, "retrievalMode") == []
+
+
+@pytest.mark.parametrize(
+    ("values", "fanout"),
+    [
+        ({}, True),
+        ({"retrievalMode": "FANOUT"}, True),
+        ({"retrievalMode": "fanout"}, True),
+        ({"retrievalMode": "POLLING"}, False),
+        ({"retrievalMode": "DEFAULT"}, True),
+        ({"retrievalMode": "DEFAULT", "maxRecords": "100"}, False),
+        ({"pollingConfig.idleTimeBetweenReadsInMillis": "250"}, False),
+        ({"retrievalMode": "FANOUT", "maxRecords": "100"}, True),
+    ],
+)
+def test_kcl3_reads_by_fanout_as_the_daemon_decides(values: dict[str, str], fanout: bool) -> None:
+    assert generation(3).reads_by_fanout(values) is fanout
+    assert generation(1).reads_by_fanout(values) is False  # KCL 1.x always polls
+
+
+@pytest.mark.parametrize(
+    ("values", "http2"),
+    [
+        ({}, True),  # DEFAULT with no polling key: fan-out, the KCL's HTTP/2
+        ({"retrievalMode": "POLLING"}, False),
+        ({"retrievalMode": "FANOUT", "kinesisHttpProtocol": "HTTP1_1"}, False),
+        ({"retrievalMode": "POLLING", "kinesisHttpProtocol": "http2"}, True),
+    ],
+)
+def test_kcl3_the_launchers_protocol_on_a_local_kinesis_endpoint(values: dict[str, str], http2: bool) -> None:
+    assert generation(3).local_kinesis_http2(values) is http2
+    assert generation(1).local_kinesis_http2(values) is False  # SDK v1: HTTP/1.1
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "ok"),
+    [
+        ("http://127.0.0.1:4568", True),
+        ("http://kinesis-mock:4568", True),  # http:// is local to the launcher, whatever the host
+        ("https://localhost:4567", True),
+        ("https://kinesis.example.com", False),
+        ("https://kinesis.us-east-1.amazonaws.com", False),
+        (None, False),
+    ],
+)
+def test_kcl3_the_http_protocol_only_on_a_local_kinesis_endpoint(endpoint: str | None, ok: bool) -> None:
+    props = {**GOOD_LOCAL3, "kinesisHttpProtocol": "HTTP1_1"}
+    if endpoint is None:
+        del props["kinesisEndpoint"]
+    else:
+        props["kinesisEndpoint"] = endpoint
+    problems = only(validate_properties(props, profile="aws", generation=3), "kinesisHttpProtocol")
+    if ok:
+        assert problems == []
+    else:
+        (problem,) = problems
+        assert problem.severity == "error"
+        assert problem.message.startswith("is only for a local kinesisEndpoint (http://, or a loopback host)")
+    (bad,) = only(validate_properties({**GOOD_LOCAL3, "kinesisHttpProtocol": "h2c"}, generation=3),
+                  "kinesisHttpProtocol")
+    assert bad.severity == "error" and "is not one of HTTP1_1, HTTP2" in bad.message
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "ok"),
+    [
+        ("https://127.0.0.1:4567", True),
+        ("https://localhost:4567", True),
+        ("https://[::1]:4567", True),
+        ("http://127.0.0.1:4568", False),
+        ("https://kinesis.example.com", False),
+        ("https://kinesis.us-east-1.amazonaws.com", False),
+        (None, False),
+    ],
+)
+def test_kcl3_trusting_any_certificate_only_on_a_loopback_https_endpoint(endpoint: str | None, ok: bool) -> None:
+    props = {**GOOD_LOCAL3, "kinesisTrustLoopbackCertificates": "true"}
+    if endpoint is None:
+        del props["kinesisEndpoint"]
+    else:
+        props["kinesisEndpoint"] = endpoint
+    problems = only(validate_properties(props, profile="aws", generation=3), "kinesisTrustLoopbackCertificates")
+    if ok:
+        assert problems == []
+    else:
+        (problem,) = problems
+        assert problem.severity == "error"
+        assert problem.message.startswith("true is only for an https:// kinesisEndpoint on a loopback host")
+        assert (endpoint or "the AWS endpoint (no kinesisEndpoint)") in problem.message
+    # false (the default) is fine anywhere.
+    props["kinesisTrustLoopbackCertificates"] = "false"
+    assert only(validate_properties(props, profile="aws", generation=3), "kinesisTrustLoopbackCertificates") == []
 
 
 def test_kcl3_client_builder_keys() -> None:
@@ -1244,10 +1346,12 @@ def test_kcl3_check_file_and_require_valid(tmp_path: Path) -> None:
     path = tmp_path / "local.properties"
     path.write_text("".join(f"{k} = {v}\n" for k, v in GOOD_LOCAL3.items()))
     assert check_file(path, generation=3) == []
-    # Without retrievalMode the 3.x daemon would use enhanced fan-out on the emulator.
+    # Without retrievalMode the 3.x daemon would use enhanced fan-out: a warning (the engine decides).
     path.write_text("".join(f"{k} = {v}\n" for k, v in GOOD_LOCAL.items()))
     assert require_valid(path) == []
+    assert [p.key for p in require_valid(path, generation=3)] == ["retrievalMode"]  # metrics: on (answered)
+    path.write_text("".join(f"{k} = {v}\n" for k, v in {**GOOD_LOCAL3, "metricsLevel": "x"}.items()))
     with pytest.raises(PropertiesError) as info:
         require_valid(path, generation=3)
-    assert "retrievalMode" in str(info.value)
+    assert "metricsLevel" in str(info.value)
     assert info.value.hint == f"run: kclpy-local properties check {path} --kcl 3"

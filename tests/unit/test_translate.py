@@ -13,6 +13,7 @@ import pytest
 from kclpy_local._jvm import daemon as _daemon
 from kclpy_local._cli import main
 from kclpy_local._jvm.daemon import READY_MARKER, Daemon
+from kclpy_local._emulators.moto import EmbeddedEmulator
 from kclpy_local._exceptions import PropertiesError
 from kclpy_local._config.kcl3_keys import KCL1_ONLY_KEYS, SDK1_TO_SDK2_PROVIDERS
 from kclpy_local._config.kcl1_keys import SDK2_ONLY_PROVIDERS
@@ -212,18 +213,56 @@ def test_keys_3x_does_not_read_are_dropped_in_one_note() -> None:
 
 
 def test_local_profile_turns_metrics_off_with_the_reason() -> None:
+    """Nobody says the CloudWatch endpoint answers Smithy RPC v2 CBOR: metrics off."""
     values = {**LOCAL, "retrievalMode": "POLLING"}
     result = to_kcl3(values, "local")
     assert changed(result, values) == {"metricsLevel": "NONE"}
     (note,) = result.notes
-    assert note.startswith("added metricsLevel = NONE (local profile)")
-    assert "Smithy RPC v2 CBOR" in note and "moto" in note
+    assert note.startswith("added metricsLevel = NONE (local profile): the AWS SDK of KCL 3.x sends "
+                           "CloudWatch metrics in the Smithy RPC v2 CBOR protocol only")
+    assert "as on the embedded moto" in note
     result = to_kcl3({**values, "metricsLevel": "summary"}, "local")
     assert result.values["metricsLevel"] == "NONE"
     assert result.notes[0].startswith("translated metricsLevel = summary -> NONE: ")
     # LocalStack and AWS speak the protocol: no change there.
     for profile in ("localstack", "aws", None):
         assert to_kcl3({**values, "metricsLevel": "SUMMARY"}, profile).notes == ()
+
+
+def test_local_profile_keeps_metrics_where_cloudwatch_answers_cbor() -> None:
+    """The CloudWatch endpoint is asked, once, by its URL; where it answers, the file's
+    metricsLevel (or KCL 3.x's default) stays; where it does not, the note names it."""
+    values = {**LOCAL, "retrievalMode": "POLLING", "cloudWatchEndpoint": " http://127.0.0.1:4999 "}
+    asked: list[str] = []
+
+    def answers(url: str) -> bool:
+        asked.append(url)
+        return url == "http://127.0.0.1:4999"
+
+    assert to_kcl3(values, "local", answers) == Translation(values)
+    assert asked == ["http://127.0.0.1:4999"]
+    summary = {**values, "metricsLevel": "SUMMARY"}
+    assert to_kcl3(summary, "local", answers) == Translation(summary)
+    # The 3.x spelling of the endpoint is read too.
+    builder = {k: v for k, v in values.items() if k != "cloudWatchEndpoint"}
+    builder["cloudWatchClient.endpointOverride"] = "http://127.0.0.1:4999"
+    assert to_kcl3(builder, "local", answers).notes == ()
+    # Another endpoint does not answer: off, naming it.
+    other = {**values, "cloudWatchEndpoint": "http://127.0.0.1:5000"}
+    result = to_kcl3(other, "local", answers)
+    assert changed(result, other) == {"metricsLevel": "NONE"}
+    assert result.notes == (
+        "added metricsLevel = NONE (local profile): the AWS SDK of KCL 3.x sends CloudWatch metrics in "
+        "the Smithy RPC v2 CBOR protocol only, which the CloudWatch endpoint http://127.0.0.1:5000 "
+        "does not answer",
+    )
+    assert to_kcl3(result.values, "local", answers) == Translation(result.values)  # idempotent
+    # Only the local profile asks; NONE in the file is never asked about.
+    asked.clear()
+    for profile in ("localstack", "aws", None):
+        to_kcl3(values, profile, answers)
+    to_kcl3({**values, "metricsLevel": "NONE"}, "local", answers)
+    assert asked == []
 
 
 # -- idempotence and the shipped files --------------------------------------------------
@@ -333,7 +372,9 @@ def test_daemon_generation_3_runs_a_translated_copy(monkeypatch: pytest.MonkeyPa
     path = _local_file(tmp_path)
     before = path.read_bytes()
     lines: list[str] = []
-    daemon = Daemon(path, generation=3, log=lines.append, guard=False, overrides={"maxRecords": "500"})
+    asked: list[str] = []
+    daemon = Daemon(path, generation=3, log=lines.append, guard=False, overrides={"maxRecords": "500"},
+                    answers_cbor=lambda url: bool(asked.append(url)))
     with daemon:
         daemon.wait(30)
         resolved = daemon._resolved
@@ -347,8 +388,24 @@ def test_daemon_generation_3_runs_a_translated_copy(monkeypatch: pytest.MonkeyPa
     ran = dict(javaproperties.loads("\n".join(line for line in lines if not line.startswith("kclpy-local"))))
     assert ran["AWSCredentialsProvider"] == "DefaultCredentialsProvider"
     assert ran["retrievalMode"] == "POLLING" and ran["metricsLevel"] == "NONE"
+    assert asked == ["http://127.0.0.1:4566"]  # the file's CloudWatch endpoint, which does not answer
     assert ran["maxRecords"] == "500"
     assert "leaseCleanupIntervalMillis" not in ran
+
+
+def test_daemon_generation_3_keeps_metrics_where_cloudwatch_answers_cbor(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, fresh_emulator: EmbeddedEmulator
+) -> None:
+    """By default the Daemon asks the file's CloudWatch endpoint: the embedded moto answers."""
+    _fake_jvm(monkeypatch)
+    endpoint = fresh_emulator.endpoint_url
+    path = _local_file(tmp_path, kinesisEndpoint=endpoint, dynamoDBEndpoint=endpoint, cloudWatchEndpoint=endpoint)
+    lines: list[str] = []
+    with Daemon(path, generation=3, log=lines.append, guard=False) as daemon:
+        daemon.wait(30)
+    ran = dict(javaproperties.loads("\n".join(line for line in lines if not line.startswith("kclpy-local"))))
+    assert ran["cloudWatchEndpoint"] == endpoint and "metricsLevel" not in ran
+    assert not any("metricsLevel" in line for line in lines if line.startswith(NOTE))
 
 
 def test_daemon_generation_1_is_not_translated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -366,14 +423,14 @@ def test_daemon_generation_1_is_not_translated(monkeypatch: pytest.MonkeyPatch, 
 def test_daemon_generation_3_validates_after_translation(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     _fake_jvm(monkeypatch)
     # What the translation fixes is no error; what it cannot fix is one, with the file's line.
-    path = _local_file(tmp_path, retrievalMode="FANOUT", FailoverTimeMillis="5000")
+    path = _local_file(tmp_path, retrievalMode="POLLING", FailoverTimeMillis="5000")
     daemon = Daemon(path, generation=3, guard=False)
     with pytest.raises(PropertiesError) as info:
         daemon.start()
     message = str(info.value)
     assert "refused before starting the JVM" in message
-    assert f"{path}:11: error: retrievalMode: enhanced fan-out" in message
     assert f"{path}:12: error: FailoverTimeMillis: unknown key" in message
+    assert "retrievalMode" not in message
     assert "AWSCredentialsProvider" not in message
     assert info.value.hint == f"run: kclpy-local properties check {path} --kcl 3 --translated"
     assert daemon._resolved is None
@@ -427,7 +484,9 @@ def test_run_print_properties_shows_the_translated_file(capsys: pytest.CaptureFi
     assert "translated for KCL 3.x" in out.splitlines()[0]
     props = dict(javaproperties.loads(out))
     assert props["retrievalMode"] == "POLLING"
-    assert props["metricsLevel"] == "NONE"
+    # The embedded engine answers KCL 3.x's CloudWatch protocol: metrics stay on, and no one is asked.
+    assert "metricsLevel" not in props
+    assert not any("metricsLevel" in line for line in err.splitlines())
     assert props["workerMetricsReporterFreqInMillis"] == "500"  # local endpoints: the fast start
     assert props["streamName"] == "orders"
     assert not set(props) & set(KCL1_ONLY_KEYS)

@@ -81,6 +81,19 @@ def test_kcl3_a_stream_that_does_not_exist() -> None:
     assert notices[0].startswith("warning: the stream nope3 does not exist at the Kinesis endpoint")
 
 
+def test_kcl3_an_untrusted_certificate_of_a_loopback_engine() -> None:
+    """Enhanced fan-out on kinesis-mock's TLS port without kinesisTrustLoopbackCertificates:
+    the JVM refuses its self-signed certificate and the KCL retries for ever."""
+    watch, notices = watch_over("kcl3_kinesis_mock_tls_untrusted.log")
+    assert notices == [
+        "warning: the JVM does not trust an endpoint's TLS certificate (PKIX path building failed); "
+        "hint: for an engine on this machine with a self-signed certificate (kinesis-mock's TLS "
+        "port) set kinesisTrustLoopbackCertificates = true (KCL 3.x, loopback Kinesis endpoints "
+        "only), or use its http:// port"
+    ]
+    assert watch.kinds() == ["certificate"]
+
+
 def test_repeats_are_counted_in_a_reminder_at_most_every_interval() -> None:
     clock = Clock()
     watch, first = watch_over("kcl1_ministack_cbor_on.log", clock)

@@ -21,6 +21,7 @@ import com.amazonaws.services.kinesis.clientlibrary.lib.worker.GetRecordsCache;
 import com.amazonaws.services.kinesis.clientlibrary.lib.worker.GetRecordsRetrievalStrategy;
 import com.amazonaws.services.kinesis.clientlibrary.lib.worker.IDataFetcher;
 import com.amazonaws.services.kinesis.clientlibrary.lib.worker.KinesisClientLibConfiguration;
+import com.amazonaws.services.kinesis.clientlibrary.lib.worker.KinesisDataFetcher;
 import com.amazonaws.services.kinesis.clientlibrary.lib.worker.RecordsFetcherFactory;
 import com.amazonaws.services.kinesis.clientlibrary.lib.worker.ShardSyncTask;
 import com.amazonaws.services.kinesis.clientlibrary.lib.worker.ShardSyncer;
@@ -29,6 +30,7 @@ import com.amazonaws.services.kinesis.clientlibrary.lib.worker.Worker;
 import com.amazonaws.services.kinesis.clientlibrary.lib.worker.WorkerStateChangeListener;
 import com.amazonaws.services.kinesis.clientlibrary.proxies.KinesisProxy;
 import com.amazonaws.services.kinesis.clientlibrary.types.ExtendedSequenceNumber;
+import com.amazonaws.services.kinesis.clientlibrary.types.ProcessRecordsInput;
 import com.amazonaws.services.kinesis.leases.exceptions.DependencyException;
 import com.amazonaws.services.kinesis.leases.exceptions.InvalidStateException;
 import com.amazonaws.services.kinesis.leases.exceptions.ProvisionedThroughputException;
@@ -40,6 +42,7 @@ import com.amazonaws.services.kinesis.metrics.impl.MetricsHelper;
 import com.amazonaws.services.kinesis.metrics.impl.NullMetricsFactory;
 import com.amazonaws.services.kinesis.metrics.interfaces.IMetricsFactory;
 import com.amazonaws.services.kinesis.model.GetRecordsResult;
+import com.amazonaws.services.kinesis.model.Record;
 import com.amazonaws.services.kinesis.multilang.MultiLangDaemon;
 import com.amazonaws.services.kinesis.multilang.MultiLangDaemonConfig;
 
@@ -191,7 +194,10 @@ import static dev.kclpylocal.common.Settings.trimmedOrNull;
  * until {@code idleMillisBetweenCalls} have passed since the previous call only
  * when that call returned no records: a backlog is read as fast as the engine
  * answers, and a shard that is caught up is polled no more often than with
- * {@code always}. It changes nothing with the {@code DEFAULT} strategy. A value
+ * {@code always}. With {@code empty} a closed shard also ends only once the processor
+ * has been given its last batch: KCL 1.15's own prefetch ends it as soon as that batch
+ * is read, and the batches still in the cache are lost. It changes nothing with the
+ * {@code DEFAULT} strategy. A value
  * other than {@code always} or {@code empty} is a usage error.
  *
  * <p>Exit codes: 0 when the worker's loop ends by itself (after SIGTERM or SIGINT the
@@ -666,6 +672,9 @@ public final class KclLocalLauncher implements Generation {
             long pause = value == null ? STOCK_IDLE_MILLIS : Long.parseLong(value);
             RecordsFetcherFactory stock = kcl.getRecordsFetcherFactory();
             try {
+                // Without a hold on the shard-end flag the prefetch would lose a closed
+                // shard's last batches (see EndAfterDrain): then the KCL's reading stays.
+                Paced.shardEndFlag();
                 // The configuration has no setter for its factory (a private field).
                 Field field = KinesisClientLibConfiguration.class.getDeclaredField(FACTORY_FIELD);
                 field.setAccessible(true);
@@ -683,7 +692,8 @@ public final class KclLocalLauncher implements Generation {
         @Override
         public GetRecordsCache createRecordsFetcher(GetRecordsRetrievalStrategy strategy, String shardId,
                 IMetricsFactory metricsFactory, int maxRecords) {
-            return stock.createRecordsFetcher(new Paced(strategy, pauseMillis), shardId, metricsFactory, maxRecords);
+            Paced paced = new Paced(strategy, pauseMillis);
+            return new EndAfterDrain(stock.createRecordsFetcher(paced, shardId, metricsFactory, maxRecords), paced);
         }
 
         @Override
@@ -712,35 +722,90 @@ public final class KclLocalLauncher implements Generation {
             throw new UnsupportedOperationException("set " + IDLE + " in the properties file");
         }
 
-        /** One shard's strategy: after a call that returned nothing, the next one waits out the pause. */
+        /**
+         * One shard's strategy: after a call that returned nothing, the next one waits out
+         * the pause. It also holds back the shard-end flag: KCL 1.15's data fetcher raises
+         * it as soon as the prefetch thread reads a closed shard's last batch, and the
+         * next ProcessTask, seeing it, ends the shard while that batch and the ones before
+         * it still wait in the cache: those records would never reach the processor. So
+         * the flag is lowered again here and raised by {@link EndAfterDrain} when the
+         * processor's side takes the last batch out of the cache.
+         */
         static final class Paced implements GetRecordsRetrievalStrategy {
+            static final String SHARD_END_FIELD = "isShardEndReached";
             private final GetRecordsRetrievalStrategy inner;
             private final long pauseMillis;
             private long lastCallNanos;
             private boolean lastEmpty;
+            /** The records list of the closed shard's last batch, once read. */
+            private volatile List<Record> lastBatch;
+            private volatile boolean ended;
 
             Paced(GetRecordsRetrievalStrategy inner, long pauseMillis) {
                 this.inner = inner;
                 this.pauseMillis = pauseMillis;
             }
 
-            @Override
-            public GetRecordsResult getRecords(int maxRecords) {
-                if (lastEmpty) {
-                    long waitMillis = pauseMillis - (System.nanoTime() - lastCallNanos) / 1_000_000L;
-                    if (waitMillis > 0) {
-                        try {
-                            Thread.sleep(waitMillis);
-                        } catch (InterruptedException e) {
-                            // The cache's thread is being stopped: let it see the flag.
-                            Thread.currentThread().interrupt();
-                        }
+            /** KCL 1.15's data fetcher's private shard-end flag. */
+            static Field shardEndFlag() throws NoSuchFieldException {
+                Field field = KinesisDataFetcher.class.getDeclaredField(SHARD_END_FIELD);
+                field.setAccessible(true);
+                return field;
+            }
+
+            private void pause(long millis) {
+                if (millis > 0) {
+                    try {
+                        Thread.sleep(millis);
+                    } catch (InterruptedException e) {
+                        // The cache's thread is being stopped: let it see the flag.
+                        Thread.currentThread().interrupt();
                     }
                 }
+            }
+
+            private boolean shardEnd() {
+                return inner.getDataFetcher().isShardEndReached();
+            }
+
+            private void setShardEnd(boolean value) {
+                try {
+                    shardEndFlag().setBoolean(inner.getDataFetcher(), value);
+                } catch (ReflectiveOperationException | RuntimeException e) {
+                    // Checked at install time; a failure here is a bug to see, not to hide.
+                    throw new IllegalStateException("cannot set the data fetcher's shard-end flag", e);
+                }
+            }
+
+            @Override
+            public GetRecordsResult getRecords(int maxRecords) {
+                if (ended) {
+                    // Nothing more to read; the consumer ends the shard once it has taken
+                    // the last batch. Calling on would make the fetcher raise the flag.
+                    pause(pauseMillis);
+                    return new GetRecordsResult().withRecords(new ArrayList<>()).withNextShardIterator(null)
+                            .withChildShards(Collections.emptyList());
+                }
+                if (lastEmpty) {
+                    pause(pauseMillis - (System.nanoTime() - lastCallNanos) / 1_000_000L);
+                }
+                boolean endedBefore = shardEnd();
                 GetRecordsResult result = inner.getRecords(maxRecords);
                 lastCallNanos = System.nanoTime();
                 lastEmpty = result == null || result.getRecords() == null || result.getRecords().isEmpty();
+                if (result != null && !endedBefore && shardEnd()) {
+                    lastBatch = result.getRecords();
+                    ended = true;
+                    setShardEnd(false);
+                }
                 return result;
+            }
+
+            /** Called by the consumer's side with each batch it takes from the cache. */
+            void taken(ProcessRecordsInput input) {
+                if (ended && input != null && input.getRecords() == lastBatch) {
+                    setShardEnd(true);
+                }
             }
 
             @Override
@@ -757,6 +822,43 @@ public final class KclLocalLauncher implements Generation {
             public IDataFetcher getDataFetcher() {
                 return inner.getDataFetcher();
             }
+        }
+    }
+
+    /**
+     * The cache around one shard's {@link EmptyReadPause.Paced} strategy: the batch it
+     * hands to the consumer's side tells the strategy when a closed shard's last batch
+     * has been taken, and only then is the shard's end visible to the next ProcessTask.
+     */
+    static final class EndAfterDrain implements GetRecordsCache {
+        private final GetRecordsCache inner;
+        private final EmptyReadPause.Paced paced;
+
+        EndAfterDrain(GetRecordsCache inner, EmptyReadPause.Paced paced) {
+            this.inner = inner;
+            this.paced = paced;
+        }
+
+        @Override
+        public void start() {
+            inner.start();
+        }
+
+        @Override
+        public ProcessRecordsInput getNextResult() {
+            ProcessRecordsInput input = inner.getNextResult();
+            paced.taken(input);
+            return input;
+        }
+
+        @Override
+        public GetRecordsRetrievalStrategy getGetRecordsRetrievalStrategy() {
+            return inner.getGetRecordsRetrievalStrategy();
+        }
+
+        @Override
+        public void shutdown() {
+            inner.shutdown();
         }
     }
 

@@ -24,6 +24,9 @@ import software.amazon.awssdk.core.interceptor.Context;
 import software.amazon.awssdk.core.interceptor.ExecutionAttributes;
 import software.amazon.awssdk.core.interceptor.ExecutionInterceptor;
 import software.amazon.awssdk.http.Protocol;
+import software.amazon.awssdk.http.ProtocolNegotiation;
+import software.amazon.awssdk.http.SdkHttpConfigurationOption;
+import software.amazon.awssdk.http.async.SdkAsyncHttpClient;
 import software.amazon.awssdk.http.nio.netty.NettyNioAsyncHttpClient;
 import software.amazon.awssdk.services.cloudwatch.CloudWatchAsyncClient;
 import software.amazon.awssdk.services.cloudwatch.CloudWatchAsyncClientBuilder;
@@ -33,6 +36,7 @@ import software.amazon.awssdk.services.kinesis.KinesisAsyncClientBuilder;
 import software.amazon.awssdk.services.kinesis.model.DescribeStreamSummaryResponse;
 import software.amazon.awssdk.services.kinesis.model.ResourceNotFoundException;
 import software.amazon.awssdk.services.kinesis.model.StreamDescriptionSummary;
+import software.amazon.awssdk.utils.AttributeMap;
 import software.amazon.kinesis.checkpoint.CheckpointConfig;
 import software.amazon.kinesis.common.ConfigsBuilder;
 import software.amazon.kinesis.common.InitialPositionInStream;
@@ -53,14 +57,15 @@ import software.amazon.kinesis.leases.ShardSyncTaskManager;
 import software.amazon.kinesis.lifecycle.LifecycleConfig;
 import software.amazon.kinesis.lifecycle.TaskResult;
 import software.amazon.kinesis.metrics.MetricsConfig;
-import software.amazon.kinesis.metrics.MetricsLevel;
 import software.amazon.kinesis.metrics.NullMetricsFactory;
 import software.amazon.kinesis.multilang.MultiLangDaemonConfig;
 import software.amazon.kinesis.multilang.MultiLangRecordProcessorFactory;
 import software.amazon.kinesis.multilang.config.BuilderDynaBean;
 import software.amazon.kinesis.multilang.config.ConfigurationSettableUtils;
+import software.amazon.kinesis.multilang.config.FanoutConfigBean;
 import software.amazon.kinesis.multilang.config.KinesisClientLibConfigurator;
 import software.amazon.kinesis.multilang.config.MultiLangDaemonConfiguration;
+import software.amazon.kinesis.multilang.config.RetrievalConfigBuilder;
 import software.amazon.kinesis.multilang.messages.InitializeMessage;
 import software.amazon.kinesis.processor.FormerStreamsLeasesDeletionStrategy;
 import software.amazon.kinesis.processor.MultiStreamTracker;
@@ -109,6 +114,7 @@ import static dev.kclpylocal.common.Launch.PREFIX;
 import static dev.kclpylocal.common.Launch.oneLine;
 import static dev.kclpylocal.common.Launch.rootCause;
 import static dev.kclpylocal.common.Launch.say;
+import static dev.kclpylocal.common.Settings.parseBoolean;
 import static dev.kclpylocal.common.Settings.parsePositiveLong;
 import static dev.kclpylocal.common.Settings.trimmedOrNull;
 
@@ -131,10 +137,28 @@ import static dev.kclpylocal.common.Settings.trimmedOrNull;
  *       client sends JSON instead of CBOR (the SDK reads the setting when a client
  *       is built; the environment variable {@code CBOR_ENABLED=false} does the
  *       same);</li>
- *   <li>the Kinesis client speaks HTTP/1.1 when {@code kinesisEndpoint} is local
- *       (an {@code http://} URL or a loopback host): the stock daemon always builds
- *       it for HTTP/2, which emulators such as moto cannot serve. Other endpoints
- *       get the stock HTTP/2 client;</li>
+ *   <li>the Kinesis client on a local {@code kinesisEndpoint} (an {@code http://}
+ *       URL or a loopback host) speaks HTTP/1.1 when the worker polls: the stock
+ *       daemon always builds it for HTTP/2, which emulators such as moto cannot
+ *       serve. When the worker reads by enhanced fan-out ({@code retrievalMode =
+ *       FANOUT}, or {@code DEFAULT} with no polling key) it gets the stock HTTP/2
+ *       client there too: over {@code http://} that is HTTP/2 without TLS with prior
+ *       knowledge (h2c), over {@code https://} to a loopback host HTTP/2 negotiated
+ *       by ALPN (local engines such as kinesis-mock's TLS port choose HTTP/2 only
+ *       by ALPN). Other endpoints get the stock HTTP/2 client. See "Enhanced
+ *       fan-out" below;</li>
+ *   <li>{@code kinesisHttpProtocol} ({@code HTTP1_1} or {@code HTTP2}, any case; absent:
+ *       as above): the protocol of the Kinesis client on a local {@code kinesisEndpoint},
+ *       whatever the retrieval mode (an engine whose SubscribeToShard is quicker or only
+ *       served over HTTP/1.1: kinesis-mock's SubscribeToShard delivers each record about a
+ *       second later over HTTP/2 than over HTTP/1.1). With any other endpoint the key is a
+ *       usage error;</li>
+ *   <li>{@code kinesisTrustLoopbackCertificates} (boolean, default false): the
+ *       Kinesis client accepts any certificate (and any host name in it) from an
+ *       {@code https://} {@code kinesisEndpoint} whose host is a loopback address
+ *       or {@code localhost}, for engines with a self-signed certificate. With any
+ *       other endpoint the key is a usage error: TLS to anything else is never
+ *       weakened;</li>
  *   <li>{@code initialLeaseSync} ({@code worker} or {@code eager}, any case;
  *       default {@code worker}): see below;</li>
  *   <li>{@code dynamoDbLockBasedLeaderLeaseDurationInMillis} and
@@ -193,13 +217,24 @@ import static dev.kclpylocal.common.Settings.trimmedOrNull;
  * launcher asks the Kinesis credentials once before it starts, so missing
  * credentials are a one-line error instead of a scheduler that retries forever.
  *
+ * <p><b>Enhanced fan-out.</b> The retrieval mode is the stock daemon's
+ * ({@code retrievalMode}, decided once: the same builder makes the retrieval
+ * configuration). With enhanced fan-out the KCL registers a stream consumer (named
+ * {@code fanoutConfig.consumerName}, else {@code applicationName}) with
+ * RegisterStreamConsumer, waits until it is ACTIVE and reads each shard with
+ * SubscribeToShard over an HTTP/2 event stream (or HTTP/1.1, with
+ * {@code kinesisHttpProtocol = HTTP1_1}); the launcher says which in one line
+ * ({@value #FANOUT_LINE} or {@value #POLLING_LINE}). The engine must serve
+ * SubscribeToShard (moto does not).
+ *
  * <p><b>CloudWatch.</b> The AWS SDK this KCL runs on sends CloudWatch requests only
  * in the Smithy RPC v2 CBOR protocol (the SDK's CloudWatch client has no other;
- * {@code aws.cborEnabled} does not apply to it). Endpoints that do not speak it,
- * such as moto, reject every {@code PutMetricData}: set {@code metricsLevel = NONE}
- * there. When metrics are on and {@code cloudWatchEndpoint} is local the launcher
- * says so once at start, and says once why the first failed CloudWatch call
- * failed.
+ * {@code aws.cborEnabled} does not apply to it). kclpy-local's embedded moto server
+ * answers it; endpoints that do not, such as a moto server started
+ * otherwise, reject every {@code PutMetricData}: set {@code metricsLevel = NONE}
+ * there (kclpy-local's translation of a {@code local} file does so when the endpoint
+ * does not answer). The launcher names the protocol on its CloudWatch endpoint line,
+ * and says once why the first failed CloudWatch call failed.
  *
  * <p><b>Several streams.</b> With {@code streamNames = a, b} the launcher gives the
  * scheduler a {@code MultiStreamTracker} of its own: a fixed list with one
@@ -287,6 +322,10 @@ public final class KclLocalLauncher implements Generation {
     /** Kinesis stream names: 1 to 128 of these characters. */
     static final Pattern STREAM_NAME = Pattern.compile("[a-zA-Z0-9_.-]{1,128}");
     static final long DESCRIBE_TIMEOUT_SECONDS = 60L;
+    static final String TRUST_LOOPBACK = "kinesisTrustLoopbackCertificates";
+    static final String HTTP_PROTOCOL = "kinesisHttpProtocol";
+    static final String FANOUT_LINE = "records by enhanced fan-out (SubscribeToShard)";
+    static final String POLLING_LINE = "records by polling (GetRecords)";
     static final String USAGE = "usage: java -cp <class path> " + KclLocalLauncher.class.getName()
             + " <properties file> | --self-check";
 
@@ -391,6 +430,11 @@ public final class KclLocalLauncher implements Generation {
         String kinesisEndpoint = endpointKey(extra, "kinesisEndpoint", "kinesisClient.endpointOverride");
         String dynamoEndpoint = endpointKey(extra, "dynamoDBEndpoint", "dynamoDbClient.endpointOverride");
         final boolean localKinesis = isLocal(kinesisEndpoint);
+        // Decided once: the same builder makes the retrieval configuration below.
+        RetrievalConfigBuilder retrievalBuilder = c.getRetrievalMode().builder(c);
+        final boolean fanout = retrievalBuilder instanceof FanoutConfigBean;
+        final KinesisHttp http = KinesisHttp.of(kinesisEndpoint, localKinesis, fanout,
+                parseBoolean(extra, TRUST_LOOPBACK, false), httpProtocol(extra));
         final KinesisAsyncClient kinesis;
         final DynamoDbAsyncClient dynamoDB;
         final CloudWatchAsyncClient cloudWatch;
@@ -399,13 +443,7 @@ public final class KclLocalLauncher implements Generation {
             kinesis = c.getKinesisClient().build(KinesisAsyncClient.class, new Function<Object, Object>() {
                 @Override
                 public Object apply(Object builder) {
-                    KinesisAsyncClientBuilder kinesisBuilder = (KinesisAsyncClientBuilder) builder;
-                    if (localKinesis) {
-                        return kinesisBuilder.httpClientBuilder(NettyNioAsyncHttpClient.builder()
-                                .maxConcurrency(Integer.MAX_VALUE)
-                                .protocol(Protocol.HTTP1_1));
-                    }
-                    return KinesisClientUtil.adjustKinesisClientBuilder(kinesisBuilder);
+                    return http.adjust((KinesisAsyncClientBuilder) builder);
                 }
             });
             dynamoDB = c.getDynamoDbClient().build(DynamoDbAsyncClient.class);
@@ -420,9 +458,9 @@ public final class KclLocalLauncher implements Generation {
             throw new StartupException("cannot build the AWS clients (" + oneLine(rootCause(e))
                     + "); check regionName and the endpoints", e);
         }
-        describeEndpoint("Kinesis", kinesisEndpoint, region, localKinesis ? "HTTP/1.1" : "HTTP/2");
+        describeEndpoint("Kinesis", kinesisEndpoint, region, http.label);
         describeEndpoint("DynamoDB", dynamoEndpoint, region, null);
-        describeEndpoint("CloudWatch", cloudWatchEndpoint, region, null);
+        describeEndpoint("CloudWatch", cloudWatchEndpoint, region, "Smithy RPC v2 CBOR");
 
         StreamNamingFactory factory = new StreamNamingFactory(extra.getProperty("executableName"),
                 config.getExecutorService(), c,
@@ -465,7 +503,15 @@ public final class KclLocalLauncher implements Generation {
                 leaseManagement.workerUtilizationAwareAssignmentConfig());
         ConfigurationSettableUtils.resolveFields(c.getWorkerMetricStatsTableConfigBean(),
                 leaseManagement.workerUtilizationAwareAssignmentConfig().workerMetricsTableConfig());
-        retrieval.retrievalSpecificConfig(c.getRetrievalMode().builder(c).build(kinesis, c));
+        retrieval.retrievalSpecificConfig(retrievalBuilder.build(kinesis, c));
+        if (fanout) {
+            String consumer = ((FanoutConfigBean) retrievalBuilder).getConsumerName();
+            String arn = ((FanoutConfigBean) retrievalBuilder).getConsumerArn();
+            say(FANOUT_LINE + ", stream consumer " + (arn != null ? arn
+                    : (consumer != null ? consumer : c.getApplicationName())));
+        } else {
+            say(POLLING_LINE);
+        }
         ConfigurationSettableUtils.resolveFields(c, configObjects, null,
                 new HashSet<Class<?>>(Arrays.<Class<?>>asList(ConfigsBuilder.class, PollingConfig.class)));
 
@@ -481,11 +527,6 @@ public final class KclLocalLauncher implements Generation {
         }
         if (dispatchPoll != null) {
             coordinator.shardConsumerDispatchPollIntervalMillis(dispatchPoll);
-        }
-        if (metrics.metricsLevel() != MetricsLevel.NONE && isLocal(cloudWatchEndpoint)) {
-            say("metricsLevel is " + metrics.metricsLevel() + ": the KCL's AWS SDK sends CloudWatch metrics "
-                    + "in the Smithy RPC v2 CBOR protocol only; a local endpoint without it (moto) rejects "
-                    + "them; set metricsLevel = NONE there");
         }
         WorkerStatus status = new WorkerStatus(c.getApplicationName(), streams, c.getWorkerIdentifier());
         coordinator.workerStateChangeListener(new StateListener(status));
@@ -669,6 +710,114 @@ public final class KclLocalLauncher implements Generation {
         }
     }
 
+    /** {@code kinesisHttpProtocol} ({@code HTTP1_1} or {@code HTTP2}, any case); {@code null} when absent. */
+    static Protocol httpProtocol(Properties properties) {
+        String value = trimmedOrNull(properties.getProperty(HTTP_PROTOCOL));
+        if (value == null) {
+            return null;
+        }
+        for (Protocol protocol : new Protocol[] {Protocol.HTTP1_1, Protocol.HTTP2}) {
+            if (protocol.name().equalsIgnoreCase(value)) {
+                return protocol;
+            }
+        }
+        throw new IllegalArgumentException(HTTP_PROTOCOL + " must be HTTP1_1 or HTTP2, not '" + value + "'");
+    }
+
+    /** An {@code https://} URL whose host is a loopback address or {@code localhost} (names are not resolved). */
+    static boolean isLoopbackTls(String endpoint) {
+        // isLocal parses the URL and checks its host; an https:// one is local only by its host.
+        return endpoint != null && endpoint.regionMatches(true, 0, "https://", 0, 8) && isLocal(endpoint);
+    }
+
+    /**
+     * How the Kinesis client speaks to its endpoint: HTTP/1.1 to a local endpoint when
+     * the worker polls, the KCL's own HTTP/2 client otherwise (h2c over {@code http://},
+     * ALPN over TLS to a loopback host), and any certificate trusted only when asked
+     * for and only on a loopback {@code https://} endpoint.
+     */
+    static final class KinesisHttp {
+        final String label;
+        private final Protocol protocol;
+        private final boolean stock;
+        private final boolean alpn;
+        private final boolean trustAll;
+
+        private KinesisHttp(String label, Protocol protocol, boolean stock, boolean alpn, boolean trustAll) {
+            this.label = label;
+            this.protocol = protocol;
+            this.stock = stock;
+            this.alpn = alpn;
+            this.trustAll = trustAll;
+        }
+
+        /**
+         * {@code protocol}: {@code kinesisHttpProtocol} ({@code null} when absent: HTTP/2 with
+         * enhanced fan-out, HTTP/1.1 with polling).
+         */
+        static KinesisHttp of(String endpoint, boolean local, boolean fanout, boolean trustLoopback,
+                Protocol protocol) {
+            boolean loopbackTls = isLoopbackTls(endpoint);
+            String where = endpoint != null ? endpoint : "the AWS endpoint";
+            if (trustLoopback && !loopbackTls) {
+                throw new IllegalArgumentException(TRUST_LOOPBACK + " = true is only for an https:// "
+                        + "kinesisEndpoint on a loopback address or localhost, not " + where
+                        + ": certificates are checked everywhere else");
+            }
+            if (protocol != null && !local) {
+                throw new IllegalArgumentException(HTTP_PROTOCOL + " is only for a local kinesisEndpoint "
+                        + "(http://, or a loopback host), not " + where
+                        + ": the KCL's own HTTP/2 client is used there");
+            }
+            String trusted = trustLoopback ? ", any certificate trusted (" + TRUST_LOOPBACK + ")" : "";
+            String forced = protocol != null ? " (" + HTTP_PROTOCOL + " = " + protocol.name() + ")" : "";
+            if (!local) {
+                return new KinesisHttp("HTTP/2", Protocol.HTTP2, true, false, false);
+            }
+            if (protocol == Protocol.HTTP1_1 || (protocol == null && !fanout)) {
+                return new KinesisHttp("HTTP/1.1" + forced + trusted, Protocol.HTTP1_1, false, false,
+                        trustLoopback);
+            }
+            trusted = forced + trusted;
+            if (loopbackTls) {
+                return new KinesisHttp("HTTP/2 over TLS by ALPN" + trusted, Protocol.HTTP2, false, true,
+                        trustLoopback);
+            }
+            return new KinesisHttp("HTTP/2 without TLS (h2c, prior knowledge)" + forced, Protocol.HTTP2, true,
+                    false, false);
+        }
+
+        KinesisAsyncClientBuilder adjust(KinesisAsyncClientBuilder builder) {
+            if (stock) {
+                return KinesisClientUtil.adjustKinesisClientBuilder(builder);
+            }
+            NettyNioAsyncHttpClient.Builder netty = NettyNioAsyncHttpClient.builder()
+                    .maxConcurrency(Integer.MAX_VALUE)
+                    .protocol(protocol);
+            if (alpn) {
+                netty.protocolNegotiation(ProtocolNegotiation.ALPN);
+            }
+            return builder.httpClientBuilder(trustAll ? new TrustingBuilder(netty) : netty);
+        }
+    }
+
+    /** A Netty client builder whose clients trust any certificate (loopback endpoints only, see above). */
+    static final class TrustingBuilder implements SdkAsyncHttpClient.Builder<TrustingBuilder> {
+        private final NettyNioAsyncHttpClient.Builder netty;
+
+        TrustingBuilder(NettyNioAsyncHttpClient.Builder netty) {
+            this.netty = netty;
+        }
+
+        @Override
+        public SdkAsyncHttpClient buildWithDefaults(AttributeMap serviceDefaults) {
+            return netty.buildWithDefaults(AttributeMap.builder()
+                    .put(SdkHttpConfigurationOption.TRUST_ALL_CERTIFICATES, Boolean.TRUE)
+                    .build()
+                    .merge(serviceDefaults));
+        }
+    }
+
     static void describeEndpoint(String service, String endpoint, String region, String protocol) {
         String where = endpoint != null ? "endpoint " + endpoint : "AWS endpoint";
         String detail = "region " + (region != null ? region : "from the environment")
@@ -692,8 +841,8 @@ public final class KclLocalLauncher implements Generation {
             }
             say("CloudWatch metrics cannot be delivered to " + (endpoint != null ? endpoint : "AWS") + " ("
                     + oneLine(rootCause(context.exception())) + "); the KCL's AWS SDK sends them in the Smithy"
-                    + " RPC v2 CBOR protocol only, which this endpoint may not speak; set metricsLevel = NONE"
-                    + " to turn them off (said once)");
+                    + " RPC v2 CBOR protocol only, which this endpoint may not speak (kclpy-local's embedded"
+                    + " moto does); set metricsLevel = NONE to turn them off (said once)");
         }
     }
 
