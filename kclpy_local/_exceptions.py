@@ -226,18 +226,29 @@ class InputError(UsageError):
 
 
 class StreamMismatchError(UsageError):
-    """The lease table of an application holds the checkpoints of another stream.
+    """The lease table of an application holds the leases of other streams.
 
     ``table`` is the lease table (the applicationName), ``claimed`` the stream it
-    was used for, ``stream`` the one a worker was about to start on.
+    was used for, ``stream`` the one a worker was about to start on (for several
+    streams, their description); ``message`` says why, where the default (a
+    worker on one stream resuming from another's checkpoints) does not.
     """
 
-    def __init__(self, table: str, claimed: str, stream: str, *, hint: str | None = None) -> None:
+    def __init__(
+        self,
+        table: str,
+        claimed: str,
+        stream: str,
+        *,
+        hint: str | None = None,
+        message: str | None = None,
+    ) -> None:
         self.table = table
         self.claimed = claimed
         self.stream = stream
         super().__init__(
-            f"lease table {table!r} holds the checkpoints of stream {claimed!r}, not of "
+            message
+            or f"lease table {table!r} holds the checkpoints of stream {claimed!r}, not of "
             f"stream {stream!r}: a worker on {stream!r} would resume from {claimed!r}'s "
             f"checkpoints and skip records",
             hint=hint,

@@ -4,15 +4,18 @@ Each processed record becomes one JSON line in the ledger file named by
 ``KCLPY_LOCAL_LEDGER`` (``kclpy-local run`` sets it to ``ledger.jsonl`` in the
 run directory unless it is set; elsewhere the default is ``ledger.jsonl`` in
 the working directory):
-shard, sequence number, sub-sequence number, partition key, data (base64) and
-the time it was processed. The ledger is flushed before each checkpoint, so it
+stream, shard, sequence number, sub-sequence number, partition key, data
+(base64) and the time it was processed. The stream is the one the daemon
+names on initialize (the kclpy-local KCL 3.x launcher does, so one application
+on several streams tells them apart; their shard ids repeat), else null. The ledger is flushed before each checkpoint, so it
 never claims less than what was checkpointed (at-least-once accounting).
 
 When ``KCLPY_LOCAL_CHECKPOINTS`` names a file, the recorder also appends one JSON
 line there where each shard starts (``"event": "initialize"``, with the
 sequence number the daemon gave) and after each checkpoint the daemon accepted
 (``"event": "checkpoint"``, with the sequence number checkpointed): shard,
-event, sequence number, time and process id. Record lines never go there.
+event, sequence number, time and process id (and the stream, as in the
+ledger). Record lines never go there.
 
 Run by the daemon (``executableName = python3 processors/recorder.py``).
 """
@@ -46,6 +49,7 @@ class RecorderProcessor(RecordProcessor):
         self.ledger_path = ledger_path or os.environ.get("KCLPY_LOCAL_LEDGER", "ledger.jsonl")
         self.checkpoints_path = checkpoints_path or os.environ.get("KCLPY_LOCAL_CHECKPOINTS") or None
         self.shard_id = "?"
+        self.stream_name: str | None = None
         self._ledger: TextIO | None = None
         self._checkpoints: TextIO | None = None
         self._last_sequence: str | None = None
@@ -56,6 +60,7 @@ class RecorderProcessor(RecordProcessor):
         if out is None:
             return
         out.write(json.dumps({
+            "stream": self.stream_name,
             "shard": self.shard_id,
             "event": event,
             "sequence_number": sequence_number,
@@ -66,12 +71,13 @@ class RecorderProcessor(RecordProcessor):
 
     def initialize(self, shard: Initialize) -> None:
         self.shard_id = shard.shard_id
+        self.stream_name = shard.stream_name
         self._last_sequence = shard.sequence_number
         self._ledger = open(self.ledger_path, "a", encoding="utf-8")  # noqa: SIM115
         if self.checkpoints_path:
             self._checkpoints = open(self.checkpoints_path, "a", encoding="utf-8")  # noqa: SIM115
         self._note("initialize", shard.sequence_number)
-        log.info("processing %s from %s", shard.shard_id, shard.sequence_number)
+        log.info("processing %s from %s", self._where, shard.sequence_number)
 
     def process_records(self, batch: ProcessRecords, checkpointer: Checkpointer) -> None:
         ledger = self._ledger
@@ -79,6 +85,7 @@ class RecorderProcessor(RecordProcessor):
         now = time.time()
         for record in batch.records:
             ledger.write(json.dumps({
+                "stream": self.stream_name,
                 "shard": self.shard_id,
                 "sequence_number": record.sequence_number,
                 "sub_sequence_number": record.sub_sequence_number,
@@ -94,8 +101,13 @@ class RecorderProcessor(RecordProcessor):
             self._last_sequence = last.sequence_number
             if self._checkpoint(checkpointer, last):
                 self._note("checkpoint", last.sequence_number)
-            log.info("%s: %d records, checkpoint %s, %s ms behind", self.shard_id,
+            log.info("%s: %d records, checkpoint %s, %s ms behind", self._where,
                      len(batch.records), batch.records[-1].sequence_number, batch.millis_behind_latest)
+
+    @property
+    def _where(self) -> str:
+        """The shard, in the log: ``stream/shard`` when the daemon named the stream."""
+        return f"{self.stream_name}/{self.shard_id}" if self.stream_name else self.shard_id
 
     def _checkpoint(self, checkpointer: Checkpointer, record: Record | None = None) -> bool:
         """Checkpoint (throttling retried); a lease lost meanwhile is not an error.
@@ -109,21 +121,21 @@ class RecorderProcessor(RecordProcessor):
             checkpointer.checkpoint(record, retry=RETRY)
         except ShutdownError:
             log.warning("%s: lease lost before the checkpoint; the next owner resumes from the last one",
-                        self.shard_id)
+                        self._where)
             return False
         return True
 
     def lease_lost(self) -> None:
-        log.info("%s: lease lost", self.shard_id)
+        log.info("%s: lease lost", self._where)
 
     def shard_ended(self, checkpointer: Checkpointer) -> None:
-        log.info("%s: shard ended", self.shard_id)
+        log.info("%s: shard ended", self._where)
         # Lost meanwhile, the lease's new owner reaches the shard end and checkpoints it.
         if self._checkpoint(checkpointer):
             self._note("checkpoint", "SHARD_END")
 
     def shutdown_requested(self, checkpointer: Checkpointer) -> None:
-        log.info("%s: shutdown requested", self.shard_id)
+        log.info("%s: shutdown requested", self._where)
         if self._checkpoint(checkpointer):
             # At the last record delivered, which is the last one seen here.
             self._note("checkpoint", self._last_sequence)

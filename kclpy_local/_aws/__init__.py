@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import http.client
 import logging
-import re
 import time
 import urllib.parse
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -36,10 +35,12 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 from botocore.parsers import ResponseParserError
 
 from .._exceptions import EmulatorError, KclpyLocalError, PutRecordsError, UsageError
+from .._names import application_name_problem, region_name_problem, stream_name_problem
 
 __all__ = [
     "DUMMY_CREDENTIALS",
     "LEASE_ENTITY",
+    "STREAMS_TAG",
     "STREAM_TAG",
     "Datapoint",
     "Lease",
@@ -47,6 +48,7 @@ __all__ = [
     "PutBatch",
     "PutResult",
     "PutRetries",
+    "StreamClaim",
     "StreamInfo",
     "application_name_problem",
     "check_endpoint_url",
@@ -63,13 +65,13 @@ __all__ = [
     "put_batches",
     "put_records",
     "read_leases",
-    "read_stream_tag",
+    "read_stream_claim",
     "region_name_problem",
     "rpc_v2_cbor_problem",
     "session",
     "stream_name_problem",
     "subscribe_to_shard_problem",
-    "tag_stream",
+    "tag_stream_claim",
 ]
 
 logger = logging.getLogger(__name__)
@@ -116,36 +118,6 @@ def check_endpoint_url(endpoint_url: str) -> str:
             hint="write it as http://HOST:PORT, e.g. http://127.0.0.1:4566",
         )
     return endpoint_url
-
-
-_NAME_CHARS = re.compile(r"[A-Za-z0-9_.-]+")
-_REGION = re.compile(r"[a-z]{2}(-[a-z0-9]+)+")
-
-
-def _name_problem(name: str, low: int, high: int) -> str | None:
-    if not low <= len(name) <= high:
-        return f"its length is {len(name)}; {low} to {high} characters are allowed"
-    if not _NAME_CHARS.fullmatch(name):
-        return "only letters, digits, '_', '.' and '-' are allowed"
-    return None
-
-
-def stream_name_problem(name: str) -> str | None:
-    """Why Kinesis would refuse ``name`` as a stream name (1-128 of ``A-Za-z0-9_.-``)."""
-    return _name_problem(name, 1, 128)
-
-
-def application_name_problem(name: str) -> str | None:
-    """Why ``name`` cannot be a KCL applicationName: it names the lease table, and
-    DynamoDB takes 3-255 of ``A-Za-z0-9_.-``."""
-    return _name_problem(name, 3, 255)
-
-
-def region_name_problem(name: str) -> str | None:
-    """Why ``name`` is not an AWS region name (such as ``us-east-1``)."""
-    if _REGION.fullmatch(name):
-        return None
-    return "write it like us-east-1"
 
 
 def is_local_endpoint(endpoint_url: str | None) -> bool:
@@ -505,6 +477,22 @@ class Lease:
     pending_checkpoint: str | None = None
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
+    @property
+    def stream(self) -> str | None:
+        """The stream of a KCL 3.x multi-stream lease (the name in its ``streamName``
+        attribute, ``account:stream:creationEpoch``); ``None`` for a lease of one stream."""
+        identifier = self.raw.get("streamName")
+        if not isinstance(identifier, str):
+            return None
+        parts = identifier.split(":")
+        return parts[1] if len(parts) == 3 else identifier
+
+    @property
+    def shard_id(self) -> str:
+        """The shard: a multi-stream lease's ``shardId`` attribute, else the lease key."""
+        shard = self.raw.get("shardId")
+        return shard if isinstance(shard, str) else self.lease_key
+
 
 def _plain(value: Mapping[str, Any]) -> Any:
     """A DynamoDB attribute value as a plain Python value."""
@@ -566,8 +554,33 @@ def read_leases(dynamodb: Client, table: str, *, shard_leases_only: bool = False
     return sorted(leases, key=lambda lease: lease.lease_key)
 
 
-#: The tag kclpy-local puts on a lease table: the stream whose checkpoints it holds.
+#: The tag kclpy-local puts on a lease table of one stream: the stream whose checkpoints it holds.
 STREAM_TAG = "kclpy-local:stream"
+#: The tag of a lease table of several streams (the KCL's multi-stream mode): their names,
+#: separated by spaces; names beyond a tag value's 256 characters go on in
+#: ``kclpy-local:streams:2``, ``:3``...
+STREAMS_TAG = "kclpy-local:streams"
+_TAG_VALUE_LIMIT = 256
+
+
+@dataclass(frozen=True, slots=True)
+class StreamClaim:
+    """The stream(s) whose leases a lease table holds, as kclpy-local tags it: one
+    stream, whose leases are keyed by shard id; or (``multi``, the KCL's multi-stream
+    mode) several, sorted, whose leases are keyed by stream and shard."""
+
+    streams: tuple[str, ...]
+    multi: bool = False
+
+    @classmethod
+    def of(cls, streams: Sequence[str], *, multi: bool) -> StreamClaim:
+        return cls(tuple(sorted(set(streams))) if multi else tuple(streams[:1]), multi)
+
+    def describe(self) -> str:
+        """``stream 'a'``, ``streams 'a', 'b' (multi-stream)``."""
+        if not self.multi:
+            return f"stream {self.streams[0]!r}"
+        return "streams " + ", ".join(repr(s) for s in self.streams) + " (multi-stream)"
 
 
 def _table_arn(dynamodb: Client, table: str) -> str | None:
@@ -579,28 +592,50 @@ def _table_arn(dynamodb: Client, table: str) -> str | None:
         raise
 
 
-def read_stream_tag(dynamodb: Client, table: str) -> tuple[bool, str | None]:
-    """Whether lease table ``table`` exists, and the stream its :data:`STREAM_TAG`
-    names (``None`` when it has none)."""
+def _streams_tag(part: int) -> str:
+    return STREAMS_TAG if part == 1 else f"{STREAMS_TAG}:{part}"
+
+
+def _claim_tags(claim: StreamClaim) -> list[dict[str, str]]:
+    if not claim.multi:
+        return [{"Key": STREAM_TAG, "Value": claim.streams[0]}]
+    values: list[str] = []
+    for name in claim.streams:  # a stream name is at most 128 characters
+        if values and len(values[-1]) + 1 + len(name) <= _TAG_VALUE_LIMIT:
+            values[-1] += " " + name
+        else:
+            values.append(name)
+    return [{"Key": _streams_tag(i), "Value": value} for i, value in enumerate(values, 1)]
+
+
+def read_stream_claim(dynamodb: Client, table: str) -> tuple[bool, StreamClaim | None]:
+    """Whether lease table ``table`` exists, and the stream(s) its tags (:data:`STREAM_TAG`,
+    :data:`STREAMS_TAG`) name (``None`` when it has neither)."""
     arn = _table_arn(dynamodb, table)
     if arn is None:
         return False, None
-    pages = dynamodb.get_paginator("list_tags_of_resource").paginate(ResourceArn=arn)
-    for page in pages:
-        for tag in page.get("Tags", []):
-            if tag.get("Key") == STREAM_TAG:
-                return True, str(tag.get("Value", ""))
-    return True, None
+    tags: dict[str, str] = {}
+    for page in dynamodb.get_paginator("list_tags_of_resource").paginate(ResourceArn=arn):
+        tags.update({str(t.get("Key")): str(t.get("Value", "")) for t in page.get("Tags", [])})
+    if STREAM_TAG in tags:
+        return True, StreamClaim((tags[STREAM_TAG],))
+    names: list[str] = []
+    part = 1
+    while _streams_tag(part) in tags:
+        names += tags[_streams_tag(part)].split()
+        part += 1
+    if not names:
+        return True, None
+    return True, StreamClaim.of(names, multi=True)
 
 
-def tag_stream(dynamodb: Client, table: str, stream: str) -> bool:
-    """Tag lease table ``table`` with ``stream`` (:data:`STREAM_TAG`); ``False`` when
-    there is no such table."""
+def tag_stream_claim(dynamodb: Client, table: str, claim: StreamClaim) -> bool:
+    """Tag lease table ``table`` with ``claim``; ``False`` when there is no such table."""
     arn = _table_arn(dynamodb, table)
     if arn is None:
         return False
-    dynamodb.tag_resource(ResourceArn=arn, Tags=[{"Key": STREAM_TAG, "Value": stream}])
-    logger.info("tagged lease table %s with stream %s", table, stream)
+    dynamodb.tag_resource(ResourceArn=arn, Tags=_claim_tags(claim))
+    logger.info("tagged lease table %s with %s", table, claim.describe())
     return True
 
 

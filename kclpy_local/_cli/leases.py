@@ -9,15 +9,20 @@ metrics: those items are left out, and counted on stderr):
     shardId-000000000000  worker-a  TRIM_HORIZON            12  -                            0
     shardId-000000000001  -         4959... (sub 3)          4  shardId-000000000000         1
 
+The leases of an application on several streams (KCL 3.x's streamNames, the
+KCL's multi-stream mode) are keyed account:stream:creationEpoch:shardId: their
+rows start with a stream column, and shard is the shard id.
+
 checkpoint is the sequence number the application checkpointed (or
 TRIM_HORIZON, LATEST, SHARD_END), with (sub N) when its sub-sequence number
 is not 0; counter is the lease counter, which the owner bumps on every
 renewal; parents are the parent shards; switches (owner switches since
 the last checkpoint) and pending (a pending checkpoint) appear when any
-lease has them. --json prints a list of objects instead: {"shard",
+lease has them. --json prints a list of objects instead: {"stream", "shard",
 "owner", "checkpoint", "checkpoint_sub_sequence", "lease_counter",
 "parent_shards", "owner_switches_since_checkpoint", "pending_checkpoint"}
-(the last two null when the lease has no such attribute).
+(stream null for the leases of one stream; the last two null when the lease
+has no such attribute).
 
 --delete deletes the lease table instead (on a local endpoint only): every
 lease and checkpoint of the application goes, and its next worker starts
@@ -55,6 +60,7 @@ _COLUMNS = (
     Column("counter", numeric=True),
     Column("parents"),
 )
+_STREAM = Column("stream")
 _SWITCHES = Column("switches", numeric=True)
 _PENDING = Column("pending")
 
@@ -85,7 +91,8 @@ def lease_document(lease: Lease) -> dict[str, Any]:
     """One lease as the JSON object ``--json`` prints."""
     switches = lease.owner_switches if "ownerSwitchesSinceCheckpoint" in lease.raw else None
     return {
-        "shard": lease.lease_key,
+        "stream": lease.stream,
+        "shard": lease.shard_id,
         "owner": lease.owner,
         "checkpoint": lease.checkpoint,
         "checkpoint_sub_sequence": lease.checkpoint_sub,
@@ -98,6 +105,9 @@ def lease_document(lease: Lease) -> dict[str, Any]:
 
 def _table(leases: list[Lease]) -> str:
     columns = list(_COLUMNS)
+    with_stream = any(lease.stream is not None for lease in leases)
+    if with_stream:
+        columns.insert(0, _STREAM)
     with_switches = any("ownerSwitchesSinceCheckpoint" in lease.raw for lease in leases)
     with_pending = any(lease.pending_checkpoint is not None for lease in leases)
     if with_switches:
@@ -107,7 +117,8 @@ def _table(leases: list[Lease]) -> str:
     rows = []
     for lease in leases:
         row: list[object] = [
-            lease.lease_key,
+            *([lease.stream] if with_stream else []),
+            lease.shard_id,
             lease.owner,
             _checkpoint(lease),
             lease.lease_counter,

@@ -37,6 +37,14 @@ translated from the 1.x form (SDK v2 credentials providers, polling, the
 local start-up keys...), one line per change on stderr (``kclpy-local:
 translated for KCL 3.x: ...``); ``--print-properties`` shows the translated file.
 
+Several ``--stream`` options (with ``--kcl 3``) run one application on several
+streams, the KCL's multi-stream mode: each stream is created (``--shards``
+each) and named in ``streamNames``; the leases are kept per stream
+(``account:stream:creationEpoch:shardId``), each record processor is told its
+shard's stream, and the progress table has a stream column. A properties file
+with ``streamNames`` does the same without ``--stream``; one ``--stream`` runs
+that stream alone.
+
 Ctrl-C (or SIGTERM) asks the daemon for a graceful shutdown: each record
 processor gets ``shutdownRequested`` and may checkpoint; a second Ctrl-C kills
 the daemon.  The last line says how it stopped, in words, with the daemon's
@@ -93,8 +101,9 @@ from typing import TextIO
 import javaproperties
 
 from .. import _aws, _env
+from .._config.generations import GENERATIONS, Generation
 from .._config.keyspec import java_trim
-from .._config.pipeline import effective_values, prepare
+from .._config.pipeline import Overrides, effective_values, prepare
 from .._config.properties import detect_profile, read_properties, write_properties
 from .._emulators.endpoints import DEFAULT_ENDPOINT, DEFAULT_REASON, Endpoint, resolve
 from .._emulators.engines import (
@@ -157,16 +166,19 @@ def register(subparsers: _common.Subparsers) -> None:
     )
     p.add_argument(
         "--stream",
+        dest="streams",
+        action="append",
         metavar="NAME",
         type=stream_name,
-        help="the Kinesis stream (default: the properties' streamName)",
+        help="the Kinesis stream (default: the properties' streamName, or streamNames); "
+        "repeat it for one application on several streams (KCL 3.x, --kcl 3)",
     )
     p.add_argument(
         "--shards",
         type=shard_count,
         default=1,
         metavar="N",
-        help="shard count when the stream is created (default: %(default)s)",
+        help="shard count of each stream created (default: %(default)s)",
     )
     p.add_argument(
         "--app",
@@ -287,9 +299,10 @@ class Plan:
     base: Path
     profile: str | None
     executable: str
-    overrides: Mapping[str, str]
+    overrides: Overrides
     environ: Mapping[str, str]
-    stream: str
+    #: The streams (several: one application on several streams, KCL 3.x).
+    streams: tuple[str, ...]
     app: str
     embedded: bool
     create_stream: bool
@@ -303,9 +316,19 @@ class Plan:
     #: The keys ``--set`` gave (they win over what an engine asks for).
     explicit: frozenset[str] = frozenset()
 
+    @property
+    def stream(self) -> str:
+        """The stream, or the streams separated by commas."""
+        return ", ".join(self.streams)
 
-def _parse_overrides(items: list[str]) -> dict[str, str]:
-    result = {}
+    @property
+    def several(self) -> bool:
+        """Whether the run consumes several streams."""
+        return len(self.streams) > 1
+
+
+def _parse_overrides(items: list[str]) -> dict[str, str | None]:
+    result: dict[str, str | None] = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
@@ -335,8 +358,9 @@ def plan(args: argparse.Namespace, environ: Mapping[str, str]) -> Plan:
         raise _usage(str(exc), exc.hint) from None
 
     env = dict(environ)
-    if args.stream:
-        overrides["streamName"] = args.stream
+    kcl = known_generation(args.kcl)
+    given: list[str] = args.streams or []
+    _stream_overrides(given, kcl, overrides)
     if args.app:
         overrides["applicationName"] = args.app
     default_app = args.app or _SAFE_NAME.sub("-", args.processor.stem) or "kclpy-local"
@@ -345,10 +369,18 @@ def plan(args: argparse.Namespace, environ: Mapping[str, str]) -> Plan:
     # name may use ${KCLPY_LOCAL_APP}), with this command's options.
     values = effective_values(base, overrides=overrides, environ=env)
     # The built-in profile's stream is only a placeholder: a run names its stream.
-    stream = values.get("streamName") if args.stream or args.properties is not None else None
-    if not stream:
+    streams = kcl.streams(values) if given or args.properties is not None else ()
+    if not streams:
+        several = [g for g in GENERATIONS.values() if g.several_streams(values)]
+        if several and args.properties is not None:
+            raise _usage(
+                f"{base} names several streams ({several[0].streams_key}): KCL "
+                f"{several[0].label} runs them",
+                hint=f"add{several[0].kcl_option}",
+            )
         raise _usage("no stream: give --stream NAME (the properties file has no streamName)")
-    env.setdefault(_env.STREAM.name, stream)
+    if len(streams) == 1 and not kcl.several_streams(values):
+        env.setdefault(_env.STREAM.name, streams[0])
 
     found = None
     # The LocalStack profile goes where its file says, unless told to start an engine.
@@ -386,10 +418,10 @@ def plan(args: argparse.Namespace, environ: Mapping[str, str]) -> Plan:
     return Plan(
         base=base,
         profile=profile,
-        executable=overrides["executableName"],
+        executable=str(overrides["executableName"]),
         overrides=overrides,
         environ=env,
-        stream=stream,
+        streams=streams,
         app=values.get("applicationName") or default_app,
         embedded=embedded,
         create_stream=local,
@@ -398,6 +430,31 @@ def plan(args: argparse.Namespace, environ: Mapping[str, str]) -> Plan:
         cbor_cloudwatch=cbor_cloudwatch,
         explicit=explicit,
     )
+
+
+def _stream_overrides(given: list[str], kcl: Generation, overrides: dict[str, str | None]) -> None:
+    """The overrides for the ``--stream`` options ``given``: one names ``streamName`` (and
+    removes the file's other stream keys), several name the generation's key for several
+    streams (and remove ``streamName`` and ``streamArn``); none leaves the file's."""
+    duplicates = sorted({name for name in given if given.count(name) > 1})
+    if duplicates:
+        raise _usage(f"--stream {duplicates[0]} is given twice")
+    if len(given) == 1:
+        overrides["streamName"] = given[0]
+        for other in GENERATIONS.values():
+            if other.streams_key is not None:
+                overrides[other.streams_key] = None
+    elif given:
+        if kcl.streams_key is None:
+            able = next(g for g in GENERATIONS.values() if g.streams_key is not None)
+            raise _usage(
+                f"several --stream options: one application on several streams is the KCL's "
+                f"multi-stream mode, which KCL {able.label} has and KCL {kcl.label} has not",
+                hint=f"add{able.kcl_option}",
+            )
+        overrides[kcl.streams_key] = ", ".join(given)
+        overrides["streamName"] = None
+        overrides["streamArn"] = None
 
 
 def _embedded_port(requested: int | None) -> int:
@@ -534,13 +591,14 @@ def _emulator(
         yield live
 
 
-def _ensure_stream(the_plan: Plan, shards: int) -> _aws.StreamInfo:
+def _ensure_streams(the_plan: Plan, shards: int) -> list[_aws.StreamInfo]:
+    """Each stream of the run, created first when missing (on a local endpoint)."""
     endpoint = _endpoint_of(the_plan)
     with _aws.endpoint_errors(endpoint):
         kinesis = _aws.client("kinesis", endpoint, max_attempts=2)
         if the_plan.create_stream:
-            return _aws.ensure_stream(kinesis, the_plan.stream, shards)
-        return _aws._describe(kinesis, the_plan.stream)
+            return [_aws.ensure_stream(kinesis, name, shards) for name in the_plan.streams]
+        return [_aws._describe(kinesis, name) for name in the_plan.streams]
     raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -548,9 +606,10 @@ class _View:
     """The run's console on stderr: notices, and per-shard progress redrawn in place
     on a terminal, lines otherwise (a :class:`~kclpy_local._jvm.supervise.Console`)."""
 
-    def __init__(self, stream: TextIO, enabled: bool) -> None:
+    def __init__(self, stream: TextIO, enabled: bool, several: bool = False) -> None:
         self._stream = stream
         self._enabled = enabled
+        self._several = several
         self._tty = stream.isatty()
         self._drawn = 0
         self._last_line = ""
@@ -563,13 +622,13 @@ class _View:
         if self._tty:
             if not changed:
                 return
-            lines = render(board.shards())
+            lines = render(board.shards(), self._several)
             if self._drawn:
                 self._stream.write(f"\x1b[{self._drawn}F\x1b[J")
             self._stream.write("\n".join(lines) + "\n")
             self._drawn = len(lines)
         else:
-            line = "progress: " + "; ".join(_summary(s) for s in board.shards())
+            line = "progress: " + "; ".join(_summary(s, self._several) for s in board.shards())
             now = time.monotonic()
             if line != self._last_line and now - self._last_print >= 2.0:
                 self._stream.write(line + "\n")
@@ -584,21 +643,23 @@ class _View:
         print(f"kclpy-local: {text}", file=self._stream)
 
     def summary(self, shard: ShardProgress) -> str:
-        return _summary(shard)
+        return _summary(shard, self._several)
 
 
-def _summary(shard: ShardProgress) -> str:
+def _summary(shard: ShardProgress, several: bool = False) -> str:
     lag = "?" if shard.millis_behind_latest is None else f"{shard.millis_behind_latest}ms"
-    return (
-        f"{shard.shard_id} {shard.records} records, lag {lag}, checkpoint {shard.checkpoint or '-'}"
-    )
+    where = f"{shard.stream or '?'}/{shard.shard_id}" if several else shard.shard_id
+    return f"{where} {shard.records} records, lag {lag}, checkpoint {shard.checkpoint or '-'}"
 
 
-def render(shards: list[ShardProgress]) -> list[str]:
-    """The progress table's lines."""
-    header = ("shard", "state", "records", "lag ms", "checkpoint")
+def render(shards: list[ShardProgress], several: bool = False) -> list[str]:
+    """The progress table's lines (``several``: a stream column first)."""
+    header: tuple[str, ...] = ("shard", "state", "records", "lag ms", "checkpoint")
+    if several:
+        header = ("stream", *header)
     rows = [
         (
+            *((s.stream or "?",) if several else ()),
             s.shard_id,
             s.state,
             str(s.records),
@@ -741,13 +802,14 @@ def _run(args: argparse.Namespace) -> int:
                 engine_of(args),
             )
         )
-        info = _ensure_stream(live, args.shards)
-        if info.shard_ids and len(info.shard_ids) != args.shards and args.shards != 1:
-            print(
-                f"kclpy-local: stream {info.name!r} exists with {len(info.shard_ids)} shard(s); "
-                f"--shards {args.shards} ignored",
-                file=err,
-            )
+        infos = _ensure_streams(live, args.shards)
+        for info in infos:
+            if info.shard_ids and len(info.shard_ids) != args.shards and args.shards != 1:
+                print(
+                    f"kclpy-local: stream {info.name!r} exists with {len(info.shard_ids)} "
+                    f"shard(s); --shards {args.shards} ignored",
+                    file=err,
+                )
         ledger = _env.LEDGER.get(live.environ) or str(run_dir / "ledger.jsonl")
         print(
             f"kclpy-local: ${_env.LEDGER.name} (the example processors' ledger): {ledger}", file=err
@@ -770,16 +832,17 @@ def _run(args: argparse.Namespace) -> int:
                 cwd=Path.cwd(),
             )
 
+        streams = ", ".join(f"{i.name!r} ({len(i.shard_ids)} shard(s))" for i in infos)
         print(
-            f"kclpy-local: application {live.app!r}, stream {live.stream!r} "
-            f"({len(info.shard_ids)} shard(s)), processor {live.executable}",
+            f"kclpy-local: application {live.app!r}, stream{'s' if live.several else ''} "
+            f"{streams}, processor {live.executable}",
             file=err,
         )
         print(f"kclpy-local: effective properties: {properties_path}", file=err)
         supervisor = Supervisor(
             sink=sink,
             board=ProgressBoard(progress_path),
-            console=_View(err, args.progress),
+            console=_View(err, args.progress, live.several),
             started=started,
             ready_timeout=args.ready_timeout,
             policy=policy,

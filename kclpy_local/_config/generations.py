@@ -23,7 +23,9 @@ branches on the generation number:
   3.x ``MultiLangDaemon`` would take ``-p/--properties-file``);
 - what the generation guard needs: the other generation (:attr:`~Generation.other`),
   whether its workers report worker metrics to the lease table, and whether KCL
-  3.x's other items on the table block it.
+  3.x's other items on the table block it;
+- whether one application can consume several streams, and with which key
+  (:attr:`~Generation.streams_key`: KCL 3.x's launcher reads ``streamNames``).
 
 :data:`GENERATIONS` maps each number to its object; :func:`generation` looks one
 up (``ValueError`` for an unknown number). Adding a generation means adding one
@@ -75,7 +77,9 @@ class Generation:
     its workers write worker-metrics items to the lease table;
     ``blocked_by_kcl3_items``: it cannot start on a table that holds KCL 3.x's
     items besides leases; ``startup``: the keys added on local endpoints when
-    absent (:mod:`~kclpy_local._config.startup`).
+    absent (:mod:`~kclpy_local._config.startup`); ``streams_key``: the key that names
+    several streams for one application (the KCL's multi-stream mode), ``None`` when the
+    generation consumes one stream.
     """
 
     number: int
@@ -93,6 +97,7 @@ class Generation:
     blocked_by_kcl3_items: bool
     properties_flag: str | None = None
     startup: tuple[StartupKey, ...] = ()
+    streams_key: str | None = None
 
     @property
     def label(self) -> str:
@@ -138,6 +143,20 @@ class Generation:
             return Translation(dict(values))
         return self.translator(values, profile, answers_cbor)
 
+    def streams(self, values: Mapping[str, str]) -> tuple[str, ...]:
+        """The streams resolved ``values`` name for this generation: the names of
+        :attr:`streams_key` when it is set (several streams; trimmed, each once), else
+        ``streamName``'s one (none when it is unset or empty)."""
+        if self.streams_key is not None and self.streams_key in values:
+            names = kcl3_keys.stream_names(values[self.streams_key])
+            return tuple(dict.fromkeys(name for name in names if name))
+        name = values.get("streamName", "").strip()
+        return (name,) if name else ()
+
+    def several_streams(self, values: Mapping[str, str]) -> bool:
+        """Whether ``values`` name their streams with :attr:`streams_key` (multi-stream mode)."""
+        return self.streams_key is not None and self.streams_key in values
+
     def launcher_args(self, properties: str) -> list[str]:
         """The launcher's arguments for the properties file ``properties``."""
         return [self.properties_flag, properties] if self.properties_flag else [properties]
@@ -175,6 +194,7 @@ KCL3 = Generation(
     reports_worker_metrics=True,
     blocked_by_kcl3_items=False,
     startup=KCL3_STARTUP,
+    streams_key=kcl3_keys.STREAM_NAMES,
 )
 
 #: Every generation by number.

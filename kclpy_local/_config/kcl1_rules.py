@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from .document import Problem, Profile, PropertiesDocument
 from .entry_rules import near_name, unknown_key, unsettable, value_problem
 from .kcl1_keys import KCL1_KEYS, KCL1_UNSETTABLE, check_value, lookup
+from .kcl3_keys import STREAM_NAMES
 from .keyspec import KeySpec, KeyType, java_trim
 
 __all__ = [
@@ -77,6 +78,15 @@ def type_hint(spec: KeySpec) -> str:
 
 
 def _unknown_key(key: str, line: int | None) -> Problem:
+    if key == STREAM_NAMES:
+        return Problem(
+            key,
+            line,
+            "error",
+            "several streams (the KCL's multi-stream mode) need KCL 3.x: KCL 1.x consumes the one "
+            "stream of streamName, and the kclpy-local 1.x launcher stops at start",
+            "run the file on KCL 3.x (--kcl 3), or name one stream in streamName",
+        )
     problem = unsettable(key, line, KCL1_UNSETTABLE, "1.x")
     if problem is not None:
         return problem
@@ -93,6 +103,8 @@ def _check_required(
             spec.required
             and spec.name not in unresolved
             and not java_trim(values.get(spec.name, ""))
+            # A file for several streams is refused as such (see _unknown_key).
+            and not (spec.name == "streamName" and STREAM_NAMES in values)
         ):
             empty = spec.name in values
             action = "give it a value" if empty else f"add {spec.name} = <value>"

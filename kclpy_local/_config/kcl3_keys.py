@@ -46,6 +46,7 @@ from dataclasses import replace
 from types import MappingProxyType
 from typing import Any
 
+from .._names import stream_name_problem
 from .kcl1_keys import KCL1_KEYS, KCL1_KEYS_BY_NAME, KCL1_UNSETTABLE, SDK2_ONLY_PROVIDERS
 from .keyspec import KeySpec, KeyType, check_epoch_seconds, check_providers, java_integer, java_trim
 from .keyspec import kcl_bool as _bool
@@ -63,14 +64,18 @@ __all__ = [
     "KCL3_PRIMITIVE",
     "KCL3_UNSETTABLE",
     "SDK1_TO_SDK2_PROVIDERS",
+    "STREAM_NAMES",
     "bean_property",
     "check_value",
     "lookup",
     "sdk2_provider",
+    "stream_names",
 ]
 
 _I, _L, _S, _D = KeyType.INT, KeyType.LONG, KeyType.STRING, KeyType.DOUBLE
 
+#: The launcher's key for several streams (the KCL's multi-stream mode).
+STREAM_NAMES = "streamNames"
 #: The key prefix the configurator reads in any case.
 CREDENTIALS_PREFIX = "awscredentialsprovider"
 #: Keys under these prefixes are properties of the AWS SDK client builders.
@@ -377,6 +382,15 @@ KCL3_KEYS: tuple[KeySpec, ...] = (
     _kcl1_but("processingLanguage", description="Language name logged with the user agent."),
     *_as_in_kcl1("maxActiveThreads"),
     # The kclpy-local 3.x launcher.
+    _launcher(
+        STREAM_NAMES,
+        KeyType.STREAM_NAMES,
+        None,
+        "Several streams for one application, the KCL's multi-stream mode (kclpy-local launcher): "
+        "distinct stream names separated by commas, instead of streamName and streamArn. Leases "
+        "are keyed account:stream:creationEpoch:shardId (from each stream's ARN and creation "
+        "time), and each record processor is told its shard's stream.",
+    ),
     *_as_in_kcl1("cloudWatchEndpoint"),
     _kcl1_but(
         "isCBORProtocolDisabled",
@@ -633,6 +647,28 @@ _JAVA_DURATION = re.compile(
 _MAXIMUM = {"maxRecords": 10000}
 
 
+def stream_names(value: str) -> list[str]:
+    """The names of a ``streamNames`` value, trimmed as the launcher trims them."""
+    return [java_trim(part) for part in value.split(",")]
+
+
+def _check_stream_names(value: str) -> str | None:
+    names = stream_names(value)
+    if not any(names):
+        return "no stream is named; the launcher stops at start"
+    seen: set[str] = set()
+    for name in names:
+        if not name:
+            return f"{java_trim(value)!r} has an empty name; the launcher stops at start"
+        problem = stream_name_problem(name)
+        if problem is not None:
+            return f"{name!r} is not a stream name ({problem}); the launcher stops at start"
+        if name in seen:
+            return f"{name} is named twice; the launcher stops at start"
+        seen.add(name)
+    return None
+
+
 def bean_property(key: str) -> str:
     """The property the 3.x configurator sets for ``key``, spelled as in the key table:
     the credentials prefix in any case becomes ``AwsCredentialsProvider`` (the rest of
@@ -697,6 +733,8 @@ def check_value(spec: KeySpec, value: str) -> str | None:
         return None
     if kind is KeyType.CREDENTIALS_PROVIDER:
         return check_providers(value, _check_provider)
+    if kind is KeyType.STREAM_NAMES:
+        return _check_stream_names(value)
     if spec.choices and value.upper() not in spec.choices:
         padded = " (the value is not trimmed)" if java_trim(value).upper() in spec.choices else ""
         return (

@@ -1,7 +1,7 @@
 """The validation rules of KCL 3.x, as its multilang daemon reads a file: each entry
 (bean property names, the 3.x decoders, keys only 1.x reads reported as ignored),
 and the rules across entries (required keys, two keys for one property, the
-initial position, what the local profiles need).
+initial position, several streams, what the local profiles need).
 
 The key table and the value decoders are :mod:`kclpy_local._config.kcl3_keys`;
 :data:`~kclpy_local._config.generations.KCL3` puts them together.
@@ -23,6 +23,7 @@ from .kcl3_keys import (
     KCL3_KEYS,
     KCL3_PRIMITIVE,
     KCL3_UNSETTABLE,
+    STREAM_NAMES,
     bean_property,
     check_value,
     lookup,
@@ -67,7 +68,11 @@ def check_entry(key: str, value: str, line: int | None) -> list[Problem]:
     reason = check_value(spec, value)
     if reason and "maximum" in reason:  # the reason names the bound: no hint
         return [Problem(key, line, "error", reason)]
-    problem = value_problem(key, value, line, reason, hint=_type_hint(spec, value), padded=_PADDED)
+    # The launcher trims each stream name: whitespace around them is no problem.
+    checked = java_trim(value) if spec.type is KeyType.STREAM_NAMES else value
+    problem = value_problem(
+        key, checked, line, reason, hint=_type_hint(spec, value), padded=_PADDED
+    )
     if problem is not None:
         return [problem]
     if (
@@ -112,6 +117,8 @@ def _type_hint(spec: KeySpec, value: str) -> str | None:
         return "e.g. PT24H, PT30M, PT10S"
     if spec.type is KeyType.TAGS:
         return "e.g. team=streams,env=dev"
+    if spec.type is KeyType.STREAM_NAMES:
+        return "e.g. streamNames = orders, payments"
     return _kcl1_type_hint(spec)
 
 
@@ -162,7 +169,11 @@ def _check_required(
             java_trim(values.get(key, "")) for key in keys
         ):
             continue
-        if spec.name == "streamName" and java_trim(values.get("streamArn", "")):
+        if spec.name == "streamName" and (
+            java_trim(values.get("streamArn", ""))
+            or STREAM_NAMES in values
+            or STREAM_NAMES in unresolved
+        ):
             continue
         empty = bool(keys)
         action = "give it a value" if empty else f"add {spec.name} = <value>"
@@ -215,6 +226,34 @@ def _check_initial_position(
             )
         ]
     return []
+
+
+def _check_streams(values: Mapping[str, str], document: PropertiesDocument) -> list[Problem]:
+    """``streamNames`` names every stream of the application: no other key may name one,
+    and no consumer (which belongs to one stream) may be given."""
+    if STREAM_NAMES not in values:
+        return []
+    problems = []
+    for key, why, hint in (
+        ("streamName", "it names the one stream of single-stream mode", "remove streamName"),
+        ("streamArn", "it names the one stream of single-stream mode", "remove streamArn"),
+        (
+            "fanoutConfig.consumerArn",
+            "a consumer belongs to one stream",
+            "remove fanoutConfig.consumerArn; the KCL registers a consumer per stream",
+        ),
+    ):
+        if key in values:
+            problems.append(
+                Problem(
+                    key,
+                    document.line_of(key),
+                    "error",
+                    f"given with {STREAM_NAMES} (several streams): {why}; the launcher stops at start",
+                    hint,
+                )
+            )
+    return problems
 
 
 def _polling_is_set(values: Mapping[str, str]) -> bool:
@@ -345,11 +384,12 @@ def check_values(
     profile: Profile | None,
 ) -> list[Problem]:
     """The rules across entries: required keys, two keys for one property, the
-    initial position, what the local profiles need."""
+    initial position, several streams, what the local profiles need."""
     return [
         *_check_required(values, document, unresolved),
         *_check_same_property(values, document),
         *_check_initial_position(values, document),
+        *_check_streams(values, document),
         *_check_local(values, document, profile),
         *_check_trust(values, document),
         *_check_protocol(values, document),

@@ -52,6 +52,7 @@ class KeyType(enum.Enum):
     DOUBLE = "double"
     DURATION = "Duration (ISO-8601, e.g. PT24H)"
     TAGS = "tags (key=value,key=value)"
+    STREAM_NAMES = "stream names (comma list)"
 
 
 @dataclass(frozen=True, slots=True)

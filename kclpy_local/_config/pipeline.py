@@ -5,7 +5,7 @@
 ``kclpy-local properties check`` do with a file before anything runs it:
 
 1. read the file (:func:`~kclpy_local._config.properties.read_properties`);
-2. apply ``overrides`` (taken literally) over its entries;
+2. apply ``overrides`` (taken literally) over its entries (``None`` removes one);
 3. substitute ``${VAR}`` / ``${VAR:-default}`` from ``environ``;
 4. translate the values for the generation (:meth:`Generation.translate
    <kclpy_local._config.generations.Generation.translate>`: none for 1.x, the
@@ -52,7 +52,7 @@ from .properties import (
 from .startup import local_startup
 from .translate import AnswersCbor, Translation, apply_translation, note_lines
 
-__all__ = ["Prepared", "effective_values", "prepare"]
+__all__ = ["Overrides", "Prepared", "effective_values", "prepare"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,18 +106,27 @@ class Prepared:
         raise exc
 
 
-def _overridden(
-    source: PropertiesDocument, overrides: Mapping[str, str] | None
-) -> PropertiesDocument:
-    """``source`` with ``overrides`` in place of its entries (new keys at the end)."""
+#: The overrides of a command: a key's new value, or ``None`` to remove the key.
+Overrides = Mapping[str, str | None]
+
+
+def _overridden(source: PropertiesDocument, overrides: Overrides | None) -> PropertiesDocument:
+    """``source`` with ``overrides`` in place of its entries (new keys at the end; a
+    key overridden with ``None`` removed)."""
     given = dict(overrides or {})
-    entries = [
-        # An override is literal: a "${" in it stays one.
-        Entry(e.key, given[e.key].replace("${", "$${"), e.line) if e.key in given else e
-        for e in source.entries
+    entries = []
+    for e in source.entries:
+        if e.key not in given:
+            entries.append(e)
+        elif (value := given[e.key]) is not None:
+            # An override is literal: a "${" in it stays one.
+            entries.append(Entry(e.key, value.replace("${", "$${"), e.line))
+    present = {e.key for e in source.entries}
+    entries += [
+        Entry(k, v.replace("${", "$${"))
+        for k, v in given.items()
+        if k not in present and v is not None
     ]
-    present = {e.key for e in entries}
-    entries += [Entry(k, v.replace("${", "$${")) for k, v in given.items() if k not in present]
     return dataclasses.replace(source, entries=tuple(entries))
 
 
@@ -138,10 +147,10 @@ def _substituted(
 def effective_values(
     path: str | os.PathLike[str],
     *,
-    overrides: Mapping[str, str] | None = None,
+    overrides: Overrides | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
-    """The values of the file at ``path`` with ``overrides`` (literal) and
+    """The values of the file at ``path`` with ``overrides`` (literal; ``None`` removes a key) and
     ``${VAR}`` / ``${VAR:-default}`` substituted from ``environ`` (default:
     ``os.environ``), untranslated and unvalidated.
 
@@ -156,7 +165,7 @@ def prepare(
     path: str | os.PathLike[str],
     *,
     generation: int | Generation = 1,
-    overrides: Mapping[str, str] | None = None,
+    overrides: Overrides | None = None,
     environ: Mapping[str, str] | None = None,
     profile: Profile | None = None,
     translate: bool = True,

@@ -430,7 +430,8 @@ class Daemon(Lifecycle):
     def terminate(self) -> None:
         """Ask the JVM to stop gracefully (SIGTERM to the JVM only), without waiting."""
         if self._proc is not None:
-            # Once: the launchers take a second SIGTERM as "exit now".
+            # Once: a second SIGTERM means "exit now" to a launcher that watches no lifeline
+            # (one it does watches is killed by stop() when it must be).
             self._proc.terminate()
 
     def stop(self, timeout: float | None = None) -> int | None:

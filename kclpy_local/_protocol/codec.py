@@ -88,10 +88,12 @@ def _str(obj: dict[str, Any], key: str, where: str) -> str:
     return value
 
 
-def _opt_str(obj: dict[str, Any], key: str, where: str) -> str | None:
+def _opt_str(obj: dict[str, Any], key: str, where: str, required: bool = True) -> str | None:
     value = obj.get(key, _MISSING)
     if value is _MISSING:
-        raise _Bad(where + key, "missing")
+        if required:
+            raise _Bad(where + key, "missing")
+        return None
     if value is not None and type(value) is not str:
         raise _Bad(where + key, f"expected a string or null, got {_kind(value)}")
     return value
@@ -197,6 +199,7 @@ def _decode(obj: dict[str, Any]) -> DaemonMessage:
             _str(obj, "shardId", ""),
             _opt_str(obj, "sequenceNumber", ""),
             _opt_long(obj, "subSequenceNumber", ""),
+            _opt_str(obj, "streamName", "", required=False),
         )
     if action == "checkpoint":
         return CheckpointReply(

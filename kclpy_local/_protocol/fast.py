@@ -62,6 +62,7 @@ class _Initialize(_Message, tag="initialize"):
     shard_id: str
     sequence_number: str | None
     sub_sequence_number: _Long | None
+    stream_name: str | None = None
 
 
 class _ProcessRecords(_Message, tag="processRecords"):
@@ -157,7 +158,9 @@ _SHARD_ENDED = ShardEnded()
 _build: dict[type, Callable[[Any], DaemonMessage]] = {
     _ProcessRecords: _process_records,
     _CheckpointReply: lambda m: CheckpointReply(m.sequence_number, m.sub_sequence_number, m.error),
-    _Initialize: lambda m: Initialize(m.shard_id, m.sequence_number, m.sub_sequence_number),
+    _Initialize: lambda m: Initialize(
+        m.shard_id, m.sequence_number, m.sub_sequence_number, m.stream_name
+    ),
     _Shutdown: lambda m: Shutdown(m.reason),
     _ShutdownRequested: lambda m: _SHUTDOWN_REQUESTED,
     _LeaseLost: lambda m: _LEASE_LOST,

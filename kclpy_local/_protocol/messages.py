@@ -89,12 +89,29 @@ class Record:
 
 @dataclass(frozen=True, slots=True)
 class Initialize(_Message):
-    """The first message to a processor: which shard, and where it resumes."""
+    """The first message to a processor: which shard, and where it resumes.
+
+    ``stream_name`` is the stream the shard belongs to, when the daemon says so
+    (``None`` otherwise): the kclpy-local KCL 3.x launcher does, on one stream as on
+    several (``streamNames``); KCL 1.x and the stock daemons do not.
+    """
 
     action: ClassVar[str] = "initialize"
     shard_id: str
     sequence_number: str | None = None
     sub_sequence_number: int | None = None
+    stream_name: str | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        wire: dict[str, Any] = {
+            "action": self.action,
+            "shardId": self.shard_id,
+            "sequenceNumber": self.sequence_number,
+            "subSequenceNumber": self.sub_sequence_number,
+        }
+        if self.stream_name is not None:  # absent, as the stock daemons write it
+            wire["streamName"] = self.stream_name
+        return wire
 
 
 @dataclass(frozen=True, slots=True)

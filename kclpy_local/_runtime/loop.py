@@ -186,7 +186,9 @@ class Runtime:
             progress = self._progress
             if progress is not None:
                 if isinstance(message, Initialize):
-                    progress.initialized(message.shard_id, message.sequence_number)
+                    progress.initialized(
+                        message.shard_id, message.sequence_number, message.stream_name
+                    )
                     self._last_delivered = message.sequence_number
                 elif isinstance(message, ProcessRecords) and message.records:
                     self._last_delivered = message.records[-1].sequence_number

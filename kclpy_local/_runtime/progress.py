@@ -2,7 +2,9 @@
 
 When the environment variable ``KCLPY_LOCAL_PROGRESS`` names a file, every
 processor process run by :func:`kclpy_local.run` (or the ``KCLProcess``
-drop-in) appends one JSON line per event to it: the shard it was given, each
+drop-in) appends one JSON line per event to it: the shard it was given (and
+its stream, when the daemon names it: one application may consume several
+streams, whose shard ids repeat), each
 batch (record count, ``millisBehindLatest``, last sequence number), each
 checkpoint the daemon accepted, and how the shard ended.  Each event is a
 single ``write`` on a descriptor opened with ``O_APPEND``, so processes of
@@ -38,6 +40,7 @@ class ProgressWriter:
         self._fd: int | None = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         self._pid = os.getpid()
         self._shard: str | None = None
+        self._stream: str | None = None
 
     @classmethod
     def from_env(cls) -> ProgressWriter | None:
@@ -54,8 +57,11 @@ class ProgressWriter:
     def _emit(self, event: str, **fields: Any) -> None:
         if self._fd is None:
             return
+        head: dict[str, Any] = {"event": event, "shard": self._shard}
+        if self._stream is not None:
+            head["stream"] = self._stream
         line = json.dumps(
-            {"event": event, "shard": self._shard, "pid": self._pid, "t": time.time(), **fields},
+            {**head, "pid": self._pid, "t": time.time(), **fields},
             separators=(",", ":"),
         )
         try:
@@ -64,8 +70,11 @@ class ProgressWriter:
             _log.warning("progress reporting off: %s", exc)
             self.close()
 
-    def initialized(self, shard_id: str, sequence_number: str | None) -> None:
+    def initialized(
+        self, shard_id: str, sequence_number: str | None, stream_name: str | None = None
+    ) -> None:
         self._shard = shard_id
+        self._stream = stream_name
         self._emit("initialize", seq=sequence_number)
 
     def batch(
@@ -87,7 +96,8 @@ class ProgressWriter:
 
 @dataclass(frozen=True, slots=True)
 class ShardProgress:
-    """What is known about one shard's processing so far."""
+    """What is known about one shard's processing so far (``stream``: the shard's
+    stream, when the daemon named it)."""
 
     shard_id: str
     state: str = "initializing"
@@ -98,16 +108,18 @@ class ShardProgress:
     pid: int | None = None
     updated_at: float = 0.0
     first_record_at: float | None = None
+    stream: str | None = None
 
 
 class ProgressBoard:
-    """Reads the progress file incrementally and keeps one :class:`ShardProgress` per shard."""
+    """Reads the progress file incrementally and keeps one :class:`ShardProgress` per
+    shard (per stream and shard: the shards of several streams have the same ids)."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self._offset = 0
         self._partial = b""
-        self._shards: dict[str, ShardProgress] = {}
+        self._shards: dict[tuple[str, str], ShardProgress] = {}
         self.bad_lines = 0
 
     def poll(self) -> bool:
@@ -137,9 +149,11 @@ class ProgressBoard:
         except (ValueError, KeyError, TypeError):
             self.bad_lines += 1
             return False
-        if not isinstance(shard, str):
+        stream = event.get("stream")
+        if not isinstance(shard, str) or not isinstance(stream, str | None):
             return False
-        current = self._shards.get(shard) or ShardProgress(shard)
+        key = (stream or "", shard)
+        current = self._shards.get(key) or ShardProgress(shard, stream=stream)
         stamp = float(event.get("t") or 0.0)
         if kind == "initialize":
             updated = replace(current, state="processing", pid=event.get("pid"), updated_at=stamp)
@@ -165,10 +179,11 @@ class ProgressBoard:
         else:
             self.bad_lines += 1
             return False
-        self._shards[shard] = updated
+        self._shards[key] = updated
         return True
 
     def shards(self) -> list[ShardProgress]:
+        """Every shard seen, by stream, then shard id."""
         return [self._shards[key] for key in sorted(self._shards)]
 
     @property

@@ -42,6 +42,7 @@ PROCESSOR = textwrap.dedent(
     """\
     import json
     import os
+    import time
 
     from kclpy_local import RecordProcessor, run
 
@@ -68,6 +69,7 @@ PROCESSOR = textwrap.dedent(
             checkpointer.checkpoint()
 
         def shutdown_requested(self, checkpointer):
+            time.sleep(float(os.environ.get("LIFELINE_SHUTDOWN_SECONDS", "0")))
             note("shutdown_requested")
             checkpointer.checkpoint()
 
@@ -200,9 +202,11 @@ def notes(path: Path) -> list[dict[str, object]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+@pytest.mark.parametrize("sigterms", [0, 2], ids=["alone", "with-sigterms"])
 @pytest.mark.parametrize("generation", [1, 3])
 def test_the_jvm_stops_gracefully_when_the_lifeline_closes(
     generation: int,
+    sigterms: int,
     *,
     request: pytest.FixtureRequest,
     fresh_emulator: EmbeddedEmulator,
@@ -232,7 +236,11 @@ def test_the_jvm_stops_gracefully_when_the_lifeline_closes(
             properties,
             str(read_end),
             (read_end,),
-            {"LIFELINE_NOTES": str(notes_path)},
+            # With SIGTERMs to send, a stop long enough to receive them.
+            {
+                "LIFELINE_NOTES": str(notes_path),
+                "LIFELINE_SHUTDOWN_SECONDS": "2" if sigterms else "0",
+            },
         )
     finally:
         os.close(read_end)
@@ -248,6 +256,11 @@ def test_the_jvm_stops_gracefully_when_the_lifeline_closes(
         started = time.monotonic()
     finally:
         os.close(write_end)  # the parent "dies"
+    # A parent started through kclpy-local's Launch also has the kernel send SIGTERM at
+    # its death (before or after the lifeline's end): the same stop, not a second one.
+    for _ in range(sigterms):
+        time.sleep(0.3)
+        daemon.proc.send_signal(signal.SIGTERM)
     code = daemon.proc.wait(60)
     elapsed = time.monotonic() - started
     record_property("seconds_from_close_to_exit", round(elapsed, 2))
@@ -258,6 +271,11 @@ def test_the_jvm_stops_gracefully_when_the_lifeline_closes(
     assert f"{GONE}{read_end} closed); stopping as on SIGTERM" in text
     assert "kclpy-local: stop requested; graceful shutdown" in text
     assert GRACEFUL_MARKER in text
+    if sigterms:
+        assert "kclpy-local: SIGTERM again while stopping; the graceful stop goes on" in text, tail(
+            daemon.log
+        )
+        assert "second stop signal" not in text
     assert elapsed < 20, f"{elapsed:.1f}s from the lifeline's end to the JVM's exit"
     seen = notes(notes_path)
     assert "shutdown_requested" in [n["event"] for n in seen], seen

@@ -326,7 +326,7 @@ def test_an_application_used_on_another_stream_is_refused(
     put_a = _aws.put_records(kinesis, "stream-a", [(f"a{i}".encode(), "k") for i in range(5)])
     wait_for(lambda: {p.sequence_number for p in put_a} <= ledger_of(first), 60, "stream-a's records")
     # The lease table says whose checkpoints it holds once the worker has started.
-    wait_for(lambda: _aws.read_stream_tag(dynamodb, "shared") == (True, "stream-a"), 30, "the stream tag")
+    wait_for(lambda: _aws.read_stream_claim(dynamodb, "shared") == (True, _aws.StreamClaim(("stream-a",))), 30, "the stream tag")
     assert first.interrupt() == 0, first.stderr
     # The recorder's ledger is in the run directory, and the console says so; not in the cwd.
     ledger = run_directory(first) / "ledger.jsonl"
@@ -367,7 +367,7 @@ def test_an_application_used_on_another_stream_is_refused(
     wait_for(lambda: {p.sequence_number for p in put_b} <= ledger_of(fresh), 60, "stream-b's records")
     assert fresh.interrupt() == 0, fresh.stderr
     assert run_directory(fresh) != run_directory(first)
-    assert _aws.read_stream_tag(dynamodb, "fresh") == (True, "stream-b")
+    assert _aws.read_stream_claim(dynamodb, "fresh") == (True, _aws.StreamClaim(("stream-b",)))
 
 
 def test_two_runs_of_one_application_keep_their_own_files(

@@ -28,7 +28,8 @@ class Checkpointing(RecordProcessor):
     """
 
     def initialize(self, shard: Initialize) -> None:
-        print(f"initialized {shard.shard_id}")
+        stream = f" of stream {shard.stream_name}" if shard.stream_name else ""
+        print(f"initialized {shard.shard_id}{stream}")
 
     def process_records(self, batch: ProcessRecords, checkpointer: Checkpointer) -> None:
         for record in batch.records:

@@ -112,6 +112,7 @@ def test_json(fresh_emulator: EmbeddedEmulator, capsys: pytest.CaptureFixture[st
     assert after_endpoint(err) == ""
     assert json.loads(out) == [
         {
+            "stream": None,
             "shard": "shardId-000000000000",
             "owner": None,
             "checkpoint": "TRIM_HORIZON",
@@ -122,6 +123,7 @@ def test_json(fresh_emulator: EmbeddedEmulator, capsys: pytest.CaptureFixture[st
             "pending_checkpoint": None,
         },
         {
+            "stream": None,
             "shard": "shardId-000000000002",
             "owner": "worker-a",
             "checkpoint": SEQ,
@@ -132,6 +134,7 @@ def test_json(fresh_emulator: EmbeddedEmulator, capsys: pytest.CaptureFixture[st
             "pending_checkpoint": None,
         },
         {
+            "stream": None,
             "shard": "shardId-000000000009",
             "owner": None,
             "checkpoint": None,
@@ -227,3 +230,29 @@ def test_delete_is_refused_on_aws(capsys: pytest.CaptureFixture[str], monkeypatc
     assert main(["leases", "app", "--delete", "--endpoint", endpoint]) == 2
     err = capsys.readouterr().err
     assert f"kclpy-local: error: --delete is for local endpoints, not {endpoint}\nhint: " in err
+
+
+def test_the_leases_of_several_streams(fresh_emulator: EmbeddedEmulator, capsys: pytest.CaptureFixture[str]) -> None:
+    """KCL 3.x multi-stream leases (account:stream:creationEpoch:shardId): a stream column, the shard id."""
+
+    def lease(stream: str, shard: str, checkpoint: str) -> dict[str, Any]:
+        ident = f"123456789012:{stream}:1700000000"
+        return {"leaseKey": {"S": f"{ident}:{shard}"}, "leaseCounter": {"N": "2"}, "checkpoint": {"S": checkpoint},
+                "streamName": {"S": ident}, "shardId": {"S": shard}, "leaseOwner": {"S": "w"}}
+
+    _table(fresh_emulator, "multi", lease("orders", "shardId-000000000000", "4"),
+           lease("payments", "shardId-000000000000", "9"), lease("orders", "shardId-000000000001", "7"))
+    assert main(["leases", "multi", "--endpoint", fresh_emulator.endpoint_url]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "stream    shard                 owner  checkpoint  counter  parents",
+        "orders    shardId-000000000000  w      4                 2  -",
+        "orders    shardId-000000000001  w      7                 2  -",
+        "payments  shardId-000000000000  w      9                 2  -",
+    ]
+    assert main(["leases", "multi", "--endpoint", fresh_emulator.endpoint_url, "--json"]) == 0
+    documents = json.loads(capsys.readouterr().out)
+    assert [(d["stream"], d["shard"], d["checkpoint"]) for d in documents] == [
+        ("orders", "shardId-000000000000", "4"),
+        ("orders", "shardId-000000000001", "7"),
+        ("payments", "shardId-000000000000", "9"),
+    ]

@@ -106,6 +106,14 @@ CASES: list[Case] = [
     (["run", "{recorder}", "--stream", "a b", "--endpoint", NOWHERE], {}, 2,
      "argument --stream: 'a b' is not a valid stream name: only letters, digits"),
     (["run", "{recorder}", "--stream", "s" * 129, "--endpoint", NOWHERE], {}, 2, "its length is 129; 1 to 128"),
+    # several streams: KCL 3.x only, each once, each a stream name
+    (["run", "{recorder}", "--stream", "a", "--stream", "b", "--endpoint", NOWHERE], {}, 2,
+     "several --stream options: one application on several streams is the KCL's multi-stream mode, "
+     "which KCL 3.x has and KCL 1.x has not"),
+    (["run", "{recorder}", "--kcl", "3", "--stream", "a", "--stream", "b", "--stream", "a", "--endpoint", NOWHERE],
+     {}, 2, "--stream a is given twice"),
+    (["run", "{recorder}", "--kcl", "3", "--stream", "a", "--stream", "a:b", "--endpoint", NOWHERE], {}, 2,
+     "argument --stream: 'a:b' is not a valid stream name: only letters, digits"),
     ([*RUN, "--app", ""], {}, 2, "argument --app: '' is not a valid application name"),
     ([*RUN, "--app", "ab"], {}, 2, "argument --app: 'ab' is not a valid application name: its length is 2; 3 to 255"),
     (["put", "--stream", "", "--count", "1"], {}, 2, "argument --stream: '' is not a valid stream name"),

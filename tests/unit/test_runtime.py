@@ -85,7 +85,7 @@ def test_round_trip_of_a_daemon_line() -> None:
 @pytest.mark.parametrize(
     ("direction", "message"),
     [
-        ("daemon", messages.Initialize("shardId-1", "4959033827149025660855969253836157109", 0)),
+        ("daemon", messages.Initialize("shardId-1", "4959033827149025660855969253836157109", 0, "orders")),
         ("daemon", messages.ProcessRecords((Record(b"hi", "p", "9", 0, 5),), 3)),
         ("daemon", messages.Shutdown("ZOMBIE")),
         ("daemon", messages.ShutdownRequested()),
@@ -107,6 +107,29 @@ def test_every_message_field_has_its_wire_name(
     assert document is not None
     assert set(wire) <= set(document["properties"])
     assert list(iter_violations(wire, direction)) == []
+
+
+def test_initialize_names_its_stream_only_when_the_daemon_did() -> None:
+    """A stock daemon's initialize (no streamName) round-trips as written; ours keeps its stream."""
+    stock = '{"action":"initialize","shardId":"shardId-000000000001","sequenceNumber":"TRIM_HORIZON","subSequenceNumber":null}'
+    message = decode_daemon_line(stock)
+    assert isinstance(message, messages.Initialize) and message.stream_name is None
+    assert encode(message) == stock
+    ours = stock[:-1] + ',"streamName":"payments"}'
+    for strict in (False, True):
+        named = decode_daemon_line(ours, strict=strict)
+        assert named == messages.Initialize("shardId-000000000001", "TRIM_HORIZON", None, "payments")
+    assert json.loads(encode(named)) == json.loads(ours)
+    assert list(iter_violations(json.loads(ours), "daemon")) == []
+
+
+@pytest.mark.parametrize("bad", ['1', '["a"]', '{"name":"a"}'])
+def test_a_stream_name_that_is_not_a_string_is_refused(bad: str) -> None:
+    line = '{"action":"initialize","shardId":"s","sequenceNumber":null,"subSequenceNumber":null,"streamName":' + bad + "}"
+    for strict in (False, True):
+        with pytest.raises(ProtocolError) as info:
+            decode_daemon_line(line, 3, strict=strict)
+        assert info.value.field == "streamName"
 
 
 def test_strict_mode_reports_the_field() -> None:

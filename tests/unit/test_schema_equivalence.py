@@ -71,8 +71,10 @@ records = st.builds(
 )
 
 messages = st.one_of(
-    st.builds(lambda s, q, sub: _obj(action="initialize", shardId=s, sequenceNumber=q, subSequenceNumber=sub),
-              _field(st.text(max_size=5)), _field(st.one_of(st.none(), st.text(max_size=5))), _field(NULLABLE_LONG)),
+    st.builds(lambda s, q, sub, name: _obj(action="initialize", shardId=s, sequenceNumber=q, subSequenceNumber=sub, streamName=name),
+              _field(st.text(max_size=5)), _field(st.one_of(st.none(), st.text(max_size=5))), _field(NULLABLE_LONG),
+              # optional: mostly absent (as from the stock daemons), else a name, null or junk
+              st.one_of(st.just(_MISSING), st.just(_MISSING), st.text(max_size=5), st.none(), JUNK)),
     st.builds(lambda r, m: _obj(action="processRecords", records=r, millisBehindLatest=m),
               _field(st.lists(records, max_size=3)), _field(NULLABLE_LONG)),
     st.builds(lambda r: _obj(action="shutdown", reason=r), _field(st.sampled_from(["TERMINATE", "ZOMBIE", "REQUESTED", "NOPE"]))),

@@ -35,6 +35,11 @@ public final class Launch {
     public static final String SYNC_EAGER = "eager";
     public static final String EAGER_LINE = "eager initial lease sync";
     public static final long DEFAULT_GRACE_MILLIS = 20000L;
+    /**
+     * How long a stop may take once the parent process is gone (the lifeline's end): the
+     * emulator it started may be gone with it, and then no graceful stop can finish.
+     */
+    public static final long PARENT_GONE_GRACE_MILLIS = 8000L;
     public static final int EXIT_FAILED = 1;
     public static final int EXIT_CHARSET = 2;
     public static final int EXIT_NEVER_STARTED = 3;
@@ -124,6 +129,7 @@ public final class Launch {
         Lifeline.watch(new Runnable() {
             @Override
             public void run() {
+                haltAfter(Math.min(prepared.graceMillis, PARENT_GONE_GRACE_MILLIS));
                 if (!signals) {
                     System.exit(128 + StopSignals.SIGTERM);  // the shutdown hook stops gracefully
                 } else if (!StopSignals.terminate(graceful)) {
@@ -155,6 +161,24 @@ public final class Launch {
         finished.set(true);
         StopSignals.awaitStop();  // a stop in progress exits with 128 + its signal
         return code;
+    }
+
+    /** Halts the JVM (exit status 143) when it still runs {@code millis} from now. */
+    static void haltAfter(final long millis) {
+        Thread thread = new Thread(new Runnable() {
+            @Override
+            public void run() {
+                try {
+                    Thread.sleep(millis);
+                } catch (InterruptedException e) {
+                    return;
+                }
+                say("the stop did not end within " + millis + " ms of the parent process's end; exiting now");
+                Runtime.getRuntime().halt(128 + StopSignals.SIGTERM);
+            }
+        }, "kclpy-local-parent-gone");
+        thread.setDaemon(true);
+        thread.start();
     }
 
     /** The launcher keys both generations read, then the generation's own preparation. */

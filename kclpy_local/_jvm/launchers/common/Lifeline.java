@@ -20,8 +20,10 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * included), the kernel closes the write end and a read of the pipe returns end of
  * file. A daemon thread blocks on that read (through {@code /dev/fd/N}, which Linux
  * and macOS both offer) and then stops the JVM as SIGTERM does: a graceful shutdown,
- * then exit status 143. So no worker, and none of its record processors, outlives
- * the process that started it.
+ * then exit status 143, within {@link Launch#PARENT_GONE_GRACE_MILLIS} ms (or
+ * {@code shutdownGraceMillis}, when shorter), since what the parent started, an
+ * emulator the worker talks to, may have ended with it. So no worker, and none of
+ * its record processors, outlives the process that started it by more than that.
  *
  * <p>Without the variable nothing is watched. A value that is not a file descriptor
  * number, a descriptor that cannot be opened or one that names a regular file or a
@@ -35,6 +37,7 @@ public final class Lifeline {
     public static final String GONE_LINE = "the parent process went away";
 
     private static final AtomicBoolean SCRUB_REPORTED = new AtomicBoolean(false);
+    private static volatile boolean watched;
 
     private Lifeline() {
     }
@@ -94,6 +97,12 @@ public final class Lifeline {
         }, "kclpy-local-lifeline");
         thread.setDaemon(true);
         thread.start();
+        watched = true;
+    }
+
+    /** Whether the lifeline is watched: a kclpy-local process started this JVM, which stops when it ends. */
+    static boolean isWatched() {
+        return watched;
     }
 
     /**

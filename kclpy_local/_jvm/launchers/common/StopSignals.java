@@ -13,7 +13,11 @@ import java.util.concurrent.atomic.AtomicBoolean;
 /**
  * SIGTERM and SIGINT start a graceful shutdown on a thread of their own, which
  * exits the JVM with 128 + the signal number when it is done; a second signal
- * halts at once. Only signals do this: when the KCL itself exits the JVM (it
+ * halts at once, except a SIGTERM while the {@link Lifeline} is watched: the JVM was
+ * started by kclpy-local, which kills it itself when a stop takes too long, and
+ * whose end brings more than one stop at once (the lifeline's end, and the SIGTERM
+ * the kernel sends for it, its parent-death signal, once per thread that started the
+ * JVM), which must not cut the graceful stop short. Only signals do this: when the KCL itself exits the JVM (it
  * does so when a record processor fails), no graceful shutdown is attempted,
  * since the worker that would run it is the one exiting. {@link #terminate} stops
  * as SIGTERM does for other reasons (the {@link Lifeline}). {@code sun.misc.Signal}
@@ -63,6 +67,11 @@ final class StopSignals {
 
     static void onSignal(final int signal, final Runnable graceful) {
         if (!STOPPING.compareAndSet(false, true)) {
+            if (signal == SIGTERM && Lifeline.isWatched()) {
+                Launch.say("SIGTERM again while stopping; the graceful stop goes on (the process that "
+                        + "started this JVM ends it if it must)");
+                return;
+            }
             Launch.say("second stop signal; exiting now");
             Runtime.getRuntime().halt(128 + signal);
             return;

@@ -7,14 +7,15 @@ package dev.kclpylocal.common;
 /** Reports worker states, fed by each KCL's state listener; the STARTED line is what callers wait for. */
 public final class WorkerStatus {
     public final String applicationName;
-    public final String streamName;
+    /** The stream(s) in words, as the ready line names them: {@code stream orders}, {@code streams a, b}. */
+    public final String streams;
     public final String workerId;
     private volatile boolean started;
     private volatile Throwable failure;
 
-    public WorkerStatus(String applicationName, String streamName, String workerId) {
+    public WorkerStatus(String applicationName, String streams, String workerId) {
         this.applicationName = applicationName;
-        this.streamName = streamName;
+        this.streams = streams;
         this.workerId = workerId;
     }
 
@@ -26,7 +27,7 @@ public final class WorkerStatus {
     public void changed(Object state, boolean isStarted) {
         if (isStarted) {
             started = true;
-            System.err.println(Launch.READY_LINE + " (application " + applicationName + ", stream " + streamName
+            System.err.println(Launch.READY_LINE + " (application " + applicationName + ", " + streams
                     + ", worker " + workerId + ")");
             System.err.flush();
         } else {

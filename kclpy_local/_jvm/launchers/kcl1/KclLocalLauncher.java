@@ -100,6 +100,8 @@ import static dev.kclpylocal.common.Settings.trimmedOrNull;
  *   <li>the three AWS clients are built with the SDK's client builders, with an
  *       {@code EndpointConfiguration(endpoint, regionName)} when an endpoint is
  *       set, and injected into the Worker;</li>
+ *   <li>{@code streamNames}, the KCL 3.x launcher's key for several streams, is a usage
+ *       error: KCL 1.x consumes one stream, and would skip the key silently;</li>
  *   <li>the line {@value Launch#READY_LINE} on stderr when the worker reaches STARTED;</li>
  *   <li>a record processor's stderr line is logged at the level it starts with
  *       ({@code INFO name: message} at INFO, {@code WARNING} at WARNING, {@code DEBUG}
@@ -110,7 +112,8 @@ import static dev.kclpylocal.common.Settings.trimmedOrNull;
  *       {@code Lifeline});</li>
  *   <li>on SIGTERM/SIGINT a graceful shutdown (record processors receive
  *       shutdownRequested and may checkpoint), bounded by {@code shutdownGraceMillis},
- *       then exit with 128 + the signal number; a second signal exits at once.
+ *       then exit with 128 + the signal number; a second signal exits at once (a second
+ *       SIGTERM not while the lifeline is watched, see {@code StopSignals}).
  *       When the KCL exits by itself (a record processor failed), nothing waits;
  *       When the key is absent the launcher waits {@value Launch#DEFAULT_GRACE_MILLIS} ms,
  *       not the KCL's default of 5000 ms: deliberately, so that processors that
@@ -219,6 +222,8 @@ public final class KclLocalLauncher implements Generation {
     static final String READ_PAUSE = "readPause";
     static final String PAUSE_ALWAYS = "always";
     static final String PAUSE_EMPTY = "empty";
+    /** The KCL 3.x launcher's key for several streams: refused here, where it would be skipped silently. */
+    static final String STREAM_NAMES = "streamNames";
     static final String RELEASED_LINE = "released lease ";
     static final String TOOK_RELEASED_LINE = "took released lease ";
     static final String KCL_WORKER_PACKAGE = "com.amazonaws.services.kinesis.clientlibrary.lib.worker";
@@ -306,6 +311,10 @@ public final class KclLocalLauncher implements Generation {
         Properties extra = settings.properties;
         boolean handoff = parseBoolean(extra, LEASE_HANDOFF, true);
         boolean pauseOnlyWhenEmpty = PAUSE_EMPTY.equals(parseChoice(extra, READ_PAUSE, PAUSE_ALWAYS, PAUSE_EMPTY));
+        if (extra.getProperty(STREAM_NAMES) != null) {
+            throw new IllegalArgumentException(STREAM_NAMES + " (several streams, the KCL's multi-stream mode) is "
+                    + "read by the KCL 3.x launcher only; KCL 1.x consumes the one stream of streamName");
+        }
 
         MultiLangDaemonConfig config;
         try {
@@ -343,7 +352,7 @@ public final class KclLocalLauncher implements Generation {
         if (pauseOnlyWhenEmpty && EmptyReadPause.prefetching(extra)) {
             EmptyReadPause.install(kcl, extra);
         }
-        WorkerStatus status = new WorkerStatus(kcl.getApplicationName(), kcl.getStreamName(),
+        WorkerStatus status = new WorkerStatus(kcl.getApplicationName(), "stream " + kcl.getStreamName(),
                 kcl.getWorkerIdentifier());
         // The worker's states feed the shared status (which prints the ready line).
         WorkerStateChangeListener listener = state -> status.changed(state,

@@ -15,6 +15,10 @@ import org.slf4j.LoggerFactory;
 import org.slf4j.Marker;
 import org.slf4j.spi.LocationAwareLogger;
 
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.annotation.JsonAppend;
+
+import software.amazon.awssdk.arns.Arn;
 import software.amazon.awssdk.auth.credentials.AwsCredentialsProvider;
 import software.amazon.awssdk.core.interceptor.Context;
 import software.amazon.awssdk.core.interceptor.ExecutionAttributes;
@@ -29,9 +33,14 @@ import software.amazon.awssdk.services.cloudwatch.CloudWatchAsyncClientBuilder;
 import software.amazon.awssdk.services.dynamodb.DynamoDbAsyncClient;
 import software.amazon.awssdk.services.kinesis.KinesisAsyncClient;
 import software.amazon.awssdk.services.kinesis.KinesisAsyncClientBuilder;
+import software.amazon.awssdk.services.kinesis.model.DescribeStreamSummaryResponse;
+import software.amazon.awssdk.services.kinesis.model.ResourceNotFoundException;
+import software.amazon.awssdk.services.kinesis.model.StreamDescriptionSummary;
 import software.amazon.awssdk.utils.AttributeMap;
 import software.amazon.kinesis.checkpoint.CheckpointConfig;
 import software.amazon.kinesis.common.ConfigsBuilder;
+import software.amazon.kinesis.common.InitialPositionInStream;
+import software.amazon.kinesis.common.InitialPositionInStreamExtended;
 import software.amazon.kinesis.common.KinesisClientUtil;
 import software.amazon.kinesis.common.StreamConfig;
 import software.amazon.kinesis.common.StreamIdentifier;
@@ -39,8 +48,10 @@ import software.amazon.kinesis.coordinator.CoordinatorConfig;
 import software.amazon.kinesis.coordinator.Scheduler;
 import software.amazon.kinesis.coordinator.WorkerStateChangeListener;
 import software.amazon.kinesis.coordinator.streamInfo.StreamIdCache;
+import software.amazon.kinesis.leases.Lease;
 import software.amazon.kinesis.leases.LeaseManagementConfig;
 import software.amazon.kinesis.leases.LeaseRefresher;
+import software.amazon.kinesis.leases.MultiStreamLease;
 import software.amazon.kinesis.leases.ShardSyncTask;
 import software.amazon.kinesis.leases.ShardSyncTaskManager;
 import software.amazon.kinesis.lifecycle.LifecycleConfig;
@@ -48,11 +59,16 @@ import software.amazon.kinesis.lifecycle.TaskResult;
 import software.amazon.kinesis.metrics.MetricsConfig;
 import software.amazon.kinesis.metrics.NullMetricsFactory;
 import software.amazon.kinesis.multilang.MultiLangDaemonConfig;
+import software.amazon.kinesis.multilang.MultiLangRecordProcessorFactory;
 import software.amazon.kinesis.multilang.config.BuilderDynaBean;
 import software.amazon.kinesis.multilang.config.ConfigurationSettableUtils;
 import software.amazon.kinesis.multilang.config.FanoutConfigBean;
+import software.amazon.kinesis.multilang.config.KinesisClientLibConfigurator;
 import software.amazon.kinesis.multilang.config.MultiLangDaemonConfiguration;
 import software.amazon.kinesis.multilang.config.RetrievalConfigBuilder;
+import software.amazon.kinesis.multilang.messages.InitializeMessage;
+import software.amazon.kinesis.processor.FormerStreamsLeasesDeletionStrategy;
+import software.amazon.kinesis.processor.MultiStreamTracker;
 import software.amazon.kinesis.processor.ProcessorConfig;
 import software.amazon.kinesis.processor.ShardRecordProcessor;
 import software.amazon.kinesis.processor.ShardRecordProcessorFactory;
@@ -72,15 +88,26 @@ import java.io.IOException;
 import java.net.InetAddress;
 import java.net.URI;
 import java.net.UnknownHostException;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collections;
 import java.util.HashMap;
 import java.util.HashSet;
+import java.util.LinkedHashSet;
+import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Properties;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ConcurrentMap;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.function.Function;
+import java.util.regex.Pattern;
 
 import static dev.kclpylocal.common.Launch.EAGER_LINE;
 import static dev.kclpylocal.common.Launch.PREFIX;
@@ -150,6 +177,12 @@ import static dev.kclpylocal.common.Settings.trimmedOrNull;
  *       default 1000): how often the scheduler's loop looks at its leases (new
  *       leases are picked up, finished consumers cleaned up), a field of the KCL's
  *       {@code CoordinatorConfig} that the stock daemon does not read;</li>
+ *   <li>{@code streamNames} (a comma list of stream names, instead of {@code streamName}
+ *       and {@code streamArn}): one application consumes several streams, the KCL's
+ *       multi-stream mode, which the stock daemon cannot be configured for. See
+ *       "Several streams" below;</li>
+ *   <li>the initialize message names the shard's stream: {@code "streamName": "<name>"}
+ *       after the stock fields (in either mode). See "Several streams" below;</li>
  *   <li>the line {@value Launch#READY_LINE} on stderr when the scheduler reaches
  *       STARTED;</li>
  *   <li>a record processor's stderr line is logged at the level it starts with
@@ -161,7 +194,8 @@ import static dev.kclpylocal.common.Settings.trimmedOrNull;
  *       {@code Lifeline});</li>
  *   <li>on SIGTERM/SIGINT a graceful shutdown (record processors receive
  *       shutdownRequested and may checkpoint), bounded by {@code shutdownGraceMillis},
- *       then exit with 128 + the signal number; a second signal exits at once.
+ *       then exit with 128 + the signal number; a second signal exits at once (a second
+ *       SIGTERM not while the lifeline is watched, see {@code StopSignals}).
  *       When the KCL exits by itself (a record processor failed), nothing waits;
  *       When the key is absent the launcher waits {@value Launch#DEFAULT_GRACE_MILLIS} ms,
  *       not the KCL 3.x default of 0 ms (with which the stock daemon gives up at
@@ -202,6 +236,29 @@ import static dev.kclpylocal.common.Settings.trimmedOrNull;
  * does not answer). The launcher names the protocol on its CloudWatch endpoint line,
  * and says once why the first failed CloudWatch call failed.
  *
+ * <p><b>Several streams.</b> With {@code streamNames = a, b} the launcher gives the
+ * scheduler a {@code MultiStreamTracker} of its own: a fixed list with one
+ * {@code StreamConfig} per name, each with the file's initial position, and no
+ * deletion of former streams' leases. The KCL then keys each lease
+ * {@code account:stream:creationEpoch:shardId}, so the streams' shards, leases and
+ * checkpoints stay apart in one lease table. Each stream's identifier is built from its
+ * ARN (account and region) and its creation time in epoch seconds, both read with one
+ * {@code DescribeStreamSummary} per stream before the scheduler is built (a missing
+ * stream stops the start with one line). On an emulator these are its own values (moto:
+ * the account 123456789012, the time it created the stream). The names must be
+ * distinct and non-empty; {@code streamName} or {@code streamArn} beside
+ * {@code streamNames} is a usage error, and so is {@code fanoutConfig.consumerArn} (one
+ * consumer belongs to one stream). The stock configuration, which requires a stream
+ * name, is read with the first name; the polling (or fan-out) configuration is then built
+ * with none, as the KCL requires in multi-stream mode, and the initial position goes to
+ * each stream's configuration instead of the retrieval configuration, which refuses it
+ * in that mode.
+ *
+ * <p>Each record processor is the stock multilang processor, made by the stock factory
+ * with a JSON mapper of the launcher's: it writes the stock messages, and appends the
+ * name of the shard's stream to the initialize message, so one processor command can
+ * tell the streams apart. Processors that do not know the field ignore it.
+ *
  * <p><b>{@code initialLeaseSync}.</b> On an empty lease table (a new application)
  * the KCL 3.x scheduler waits a random 1 to 30 s, checking every 3 s whether
  * another worker has filled the table ("Lease table is still empty. Checking again
@@ -210,7 +267,9 @@ import static dev.kclpylocal.common.Settings.trimmedOrNull;
  * With {@code eager} the launcher, before the scheduler runs, initializes the
  * scheduler's own lease coordinator (which creates the lease table as the
  * scheduler would, and waits until it is active) and, <em>only if the table is
- * empty</em>, runs the scheduler's own one-off shard sync (what its
+ * empty</em> (with {@code streamNames}: for each stream that has no lease yet, so a
+ * stream added to an application is not left to the scheduler's stream sync, once a
+ * minute), runs the scheduler's own one-off shard sync (what its
  * {@code PeriodicShardSyncManager.syncShardsOnce()} does: a KCL {@code ShardSyncTask}
  * per stream, made of the parts of the scheduler's own {@code ShardSyncTaskManager},
  * with the configured initial position), without the task's sleep of
@@ -257,6 +316,12 @@ public final class KclLocalLauncher implements Generation {
     static final String MAX_INIT_ATTEMPTS = "maxInitializationAttempts";
     static final String DISPATCH_POLL = "shardConsumerDispatchPollIntervalMillis";
     static final String CBOR_SYSTEM_PROPERTY = "aws.cborEnabled";
+    static final String STREAM_NAMES = "streamNames";
+    static final String STREAM_NAME_FIELD = "streamName";
+    static final String CONSUMER_ARN = "fanoutConfig.consumerArn";
+    /** Kinesis stream names: 1 to 128 of these characters. */
+    static final Pattern STREAM_NAME = Pattern.compile("[a-zA-Z0-9_.-]{1,128}");
+    static final long DESCRIBE_TIMEOUT_SECONDS = 60L;
     static final String TRUST_LOOPBACK = "kinesisTrustLoopbackCertificates";
     static final String HTTP_PROTOCOL = "kinesisHttpProtocol";
     static final String FANOUT_LINE = "records by enhanced fan-out (SubscribeToShard)";
@@ -328,13 +393,25 @@ public final class KclLocalLauncher implements Generation {
                     + ") must be shorter than " + LEADER_LEASE + " (" + effectiveLease + ")");
         }
 
+        final List<String> streamNames = parseStreamNames(extra);
         final MultiLangDaemonConfig config;
         try {
-            config = new MultiLangDaemonConfig(propertiesPath);
+            config = streamNames == null ? new MultiLangDaemonConfig(propertiesPath)
+                    : new MultiLangDaemonConfig(propertiesPath, Thread.currentThread().getContextClassLoader(),
+                            new MultiStreamConfigurator(streamNames.get(0)));
         } catch (IllegalArgumentException | NullPointerException e) {
             throw new IllegalArgumentException(propertiesPath + ": " + e.getMessage(), e);
         }
         MultiLangDaemonConfiguration c = config.getMultiLangDaemonConfiguration();
+        InitialPositionInStreamExtended position = null;
+        if (streamNames != null) {
+            // Each stream's configuration carries the initial position: the retrieval configuration
+            // refuses one in multi-stream mode, and the polling (fan-out) one must name no stream.
+            position = orElse(c.getInitialPositionInStreamExtended(),
+                    InitialPositionInStreamExtended.newInitialPosition(InitialPositionInStream.LATEST));
+            c.setInitialPositionInStreamExtended(null);
+            c.setStreamName(null);
+        }
 
         AwsCredentialsProvider kinesisCredentials = credentials(c.getKinesisCredentialsProvider());
         AwsCredentialsProvider dynamoCredentials = orElse(credentials(c.getDynamoDBCredentialsProvider()),
@@ -385,9 +462,21 @@ public final class KclLocalLauncher implements Generation {
         describeEndpoint("DynamoDB", dynamoEndpoint, region, null);
         describeEndpoint("CloudWatch", cloudWatchEndpoint, region, "Smithy RPC v2 CBOR");
 
-        ConfigsBuilder configsBuilder = new ConfigsBuilder(c.getStreamName(), c.getApplicationName(), kinesis,
-                dynamoDB, cloudWatch, c.getWorkerIdentifier(),
-                new LifelineScrubbingFactory(config.getRecordProcessorFactory()));
+        StreamNamingFactory factory = new StreamNamingFactory(extra.getProperty("executableName"),
+                config.getExecutorService(), c,
+                streamNames != null ? streamNames : Collections.singletonList(c.getStreamName()));
+        final ConfigsBuilder configsBuilder;
+        final String streams;
+        if (streamNames == null) {
+            configsBuilder = new ConfigsBuilder(c.getStreamName(), c.getApplicationName(), kinesis, dynamoDB,
+                    cloudWatch, c.getWorkerIdentifier(), factory);
+            streams = "stream " + c.getStreamName();
+        } else {
+            List<StreamConfig> configs = describeStreams(kinesis, kinesisEndpoint, streamNames, position);
+            configsBuilder = new ConfigsBuilder(new FixedStreams(configs), c.getApplicationName(), kinesis,
+                    dynamoDB, cloudWatch, c.getWorkerIdentifier(), factory);
+            streams = "streams " + String.join(", ", streamNames);
+        }
         // As the stock MultiLangDaemonConfiguration resolves its fields: ConfigsBuilder first, then the
         // configuration objects it makes, the nested beans, the retrieval mode, and everything else.
         Map<Class<?>, Object> configObjects = new HashMap<>();
@@ -439,19 +528,20 @@ public final class KclLocalLauncher implements Generation {
         if (dispatchPoll != null) {
             coordinator.shardConsumerDispatchPollIntervalMillis(dispatchPoll);
         }
-        WorkerStatus status = new WorkerStatus(c.getApplicationName(), c.getStreamName(), c.getWorkerIdentifier());
+        WorkerStatus status = new WorkerStatus(c.getApplicationName(), streams, c.getWorkerIdentifier());
         coordinator.workerStateChangeListener(new StateListener(status));
 
         Scheduler scheduler = new Scheduler(checkpoint, coordinator, leaseManagement, lifecycle, metrics,
                 processor, retrieval);
         long grace = settings.graceMillis(c.getShutdownGraceMillis());
         final boolean eager = settings.eager;
+        final boolean multiStream = streamNames != null;
         return new Prepared(scheduler, scheduler::shutdown, scheduler::startGracefulShutdown, status,
                 config.getExecutorService(), grace) {
             @Override
             protected void beforeStart() {
                 if (eager) {
-                    eagerLeaseSync(scheduler, status.streamName);
+                    eagerLeaseSync(scheduler, status.streams, multiStream);
                 }
             }
         };
@@ -467,6 +557,90 @@ public final class KclLocalLauncher implements Generation {
 
     static <T> T orElse(T value, T fallback) {
         return value != null ? value : fallback;
+    }
+
+    /**
+     * {@code streamNames} as a list, or {@code null} when the key is absent (one stream). The
+     * names are trimmed; an empty name, one that is not a stream name, a name given twice, and
+     * the key beside {@code streamName}, {@code streamArn} or {@code fanoutConfig.consumerArn}
+     * are usage errors.
+     */
+    static List<String> parseStreamNames(Properties properties) {
+        String value = properties.getProperty(STREAM_NAMES);
+        if (value == null) {
+            return null;
+        }
+        for (String key : new String[] {"streamName", "streamArn", CONSUMER_ARN}) {
+            if (properties.getProperty(key) != null) {
+                throw new IllegalArgumentException(STREAM_NAMES + " and " + key + " are both set: "
+                        + (key.equals(CONSUMER_ARN) ? "a consumer belongs to one stream"
+                                : "name the streams in " + STREAM_NAMES + " alone"));
+            }
+        }
+        Set<String> names = new LinkedHashSet<>();
+        for (String part : value.split(",", -1)) {
+            String name = part.trim();
+            if (name.isEmpty()) {
+                throw new IllegalArgumentException(STREAM_NAMES + " has an empty name in '" + value.trim()
+                        + "': give stream names separated by commas");
+            }
+            if (!STREAM_NAME.matcher(name).matches()) {
+                throw new IllegalArgumentException(STREAM_NAMES + ": '" + name + "' is not a stream name (1 to "
+                        + "128 letters, digits, '_', '.' or '-')");
+            }
+            if (!names.add(name)) {
+                throw new IllegalArgumentException(STREAM_NAMES + " names " + name + " twice");
+            }
+        }
+        return new ArrayList<>(names);
+    }
+
+    /**
+     * One configuration per stream of {@code streamNames}: its multi-stream identifier (the
+     * account and region of its ARN, its creation time in epoch seconds, from
+     * {@code DescribeStreamSummary}) with the initial position {@code position}.
+     */
+    static List<StreamConfig> describeStreams(KinesisAsyncClient kinesis, String endpoint, List<String> names,
+            InitialPositionInStreamExtended position) {
+        List<StreamConfig> configs = new ArrayList<>();
+        String where = endpoint != null ? " at " + endpoint : "";
+        for (final String name : names) {
+            final StreamDescriptionSummary summary;
+            try {
+                DescribeStreamSummaryResponse response = kinesis.describeStreamSummary(b -> b.streamName(name))
+                        .get(DESCRIBE_TIMEOUT_SECONDS, TimeUnit.SECONDS);
+                summary = response.streamDescriptionSummary();
+            } catch (ExecutionException e) {
+                for (Throwable t = e; t != null; t = t.getCause() == t ? null : t.getCause()) {
+                    if (t instanceof ResourceNotFoundException) {
+                        throw new StartupException("stream " + name + " (of " + STREAM_NAMES + ") does not exist"
+                                + where, e);
+                    }
+                }
+                throw new StartupException("cannot describe stream " + name + where + " (" + oneLine(rootCause(e))
+                        + "); multi-stream mode reads each stream's ARN and creation time at start", e);
+            } catch (TimeoutException e) {
+                throw new StartupException("no answer" + where + " to DescribeStreamSummary of stream " + name
+                        + " within " + DESCRIBE_TIMEOUT_SECONDS + " s", e);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new StartupException("interrupted while describing stream " + name, e);
+            }
+            final StreamIdentifier identifier;
+            try {
+                long epoch = summary.streamCreationTimestamp() == null ? 0L
+                        : summary.streamCreationTimestamp().getEpochSecond();
+                identifier = StreamIdentifier.multiStreamInstance(Arn.fromString(summary.streamARN()), epoch);
+            } catch (RuntimeException e) {
+                throw new StartupException("stream " + name + ": no multi-stream identifier from its ARN "
+                        + summary.streamARN() + " and creation time " + summary.streamCreationTimestamp() + " ("
+                        + oneLine(e) + ")", e);
+            }
+            say("stream " + name + ": lease keys " + identifier.serialize() + ":<shard id> ("
+                    + summary.streamARN() + ")");
+            configs.add(new StreamConfig(identifier, position));
+        }
+        return configs;
     }
 
     /** Resolves the credentials once, as the KCL 1.x daemon does at start, for a one-line error. */
@@ -673,7 +847,7 @@ public final class KclLocalLauncher implements Generation {
     }
 
     /** Creates the lease table and the leases before the scheduler runs (see the class comment). */
-    static void eagerLeaseSync(Scheduler scheduler, String streamName) {
+    static void eagerLeaseSync(Scheduler scheduler, String streams, boolean multi) {
         long start = System.currentTimeMillis();
         String table = scheduler.leaseManagementConfig().tableName();
         try {
@@ -686,13 +860,34 @@ public final class KclLocalLauncher implements Generation {
             if (!existed) {
                 say(EAGER_LINE + ": created the lease table " + table);
             }
-            if (!refresher.isLeaseTableEmpty()) {
-                say(EAGER_LINE + " not needed: the lease table " + table + " already has leases");
+            List<StreamConfig> configs = new ArrayList<>(scheduler.currentStreamConfigMap().values());
+            List<StreamConfig> missing = new ArrayList<>();
+            if (!multi) {
+                if (refresher.isLeaseTableEmpty()) {
+                    missing.addAll(configs);
+                }
+            } else {
+                // Several streams: those without a lease yet (a new application, or a stream added to one).
+                Set<String> leased = new HashSet<>();
+                for (Lease lease : refresher.listLeases()) {
+                    if (lease instanceof MultiStreamLease) {
+                        leased.add(((MultiStreamLease) lease).streamIdentifier());
+                    }
+                }
+                for (StreamConfig stream : configs) {
+                    if (!leased.contains(stream.streamIdentifier().serialize())) {
+                        missing.add(stream);
+                    }
+                }
+            }
+            if (missing.isEmpty()) {
+                say(EAGER_LINE + " not needed: the lease table " + table + " already has leases"
+                        + (multi ? " of every stream" : ""));
                 return;
             }
             // What the scheduler's PeriodicShardSyncManager.syncShardsOnce() does (the class is not public),
             // with the task's idle time after a sync (shardSyncIntervalMillis) left out and no metrics.
-            for (StreamConfig stream : scheduler.currentStreamConfigMap().values()) {
+            for (StreamConfig stream : missing) {
                 ShardSyncTaskManager manager = scheduler.shardSyncTaskManagerProvider().apply(stream);
                 TaskResult result = new ShardSyncTask(manager.shardDetector(), manager.leaseRefresher(),
                         manager.initialPositionInStream(), manager.cleanupLeasesUponShardCompletion(),
@@ -703,9 +898,18 @@ public final class KclLocalLauncher implements Generation {
                 }
             }
             int leases = refresher.listLeases().size();
-            say(EAGER_LINE + ": " + leases + " lease(s) in " + table + " for stream "
-                    + streamName + " in " + (System.currentTimeMillis() - start)
-                    + " ms; the worker will not wait for an empty lease table");
+            String synced = streams;
+            if (missing.size() < configs.size()) {
+                List<String> names = new ArrayList<>();
+                for (StreamConfig stream : missing) {
+                    names.add(stream.streamIdentifier().streamName());
+                }
+                synced = "streams " + String.join(", ", names) + " (new to the application)";
+            }
+            say(EAGER_LINE + ": " + leases + " lease(s) in " + table + " for "
+                    + synced + " in " + (System.currentTimeMillis() - start)
+                    + " ms; the worker will not wait " + (missing.size() < configs.size()
+                            ? "for its next stream sync (every minute)" : "for an empty lease table"));
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         } catch (Exception e) {
@@ -766,22 +970,93 @@ public final class KclLocalLauncher implements Generation {
         }
     }
 
-    /** The stock factory, with {@code KCLPY_LOCAL_LIFELINE} kept from the processors' environment. */
-    static final class LifelineScrubbingFactory implements ShardRecordProcessorFactory {
-        private final ShardRecordProcessorFactory stock;
+    /**
+     * The stock multilang record processors, made by the stock factory with a JSON mapper of
+     * the launcher's per stream, which appends the name of the shard's stream to the initialize
+     * message; {@code KCLPY_LOCAL_LIFELINE} is kept from the processors' environment.
+     */
+    static final class StreamNamingFactory implements ShardRecordProcessorFactory {
+        private final String command;
+        private final ExecutorService executor;
+        private final MultiLangDaemonConfiguration configuration;
+        private final ConcurrentMap<String, ObjectMapper> mappers = new ConcurrentHashMap<>();
 
-        LifelineScrubbingFactory(ShardRecordProcessorFactory stock) {
-            this.stock = stock;
+        /** {@code streams}: the names known at start, whose mappers are made at once. */
+        StreamNamingFactory(String command, ExecutorService executor, MultiLangDaemonConfiguration configuration,
+                List<String> streams) {
+            this.command = command;
+            this.executor = executor;
+            this.configuration = configuration;
+            for (String stream : streams) {
+                mapper(stream);
+            }
+        }
+
+        private ObjectMapper mapper(String stream) {
+            return mappers.computeIfAbsent(stream, StreamNamingFactory::namingMapper);
+        }
+
+        /** A mapper as the stock factory's ({@code new ObjectMapper()}), naming {@code stream} on initialize. */
+        static ObjectMapper namingMapper(String stream) {
+            ObjectMapper mapper = new ObjectMapper().addMixIn(InitializeMessage.class, InitializeNamingStream.class);
+            mapper.setConfig(mapper.getSerializationConfig().withAttribute(STREAM_NAME_FIELD, stream));
+            return mapper;
         }
 
         @Override
         public ShardRecordProcessor shardRecordProcessor() {
-            return Lifeline.keepFromProcessor(stock.shardRecordProcessor());
+            return Lifeline.keepFromProcessor(new MultiLangRecordProcessorFactory(command, executor,
+                    new ObjectMapper(), configuration).shardRecordProcessor());
         }
 
         @Override
         public ShardRecordProcessor shardRecordProcessor(StreamIdentifier streamIdentifier) {
-            return Lifeline.keepFromProcessor(stock.shardRecordProcessor(streamIdentifier));
+            return Lifeline.keepFromProcessor(new MultiLangRecordProcessorFactory(command, executor,
+                    mapper(streamIdentifier.streamName()), configuration).shardRecordProcessor());
+        }
+    }
+
+    /** On the initialize message: the attribute {@value #STREAM_NAME_FIELD} of the mapper, as a last field. */
+    @JsonAppend(attrs = @JsonAppend.Attr(STREAM_NAME_FIELD))
+    abstract static class InitializeNamingStream {
+    }
+
+    /** The streams of {@code streamNames}, fixed for the run; no former stream's leases are deleted. */
+    static final class FixedStreams implements MultiStreamTracker {
+        private final List<StreamConfig> streams;
+
+        FixedStreams(List<StreamConfig> streams) {
+            this.streams = Collections.unmodifiableList(new ArrayList<>(streams));
+        }
+
+        @Override
+        public List<StreamConfig> streamConfigList() {
+            return streams;
+        }
+
+        @Override
+        public FormerStreamsLeasesDeletionStrategy formerStreamsLeasesDeletionStrategy() {
+            return new FormerStreamsLeasesDeletionStrategy.NoLeaseDeletionStrategy();
+        }
+    }
+
+    /**
+     * The stock configurator, for a file that names its streams in {@code streamNames}: it
+     * requires a stream name, and is given the first (the launcher removes it afterwards).
+     */
+    static final class MultiStreamConfigurator extends KinesisClientLibConfigurator {
+        private final String firstStream;
+
+        MultiStreamConfigurator(String firstStream) {
+            this.firstStream = firstStream;
+        }
+
+        @Override
+        public MultiLangDaemonConfiguration getConfiguration(Properties properties) {
+            Properties withStream = new Properties();
+            withStream.putAll(properties);
+            withStream.setProperty("streamName", firstStream);
+            return super.getConfiguration(withStream);
         }
     }
 
