@@ -427,7 +427,7 @@ class CargoNotFoundError(InstallError):
     def __init__(self) -> None:
         super().__init__(
             "the ferrokinesis engine is built with cargo on first use, "
-            "and cargo is not on PATH (needs cargo: Rust's build tool)"
+            "and cargo is not on PATH nor in $CARGO_HOME/bin (needs cargo: Rust's build tool)"
         )
         self.hint = (
             "install Rust with cargo (https://rustup.rs, or apt-get install cargo), then retry"

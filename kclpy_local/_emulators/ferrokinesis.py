@@ -151,10 +151,22 @@ def source_digest(directory: Path | None = None) -> str:
 SOURCE_DIGEST = source_digest()
 
 
+def find_cargo(env: Mapping[str, str] | None = None) -> str | None:
+    """cargo on ``PATH``, else where rustup puts it (``$CARGO_HOME/bin``, by default
+    ``~/.cargo/bin``: a shell that has not read rustup's profile lacks it on PATH);
+    ``None`` when neither has it."""
+    env = os.environ if env is None else env
+    found = shutil.which("cargo", path=env.get("PATH"))
+    if found is not None:
+        return found
+    home = env.get("CARGO_HOME") or str(Path.home() / ".cargo")
+    return shutil.which("cargo", path=str(Path(home) / "bin"))
+
+
 def cargo_problem() -> str | None:
-    """Why the engine cannot be built here (``None``: cargo is on PATH)."""
-    if shutil.which("cargo") is None:
-        return "cargo is not on PATH (needs cargo: Rust's build tool)"
+    """Why the engine cannot be built here (``None``: cargo was found)."""
+    if find_cargo() is None:
+        return "cargo is not on PATH nor in $CARGO_HOME/bin (needs cargo: Rust's build tool)"
     return None
 
 
@@ -226,7 +238,7 @@ def ensure_installed(
     found = find_installation(cache_dir)
     if found is not None:
         return found
-    cargo = shutil.which("cargo", path=(env or os.environ).get("PATH"))
+    cargo = find_cargo(env)
     if cargo is None:
         raise CargoNotFoundError()
     return FerrokinesisInstallation.install(

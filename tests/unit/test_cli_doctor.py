@@ -509,6 +509,7 @@ def test_kinesis_mock_check_when_not_installed_yet(tmp_path: Path) -> None:
 
 def test_ferrokinesis_check_names_a_missing_cargo(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))  # no cargo
+    monkeypatch.setenv("CARGO_HOME", str(tmp_path))
     check = doctor.check_ferrokinesis(tmp_path / "empty-cache")
     assert check.status == "warn"
     assert "it is not built, and cargo is not on PATH" in check.finding

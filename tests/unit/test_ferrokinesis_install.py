@@ -246,7 +246,10 @@ def test_real_cargo_against_a_registry_that_refuses(tmp_path: Path) -> None:
 
 def test_without_cargo_the_error_names_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))  # no cargo
-    assert fk.cargo_problem() == "cargo is not on PATH (needs cargo: Rust's build tool)"
+    monkeypatch.setenv("CARGO_HOME", str(tmp_path))
+    assert fk.cargo_problem() == (
+        "cargo is not on PATH nor in $CARGO_HOME/bin (needs cargo: Rust's build tool)"
+    )
     with pytest.raises(CargoNotFoundError) as caught:
         ensure_installed(tmp_path / "cache")
     assert isinstance(caught.value, InstallError) and caught.value.exit_code == 8
@@ -263,6 +266,7 @@ def test_a_built_engine_needs_no_cargo(
     cache = tmp_path / "cache"
     inst = ensure_installed(cache)
     monkeypatch.setenv("PATH", str(tmp_path / "nothing"))
+    monkeypatch.setenv("CARGO_HOME", str(tmp_path / "nothing"))
     assert ensure_installed(cache) == inst
     assert engines.first_use_note("ferrokinesis", cache) is None
 
@@ -273,6 +277,7 @@ def test_up_without_cargo_stops_moto_and_writes_no_pid_file(
     import moto.server  # noqa: F401 - the test extra installs it
 
     monkeypatch.setenv("PATH", str(tmp_path))  # moto runs on this interpreter; no cargo
+    monkeypatch.setenv("CARGO_HOME", str(tmp_path))
     monkeypatch.setenv("KCLPY_LOCAL_CACHE", str(tmp_path / "cache"))
     state = tmp_path / "state"
     code = main(["up", "--port", "0", "--kinesis", "ferrokinesis", "--state-dir", str(state)])
@@ -336,3 +341,20 @@ def test_the_command_line_of_the_engine(tmp_path: Path) -> None:
         "--operation-ms",
         "5",
     ]
+
+
+def test_cargo_is_found_in_cargo_home_when_path_lacks_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """rustup puts cargo in $CARGO_HOME/bin, which a shell that has not read rustup's
+    profile lacks on PATH: cargo is looked for there too."""
+    cargo = tmp_path / "cargo-home" / "bin" / "cargo"
+    cargo.parent.mkdir(parents=True)
+    cargo.write_text("#!/bin/sh\nexit 0\n")
+    cargo.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path / "nothing"))
+    monkeypatch.setenv("CARGO_HOME", str(tmp_path / "cargo-home"))
+    assert fk.find_cargo() == str(cargo)
+    assert fk.cargo_problem() is None
+    cargo.chmod(0o644)  # not executable: not a cargo
+    assert fk.find_cargo() is None
