@@ -3,11 +3,11 @@
 Unlike every other engine here the Java SDK reads its records over CBOR, the
 SDK's default: a daemon can run against it with ``isCBORProtocolDisabled =
 false`` (:data:`CBOR_WORKS`). DynamoDB and CloudWatch stay on moto. It splits and
-merges shards, and a closed parent returns its records, then no next iterator;
-but that last GetRecords answer carries no ``ChildShards`` (:data:`CHILD_SHARDS`),
-and KCL 1.15 refuses such an answer ("GetRecordsResult is not valid") and retries
-it for ever: a KCL worker never gets past a closed shard on it. Resharding under
-a worker needs kinesis-mock.
+merges shards, and a closed parent returns its records, then no next iterator.
+The library's last GetRecords answer there carries no ``ChildShards``, which KCL
+1.15 requires (it refuses the answer, "GetRecordsResult is not valid", and retries
+it for ever): the program of this package adds them (:data:`CHILD_SHARDS`), so a
+worker gets past a split or merged shard as on kinesis-mock.
 
 ferrokinesis's own binary listens on every interface with no option to change
 that, so it is not used. The engine is a small program of this package
@@ -98,8 +98,9 @@ SOURCES = ("Cargo.toml", "Cargo.lock", "src/main.rs")
 #: (GetRecords answers carry each record's Data as a CBOR byte string).
 CBOR_WORKS = True
 #: Whether the GetRecords answer at a closed shard's end names its children
-#: (``ChildShards``), which KCL 1.15 and 3.x require there: not in 0.7.0.
-CHILD_SHARDS = False
+#: (``ChildShards``), which KCL 1.15 and 3.x require there: the library's 0.7.0
+#: does not, the program of this package adds them.
+CHILD_SHARDS = True
 READY_PATH = "/_health/ready"
 #: Seconds between SIGTERM and SIGKILL: it gives open connections one second.
 TERM_GRACE = 3.0

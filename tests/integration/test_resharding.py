@@ -1,8 +1,9 @@
 """Resharding under a running KCL 1.x worker, on the fidelity engines.
 
-Kinesis is kinesis-mock (it closes a split or merged parent, returns its records,
-then a null iterator with ``ChildShards``), DynamoDB and CloudWatch are moto; the
-daemon reads Kinesis over JSON. One worker runs ``processors/recorder.py`` while a
+Kinesis is kinesis-mock or ferrokinesis (each closes a split or merged parent,
+returns its records, then a null iterator with ``ChildShards``), DynamoDB and
+CloudWatch are moto; the daemon reads kinesis-mock over JSON, ferrokinesis over
+CBOR. One worker runs ``processors/recorder.py`` while a
 producer puts records continuously with a few partition keys, each record's data
 carrying a per-key counter.
 
@@ -81,16 +82,15 @@ STEP_TIMEOUT = 90
 UNBLOCKED = "No need to block on parents "
 
 
-# Not ferrokinesis: its closed shards end without ChildShards, which KCL 1.15 refuses
-# (kclpy_local._emulators.ferrokinesis.CHILD_SHARDS).
-@pytest.mark.parametrize("engine_target", ["kinesis-mock"], indirect=True)
+@pytest.mark.parametrize("engine_target", ["kinesis-mock", "ferrokinesis"], indirect=True)
 def test_split_and_merge_under_a_running_worker(
     engine_target: Any, kcl1: Installation, tmp_path: Path
 ) -> None:
     target = engine_target
     endpoints = Endpoints(target.kinesis_url, target.aws_url, target.aws_url)
     settings = {**target.overrides(), **RESHARD_SETTINGS}
-    assert settings["isCBORProtocolDisabled"] == "true"
+    assert settings["isCBORProtocolDisabled"] == ("false" if target.cbor else "true")
+    assert target.cbor == (target.kind == "ferrokinesis")
     timings: dict[str, float] = {}
     #: Every closed shard's children, and every child's parents, as the test made them.
     parents_of: dict[str, tuple[str, ...]] = {}

@@ -16,6 +16,12 @@
 //! of a pipe whose write end only its parent holds, which reads end-of-file once
 //! the parent is gone, however it ended. Open connections get `DRAIN` to finish.
 //!
+//! The library's GetRecords answer at a closed shard's end has no next iterator but
+//! no `ChildShards` either, which the KCL requires there (KCL 1.15 refuses the answer
+//! and retries it for ever). This program adds them, as Kinesis sends them: every
+//! shard whose parent or adjacent parent is the shard read, with its parents and its
+//! hash key range, in the answer's own encoding (JSON or CBOR).
+//!
 //! Exit codes: 0 after a stop, 1 when the port cannot be bound, 2 for bad arguments.
 
 use std::fs::File;
@@ -25,8 +31,13 @@ use std::os::fd::{FromRawFd, RawFd};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use axum::extract::DefaultBodyLimit;
-use ferrokinesis::store::StoreOptions;
+use axum::body::{Body, Bytes, to_bytes};
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use ferrokinesis::shard_iterator::decode_shard_iterator;
+use ferrokinesis::store::{Store, StoreOptions};
 use tokio::sync::watch;
 
 const PREFIX: &str = "kclpy-local ferrokinesis:";
@@ -161,7 +172,7 @@ async fn serve(options: Options, lifeline: Option<File>) -> ExitCode {
     }
     tokio::spawn(watch_signals(stop));
 
-    let (app, _store) = ferrokinesis::create_app(StoreOptions {
+    let (app, store) = ferrokinesis::create_app(StoreOptions {
         create_stream_ms: options.operation_ms,
         delete_stream_ms: options.operation_ms,
         update_stream_ms: options.operation_ms,
@@ -169,7 +180,9 @@ async fn serve(options: Options, lifeline: Option<File>) -> ExitCode {
         aws_region: options.region,
         ..StoreOptions::default()
     });
-    let app = app.layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
+    let app = app
+        .layer(middleware::from_fn_with_state(store, child_shards))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
 
     println!("{PREFIX} listening on {bound}");
     let _ = std::io::stdout().flush();
@@ -194,6 +207,151 @@ async fn serve(options: Options, lifeline: Option<File>) -> ExitCode {
         () = drained => {}
     }
     ExitCode::SUCCESS
+}
+
+const CBOR_TYPE: &str = "application/x-amz-cbor-1.1";
+
+/// A request or answer body, decoded from its encoding.
+enum Decoded {
+    Json(serde_json::Value),
+    Cbor(ciborium::Value),
+}
+
+impl Decoded {
+    fn parse(bytes: &[u8], cbor: bool) -> Option<Decoded> {
+        if cbor {
+            ciborium::from_reader(bytes).ok().map(Decoded::Cbor)
+        } else {
+            serde_json::from_slice(bytes).ok().map(Decoded::Json)
+        }
+    }
+
+    fn has(&self, key: &str) -> bool {
+        match self {
+            Decoded::Json(value) => value.get(key).is_some_and(|v| !v.is_null()),
+            Decoded::Cbor(ciborium::Value::Map(entries)) => entries
+                .iter()
+                .any(|(k, v)| k.as_text() == Some(key) && !v.is_null()),
+            Decoded::Cbor(_) => false,
+        }
+    }
+
+    fn text(&self, key: &str) -> Option<String> {
+        match self {
+            Decoded::Json(value) => value.get(key)?.as_str().map(str::to_owned),
+            Decoded::Cbor(ciborium::Value::Map(entries)) => entries
+                .iter()
+                .find(|(k, _)| k.as_text() == Some(key))
+                .and_then(|(_, v)| v.as_text().map(str::to_owned)),
+            Decoded::Cbor(_) => None,
+        }
+    }
+
+    /// `self` with `key` set to `value` (a JSON value, converted for CBOR), encoded.
+    fn with(self, key: &str, value: serde_json::Value) -> Option<Vec<u8>> {
+        match self {
+            Decoded::Json(mut object) => {
+                object.as_object_mut()?.insert(key.to_owned(), value);
+                serde_json::to_vec(&object).ok()
+            }
+            Decoded::Cbor(ciborium::Value::Map(mut entries)) => {
+                let converted = ciborium::Value::serialized(&value).ok()?;
+                entries.push((ciborium::Value::Text(key.to_owned()), converted));
+                let mut out = Vec::new();
+                ciborium::into_writer(&ciborium::Value::Map(entries), &mut out).ok()?;
+                Some(out)
+            }
+            Decoded::Cbor(_) => None,
+        }
+    }
+}
+
+/// The children of `shard_id` in `stream_name`, as GetRecords's `ChildShards`.
+async fn children_of(store: &Store, stream_name: &str, shard_id: &str) -> Vec<serde_json::Value> {
+    let Ok(stream) = store.get_stream(stream_name).await else {
+        return Vec::new();
+    };
+    stream
+        .shards
+        .iter()
+        .filter(|child| {
+            child.parent_shard_id.as_deref() == Some(shard_id)
+                || child.adjacent_parent_shard_id.as_deref() == Some(shard_id)
+        })
+        .map(|child| {
+            let parents: Vec<&String> = child
+                .parent_shard_id
+                .iter()
+                .chain(child.adjacent_parent_shard_id.iter())
+                .collect();
+            serde_json::json!({
+                "ShardId": child.shard_id,
+                "ParentShards": parents,
+                "HashKeyRange": {
+                    "StartingHashKey": child.hash_key_range.starting_hash_key,
+                    "EndingHashKey": child.hash_key_range.ending_hash_key,
+                },
+            })
+        })
+        .collect()
+}
+
+/// Adds `ChildShards` to a GetRecords answer that ends its shard (see the module
+/// comment); every other request and answer passes unchanged.
+async fn child_shards(State(store): State<Store>, request: Request, next: Next) -> Response {
+    let get_records = request
+        .headers()
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|target| target.ends_with(".GetRecords"));
+    if !get_records {
+        return next.run(request).await;
+    }
+    let cbor = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with(CBOR_TYPE));
+    let (parts, body) = request.into_parts();
+    let Ok(bytes) = to_bytes(body, MAX_BODY_BYTES).await else {
+        return Response::builder()
+            .status(StatusCode::PAYLOAD_TOO_LARGE)
+            .body(Body::empty())
+            .unwrap_or_default();
+    };
+    let iterator = Decoded::parse(&bytes, cbor).and_then(|d| d.text("ShardIterator"));
+    let response = next.run(Request::from_parts(parts, Body::from(bytes))).await;
+    let Some(iterator) = iterator else {
+        return response;
+    };
+    if response.status() != StatusCode::OK {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let Ok(bytes) = to_bytes(body, usize::MAX).await else {
+        return Response::from_parts(parts, Body::empty());
+    };
+    let unchanged = |parts, bytes: Bytes| Response::from_parts(parts, Body::from(bytes));
+    let Some(answer) = Decoded::parse(&bytes, cbor) else {
+        return unchanged(parts, bytes);
+    };
+    if answer.has("NextShardIterator") || answer.has("ChildShards") {
+        return unchanged(parts, bytes);
+    }
+    let Ok((_, stream_name, shard_id, _)) = decode_shard_iterator(&iterator) else {
+        return unchanged(parts, bytes);
+    };
+    let children = children_of(&store, &stream_name, &shard_id).await;
+    if children.is_empty() {
+        return unchanged(parts, bytes);
+    }
+    match answer.with("ChildShards", serde_json::Value::Array(children)) {
+        Some(encoded) => {
+            parts.headers.remove(header::CONTENT_LENGTH);
+            Response::from_parts(parts, Body::from(encoded))
+        }
+        None => unchanged(parts, bytes),
+    }
 }
 
 fn main() -> ExitCode {
