@@ -327,6 +327,15 @@ async fn child_shards(State(store): State<Store>, request: Request, next: Next) 
     if response.status() != StatusCode::OK {
         return response;
     }
+    // Only a shard with children (a closed one) can end: an open shard's answers,
+    // nearly all of them, pass without being decoded.
+    let Ok((_, stream_name, shard_id, _)) = decode_shard_iterator(&iterator) else {
+        return response;
+    };
+    let children = children_of(&store, &stream_name, &shard_id).await;
+    if children.is_empty() {
+        return response;
+    }
     let (mut parts, body) = response.into_parts();
     let Ok(bytes) = to_bytes(body, usize::MAX).await else {
         return Response::from_parts(parts, Body::empty());
@@ -336,13 +345,6 @@ async fn child_shards(State(store): State<Store>, request: Request, next: Next) 
         return unchanged(parts, bytes);
     };
     if answer.has("NextShardIterator") || answer.has("ChildShards") {
-        return unchanged(parts, bytes);
-    }
-    let Ok((_, stream_name, shard_id, _)) = decode_shard_iterator(&iterator) else {
-        return unchanged(parts, bytes);
-    };
-    let children = children_of(&store, &stream_name, &shard_id).await;
-    if children.is_empty() {
         return unchanged(parts, bytes);
     }
     match answer.with("ChildShards", serde_json::Value::Array(children)) {
