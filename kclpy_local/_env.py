@@ -11,7 +11,10 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # a processor imports this module and never needs pathlib
+    from pathlib import Path
 
 __all__ = [
     "APP",
@@ -147,22 +150,30 @@ VARIABLES: tuple[Variable, ...] = (
 )
 
 
-def _xdg(variable: str, fallback: Path) -> Path:
+def _xdg(variable: str, *fallback: str) -> Path:
+    from pathlib import Path
+
     xdg = os.environ.get(variable)
-    return (Path(xdg).expanduser() if xdg else fallback) / "kclpy-local"
+    return (Path(xdg).expanduser() if xdg else Path.home().joinpath(*fallback)) / "kclpy-local"
 
 
 def default_cache_dir() -> Path:
     """``$KCLPY_LOCAL_CACHE``, ``$XDG_CACHE_HOME/kclpy-local`` or ``~/.cache/kclpy-local``."""
     explicit = CACHE.get()
     if explicit:
-        return Path(explicit).expanduser()
-    return _xdg("XDG_CACHE_HOME", Path.home() / ".cache")
+        return _expanded(explicit)
+    return _xdg("XDG_CACHE_HOME", ".cache")
 
 
 def default_state_dir() -> Path:
     """``$KCLPY_LOCAL_STATE``, ``$XDG_STATE_HOME/kclpy-local`` or ``~/.local/state/kclpy-local``."""
     explicit = STATE.get()
     if explicit:
-        return Path(explicit).expanduser()
-    return _xdg("XDG_STATE_HOME", Path.home() / ".local" / "state")
+        return _expanded(explicit)
+    return _xdg("XDG_STATE_HOME", ".local", "state")
+
+
+def _expanded(path: str) -> Path:
+    from pathlib import Path
+
+    return Path(path).expanduser()

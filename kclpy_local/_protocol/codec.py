@@ -61,19 +61,29 @@ class _Bad(Exception):
         self.reason = reason
 
 
-def load_line(line: str, line_number: int | None = None) -> dict[str, Any]:
-    """Parse one protocol line into a JSON object, or raise ProtocolError."""
+def load_line(line: str | bytes | bytearray, line_number: int | None = None) -> dict[str, Any]:
+    """Parse one protocol line (text, or its ASCII/UTF-8 bytes) into a JSON object, or raise
+    ProtocolError (naming the line as text)."""
     if not line or line.isspace():
-        raise ProtocolError("empty line", line=line, line_number=line_number)
+        raise ProtocolError("empty line", line=_shown(line), line_number=line_number)
     try:
         obj = json.loads(line)  # surrounding whitespace is fine; no copy of a long line
     except (ValueError, RecursionError) as exc:
-        raise ProtocolError(f"not JSON ({exc})", line=line, line_number=line_number) from None
+        raise ProtocolError(
+            f"not JSON ({exc})", line=_shown(line), line_number=line_number
+        ) from None
     if not isinstance(obj, dict):
         raise ProtocolError(
-            f"expected a JSON object, got {type(obj).__name__}", line=line, line_number=line_number
+            f"expected a JSON object, got {type(obj).__name__}",
+            line=_shown(line),
+            line_number=line_number,
         )
     return obj
+
+
+def _shown(line: str | bytes | bytearray) -> str:
+    """A line as text for an error message (bytes that are not UTF-8 are replaced)."""
+    return line if isinstance(line, str) else bytes(line).decode("utf-8", "replace")
 
 
 # -- field checks: each mirrors one construct of the schemas --------------------------
@@ -264,16 +274,18 @@ def decode_daemon_line(
 
 def _decode_strict(line: str | bytes | bytearray, line_number: int | None) -> DaemonMessage:
     """Strict mode: the compiled schema judges the parsed line, then the typed decoder
-    builds the message (the parsed object is dropped before the message is built)."""
-    text = _text(line)
-    obj = load_line(text, line_number)
+    builds the message (the parsed object is dropped before the message is built, and a
+    line of bytes is parsed as it is: its text is made only to name a fault)."""
+    obj = load_line(line, line_number)
     if not _compiled_accepts(obj, "daemon"):
+        text = _text(line)
         check_daemon_object(obj, text, line_number)  # the hand-written checks name it first,
         _raise_violations(obj, "daemon", text, line_number)  # else every schema violation
     del obj
     try:
         return _fast.decode(line)
     except _fast.FastPathMiss:
+        text = _text(line)
         return check_daemon_object(load_line(text, line_number), text, line_number)
 
 

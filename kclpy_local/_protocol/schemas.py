@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import re
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Literal
@@ -26,14 +27,16 @@ _URN = "urn:kclpy-local:schema:"
 @functools.cache
 def schemas() -> Mapping[str, Mapping[str, Any]]:
     """Every schema document, keyed by its ``$id``."""
-    from importlib import resources  # here: a processor without strict mode never needs it
-
+    # Read beside this module (the package is installed unzipped: zip_safe = False), not
+    # through importlib.resources, whose imports would cost a strict processor 1 MB.
     docs: dict[str, Mapping[str, Any]] = {}
-    root = resources.files(__package__) / "wire"
+    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "wire")
     for direction in ("daemon", "child"):
-        for entry in (root / direction).iterdir():
-            if entry.name.endswith(".json"):
-                doc = json.loads(entry.read_text(encoding="utf-8"))
+        folder = os.path.join(root, direction)
+        for name in sorted(os.listdir(folder)):
+            if name.endswith(".json"):
+                with open(os.path.join(folder, name), encoding="utf-8") as handle:
+                    doc = json.load(handle)
                 docs[doc["$id"]] = doc
     return docs
 

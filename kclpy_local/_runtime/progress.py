@@ -22,7 +22,6 @@ import logging
 import os
 import time
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
 from .. import _env
@@ -116,6 +115,8 @@ class ProgressBoard:
     shard (per stream and shard: the shards of several streams have the same ids)."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
+        from pathlib import Path  # here: a processor writes progress, only readers need it
+
         self.path = Path(path)
         self._offset = 0
         self._partial = b""

@@ -405,3 +405,18 @@ def test_bytes_that_are_not_utf8_are_a_protocol_error_naming_the_line(
     err = proc.stderr.decode()
     assert "protocol error on line 2" in err and "not UTF-8" in err and reason in err, err
     assert "Traceback" not in err
+
+
+def test_a_processor_process_imports_no_filesystem_helpers() -> None:
+    """A processor's memory is kept small: importing the runtime and loading the schemas
+    (strict mode) pull neither pathlib nor importlib.resources (1.6 MB between them)."""
+    probe = (
+        "import sys, kclpy_local\n"
+        "from kclpy_local._protocol import schemas\n"
+        "assert schemas.schemas() and schemas.compiled_check('daemon', 'processRecords')\n"
+        "print(sorted({'pathlib', 'importlib.resources', 'zipfile'} & set(sys.modules)))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]"
