@@ -224,6 +224,25 @@ def add_application_argument(parser: argparse.ArgumentParser, help: str) -> None
     parser.add_argument("application", metavar="APPLICATION", type=application_name, help=help)
 
 
+def add_application_command(
+    subparsers: Subparsers,
+    name: str,
+    help: str,
+    description: str | None,
+    *,
+    application: str,
+    listing: str,
+) -> argparse.ArgumentParser:
+    """A command that reads what one KCL application left on the endpoints: its
+    ``APPLICATION`` (described by ``application``), ``--endpoint``/``--region`` and
+    ``--json`` (printing a JSON list of ``listing``)."""
+    parser = add_command(subparsers, name, help, description, raw=True)
+    add_application_argument(parser, application)
+    add_endpoint_arguments(parser)
+    parser.add_argument("--json", action="store_true", help=f"print a JSON list of {listing}")
+    return parser
+
+
 def add_kcl_argument(parser: argparse.ArgumentParser, help: str) -> None:
     """``--kcl N``: a KCL generation whose jars are known (default: 1.x)."""
     parser.add_argument(

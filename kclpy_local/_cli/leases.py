@@ -67,10 +67,14 @@ _PENDING = Column("pending")
 
 def register(subparsers: _common.Subparsers) -> None:
     summary = "show the lease table of a KCL application (owners, checkpoints)"
-    p = _common.add_command(subparsers, "leases", summary, __doc__, raw=True)
-    _common.add_application_argument(p, "the KCL applicationName")
-    _common.add_endpoint_arguments(p)
-    p.add_argument("--json", action="store_true", help="print a JSON list of leases")
+    p = _common.add_application_command(
+        subparsers,
+        "leases",
+        summary,
+        __doc__,
+        application="the KCL applicationName",
+        listing="leases",
+    )
     p.add_argument(
         "--delete",
         action="store_true",

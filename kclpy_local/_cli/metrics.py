@@ -105,10 +105,14 @@ def _metric_name(text: str) -> str:
 
 def register(subparsers: _common.Subparsers) -> None:
     summary = "show the CloudWatch metrics a KCL application published"
-    p = _common.add_command(subparsers, "metrics", summary, __doc__, raw=True)
-    _common.add_application_argument(p, "the KCL applicationName (= the namespace)")
-    _common.add_endpoint_arguments(p)
-    p.add_argument("--json", action="store_true", help="print a JSON list of metrics")
+    p = _common.add_application_command(
+        subparsers,
+        "metrics",
+        summary,
+        __doc__,
+        application="the KCL applicationName (= the namespace)",
+        listing="metrics",
+    )
     p.add_argument(
         "--since",
         metavar="MINUTES",

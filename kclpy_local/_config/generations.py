@@ -38,7 +38,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from types import MappingProxyType
+from types import MappingProxyType, ModuleType
+from typing import Any
 
 from . import kcl1_keys, kcl1_rules, kcl3_keys, kcl3_rules
 from .document import Problem, Profile, PropertiesDocument
@@ -162,16 +163,34 @@ class Generation:
         return [self.properties_flag, properties] if self.properties_flag else [properties]
 
 
-KCL1 = Generation(
-    number=1,
-    keys=kcl1_keys.KCL1_KEYS,
-    lookup=kcl1_keys.lookup,
-    check_value=kcl1_keys.check_value,
-    check_entry=kcl1_rules.check_entry,
-    check_values=kcl1_rules.check_values,
-    endpoint_values=kcl1_rules.endpoint_values,
-    reads_by_fanout=kcl1_rules.reads_by_fanout,
-    local_kinesis_http2=kcl1_rules.local_kinesis_http2,
+#: The rules a generation takes from its rules module, by the names of its fields.
+_RULES = (
+    "check_entry",
+    "check_values",
+    "endpoint_values",
+    "reads_by_fanout",
+    "local_kinesis_http2",
+)
+
+
+def _from_modules(number: int, keys: ModuleType, rules: ModuleType, **facts: Any) -> Generation:
+    """The generation whose key table and decoders are those of ``keys``
+    (``KCL<N>_KEYS``, ``lookup``, ``check_value``) and whose rules are the functions of
+    ``rules`` named as the fields (:data:`_RULES`); ``facts`` are the other fields."""
+    return Generation(
+        number=number,
+        keys=getattr(keys, f"KCL{number}_KEYS"),
+        lookup=keys.lookup,
+        check_value=keys.check_value,
+        **{name: getattr(rules, name) for name in _RULES},
+        **facts,
+    )
+
+
+KCL1 = _from_modules(
+    1,
+    kcl1_keys,
+    kcl1_rules,
     translator=None,
     other=3,
     reports_worker_metrics=False,
@@ -179,16 +198,10 @@ KCL1 = Generation(
     startup=KCL1_STARTUP,
 )
 
-KCL3 = Generation(
-    number=3,
-    keys=kcl3_keys.KCL3_KEYS,
-    lookup=kcl3_keys.lookup,
-    check_value=kcl3_keys.check_value,
-    check_entry=kcl3_rules.check_entry,
-    check_values=kcl3_rules.check_values,
-    endpoint_values=kcl3_rules.endpoint_values,
-    reads_by_fanout=kcl3_rules.reads_by_fanout,
-    local_kinesis_http2=kcl3_rules.local_kinesis_http2,
+KCL3 = _from_modules(
+    3,
+    kcl3_keys,
+    kcl3_rules,
     translator=to_kcl3,
     other=1,
     reports_worker_metrics=True,

@@ -29,6 +29,9 @@ program is built again beside the old one. :class:`Ferrokinesis` runs it::
     with Ferrokinesis(port=0) as engine:
         kinesis = boto3.client("kinesis", endpoint_url=engine.endpoint_url, ...)
 
+:meth:`Ferrokinesis.wire_counts` tells how many Kinesis requests it served over
+CBOR and over JSON (the program counts them), which shows the wire a client spoke.
+
 Once it answers, its listening sockets are read from ``/proc``: one beyond
 loopback stops it with an error.
 
@@ -58,7 +61,7 @@ from .._exceptions import (
     ProcessError,
 )
 from .._process import Launch, StopPolicy
-from ._engine import DEFAULT_HOST, Command, EngineProcess, http_problem, runs
+from ._engine import DEFAULT_HOST, OPENER, Command, EngineProcess, http_problem, runs
 from ._install import Installation, Installer
 
 __all__ = [
@@ -72,6 +75,7 @@ __all__ = [
     "SOURCE_DIGEST",
     "TERM_GRACE",
     "VERSION",
+    "WIRE_PATH",
     "Ferrokinesis",
     "FerrokinesisInstallation",
     "cargo_problem",
@@ -102,6 +106,8 @@ CBOR_WORKS = True
 #: does not, the program of this package adds them.
 CHILD_SHARDS = True
 READY_PATH = "/_health/ready"
+#: Where the program of this package answers its request counts by wire format.
+WIRE_PATH = "/_kclpy-local/wire"
 #: Seconds between SIGTERM and SIGKILL: it gives open connections one second.
 TERM_GRACE = 3.0
 #: The build runs for minutes on two cores; this bounds it.
@@ -304,12 +310,8 @@ class Ferrokinesis(EngineProcess):
     The engine is built into ``cache_dir`` (default: the per-user cache) on first
     use unless ``installation`` is given. ``operation_millis`` is how long stream
     creation, deletion, splits, merges etc. stay in progress (default 0: none);
-    ``shard_limit`` how many open shards the account may have.
-
-    Output goes to ``log_path`` (appended) when given, otherwise it is kept in
-    memory; its last lines are in the start error when start fails.
-    ``detach=True`` lets it outlive this process once :meth:`release` has been
-    called.
+    ``shard_limit`` how many open shards the account may have. Output and
+    ``detach``: as for every :class:`EngineProcess`.
     """
 
     name = "ferrokinesis"
@@ -376,6 +378,14 @@ class Ferrokinesis(EngineProcess):
     def ready_problem(self, timeout: float) -> str | None:
         """``None`` once its readiness probe answers 200."""
         return http_problem(self.endpoint_url + READY_PATH, timeout)
+
+    def wire_counts(self, timeout: float = 5.0) -> dict[str, int]:
+        """Kinesis API requests served since the start, by wire: ``{"cbor": N, "json": M}``."""
+        import json
+
+        with OPENER.open(self.endpoint_url + WIRE_PATH, timeout=timeout) as answer:
+            counts = json.loads(answer.read())
+        return {"cbor": int(counts["cbor"]), "json": int(counts["json"])}
 
     def reset(self, timeout: float = 30.0) -> None:
         """Delete every stream (of the default account and this region); wait until gone."""

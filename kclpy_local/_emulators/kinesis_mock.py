@@ -51,6 +51,7 @@ from pathlib import Path
 
 from .. import _process
 from .._exceptions import EmulatorError, ProcessError
+from .._files import Under
 from .._process import Launch
 from ._engine import (
     DEFAULT_HOST,
@@ -188,18 +189,10 @@ class KinesisMockInstallation(Installation):
     label = f"{PACKAGE}@{VERSION}"
     error = KinesisMockInstallError
 
-    @property
-    def package_dir(self) -> Path:
-        return self.root / "node_modules" / PACKAGE
-
-    @property
-    def main_js(self) -> Path:
-        return self.package_dir / "main.js"
-
-    @property
-    def cert_path(self) -> Path:
-        """The self-signed certificate it needs (``KINESIS_MOCK_CERT_PATH``)."""
-        return self.package_dir / "server.json"
+    package_dir = Under("root", "node_modules", PACKAGE)
+    main_js = Under("root", "node_modules", PACKAGE, "main.js")
+    #: The self-signed certificate it needs (``KINESIS_MOCK_CERT_PATH``).
+    cert_path = Under("root", "node_modules", PACKAGE, "server.json")
 
     @classmethod
     def defect(cls, root: Path) -> str | None:
@@ -343,12 +336,8 @@ class KinesisMock(EngineProcess):
     first use unless ``installation`` is given. ``operation_millis`` is how long
     stream creation, deletion, splits, merges etc. stay in progress (kinesis-mock's
     own default is 500). ``streams`` maps stream names to shard counts created at
-    start-up; ``env`` adds settings (``LOG_LEVEL``, ``SHARD_LIMIT``, ...).
-
-    Output goes to ``log_path`` (appended) when given, otherwise it is kept in
-    memory; its last lines are in :class:`EmulatorStartError` when start fails.
-    ``detach=True`` lets it outlive this process once :meth:`release` has been
-    called.
+    start-up; ``env`` adds settings (``LOG_LEVEL``, ``SHARD_LIMIT``, ...). Output
+    and ``detach``: as for every :class:`EngineProcess`.
     """
 
     name = "kinesis-mock"

@@ -245,11 +245,8 @@ class MiniStack(EngineProcess):
     ``port=0`` picks a free port, retrying when another process takes it first.
     The pinned version is installed into ``cache_dir`` (default: the per-user
     cache) on first use unless ``installation`` is given. ``env`` adds settings
-    (``AUTH=true`` makes it check credentials, ``LOG_LEVEL``...). Output goes
-    to ``log_path`` (appended) when given, otherwise it is kept in memory; its
-    last lines are in :class:`EmulatorStartError` when start fails.
-    ``detach=True`` lets it outlive this process once :meth:`release` has been
-    called.
+    (``AUTH=true`` makes it check credentials, ``LOG_LEVEL``...). Output and
+    ``detach``: as for every :class:`EngineProcess`.
     """
 
     name = "ministack"

@@ -165,13 +165,8 @@ class EmbeddedEmulator(EngineProcess):
     """moto's server on one loopback port, in a child process.
 
     ``port=0`` picks a free port (retrying if another process takes it between
-    the pick and the server's bind). Output goes to ``log_path`` when given
-    (appended), otherwise it is kept in memory; either way the last lines are
-    in :class:`EmulatorStartError` when start fails. ``detach=True`` puts the
-    server in a new session, so that it outlives this process once
-    :meth:`release` has been called; otherwise it ends with this process
-    (see :class:`~kclpy_local._process.Launch`), in a session of its own when
-    ``session`` says so (out of reach of the terminal's Ctrl-C).
+    the pick and the server's bind). Output, ``detach`` and ``session``: as for
+    every :class:`EngineProcess`.
     """
 
     name = "moto"

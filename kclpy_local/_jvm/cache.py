@@ -40,6 +40,7 @@ from typing import IO, Any, Literal
 
 from .. import _env, _files
 from .._exceptions import BootstrapError
+from .._files import Under
 from .jars import Artifact
 
 __all__ = [
@@ -76,25 +77,11 @@ class CacheLayout:
     def base(self) -> Path:
         return self.root / f"kcl{self.generation}"
 
-    @property
-    def jars_dir(self) -> Path:
-        return self.base / "jars"
-
-    @property
-    def stamps_path(self) -> Path:
-        return self.jars_dir / ".verified.json"
-
-    @property
-    def launcher_jar(self) -> Path:
-        return self.base / "launcher.jar"
-
-    @property
-    def launcher_stamp(self) -> Path:
-        return self.base / "launcher.json"
-
-    @property
-    def lock_path(self) -> Path:
-        return self.base / ".lock"
+    jars_dir = Under("base", "jars")
+    stamps_path = Under("base", "jars", ".verified.json")
+    launcher_jar = Under("base", "launcher.jar")
+    launcher_stamp = Under("base", "launcher.json")
+    lock_path = Under("base", ".lock")
 
 
 @contextmanager

@@ -21,21 +21,9 @@ from typing import Any
 
 from .._exceptions import ProtocolError
 from . import fast as _fast
+from . import messages as _msg
 from . import schemas as _schemas
-from .messages import (
-    CheckpointReply,
-    CheckpointRequest,
-    ChildMessage,
-    DaemonMessage,
-    Initialize,
-    LeaseLost,
-    ProcessRecords,
-    Record,
-    ShardEnded,
-    Shutdown,
-    ShutdownRequested,
-    Status,
-)
+from .messages import ChildMessage, DaemonMessage, Record
 
 __all__ = [
     "check_daemon_object",
@@ -98,23 +86,25 @@ def _str(obj: dict[str, Any], key: str, where: str) -> str:
     return value
 
 
-def _opt_str(obj: dict[str, Any], key: str, where: str, required: bool = True) -> str | None:
+def _present(obj: dict[str, Any], key: str, where: str, required: bool) -> Any:
+    """The value of ``key``: ``None`` when absent and not required, or null."""
     value = obj.get(key, _MISSING)
     if value is _MISSING:
         if required:
             raise _Bad(where + key, "missing")
         return None
+    return value
+
+
+def _opt_str(obj: dict[str, Any], key: str, where: str, required: bool = True) -> str | None:
+    value = _present(obj, key, where, required)
     if value is not None and type(value) is not str:
         raise _Bad(where + key, f"expected a string or null, got {_kind(value)}")
     return value
 
 
 def _opt_long(obj: dict[str, Any], key: str, where: str, required: bool = True) -> int | None:
-    value = obj.get(key, _MISSING)
-    if value is _MISSING:
-        if required:
-            raise _Bad(where + key, "missing")
-        return None
+    value = _present(obj, key, where, required)
     if value is None:
         return None
     kind = type(value)
@@ -203,16 +193,16 @@ def _decode(obj: dict[str, Any]) -> DaemonMessage:
         if type(records) is not list:
             raise _Bad("records", f"expected an array, got {_kind(records)}")
         millis = _opt_long(obj, "millisBehindLatest", "")
-        return ProcessRecords(_records(records), millis)
+        return _msg.ProcessRecords(_records(records), millis)
     if action == "initialize":
-        return Initialize(
+        return _msg.Initialize(
             _str(obj, "shardId", ""),
             _opt_str(obj, "sequenceNumber", ""),
             _opt_long(obj, "subSequenceNumber", ""),
             _opt_str(obj, "streamName", "", required=False),
         )
     if action == "checkpoint":
-        return CheckpointReply(
+        return _msg.CheckpointReply(
             _opt_str(obj, "sequenceNumber", ""),
             _opt_long(obj, "subSequenceNumber", ""),
             _error_field(obj),
@@ -223,13 +213,13 @@ def _decode(obj: dict[str, Any]) -> DaemonMessage:
             raise _Bad("reason", "missing")
         if type(reason) is not str or reason not in _SHUTDOWN_REASONS:
             raise _Bad("reason", f"expected TERMINATE, ZOMBIE or REQUESTED, got {_kind(reason)}")
-        return Shutdown(reason)  # type: ignore[arg-type]
+        return _msg.Shutdown(reason)  # type: ignore[arg-type]
     if action == "shutdownRequested":
-        return ShutdownRequested()
+        return _msg.ShutdownRequested()
     if action == "leaseLost":
-        return LeaseLost()
+        return _msg.LeaseLost()
     if action == "shardEnded":
-        return ShardEnded()
+        return _msg.ShardEnded()
     if type(action) is not str:
         raise _Bad("action", f"expected a string, got {_kind(action)}")
     raise _Bad("action", f"unknown action {action!r}")
@@ -341,12 +331,12 @@ def decode_child_line(line: str, line_number: int | None = None) -> ChildMessage
     obj = load_line(line, line_number)
     _raise_violations(obj, "child", line, line_number)
     if obj["action"] == "status":
-        return Status(obj["responseFor"])
-    return CheckpointRequest(obj["sequenceNumber"], obj["subSequenceNumber"])
+        return _msg.Status(obj["responseFor"])
+    return _msg.CheckpointRequest(obj["sequenceNumber"], obj["subSequenceNumber"])
 
 
 def encode(message: DaemonMessage | ChildMessage) -> str:
     """One JSON line (without its newline) for a message, in either direction."""
-    if isinstance(message, Status | CheckpointRequest):
+    if isinstance(message, _msg.Status | _msg.CheckpointRequest):
         return _fast.encode_child(message)
     return json.dumps(message.to_wire(), separators=(",", ":"), ensure_ascii=False)

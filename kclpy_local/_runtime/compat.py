@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 from datetime import datetime
 from functools import cached_property
+from operator import attrgetter
 from typing import Any
 
 from amazon_kclpy import kcl as _kcl
@@ -40,29 +41,16 @@ class _Record(_kmsg.Record):  # type: ignore[misc]
     def __init__(self, record: Record) -> None:  # amazon-kclpy's __init__ takes the JSON dict
         self._record = record
 
-    @property
-    def binary_data(self) -> bytes:
-        return self._record.data
+    # The record's own fields, read through (a C getter: no Python call per access).
+    binary_data = property(attrgetter("_record.data"))
+    sequence_number = property(attrgetter("_record.sequence_number"))
+    sub_sequence_number = property(attrgetter("_record.sub_sequence_number"))
+    partition_key = property(attrgetter("_record.partition_key"))
+    timestamp_millis = property(attrgetter("_record.approximate_arrival_timestamp_ms"))
 
     @cached_property
     def data(self) -> str:
         return base64.b64encode(self._record.data).decode("ascii")
-
-    @property
-    def sequence_number(self) -> str:
-        return self._record.sequence_number
-
-    @property
-    def sub_sequence_number(self) -> int | None:
-        return self._record.sub_sequence_number
-
-    @property
-    def partition_key(self) -> str:
-        return self._record.partition_key
-
-    @property
-    def timestamp_millis(self) -> int | None:
-        return self._record.approximate_arrival_timestamp_ms
 
     @cached_property
     def approximate_arrival_timestamp(self) -> datetime | None:

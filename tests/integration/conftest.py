@@ -298,6 +298,8 @@ class EngineTarget:
     resets: bool
     run_id: str
     cbor: bool
+    #: The engine's request counts by wire format, where it keeps them (ferrokinesis).
+    wire_counts: Callable[[], dict[str, int]] | None = None
 
     def name(self, base: str) -> str:
         """A stream, application or table name that no earlier test on this target used."""
@@ -320,6 +322,7 @@ ENGINE_TARGETS = (
     "endpoint",
     "kinesis-mock",
     "ferrokinesis",
+    "ferrokinesis-json",
     pytest.param("localstack", marks=pytest.mark.docker),
 )
 
@@ -333,17 +336,21 @@ def engine_target(request: pytest.FixtureRequest) -> EngineTarget:
     session's moto wiped, before the test; the daemon reads Kinesis over JSON
     (kinesis-mock's CBOR records are not readable by the Java SDK, see
     ``kclpy_local._emulators.kinesis_mock.CBOR_RECORDS_WORK``). ``ferrokinesis``:
-    the same with the session's ferrokinesis, read over CBOR (the SDK's default).
+    the same with the session's ferrokinesis, read over CBOR (the SDK's default);
+    ``ferrokinesis-json``: the same ferrokinesis read over JSON
+    (``isCBORProtocolDisabled = true``), the daemon's other wire format.
     """
     from kclpy_local._emulators.engines import cbor_disabled
 
     kind: str = request.param
     run_id = uuid.uuid4().hex[:10]
-    if kind in ("kinesis-mock", "ferrokinesis"):
-        engine = request.getfixturevalue(f"fresh_{kind.replace('-', '_')}")
+    if kind in ("kinesis-mock", "ferrokinesis", "ferrokinesis-json"):
+        engine_name = kind.removesuffix("-json")
+        engine = request.getfixturevalue(f"fresh_{engine_name.replace('-', '_')}")
         moto: EmbeddedEmulator = request.getfixturevalue("fresh_emulator")
+        cbor = engine_name == kind and not cbor_disabled(engine_name)
         return EngineTarget(kind, engine.endpoint_url, moto.endpoint_url, LOCAL_PROFILE, True,
-                            run_id, not cbor_disabled(kind))
+                            run_id, cbor, getattr(engine, "wire_counts", None))
     if kind == "embedded":
         moto = request.getfixturevalue("fresh_emulator")
         return EngineTarget(kind, moto.endpoint_url, moto.endpoint_url, LOCAL_PROFILE, True,

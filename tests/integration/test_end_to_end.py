@@ -4,7 +4,7 @@ AWS, real pipes to Python processors.
 Every test runs on each target of the ``target`` fixture (``engine_target`` in
 tests/integration/conftest.py): the embedded moto server, a moto started by
 ``kclpy-local up`` and known only by its URL, kinesis-mock (read over JSON) and
-ferrokinesis (read over CBOR) for Kinesis with moto for DynamoDB and CloudWatch,
+ferrokinesis (read over CBOR, and again over JSON) for Kinesis with moto for DynamoDB and CloudWatch,
 and LocalStack in Docker (skipped without Docker). Sequence numbers are compared
 as integers: kinesis-mock's and ferrokinesis's are 56-digit numbers, moto's
 small per-shard counters.
@@ -60,6 +60,8 @@ class Target(Protocol):
     kinesis_url: str
     aws_url: str
     profile: Path
+    cbor: bool
+    wire_counts: Callable[[], dict[str, int]] | None
 
     def name(self, base: str) -> str: ...
 
@@ -131,6 +133,8 @@ def run_factory(target: Target, kcl1: Installation, tmp_path: Path) -> Iterator[
 
 def test_records_exact_checkpoints_and_restart(run_factory: Callable[[str, int], Run]) -> None:
     run = run_factory("exact", 3)
+    counts = run.target.wire_counts
+    before = counts() if counts else None
     with run.daemon():
         first = run.put(60, "first")
         run.wait_processed(first)
@@ -160,6 +164,17 @@ def test_records_exact_checkpoints_and_restart(run_factory: Callable[[str, int],
     entries = ledger(run.ledger)
     keys = [(e["shard"], seq(e["sequence_number"])) for e in entries]
     assert len(keys) == len(set(keys)) == len(first) + len(second), "a checkpointed record was processed twice"
+    if counts and before is not None:
+        # The engine counts requests by wire: the daemon spoke the one the target claims
+        # (boto3, which put the records, speaks JSON).
+        after = counts()
+        spoke_cbor = after["cbor"] - before["cbor"]
+        if run.target.cbor:
+            assert spoke_cbor > 0, f"the daemon sent no CBOR request ({before} -> {after})"
+        else:
+            # Records were read from this engine, and not one request came over CBOR.
+            assert spoke_cbor == 0, f"{spoke_cbor} CBOR requests with CBOR off ({before} -> {after})"
+            assert after["json"] > before["json"], (before, after)
 
 
 def test_cloudwatch_metrics_go_to_the_cloudwatch_endpoint(run_factory: Callable[[str, int], Run]) -> None:

@@ -22,6 +22,10 @@
 //! shard whose parent or adjacent parent is the shard read, with its parents and its
 //! hash key range, in the answer's own encoding (JSON or CBOR).
 //!
+//! `GET /_kclpy-local/wire` answers `{"cbor": N, "json": M}`: how many Kinesis API
+//! requests came in each wire format since the start, so a test can tell which one
+//! a client really spoke.
+//!
 //! Exit codes: 0 after a stop, 1 when the port cannot be bound, 2 for bad arguments.
 
 use std::fs::File;
@@ -29,6 +33,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::os::fd::{FromRawFd, RawFd};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes, to_bytes};
@@ -36,6 +41,7 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
+use axum::routing::get;
 use ferrokinesis::shard_iterator::decode_shard_iterator;
 use ferrokinesis::store::{Store, StoreOptions};
 use tokio::sync::watch;
@@ -181,6 +187,7 @@ async fn serve(options: Options, lifeline: Option<File>) -> ExitCode {
         ..StoreOptions::default()
     });
     let app = app
+        .route("/_kclpy-local/wire", get(wire_counts))
         .layer(middleware::from_fn_with_state(store, child_shards))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
 
@@ -210,6 +217,21 @@ async fn serve(options: Options, lifeline: Option<File>) -> ExitCode {
 }
 
 const CBOR_TYPE: &str = "application/x-amz-cbor-1.1";
+
+/// Kinesis API requests served, by wire format (see the module comment).
+static SERVED_CBOR: AtomicU64 = AtomicU64::new(0);
+static SERVED_JSON: AtomicU64 = AtomicU64::new(0);
+
+async fn wire_counts() -> Response {
+    let counts = serde_json::json!({
+        "cbor": SERVED_CBOR.load(Ordering::Relaxed),
+        "json": SERVED_JSON.load(Ordering::Relaxed),
+    });
+    Response::builder()
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(counts.to_string()))
+        .unwrap_or_default()
+}
 
 /// A request or answer body, decoded from its encoding.
 enum Decoded {
@@ -296,22 +318,27 @@ async fn children_of(store: &Store, stream_name: &str, shard_id: &str) -> Vec<se
         .collect()
 }
 
-/// Adds `ChildShards` to a GetRecords answer that ends its shard (see the module
-/// comment); every other request and answer passes unchanged.
+/// Counts each Kinesis API request by wire format, and adds `ChildShards` to a
+/// GetRecords answer that ends its shard (see the module comment); every other
+/// request and answer passes unchanged.
 async fn child_shards(State(store): State<Store>, request: Request, next: Next) -> Response {
-    let get_records = request
+    let Some(target) = request
         .headers()
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|target| target.ends_with(".GetRecords"));
-    if !get_records {
+        .map(str::to_owned)
+    else {
         return next.run(request).await;
-    }
+    };
     let cbor = request
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|t| t.starts_with(CBOR_TYPE));
+    if cbor { &SERVED_CBOR } else { &SERVED_JSON }.fetch_add(1, Ordering::Relaxed);
+    if !target.ends_with(".GetRecords") {
+        return next.run(request).await;
+    }
     let (parts, body) = request.into_parts();
     let Ok(bytes) = to_bytes(body, MAX_BODY_BYTES).await else {
         return Response::builder()
