@@ -1,6 +1,6 @@
 """Distributed-behaviour figures on both Kinesis engines, side by side in one run.
 
-    python bench/bench_engines.py [--records 4000] [--latency 100] [--cold-runs 3]
+    python bench/bench_engines.py [--records 12000] [--latency 100] [--cold-runs 3]
 
 For each engine (moto alone; kinesis-mock for Kinesis with DynamoDB and
 CloudWatch on moto), with the real KCL 1.15.3 daemon and processors/recorder.py
@@ -11,10 +11,12 @@ CloudWatch on moto), with the real KCL 1.15.3 daemon and processors/recorder.py
   to the last batch's acknowledgement), beside the
   engine's raw GetRecords rate measured in the same run as the daemon reads:
   four concurrent readers, one per shard, from TRIM_HORIZON, at most 1,000
-  records per call (the daemon's ``maxRecords`` here). On moto it runs twice:
-  with the local profile as shipped (the prefetch cache, ``readPause = empty``)
-  and with the KCL's own reading (``dataFetchingStrategy = DEFAULT``, one
-  GetRecords per 250 ms worker loop, the profile's setting before the cache);
+  records per call (the daemon's ``maxRecords`` here). On moto it runs three
+  times: with the local profile and the daemon's JVM as shipped (the prefetch
+  cache, ``readPause = empty``; C1 only), with the KCL's own reading
+  (``dataFetchingStrategy = DEFAULT``, one GetRecords per 250 ms worker loop, the
+  profile's setting before the cache), and with the JVM's own compilers
+  (``KCLPY_LOCAL_JVM_OPTIONS`` empty: C1 then C2);
 - where that time goes, from the daemon's log lines (stamped as they arrive) and
   the processors' own stamps: STARTED to the processors' initialize answers
   (their start), from there to the first batch, and per batch the JVM writing
@@ -70,10 +72,14 @@ class Engine:
     aws_url: str
     #: Properties over the local profile (the end-to-end contenders).
     overrides: tuple[tuple[str, str], ...] = ()
+    #: Variables for the daemon (the end-to-end contenders).
+    env: tuple[tuple[str, str], ...] = ()
 
 
 #: The local profile's reading before the prefetch cache, in the same run.
 KCL_OWN_READING = (("dataFetchingStrategy", "DEFAULT"), ("idleTimeBetweenReadsInMillis", "250"))
+#: The JVM's own compilers (C1 then C2) instead of the daemon's default C1 only.
+JVM_OWN_JIT = (("KCLPY_LOCAL_JVM_OPTIONS", ""),)
 
 
 @contextlib.contextmanager
@@ -104,6 +110,7 @@ def daemon(
         "AWS_ACCESS_KEY_ID": "test",
         "AWS_SECRET_ACCESS_KEY": "test",
         "KCLPY_LOCAL_LEDGER": str(ledger_path),
+        **dict(engine.env),
     }
     if progress is not None:
         env["KCLPY_LOCAL_PROGRESS"] = str(progress)
@@ -318,6 +325,7 @@ def main() -> None:
         contenders = [
             *found,
             Engine("moto-kcl-reading", moto.kinesis_url, moto.aws_url, KCL_OWN_READING),
+            Engine("moto-jvm-own-jit", moto.kinesis_url, moto.aws_url, env=JVM_OWN_JIT),
         ]
         e2e: dict[str, EndToEnd] = {}
         raw: dict[str, float] = {}

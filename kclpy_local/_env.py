@@ -22,6 +22,7 @@ __all__ = [
     "DOWNLOAD_TIMEOUT",
     "ENDPOINT",
     "JAVA",
+    "JVM_OPTIONS",
     "LEDGER",
     "LIFELINE",
     "LOCALSTACK_IMAGE",
@@ -68,6 +69,11 @@ DOWNLOAD_TIMEOUT = Variable(
 )
 JAVA = Variable(
     "KCLPY_LOCAL_JAVA", "the `java` to run the daemon with (before `JAVA_HOME` and `PATH`)"
+)
+JVM_OPTIONS = Variable(
+    "KCLPY_LOCAL_JVM_OPTIONS",
+    "the daemon JVM's options, split as a shell does (default `-XX:TieredStopAtLevel=1`: "
+    "the quick compiler only, sooner to the first record; set it empty for the JVM's own)",
 )
 ON_ERROR = Variable("KCLPY_LOCAL_ON_ERROR", "`exit` (default) or `continue`")
 STRICT = Variable(
@@ -133,6 +139,7 @@ VARIABLES: tuple[Variable, ...] = (
     MAVEN_REPO,
     DOWNLOAD_TIMEOUT,
     JAVA,
+    JVM_OPTIONS,
     ON_ERROR,
     STRICT,
     LOG_LEVEL,

@@ -35,6 +35,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Self, TextIO
 
+from .. import _env
 from .._config.generations import GENERATIONS, Generation
 from .._config.generations import generation as _generation
 from .._config.pipeline import prepare
@@ -46,6 +47,7 @@ from .._exceptions import (
     NotReadyError,
     ProcessError,
     PropertiesError,
+    UsageError,
 )
 from .._process import Launch, Lifecycle, ManagedProcess, StopPolicy
 from .._runtime.loop import check_environment
@@ -54,12 +56,14 @@ from .discovery import find_tool
 from .jars import DEFAULT_GENERATION, load_lock
 
 __all__ = [
+    "DEFAULT_JVM_OPTIONS",
     "LOCAL_PROFILE",
     "READY_MARKER",
     "Daemon",
     "LogSink",
     "cloudwatch_answers_cbor",
     "daemon_argv",
+    "jvm_options",
     "known_generation",
     "processor_command",
 ]
@@ -140,6 +144,28 @@ def known_generation(number: int) -> Generation:
     if number not in GENERATIONS:
         load_lock(number)  # no lockfile either: the error names the known generations
     return _generation(number)
+
+
+#: The daemon JVM's options unless ``KCLPY_LOCAL_JVM_OPTIONS`` is set: C1 only. On a
+#: laptop or a CI runner the workers start, take their leases and answer their first
+#: batches while C2 would still be compiling on the same cores (bench/bench_engines.py:
+#: end to end from STARTED about a fifth faster); a local daemon never runs long
+#: enough for C2's faster code to pay that back.
+DEFAULT_JVM_OPTIONS: tuple[str, ...] = ("-XX:TieredStopAtLevel=1",)
+
+
+def jvm_options(environ: Mapping[str, str] | None = None) -> list[str]:
+    """The daemon JVM's options: ``KCLPY_LOCAL_JVM_OPTIONS`` split as a shell does when it
+    is set (empty: none, the JVM's own defaults), else :data:`DEFAULT_JVM_OPTIONS`."""
+    import shlex
+
+    value = (os.environ if environ is None else environ).get(_env.JVM_OPTIONS.name)
+    if value is None:
+        return list(DEFAULT_JVM_OPTIONS)
+    try:
+        return shlex.split(value)
+    except ValueError as exc:
+        raise UsageError(f"{_env.JVM_OPTIONS.name}={value!r} cannot be split: {exc}") from None
 
 
 def daemon_argv(
@@ -296,9 +322,8 @@ class Daemon(Lifecycle):
         if self._installation is None:
             self._installation = installation(self.generation, self.cache_dir)
         properties = self._resolved or self.properties_path
-        return daemon_argv(
-            self._installation, properties, java=self._java_path, jvm_args=self.jvm_args
-        )
+        jvm_args = [*jvm_options(self._environment()), *self.jvm_args]
+        return daemon_argv(self._installation, properties, java=self._java_path, jvm_args=jvm_args)
 
     # -- lifecycle ----------------------------------------------------------
 

@@ -4,6 +4,8 @@ and no ``KCLPY_LOCAL_*`` name read anywhere that the table does not declare."""
 from __future__ import annotations
 
 import re
+
+import pytest
 from pathlib import Path
 
 from kclpy_local import _env
@@ -43,3 +45,14 @@ def test_empty_counts_as_unset() -> None:
     assert _env.STRICT.get({"KCLPY_LOCAL_STRICT": ""}) is None
     assert _env.STRICT.get({"KCLPY_LOCAL_STRICT": "1"}) == "1"
     assert _env.STRICT.get({}) is None
+
+
+def test_the_daemon_jvm_options_default_to_c1_and_yield_to_the_variable() -> None:
+    from kclpy_local._exceptions import UsageError
+    from kclpy_local._jvm.daemon import DEFAULT_JVM_OPTIONS, jvm_options
+
+    assert jvm_options({}) == list(DEFAULT_JVM_OPTIONS) == ["-XX:TieredStopAtLevel=1"]
+    assert jvm_options({"KCLPY_LOCAL_JVM_OPTIONS": ""}) == []  # empty: the JVM's own
+    assert jvm_options({"KCLPY_LOCAL_JVM_OPTIONS": "-Xmx512m '-Dx=a b'"}) == ["-Xmx512m", "-Dx=a b"]
+    with pytest.raises(UsageError, match="KCLPY_LOCAL_JVM_OPTIONS"):
+        jvm_options({"KCLPY_LOCAL_JVM_OPTIONS": "-Dx='unclosed"})
