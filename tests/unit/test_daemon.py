@@ -272,11 +272,16 @@ def test_cli_print_command(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setattr(_daemon, "installation", lambda generation=1, cache_dir=None: inst)
+    monkeypatch.delenv("KCLPY_LOCAL_JVM_OPTIONS", raising=False)
     code = main(["daemon", str(props), "--java", str(jvm), "--print-command"])
     out = capsys.readouterr().out.strip()
     assert code == 0
-    assert out.startswith(f"{jvm} -Dfile.encoding=UTF-8 -cp ")
+    assert out.startswith(f"{jvm} -Dfile.encoding=UTF-8 -XX:TieredStopAtLevel=1 -cp ")
     assert out.endswith(f"dev.example.Main {props}")
+    # The variable replaces the default options; empty, it leaves the JVM's own.
+    monkeypatch.setenv("KCLPY_LOCAL_JVM_OPTIONS", "")
+    assert main(["daemon", str(props), "--java", str(jvm), "--print-command"]) == 0
+    assert capsys.readouterr().out.startswith(f"{jvm} -Dfile.encoding=UTF-8 -cp ")
 
 
 def test_cli_missing_properties_exit_code(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
