@@ -18,14 +18,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeAlias, TypedDict
 
-from .. import _aws, _env
+from .. import _aws
 from .._emulators import endpoints
 from .._emulators.endpoints import DEFAULT_ENDPOINT, Endpoint, Service
 from .._jvm.jars import DEFAULT_GENERATION, available_generations
 
 __all__ = [
     "DEFAULT_ENDPOINT",
-    "ENDPOINT_ENV",
     "MAX_SECONDS",
     "MAX_SHARDS",
     "DaemonOptions",
@@ -55,7 +54,6 @@ __all__ = [
     "whole_number",
 ]
 
-ENDPOINT_ENV = _env.ENDPOINT.name
 #: What ``register(subparsers)`` of every command gets.
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 CACHE_DIR_HELP = (

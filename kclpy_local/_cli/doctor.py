@@ -68,7 +68,6 @@ from .._version import __version__
 from . import _common
 from ._common import (
     DEFAULT_ENDPOINT,
-    ENDPOINT_ENV,
     announce_endpoint,
     endpoint_url,
     print_json,
@@ -516,7 +515,7 @@ def register(subparsers: _common.Subparsers) -> None:
         metavar="URL",
         type=endpoint_url,
         default=None,
-        help=f"emulator endpoint to probe (default: ${ENDPOINT_ENV}, else the emulator "
+        help=f"emulator endpoint to probe (default: ${_env.ENDPOINT.name}, else the emulator "
         f"started by `kclpy-local up`, else {DEFAULT_ENDPOINT})",
     )
     _common.add_kcl_argument(p, "KCL generation whose jars to verify (default: %(default)s)")

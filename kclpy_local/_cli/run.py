@@ -127,7 +127,6 @@ from .._runtime.loop import check_environment
 from .._runtime.progress import PROGRESS_ENV, ProgressBoard, ShardProgress
 from . import _common
 from ._common import (
-    ENDPOINT_ENV,
     application_name,
     directory,
     endpoint_url,
@@ -396,7 +395,7 @@ def plan(args: argparse.Namespace, environ: Mapping[str, str]) -> Plan:
     if target is not None:
         for key in _ENDPOINT_KEYS:
             overrides[key] = target
-        env[ENDPOINT_ENV] = target
+        env[_env.ENDPOINT.name] = target
     start_kinesis = None if args.kinesis == "moto" else args.kinesis
     cbor_cloudwatch: frozenset[str] = frozenset()
     if found is not None and found.record is not None:
@@ -475,7 +474,7 @@ def _with_endpoint(the_plan: Plan, endpoint: str, engine: str | None = None) -> 
     return replace(
         the_plan,
         overrides=overrides,
-        environ={**the_plan.environ, ENDPOINT_ENV: endpoint},
+        environ={**the_plan.environ, _env.ENDPOINT.name: endpoint},
         cbor_cloudwatch=frozenset(known),
     )
 
@@ -513,7 +512,7 @@ def _effective(the_plan: Plan, kcl: int) -> javaproperties.PropertiesFile:
 
 
 def _endpoint_of(the_plan: Plan) -> str | None:
-    return the_plan.overrides.get("kinesisEndpoint") or the_plan.environ.get(ENDPOINT_ENV)
+    return the_plan.overrides.get("kinesisEndpoint") or the_plan.environ.get(_env.ENDPOINT.name)
 
 
 # -- running ---------------------------------------------------------------------

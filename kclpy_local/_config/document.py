@@ -3,17 +3,28 @@
 :class:`PropertiesDocument` (the entries in file order, with their lines) is what
 :func:`~kclpy_local._config.properties.parse_properties` returns and what every
 generation's rules (:mod:`kclpy_local._config.generations`) check; each finding is
-a :class:`Problem`.
+a :class:`Problem`. The rules across entries read a :class:`ValuesCheck`: the
+file's resolved values with the document, its unresolved keys and its profile.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, get_args
 
-__all__ = ["PROFILES", "Entry", "Problem", "Profile", "PropertiesDocument", "Severity"]
+__all__ = [
+    "PROFILES",
+    "Entry",
+    "Problem",
+    "Profile",
+    "PropertiesDocument",
+    "Severity",
+    "ValuesCheck",
+]
 
 Profile = Literal["local", "localstack", "aws"]
 PROFILES: tuple[Profile, ...] = get_args(Profile)
@@ -66,3 +77,16 @@ class PropertiesDocument:
     def line_of(self, key: str) -> int | None:
         lines = [e.line for e in self.entries if e.key == key]
         return lines[-1] if lines else None
+
+
+@dataclass(frozen=True, slots=True)
+class ValuesCheck:
+    """What a generation's rules across entries read, built once by the validator:
+    the ``values`` of ``document`` with each substituted (the keys in ``unresolved``,
+    whose variables are not set, left out: they were reported already) and the
+    file's ``profile``."""
+
+    values: Mapping[str, str]
+    document: PropertiesDocument
+    unresolved: AbstractSet[str]
+    profile: Profile | None

@@ -42,7 +42,7 @@ from types import MappingProxyType, ModuleType
 from typing import Any
 
 from . import kcl1_keys, kcl1_rules, kcl3_keys, kcl3_rules
-from .document import Problem, Profile, PropertiesDocument
+from .document import Problem, ValuesCheck
 from .keyspec import KeySpec
 from .startup import KCL1_STARTUP, KCL3_STARTUP, StartupKey
 from .translate import AnswersCbor, Translation, to_kcl3
@@ -61,9 +61,7 @@ __all__ = [
 DEFAULT_GENERATION = 1
 
 EntryRule = Callable[[str, str, "int | None"], list[Problem]]
-ValuesRule = Callable[
-    [Mapping[str, str], PropertiesDocument, set[str], "Profile | None"], list[Problem]
-]
+ValuesRule = Callable[[ValuesCheck], list[Problem]]
 Translate = Callable[[Mapping[str, str], "str | None", "AnswersCbor | None"], Translation]
 
 

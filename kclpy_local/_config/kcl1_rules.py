@@ -9,8 +9,9 @@ The key table and the value decoders are :mod:`kclpy_local._config.kcl1_keys`;
 from __future__ import annotations
 
 from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 
-from .document import Problem, Profile, PropertiesDocument
+from .document import Problem, Profile, PropertiesDocument, ValuesCheck
 from .entry_rules import near_name, unknown_key, unsettable, value_problem
 from .kcl1_keys import KCL1_KEYS, KCL1_UNSETTABLE, check_value, lookup
 from .kcl3_keys import STREAM_NAMES
@@ -95,7 +96,7 @@ def _unknown_key(key: str, line: int | None) -> Problem:
 
 
 def _check_required(
-    values: Mapping[str, str], document: PropertiesDocument, unresolved: set[str]
+    values: Mapping[str, str], document: PropertiesDocument, unresolved: AbstractSet[str]
 ) -> list[Problem]:
     problems = []
     for spec in KCL1_KEYS:
@@ -183,17 +184,13 @@ def check_cbor(
     ]
 
 
-def check_values(
-    values: Mapping[str, str],
-    document: PropertiesDocument,
-    unresolved: set[str],
-    profile: Profile | None,
-) -> list[Problem]:
+def check_values(check: ValuesCheck) -> list[Problem]:
     """The rules across entries: required keys, the initial position, CBOR."""
+    values, document = check.values, check.document
     return [
-        *_check_required(values, document, unresolved),
+        *_check_required(values, document, check.unresolved),
         *_check_initial_position(values, document),
-        *check_cbor(values, document, profile),
+        *check_cbor(values, document, check.profile),
     ]
 
 

@@ -10,8 +10,9 @@ The key table and the value decoders are :mod:`kclpy_local._config.kcl3_keys`;
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from collections.abc import Set as AbstractSet
 
-from .document import Problem, Profile, PropertiesDocument
+from .document import Problem, Profile, PropertiesDocument, ValuesCheck
 from .endpoints import is_loopback_url
 from .entry_rules import near_name, unknown_key, unsettable, value_problem
 from .kcl1_rules import check_cbor
@@ -158,7 +159,7 @@ def _set_keys(keys: Iterable[str], name: str) -> list[str]:
 
 
 def _check_required(
-    values: Mapping[str, str], document: PropertiesDocument, unresolved: set[str]
+    values: Mapping[str, str], document: PropertiesDocument, unresolved: AbstractSet[str]
 ) -> list[Problem]:
     problems = []
     for spec in KCL3_KEYS:
@@ -377,20 +378,16 @@ def endpoint_values(values: Mapping[str, str]) -> dict[str, str]:
     return merged
 
 
-def check_values(
-    values: Mapping[str, str],
-    document: PropertiesDocument,
-    unresolved: set[str],
-    profile: Profile | None,
-) -> list[Problem]:
+def check_values(check: ValuesCheck) -> list[Problem]:
     """The rules across entries: required keys, two keys for one property, the
     initial position, several streams, what the local profiles need."""
+    values, document = check.values, check.document
     return [
-        *_check_required(values, document, unresolved),
+        *_check_required(values, document, check.unresolved),
         *_check_same_property(values, document),
         *_check_initial_position(values, document),
         *_check_streams(values, document),
-        *_check_local(values, document, profile),
+        *_check_local(values, document, check.profile),
         *_check_trust(values, document),
         *_check_protocol(values, document),
     ]

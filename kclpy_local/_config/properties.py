@@ -39,7 +39,7 @@ from pathlib import Path
 import javaproperties
 
 from .._exceptions import PropertiesError
-from .document import PROFILES, Entry, Problem, Profile, PropertiesDocument
+from .document import PROFILES, Entry, Problem, Profile, PropertiesDocument, ValuesCheck
 from .endpoints import ENDPOINT_KEYS, host_of, is_loopback_host
 from .generations import Generation
 from .generations import generation as _generation
@@ -439,7 +439,7 @@ def validate_properties(
     # would report it again see it as set to something valid.
     for key in unresolved:
         values.pop(key)
-    problems.extend(kcl.check_values(values, document, unresolved, profile))
+    problems.extend(kcl.check_values(ValuesCheck(values, document, unresolved, profile)))
     problems.extend(_check_endpoints(kcl.endpoint_values(values), document, profile, unresolved))
     problems.sort(key=lambda p: (p.line is None, p.line or 0))
     return problems

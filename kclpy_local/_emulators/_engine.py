@@ -10,7 +10,9 @@ listening sockets from ``/proc`` and stops it if one is elsewhere. A subclass
 says only what differs: the command that starts it (:meth:`~EngineProcess.command`),
 how to tell it answers (:meth:`~EngineProcess.ready_problem`), what comes first
 (:meth:`~EngineProcess.prepare`: an installation, a check) and the words of its
-output that say its port was taken.
+output that say its port was taken. Every engine's constructor takes the options of
+:class:`EngineOptions` and hands them on; an engine run from an installation of its
+own in the cache is an :class:`InstalledEngine` (its options: :class:`InstalledOptions`).
 
 The child is *bound* (see :class:`~kclpy_local._process.Launch`): it ends when
 this process ends, however it ends, unless the engine is started with
@@ -38,7 +40,7 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, NamedTuple, Self
+from typing import ClassVar, Generic, NamedTuple, Self, TypedDict, TypeVar, Unpack
 
 from .._exceptions import EmulatorError, NotReadyError, PortInUseError, ProcessError
 from .._process import Launch, Lifecycle, ManagedProcess, StopPolicy
@@ -48,7 +50,10 @@ __all__ = [
     "OPENER",
     "Command",
     "EmulatorStartError",
+    "EngineOptions",
     "EngineProcess",
+    "InstalledEngine",
+    "InstalledOptions",
     "Listener",
     "check_loopback",
     "ensure_port_free",
@@ -249,6 +254,26 @@ class Command(NamedTuple):
     cwd: Path | None = None
 
 
+class EngineOptions(TypedDict, total=False):
+    """The options every engine's constructor hands on to :class:`EngineProcess`
+    (its docstring says what each does)."""
+
+    log_path: Path | None
+    detach: bool
+    startup_timeout: float
+
+
+_Installation = TypeVar("_Installation")
+
+
+class InstalledOptions(EngineOptions, Generic[_Installation], total=False):
+    """The options of an :class:`InstalledEngine`: those of every engine, and where
+    it is installed."""
+
+    cache_dir: Path | None
+    installation: _Installation | None
+
+
 class EngineProcess(Lifecycle):
     """An engine serving on loopback ports, in a child process.
 
@@ -257,8 +282,10 @@ class EngineProcess(Lifecycle):
     given, otherwise it is kept in memory; either way its last lines are in
     :class:`EmulatorStartError` when start fails. ``detach=True`` lets it
     outlive this process once :meth:`release` has been called; otherwise it
-    ends with this process. ``session``: in a session and process group of
-    its own, which the stop signals (out of reach of the terminal's Ctrl-C).
+    ends with this process. ``startup_timeout``: the seconds it may take to
+    answer (default: the engine's :attr:`default_startup_timeout`). ``session``:
+    in a session and process group of its own, which the stop signals (out of
+    reach of the terminal's Ctrl-C).
     """
 
     #: Its name in the registry, in process names and in its log lines.
@@ -274,15 +301,17 @@ class EngineProcess(Lifecycle):
     ready_interval: ClassVar[float] = 0.1
     #: Whether it can bind beyond loopback, so that its sockets are checked once it answers.
     check_sockets: ClassVar[bool] = False
+    #: Seconds it may take to answer when ``startup_timeout`` is not given.
+    default_startup_timeout: ClassVar[float] = 30.0
 
     def __init__(
         self,
         ports: tuple[int, ...],
         host: str,
         *,
-        log_path: Path | None,
-        detach: bool,
-        startup_timeout: float,
+        log_path: Path | None = None,
+        detach: bool = False,
+        startup_timeout: float | None = None,
         session: bool = True,
     ) -> None:
         for value in ports:
@@ -294,7 +323,9 @@ class EngineProcess(Lifecycle):
         self._log_path = log_path
         self._detach = detach
         self._session = session
-        self._startup_timeout = startup_timeout
+        self._startup_timeout = (
+            self.default_startup_timeout if startup_timeout is None else startup_timeout
+        )
         self._process: ManagedProcess | None = None
         self._output: ManagedProcess | None = None  # the last one started, stopped or not
         self.startup_seconds: float | None = None
@@ -472,3 +503,30 @@ class EngineProcess(Lifecycle):
                 proc.stop(timeout)
             except ProcessError as exc:
                 raise EmulatorError(str(exc)) from exc
+
+
+class InstalledEngine(EngineProcess, Generic[_Installation]):
+    """An engine run from an installation in the cache: ``installation`` when given,
+    else the pinned one, installed into ``cache_dir`` (default: the per-user cache)
+    on first use (:meth:`install`)."""
+
+    def __init__(
+        self,
+        ports: tuple[int, ...],
+        host: str,
+        *,
+        cache_dir: Path | None = None,
+        installation: _Installation | None = None,
+        **options: Unpack[EngineOptions],
+    ) -> None:
+        super().__init__(ports, host, **options)
+        self._cache_dir = cache_dir
+        self.installation = installation
+
+    @abc.abstractmethod
+    def install(self, cache_dir: Path | None) -> _Installation:
+        """The pinned installation in ``cache_dir``, installed first if it is not there."""
+
+    def prepare(self) -> None:
+        if self.installation is None:
+            self.installation = self.install(self._cache_dir)

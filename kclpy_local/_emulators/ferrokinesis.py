@@ -52,6 +52,7 @@ import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Unpack
 
 from .. import _process
 from .._exceptions import (
@@ -61,7 +62,15 @@ from .._exceptions import (
     ProcessError,
 )
 from .._process import Launch, StopPolicy
-from ._engine import DEFAULT_HOST, OPENER, Command, EngineProcess, http_problem, runs
+from ._engine import (
+    DEFAULT_HOST,
+    OPENER,
+    Command,
+    InstalledEngine,
+    InstalledOptions,
+    http_problem,
+    runs,
+)
 from ._install import Installation, Installer
 
 __all__ = [
@@ -303,7 +312,7 @@ def stop_group(pid: int, timeout: float = 5.0) -> bool:
 # -- the engine -----------------------------------------------------------------------
 
 
-class Ferrokinesis(EngineProcess):
+class Ferrokinesis(InstalledEngine[FerrokinesisInstallation]):
     """ferrokinesis on a loopback port, in a child process of its own process group.
 
     ``port=0`` picks a free port (retrying when another process takes it first).
@@ -327,22 +336,14 @@ class Ferrokinesis(EngineProcess):
         port: int = 0,
         host: str = DEFAULT_HOST,
         *,
-        cache_dir: Path | None = None,
-        installation: FerrokinesisInstallation | None = None,
         operation_millis: int = OPERATION_MILLIS,
         shard_limit: int = SHARD_LIMIT,
         region: str = "us-east-1",
-        log_path: Path | None = None,
-        detach: bool = False,
-        startup_timeout: float = 30.0,
+        **options: Unpack[InstalledOptions[FerrokinesisInstallation]],
     ) -> None:
-        super().__init__(
-            (port,), host, log_path=log_path, detach=detach, startup_timeout=startup_timeout
-        )
+        super().__init__((port,), host, **options)
         if operation_millis < 0 or shard_limit < 1:
             raise EmulatorError("operation_millis must be 0 or more, shard_limit 1 or more")
-        self._cache_dir = cache_dir
-        self.installation = installation
         self._operation_millis = operation_millis
         self._shard_limit = shard_limit
         self._region = region
@@ -368,9 +369,8 @@ class Ferrokinesis(EngineProcess):
             str(self._operation_millis),
         ]
 
-    def prepare(self) -> None:
-        if self.installation is None:
-            self.installation = ensure_installed(self._cache_dir)
+    def install(self, cache_dir: Path | None) -> FerrokinesisInstallation:
+        return ensure_installed(cache_dir)
 
     def command(self, ports: tuple[int, ...]) -> Command:
         return Command(self.argv(ports[0]), dict(os.environ))

@@ -48,6 +48,7 @@ import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Unpack
 
 from .. import _process
 from .._exceptions import EmulatorError, ProcessError
@@ -57,7 +58,8 @@ from ._engine import (
     DEFAULT_HOST,
     OPENER,
     Command,
-    EngineProcess,
+    InstalledEngine,
+    InstalledOptions,
     Listener,
     listening_sockets,
     routine_kill,
@@ -327,7 +329,7 @@ def _list_streams(endpoint_url: str, timeout: float) -> str | None:
 # -- the engine -----------------------------------------------------------------------
 
 
-class KinesisMock(EngineProcess):
+class KinesisMock(InstalledEngine[KinesisMockInstallation]):
     """kinesis-mock on a loopback port, in a child process of its own process group.
 
     ``port=0`` picks a free port (so does ``tls_port=0`` for the TLS port it
@@ -346,6 +348,7 @@ class KinesisMock(EngineProcess):
     stop_policy = _STOP
     port_taken = ("eaddrinuse", "already in use")
     check_sockets = True  # the preload keeps it on loopback, and this checks it does
+    default_startup_timeout = 60.0
 
     def __init__(
         self,
@@ -353,27 +356,15 @@ class KinesisMock(EngineProcess):
         host: str = DEFAULT_HOST,
         *,
         tls_port: int = 0,
-        cache_dir: Path | None = None,
-        installation: KinesisMockInstallation | None = None,
         operation_millis: int = 100,
         streams: Mapping[str, int] | None = None,
         region: str = "us-east-1",
         env: Mapping[str, str] | None = None,
-        log_path: Path | None = None,
-        detach: bool = False,
-        startup_timeout: float = 60.0,
+        **options: Unpack[InstalledOptions[KinesisMockInstallation]],
     ) -> None:
-        super().__init__(
-            (port, tls_port),
-            host,
-            log_path=log_path,
-            detach=detach,
-            startup_timeout=startup_timeout,
-        )
+        super().__init__((port, tls_port), host, **options)
         if port and port == tls_port:
             raise EmulatorError("the plain and TLS ports must differ")
-        self._cache_dir = cache_dir
-        self.installation = installation
         self._operation_millis = operation_millis
         self._streams = dict(streams or {})
         self._region = region
@@ -408,10 +399,12 @@ class KinesisMock(EngineProcess):
         env.update(self._env)
         return env
 
+    def install(self, cache_dir: Path | None) -> KinesisMockInstallation:
+        return ensure_installed(cache_dir)
+
     def prepare(self) -> None:
         _which("node")
-        if self.installation is None:
-            self.installation = ensure_installed(self._cache_dir)
+        super().prepare()
 
     def command(self, ports: tuple[int, ...]) -> Command:
         assert self.installation is not None

@@ -36,7 +36,6 @@ __all__ = [
     "DEFAULT_COMPOSE_FILE",
     "EDGE_PORT",
     "HEALTH_PATH",
-    "IMAGE_ENV",
     "LAST_TOKENLESS_VERSION",
     "LOCALSTACK_IMAGE",
     "SERVICES",
@@ -53,8 +52,6 @@ logger = logging.getLogger(__name__)
 
 #: The pinned image (docker-compose.yml's default is the same tag).
 LOCALSTACK_IMAGE = "localstack/localstack:2026.09.0"
-#: Overrides the image, in docker-compose.yml and in the tests' container.
-IMAGE_ENV = _env.LOCALSTACK_IMAGE.name
 AUTH_TOKEN_ENV = "LOCALSTACK_AUTH_TOKEN"
 SERVICES = ("kinesis", "dynamodb", "cloudwatch")
 EDGE_PORT = 4566
@@ -202,7 +199,8 @@ def _check_token(docker: str, compose_file: Path) -> None:
         )
         err.hint = (
             f"export {AUTH_TOKEN_ENV} (a free LocalStack account has one), or run a community "
-            f"tag without one: {IMAGE_ENV}=localstack/localstack:4.14.0; {EMBEDDED_HINT}"
+            f"tag without one: {_env.LOCALSTACK_IMAGE.name}=localstack/localstack:4.14.0; "
+            f"{EMBEDDED_HINT}"
         )
         raise err
 

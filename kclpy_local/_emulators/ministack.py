@@ -46,10 +46,20 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Unpack
 
 from .._exceptions import EmulatorError
 from .._process import Launch
-from ._engine import DEFAULT_HOST, Command, EngineProcess, http_problem, post, routine_kill, runs
+from ._engine import (
+    DEFAULT_HOST,
+    Command,
+    InstalledEngine,
+    InstalledOptions,
+    http_problem,
+    post,
+    routine_kill,
+    runs,
+)
 from ._install import Installation, Installer, InstallError
 
 __all__ = [
@@ -239,7 +249,7 @@ def is_ministack_process(pid: int) -> bool | None:
 # -- the engine -----------------------------------------------------------------------
 
 
-class MiniStack(EngineProcess):
+class MiniStack(InstalledEngine[MiniStackInstallation]):
     """MiniStack on one loopback port, in a child process of its own process group.
 
     ``port=0`` picks a free port, retrying when another process takes it first.
@@ -255,24 +265,17 @@ class MiniStack(EngineProcess):
     stop_policy = _STOP
     port_taken = ("already in use",)
     check_sockets = True  # BIND_HOST keeps it on loopback, and this checks it does
+    default_startup_timeout = 60.0
 
     def __init__(
         self,
         port: int = 0,
         host: str = DEFAULT_HOST,
         *,
-        cache_dir: Path | None = None,
-        installation: MiniStackInstallation | None = None,
         env: Mapping[str, str] | None = None,
-        log_path: Path | None = None,
-        detach: bool = False,
-        startup_timeout: float = 60.0,
+        **options: Unpack[InstalledOptions[MiniStackInstallation]],
     ) -> None:
-        super().__init__(
-            (port,), host, log_path=log_path, detach=detach, startup_timeout=startup_timeout
-        )
-        self._cache_dir = cache_dir
-        self.installation = installation
+        super().__init__((port,), host, **options)
         self._env = dict(env or {})
         if "BIND_HOST" in self._env:
             raise EmulatorError("MiniStack binds 127.0.0.1 only; BIND_HOST cannot be set")
@@ -285,9 +288,8 @@ class MiniStack(EngineProcess):
         env["GATEWAY_PORT"] = str(port)
         return env
 
-    def prepare(self) -> None:
-        if self.installation is None:
-            self.installation = ensure_installed(self._cache_dir)
+    def install(self, cache_dir: Path | None) -> MiniStackInstallation:
+        return ensure_installed(cache_dir)
 
     def command(self, ports: tuple[int, ...]) -> Command:
         assert self.installation is not None

@@ -28,7 +28,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
+from typing import Unpack
 
 from .. import _process
 from .._exceptions import EmulatorError, NotReadyError, ProcessError
@@ -37,6 +37,7 @@ from ._engine import (
     DEFAULT_HOST,
     Command,
     EmulatorStartError,
+    EngineOptions,
     EngineProcess,
     check_loopback,
     ensure_port_free,
@@ -180,20 +181,12 @@ class EmbeddedEmulator(EngineProcess):
         port: int = DEFAULT_PORT,
         host: str = DEFAULT_HOST,
         *,
-        log_path: Path | None = None,
-        detach: bool = False,
         session: bool | None = None,
-        startup_timeout: float = 30.0,
         python: str = sys.executable,
+        **options: Unpack[EngineOptions],
     ) -> None:
-        super().__init__(
-            (port,),
-            host,
-            log_path=log_path,
-            detach=detach,
-            session=detach if session is None else session,
-            startup_timeout=startup_timeout,
-        )
+        detach = options.get("detach", False)
+        super().__init__((port,), host, session=detach if session is None else session, **options)
         self._python = python
 
     def prepare(self) -> None:

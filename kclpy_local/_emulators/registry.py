@@ -42,7 +42,6 @@ __all__ = [
     "LOG_FILE",
     "MOTO",
     "PID_FILE",
-    "STATE_ENV",
     "EmulatorRecord",
     "KinesisRecord",
     "check_state_dir",
@@ -59,7 +58,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-STATE_ENV = _env.STATE.name
 PID_FILE = "emulator.json"
 LOG_FILE = "emulator.log"
 LOCK_FILE = ".lock"
@@ -123,7 +121,7 @@ class EmulatorRecord:
 def _not_a_directory(state_dir: Path) -> UsageError:
     return UsageError(
         f"the state directory {state_dir} is not a directory",
-        hint=f"remove it, or point --state-dir or ${STATE_ENV} at a directory",
+        hint=f"remove it, or point --state-dir or ${_env.STATE.name} at a directory",
     )
 
 

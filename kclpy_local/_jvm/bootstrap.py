@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+from .. import _env
 from .._env import default_cache_dir
 from .._exceptions import (
     ArtifactDownloadError,
@@ -30,7 +31,6 @@ from .._exceptions import (
     UsageError,
 )
 from .cache import (
-    CACHE_ENV,
     CacheLayout,
     Stamps,
     Verify,
@@ -41,7 +41,6 @@ from .cache import (
 )
 from .fetch import (
     DEFAULT_REPOSITORY,
-    REPOSITORY_ENV,
     DownloadRetry,
     Fetcher,
     Opener,
@@ -53,10 +52,8 @@ from .jars import DEFAULT_GENERATION, Artifact, Lock, load_lock, sources_sha256
 from .launcher import compile_launcher, install_launcher, launcher_problem
 
 __all__ = [
-    "CACHE_ENV",
     "DEFAULT_REPOSITORY",
     "NOT_INSTALLED_HINT",
-    "REPOSITORY_ENV",
     "BootstrapResult",
     "BootstrapSummary",
     "DownloadRetry",
@@ -181,7 +178,7 @@ def _layout(cache_dir: str | os.PathLike[str] | None, generation: int) -> CacheL
 
 
 def _cache_source() -> str:
-    return f"${CACHE_ENV}" if os.environ.get(CACHE_ENV) else "the per-user cache"
+    return f"${_env.CACHE.name}" if _env.CACHE.get() else "the per-user cache"
 
 
 def _prepare_dir(path: Path) -> None:

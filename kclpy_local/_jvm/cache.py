@@ -38,13 +38,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Literal
 
-from .. import _env, _files
+from .. import _files
 from .._exceptions import BootstrapError
 from .._files import Under
 from .jars import Artifact
 
 __all__ = [
-    "CACHE_ENV",
     "CacheLayout",
     "Stamps",
     "Verify",
@@ -58,7 +57,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-CACHE_ENV = _env.CACHE.name
 CHUNK = 1 << 16
 _STAMP_VERSION = 1
 

@@ -41,7 +41,6 @@ from .jars import Artifact
 __all__ = [
     "DEFAULT_DOWNLOAD_TIMEOUT",
     "DEFAULT_REPOSITORY",
-    "REPOSITORY_ENV",
     "DownloadRetry",
     "Fetcher",
     "Opener",
@@ -53,7 +52,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 DEFAULT_REPOSITORY = "https://repo1.maven.org/maven2/"
-REPOSITORY_ENV = _env.MAVEN_REPO.name
 #: Seconds all the downloads of one bootstrap may take together (15 minutes).
 DEFAULT_DOWNLOAD_TIMEOUT = 900.0
 
@@ -80,7 +78,7 @@ def resolve_repository(repository: str | None = None) -> str:
     url = repository or _env.MAVEN_REPO.get() or DEFAULT_REPOSITORY
     parts = urllib.parse.urlsplit(url)
     if parts.scheme not in ("http", "https", "file") or not (parts.netloc or parts.path):
-        source = "--repository" if repository else REPOSITORY_ENV
+        source = "--repository" if repository else _env.MAVEN_REPO.name
         raise UsageError(
             f"the Maven repository {url!r} ({source}) is not an http(s) or file URL",
             hint="give a base URL such as https://repo1.maven.org/maven2/",

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import pytest
 
+from kclpy_local import _env
 from kclpy_local._emulators import localstack as _localstack
 from kclpy_local._env import default_cache_dir
 from kclpy_local._jvm.bootstrap import Installation, run_bootstrap
@@ -191,7 +192,7 @@ def localstack_endpoint() -> Iterator[str]:
     if _localstack.image_needs_token(image) and not token:
         pytest.skip(
             f"LocalStack image {image} needs {_localstack.AUTH_TOKEN_ENV}, which is unset "
-            f"(or set {_localstack.IMAGE_ENV} to a community tag such as "
+            f"(or set {_env.LOCALSTACK_IMAGE.name} to a community tag such as "
             "localstack/localstack:4.14.0)"
         )
     container_class = _localstack_container_class()

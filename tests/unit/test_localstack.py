@@ -21,10 +21,10 @@ import pytest
 
 from kclpy_local._emulators import localstack as _localstack
 from kclpy_local._cli import main
+from kclpy_local._env import LOCALSTACK_IMAGE as IMAGE_VARIABLE
 from kclpy_local._exceptions import EmulatorError
 from kclpy_local._emulators.localstack import (
     AUTH_TOKEN_ENV,
-    IMAGE_ENV,
     LOCALSTACK_IMAGE,
     configured_image,
     image_needs_token,
@@ -181,9 +181,9 @@ def test_image_needs_token(image: str, needs: bool) -> None:
 
 
 def test_configured_image(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(IMAGE_ENV, raising=False)
+    monkeypatch.delenv(IMAGE_VARIABLE.name, raising=False)
     assert configured_image() == LOCALSTACK_IMAGE
-    monkeypatch.setenv(IMAGE_ENV, "localstack/localstack:4.14.0")
+    monkeypatch.setenv(IMAGE_VARIABLE.name, "localstack/localstack:4.14.0")
     assert configured_image() == "localstack/localstack:4.14.0"
 
 
@@ -191,7 +191,7 @@ def test_compose_file_matches_the_pinned_image_and_settings() -> None:
     text = COMPOSE_FILE.read_text()
     image = re.search(r"^\s+image:\s*(\S+)\s*$", text, re.MULTILINE)
     assert image is not None
-    assert image.group(1) == f"${{{IMAGE_ENV}:-{LOCALSTACK_IMAGE}}}"
+    assert image.group(1) == f"${{{IMAGE_VARIABLE.name}:-{LOCALSTACK_IMAGE}}}"
     assert ":latest" not in text.split("services:", 1)[1]
     assert re.search(r'^\s+- "127\.0\.0\.1:4566:4566"$', text, re.MULTILINE)
     assert re.search(r"^\s+SERVICES: kinesis,dynamodb,cloudwatch$", text, re.MULTILINE)
@@ -319,7 +319,7 @@ def test_up_refuses_an_image_that_needs_a_token_when_none_is_set(
         f"kclpy-local: error: the LocalStack image {LOCALSTACK_IMAGE} needs "
         "LOCALSTACK_AUTH_TOKEN, which is not set"
     ]
-    assert f"{IMAGE_ENV}=localstack/localstack:4.14.0" in err
+    assert f"{IMAGE_VARIABLE.name}=localstack/localstack:4.14.0" in err
     assert not any("up" in call for call in fake_docker.calls())
 
 

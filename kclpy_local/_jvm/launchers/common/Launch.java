@@ -34,6 +34,12 @@ public final class Launch {
     public static final String SYNC_WORKER = "worker";
     public static final String SYNC_EAGER = "eager";
     public static final String EAGER_LINE = "eager initial lease sync";
+    /**
+     * The key that names several streams for one application (the KCL's multi-stream
+     * mode): the KCL 3.x launcher reads it; the 1.x one refuses it, where it would be
+     * skipped silently.
+     */
+    public static final String STREAM_NAMES = "streamNames";
     public static final long DEFAULT_GRACE_MILLIS = 20000L;
     /**
      * How long a stop may take once the parent process is gone (the lifeline's end): the

@@ -75,6 +75,7 @@ import java.util.logging.Logger;
 
 import static dev.kclpylocal.common.Launch.EAGER_LINE;
 import static dev.kclpylocal.common.Launch.INITIAL_LEASE_SYNC;
+import static dev.kclpylocal.common.Launch.STREAM_NAMES;
 import static dev.kclpylocal.common.Launch.SYNC_EAGER;
 import static dev.kclpylocal.common.Launch.oneLine;
 import static dev.kclpylocal.common.Launch.say;
@@ -222,8 +223,6 @@ public final class KclLocalLauncher implements Generation {
     static final String READ_PAUSE = "readPause";
     static final String PAUSE_ALWAYS = "always";
     static final String PAUSE_EMPTY = "empty";
-    /** The KCL 3.x launcher's key for several streams: refused here, where it would be skipped silently. */
-    static final String STREAM_NAMES = "streamNames";
     static final String RELEASED_LINE = "released lease ";
     static final String TOOK_RELEASED_LINE = "took released lease ";
     static final String KCL_WORKER_PACKAGE = "com.amazonaws.services.kinesis.clientlibrary.lib.worker";

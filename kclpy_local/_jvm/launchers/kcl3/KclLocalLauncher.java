@@ -111,6 +111,7 @@ import java.util.regex.Pattern;
 
 import static dev.kclpylocal.common.Launch.EAGER_LINE;
 import static dev.kclpylocal.common.Launch.PREFIX;
+import static dev.kclpylocal.common.Launch.STREAM_NAMES;
 import static dev.kclpylocal.common.Launch.oneLine;
 import static dev.kclpylocal.common.Launch.rootCause;
 import static dev.kclpylocal.common.Launch.say;
@@ -316,7 +317,6 @@ public final class KclLocalLauncher implements Generation {
     static final String MAX_INIT_ATTEMPTS = "maxInitializationAttempts";
     static final String DISPATCH_POLL = "shardConsumerDispatchPollIntervalMillis";
     static final String CBOR_SYSTEM_PROPERTY = "aws.cborEnabled";
-    static final String STREAM_NAMES = "streamNames";
     static final String STREAM_NAME_FIELD = "streamName";
     static final String CONSUMER_ARN = "fanoutConfig.consumerArn";
     /** Kinesis stream names: 1 to 128 of these characters. */
