@@ -43,6 +43,7 @@ Each class has an ``exit_code`` that the command line uses.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import KW_ONLY, dataclass
 
 from amazon_kclpy.checkpoint_error import CheckpointError as _KclpyCheckpointError
 from amazon_kclpy.dispatch import MalformedAction as _KclpyMalformedAction
@@ -91,7 +92,14 @@ class KclpyLocalError(Exception):
     """
 
     exit_code: int = 1
+    """The command line's exit status for it; a subclass sets its own with
+    ``class NewError(KclpyLocalError, exit_code=N)``, else inherits its parent's."""
     hint: str | None = None
+
+    def __init_subclass__(cls, *, exit_code: int | None = None, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        if exit_code is not None:
+            cls.exit_code = exit_code
 
     def __init__(self, *args: object, hint: str | None = None) -> None:
         super().__init__(*args)
@@ -99,28 +107,20 @@ class KclpyLocalError(Exception):
             self.hint = hint
 
 
-class ProtocolError(KclpyLocalError, _KclpyMalformedAction):  # type: ignore[misc]
-    """A line on the multilang pipe broke the protocol.
+@dataclass(eq=False)
+class ProtocolError(KclpyLocalError, _KclpyMalformedAction, exit_code=3):  # type: ignore[misc]
+    """A line on the multilang pipe broke the protocol."""
 
-    ``line_number`` counts lines read from the daemon (1-based, or ``None`` when
-    unknown), ``line`` is the offending text (shortened), ``field`` a JSON path
-    such as ``records[3].data`` or ``None`` for the whole line.
-    """
+    reason: str
+    _: KW_ONLY
+    line: str | None = None
+    """The offending text (shown shortened), or ``None`` when there is none."""
+    line_number: int | None = None
+    """Counts the lines read from the daemon, from 1 (``None`` when unknown)."""
+    field: str | None = None
+    """A JSON path such as ``records[3].data``, or ``None`` for the whole line."""
 
-    exit_code = 3
-
-    def __init__(
-        self,
-        reason: str,
-        *,
-        line: str | None = None,
-        line_number: int | None = None,
-        field: str | None = None,
-    ) -> None:
-        self.reason = reason
-        self.line = line
-        self.line_number = line_number
-        self.field = field
+    def __post_init__(self) -> None:
         super().__init__(self._render())
 
     def _render(self) -> str:
@@ -135,10 +135,8 @@ class ProtocolError(KclpyLocalError, _KclpyMalformedAction):  # type: ignore[mis
         return text
 
 
-class ProcessorFailed(KclpyLocalError):
+class ProcessorFailed(KclpyLocalError, exit_code=4):
     """The record processor raised while handling a message (never acknowledged)."""
-
-    exit_code = 4
 
 
 class CheckpointError(KclpyLocalError, _KclpyCheckpointError):  # type: ignore[misc]
@@ -211,10 +209,8 @@ def checkpoint_error_for(value: str, sequence_number: str | None = None) -> Chec
     return cls(value, sequence_number)
 
 
-class UsageError(KclpyLocalError):
+class UsageError(KclpyLocalError, exit_code=2):
     """The arguments or the input of a command cannot be used (names which)."""
-
-    exit_code = 2
 
 
 class PropertiesError(UsageError):
@@ -225,113 +221,127 @@ class InputError(UsageError):
     """The arguments or the records given to ``put`` cannot be put."""
 
 
+@dataclass(eq=False)
 class StreamMismatchError(UsageError):
-    """The lease table of an application holds the leases of other streams.
+    """The lease table of an application holds the leases of other streams."""
 
-    ``table`` is the lease table (the applicationName), ``claimed`` the stream it
-    was used for, ``stream`` the one a worker was about to start on (for several
-    streams, their description); ``message`` says why, where the default (a
-    worker on one stream resuming from another's checkpoints) does not.
-    """
+    table: str
+    """The lease table (the applicationName)."""
+    claimed: str
+    """The stream it was used for."""
+    stream: str
+    """The one a worker was about to start on (for several streams, their description)."""
+    _: KW_ONLY
+    hint: str | None = None
+    message: str | None = None
+    """Why, where the default (a worker on one stream resuming from another's
+    checkpoints) does not say it."""
 
-    def __init__(
-        self,
-        table: str,
-        claimed: str,
-        stream: str,
-        *,
-        hint: str | None = None,
-        message: str | None = None,
-    ) -> None:
-        self.table = table
-        self.claimed = claimed
-        self.stream = stream
+    def __post_init__(self) -> None:
         super().__init__(
-            message
-            or f"lease table {table!r} holds the checkpoints of stream {claimed!r}, not of "
-            f"stream {stream!r}: a worker on {stream!r} would resume from {claimed!r}'s "
-            f"checkpoints and skip records",
-            hint=hint,
+            self.message
+            or f"lease table {self.table!r} holds the checkpoints of stream {self.claimed!r}, "
+            f"not of stream {self.stream!r}: a worker on {self.stream!r} would resume from "
+            f"{self.claimed!r}'s checkpoints and skip records",
+            hint=self.hint,
         )
 
 
+@dataclass(eq=False)
 class FanoutUnsupportedError(UsageError):
-    """A worker would read by enhanced fan-out from a Kinesis engine that cannot serve it.
+    """A worker would read by enhanced fan-out from a Kinesis engine that cannot serve it."""
 
-    ``engine`` is the engine's name (``None`` when only its endpoint is known),
-    ``endpoint`` its URL (``None`` for an engine not started yet), ``why`` what it
-    lacks.
-    """
+    engine: str | None
+    """The engine's name (``None`` when only its endpoint is known)."""
+    endpoint: str | None
+    """Its URL (``None`` for an engine not started yet)."""
+    why: str
+    """What it lacks."""
+    _: KW_ONLY
+    hint: str | None = None
 
-    def __init__(
-        self, engine: str | None, endpoint: str | None, why: str, *, hint: str | None = None
-    ) -> None:
-        self.engine = engine
-        self.endpoint = endpoint
-        self.why = why
-        where = engine or "the Kinesis engine"
-        if endpoint:
-            where += f" at {endpoint}"
+    def __post_init__(self) -> None:
+        where = self.engine or "the Kinesis engine"
+        if self.endpoint:
+            where += f" at {self.endpoint}"
         super().__init__(
             f"enhanced fan-out (retrievalMode FANOUT, SubscribeToShard over HTTP/2) on {where}: "
-            f"{why}",
-            hint=hint,
+            f"{self.why}",
+            hint=self.hint,
         )
 
 
+@dataclass(eq=False)
 class RunDirectoryBusyError(UsageError):
-    """Another live ``kclpy-local run`` holds the run directory (``path``; ``pid`` if known)."""
+    """Another live ``kclpy-local run`` holds the run directory."""
 
-    def __init__(self, path: str, pid: int | None, *, hint: str | None = None) -> None:
-        self.path = path
-        self.pid = pid
-        who = f"another run (pid {pid})" if pid is not None else "another run"
-        super().__init__(f"the run directory {path} is in use by {who}", hint=hint)
+    path: str
+    pid: int | None
+    """The other run's process id, if known."""
+    _: KW_ONLY
+    hint: str | None = None
+
+    def __post_init__(self) -> None:
+        who = f"another run (pid {self.pid})" if self.pid is not None else "another run"
+        super().__init__(f"the run directory {self.path} is in use by {who}", hint=self.hint)
 
 
+@dataclass(eq=False)
 class PutRecordsError(KclpyLocalError):
-    """Some records were still refused after every retry (``failed`` = error codes)."""
+    """Some records were still refused after every retry."""
 
-    def __init__(self, stream: str, failed: Sequence[tuple[str, str]]) -> None:
-        self.stream = stream
-        self.failed = tuple(failed)
-        codes = sorted({code for code, _ in failed})
+    stream: str
+    failed: Sequence[tuple[str, str]]
+    """Each refused record's error code and message (a tuple, whatever was given)."""
+
+    def __post_init__(self) -> None:
+        self.failed = tuple(self.failed)
+        codes = sorted({code for code, _ in self.failed})
         super().__init__(
-            f"{len(failed)} record(s) not accepted by stream {stream!r}: {', '.join(codes)}"
+            f"{len(self.failed)} record(s) not accepted by stream {self.stream!r}: "
+            + ", ".join(codes)
         )
 
 
-class BootstrapError(KclpyLocalError):
+class BootstrapError(KclpyLocalError, exit_code=5):
     """The jars, the cache or the launcher build failed."""
 
-    exit_code = 5
 
-
+@dataclass(eq=False)
 class ArtifactDownloadError(BootstrapError):
     """A jar could not be downloaded."""
 
-    def __init__(self, artifact: str, url: str, reason: str) -> None:
-        self.artifact = artifact
-        self.url = url
-        self.reason = reason
-        super().__init__(f"cannot download {artifact} from {url}: {reason}")
+    artifact: str
+    """Its Maven coordinate."""
+    url: str
+    """Where it was downloaded from (a repository URL, or a ``file:`` one)."""
+    reason: str
+    """What went wrong, and after how many attempts."""
+
+    def __post_init__(self) -> None:
+        super().__init__(f"cannot download {self.artifact} from {self.url}: {self.reason}")
 
 
+@dataclass(eq=False)
 class ArtifactIntegrityError(BootstrapError):
     """A jar's content does not match its pinned sha256."""
 
-    def __init__(self, artifact: str, location: str, expected: str, actual: str) -> None:
-        self.artifact = artifact
-        self.location = location
-        self.expected = expected
-        self.actual = actual
-        super().__init__(f"{artifact} from {location} has sha256 {actual}, expected {expected}")
+    artifact: str
+    """Its Maven coordinate."""
+    location: str
+    """Where the content came from (a URL or a file)."""
+    expected: str
+    actual: str
+
+    def __post_init__(self) -> None:
+        super().__init__(
+            f"{self.artifact} from {self.location} has sha256 {self.actual}, "
+            f"expected {self.expected}"
+        )
 
 
-class JavaNotFoundError(BootstrapError):
+class JavaNotFoundError(BootstrapError, exit_code=6):
     """No usable ``java`` or ``javac`` was found, or it is too old."""
-
-    exit_code = 6
 
 
 def with_log_tail(message: str, heading: str, log_tail: Sequence[str]) -> str:
@@ -351,67 +361,65 @@ class ProcessError(KclpyLocalError):
     """
 
 
+@dataclass(eq=False)
 class NotReadyError(ProcessError):
-    """A readiness wait ended before its check passed.
+    """A readiness wait ended before its check passed."""
 
-    ``gone`` tells that the process exited first (``returncode`` is its exit
-    code then, when known), else the wait timed out after ``timeout`` seconds;
-    ``last`` is the check's last answer and ``log_tail`` the process's last
-    output lines.
-    """
+    what: str
+    """The process waited for, as the message names it."""
+    _: KW_ONLY
+    last: str
+    """The check's last answer."""
+    timeout: float | None
+    """How long the wait was, in seconds."""
+    gone: bool = False
+    """The process exited first (else the wait timed out)."""
+    returncode: int | None = None
+    """The exit code of a process that is gone, when known."""
+    log_tail: tuple[str, ...] = ()
+    """The process's last output lines."""
 
-    def __init__(
-        self,
-        what: str,
-        *,
-        last: str,
-        timeout: float | None,
-        gone: bool = False,
-        returncode: int | None = None,
-        log_tail: tuple[str, ...] = (),
-    ) -> None:
-        self.what = what
-        self.last = last
-        self.timeout = timeout
-        self.gone = gone
-        self.returncode = returncode
-        self.log_tail = log_tail
-        if gone:
-            code = "" if returncode is None else f" with code {returncode}"
-            text = f"{what} exited{code} before it was ready"
+    def __post_init__(self) -> None:
+        if self.gone:
+            code = "" if self.returncode is None else f" with code {self.returncode}"
+            text = f"{self.what} exited{code} before it was ready"
         else:
-            text = f"{what} not ready within {timeout or 0:g}s (last: {last})"
-        super().__init__(with_log_tail(text, "last output lines", log_tail))
+            text = f"{self.what} not ready within {self.timeout or 0:g}s (last: {self.last})"
+        super().__init__(with_log_tail(text, "last output lines", self.log_tail))
 
 
-class DaemonError(KclpyLocalError):
+class DaemonError(KclpyLocalError, exit_code=7):
     """The KCL daemon failed."""
 
-    exit_code = 7
 
-
+@dataclass(eq=False)
 class DaemonStartError(DaemonError):
-    """The daemon did not become ready; ``log_tail`` holds its last log lines."""
+    """The daemon did not become ready."""
 
-    def __init__(self, message: str, log_tail: tuple[str, ...] = ()) -> None:
-        self.log_tail = log_tail
-        super().__init__(with_log_tail(message, "last daemon log lines", log_tail))
+    message: str
+    log_tail: tuple[str, ...] = ()
+    """Its last log lines."""
+
+    def __post_init__(self) -> None:
+        super().__init__(with_log_tail(self.message, "last daemon log lines", self.log_tail))
 
 
-class EmulatorError(KclpyLocalError):
+class EmulatorError(KclpyLocalError, exit_code=8):
     """The local AWS emulator failed or is unreachable."""
 
-    exit_code = 8
 
-
+@dataclass(eq=False)
 class PortInUseError(EmulatorError):
     """The requested port is already bound by another process."""
 
-    def __init__(self, host: str, port: int) -> None:
-        self.host = host
-        self.port = port
-        super().__init__(f"port {port} on {host} is already in use")
-        self.hint = f"stop what listens on {host}:{port}, or pick another port with --port"
+    host: str
+    port: int
+
+    def __post_init__(self) -> None:
+        super().__init__(
+            f"port {self.port} on {self.host} is already in use",
+            hint=f"stop what listens on {self.host}:{self.port}, or pick another port with --port",
+        )
 
 
 class InstallError(EmulatorError):

@@ -269,10 +269,14 @@ def subscribe_to_shard_problem(endpoint_url: str, region: str = "us-east-1") -> 
 
 @dataclass(frozen=True, slots=True)
 class StreamInfo:
+    """A stream as ``DescribeStreamSummary`` and ``ListShards`` describe it."""
+
     name: str
     arn: str
     status: str
+    """``CREATING``, ``ACTIVE``, ``UPDATING`` or ``DELETING``."""
     shard_ids: tuple[str, ...]
+    """Every shard's id, open or closed, in the order ``ListShards`` gives them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,9 +284,11 @@ class PutResult:
     """Where one record landed, in the order the records were given."""
 
     shard_id: str
+    """The shard the partition key hashed to."""
     sequence_number: str
     partition_key: str
     data: bytes
+    """The record's payload, as given."""
 
 
 def _describe(kinesis: Client, name: str) -> StreamInfo:

@@ -101,12 +101,14 @@ _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 @dataclass(frozen=True, slots=True)
 class Check:
-    """The outcome of one check; ``fix`` says what to do when it is not ok."""
+    """The outcome of one check."""
 
     check: str
+    """What was checked (``java``, ``jars``, ``emulator``, ...)."""
     status: Status
     finding: str
     fix: str | None = None
+    """What to do when the status is not ok."""
 
     def render(self) -> str:
         """``status  check: finding`` and, when not ok, an indented ``fix:`` line."""

@@ -13,16 +13,9 @@ from __future__ import annotations
 
 import argparse
 
+from .._emulators import registry
 from .._emulators.localstack import compose_down
 from .._emulators.moto import stop_pid
-from .._emulators.registry import (
-    PID_FILE,
-    locked,
-    read_record,
-    record_is_live,
-    remove_record,
-    stop_kinesis,
-)
 from .._exceptions import UsageError
 from . import _common
 from ._common import directory, seconds
@@ -56,25 +49,25 @@ def run(args: argparse.Namespace) -> int:
     if args.compose_file is not None:
         raise UsageError("--compose-file needs --localstack")
     state_dir = state_dir_of(args)
-    if not (state_dir / PID_FILE).exists():
+    if not (state_dir / registry.PID_FILE).exists():
         print(f"no emulator running (no pid file in {state_dir})")
         return 0
-    with locked(state_dir):
-        record = read_record(state_dir)
+    with registry.locked(state_dir):
+        record = registry.read_record(state_dir)
         if record is None:
-            remove_record(state_dir)
+            registry.remove_record(state_dir)
             print("no emulator running (removed an unreadable pid file)")
             return 0
-        kinesis_stopped = stop_kinesis(record, timeout=args.timeout)
-        if not record_is_live(record):
-            remove_record(state_dir)
+        kinesis_stopped = registry.stop_kinesis(record, timeout=args.timeout)
+        if not registry.record_is_live(record):
+            registry.remove_record(state_dir)
             print(f"no emulator running (pid {record.pid} is gone; removed its pid file)")
             if kinesis_stopped and record.kinesis is not None:
                 kinesis = record.kinesis
                 print(f"{kinesis.engine} stopped (pid {kinesis.pid}, {kinesis.endpoint})")
             return 0
         stop_pid(record.pid, timeout=args.timeout)
-        remove_record(state_dir)
+        registry.remove_record(state_dir)
     print(f"emulator stopped (pid {record.pid}, {record.endpoint})")
     if record.kinesis is not None:
         state = "stopped" if kinesis_stopped else "was already gone"

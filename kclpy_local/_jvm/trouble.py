@@ -159,6 +159,8 @@ class Trouble:
     """One kind of trouble: what is wrong, and what to do about it."""
 
     kind: str
+    """A short name (``cbor``, ``certificate``, ``credentials``, ...): sightings of
+    the same kind are counted under it."""
     text: str
     hint: str
 

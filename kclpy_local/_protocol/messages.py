@@ -63,10 +63,15 @@ class Record:
     """One Kinesis record, its data already decoded from base64."""
 
     data: bytes
+    """The record's payload, as the producer put it."""
     partition_key: str
+    """The key the producer gave; it chose the shard."""
     sequence_number: str
+    """The record's position in its shard (decimal digits, up to 128 bits)."""
     sub_sequence_number: int | None = None
+    """Its index in an aggregated (KPL) record, or ``None`` for a plain record."""
     approximate_arrival_timestamp_ms: int | None = None
+    """When Kinesis accepted it, milliseconds since the epoch (``None`` if unknown)."""
 
     @property
     def approximate_arrival_timestamp(self) -> datetime | None:
@@ -161,12 +166,15 @@ class ShardEnded(_Message):
 
 @dataclass(frozen=True, slots=True)
 class CheckpointReply(_Message):
-    """The daemon's answer to a checkpoint request; ``error`` is a Java class name."""
+    """The daemon's answer to a checkpoint request."""
 
     action: ClassVar[str] = "checkpoint"
     sequence_number: str | None = None
+    """The position checkpointed (``None``: the last record delivered)."""
     sub_sequence_number: int | None = None
     error: str | None = None
+    """Why the checkpoint failed, as the Java exception's simple class name (such
+    as ``ShutdownException``), or ``None`` when it succeeded."""
 
 
 @dataclass(frozen=True, slots=True)
