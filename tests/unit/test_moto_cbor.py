@@ -526,3 +526,23 @@ def test_list_metrics_names_each_metric_once(fresh_emulator: EmbeddedEmulator) -
         cw, "once", "RecordsProcessed", dict((d["Name"], d["Value"]) for d in shard)
     )
     assert point.sample_count == 10 and point.sum == 20
+
+
+def test_requests_are_routed_without_listing_moto_s_folders_each_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """moto lists its package directory on every request; the server lists it once."""
+    from moto import backends
+
+    listed = list(backends.list_of_moto_modules())
+    monkeypatch.setattr(backends, "list_of_moto_modules", backends.list_of_moto_modules)
+    assert moto_server.list_moto_modules_once()
+
+    def no_listing(path: object) -> list[str]:
+        raise AssertionError(f"listed {path} again")
+
+    monkeypatch.setattr("os.listdir", no_listing)
+    assert "kinesis" in listed and "dynamodb" in listed
+    assert sorted(backends.list_of_moto_modules()) == sorted(listed)
+    assert "kinesis" in backends.list_of_moto_modules()
+    assert "kinesis.us-east-1.amazonaws.com" not in backends.list_of_moto_modules()
