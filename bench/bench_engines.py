@@ -1,6 +1,6 @@
 """Distributed-behaviour figures on both Kinesis engines, side by side in one run.
 
-    python bench/bench_engines.py [--records 12000] [--latency 100] [--cold-runs 3]
+    python bench/bench_engines.py [--records 12000] [--rounds 3] [--latency 100] [--cold-runs 3]
 
 For each engine (moto alone; kinesis-mock for Kinesis with DynamoDB and
 CloudWatch on moto), with the real KCL 1.15.3 daemon and processors/recorder.py
@@ -29,7 +29,11 @@ CloudWatch on moto), with the real KCL 1.15.3 daemon and processors/recorder.py
   and max over ``--cold-runs``, each with a deadline.
 
 The phases are interleaved: each phase runs on every engine before the next
-phase, and the cold starts alternate between the engines.
+phase, and the cold starts alternate between the engines. The end-to-end phase
+runs ``--rounds`` times (the order of the contenders reversed every other
+round), each with its raw rate measured right after it on the same stream; the
+table gives the medians, with the range of the ratio, as the machine's noise
+moves one run's ratio by a tenth.
 
 Failover after ``kill -9`` is measured by bench/bench_failover.py. Needs a
 bootstrapped cache (``kclpy-local bootstrap``), moto, and Node.js for
@@ -208,6 +212,21 @@ class EndToEnd:
     rate: float  # records/s from STARTED
     steady: float  # records/s from the first batch's start
     stages: dict[str, float]  # median seconds of each of STAGES
+    raw: float = float("nan")  # the engine's raw GetRecords rate, measured right after
+
+
+def median_of(rounds: list[EndToEnd]) -> tuple[EndToEnd, tuple[float, float]]:
+    """The medians of the rounds' figures, and the range of their ratios to raw."""
+    ratios = [r.rate / r.raw for r in rounds]
+    return (
+        EndToEnd(
+            statistics.median(r.rate for r in rounds),
+            statistics.median(r.steady for r in rounds),
+            {stage: statistics.median(r.stages[stage] for r in rounds) for stage in STAGES},
+            statistics.median(r.raw for r in rounds),
+        ),
+        (min(ratios), max(ratios)),
+    )
 
 
 def _stages(
@@ -259,20 +278,21 @@ def _stages(
     }
 
 
-def end_to_end(engine: Engine, workdir: Path, count: int) -> EndToEnd:
+def end_to_end(engine: Engine, workdir: Path, count: int, round_: int = 0) -> EndToEnd:
     """Records/s to the acknowledgement of the last batch (the runtime's progress
     event, written after the processor returned), the records put first: from the
     worker's STARTED (counting the KCL's lease taking and first reads), and from
     the start of the first batch (the recorder's stamp; its GetRecords not counted),
     with the stages of that time."""
-    stream, path = f"e2e-{engine.name}", workdir / f"e2e-{engine.name}.jsonl"
-    progress = workdir / f"e2e-{engine.name}.progress"
+    name = f"{engine.name}-{round_}"
+    stream, path = f"e2e-{name}", workdir / f"e2e-{name}.jsonl"
+    progress = workdir / f"e2e-{name}.progress"
     put(engine, stream, count)
     lines: list[tuple[float, str]] = []
     with daemon(
         engine,
         stream,
-        f"e2e-app-{engine.name}",
+        f"e2e-app-{name}",
         path,
         progress,
         log=lambda line: lines.append((time.time(), line)),
@@ -288,7 +308,12 @@ def end_to_end(engine: Engine, workdir: Path, count: int) -> EndToEnd:
     done = max(float(e["t"]) for e in ledger(progress) if e.get("event") == "records")  # type: ignore[arg-type]
     first = min(float(e["processed_at"]) for e in entries)  # type: ignore[arg-type]
     batches = sorted({(str(e["shard"]), float(e["processed_at"])) for e in entries})  # type: ignore[arg-type]
-    return EndToEnd(count / (done - ready), count / (done - first), _stages(lines, ready, batches))
+    return EndToEnd(
+        count / (done - ready),
+        count / (done - first),
+        _stages(lines, ready, batches),
+        raw_get_records(engine, stream, count),
+    )
 
 
 def latency(engine: Engine, workdir: Path, count: int) -> tuple[list[float], int]:
@@ -330,6 +355,7 @@ def cold_start(engine: Engine, workdir: Path, index: int) -> float | None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=12000)
+    parser.add_argument("--rounds", type=int, default=3, help="end-to-end rounds per contender")
     parser.add_argument("--latency", type=int, default=100)
     parser.add_argument("--cold-runs", type=int, default=3)
     args = parser.parse_args()
@@ -341,14 +367,13 @@ def main() -> None:
             Engine("moto-kcl-reading", moto.kinesis_url, moto.aws_url, KCL_OWN_READING),
             Engine("moto-jvm-own-jit", moto.kinesis_url, moto.aws_url, env=JVM_OWN_JIT),
         ]
-        e2e: dict[str, EndToEnd] = {}
-        raw: dict[str, float] = {}
+        rounds: dict[str, list[EndToEnd]] = {engine.name: [] for engine in contenders}
         lat: dict[str, tuple[list[float], int]] = {}
         cold: dict[str, list[float | None]] = {engine.name: [] for engine in found}
-        for engine in contenders:
-            print(f"{engine.name}: end to end ...", file=sys.stderr, flush=True)
-            e2e[engine.name] = end_to_end(engine, workdir, args.records)
-            raw[engine.name] = raw_get_records(engine, f"e2e-{engine.name}", args.records)
+        for i in range(args.rounds):
+            for engine in contenders if i % 2 == 0 else reversed(contenders):
+                print(f"{engine.name}: end to end {i + 1} ...", file=sys.stderr, flush=True)
+                rounds[engine.name].append(end_to_end(engine, workdir, args.records, i))
         for engine in contenders:
             print(f"{engine.name}: latency ...", file=sys.stderr, flush=True)
             lat[engine.name] = latency(engine, workdir, args.latency)
@@ -358,17 +383,20 @@ def main() -> None:
                 cold[engine.name].append(cold_start(engine, workdir, i))
     print(
         f"{'contender':18} {'e2e rec/s':>10} {'(1st batch)':>11} {'raw GetRecords':>15} {'ratio':>6} "
-        f"{'(1st b.)':>8}   " + " ".join(f"{stage:>10}" for stage in STAGES)
+        f"{'(range)':>11} {'(1st b.)':>8}   " + " ".join(f"{stage:>10}" for stage in STAGES)
     )
     for engine in contenders:
-        result, base = e2e[engine.name], raw[engine.name]
+        result, (low, high) = median_of(rounds[engine.name])
+        ratio = statistics.median(r.rate / r.raw for r in rounds[engine.name])
+        steady = statistics.median(r.steady / r.raw for r in rounds[engine.name])
         print(
-            f"{engine.name:18} {result.rate:10,.0f} {result.steady:11,.0f} {base:15,.0f} {result.rate / base:5.2f}x "
-            f"{result.steady / base:7.2f}x   "
+            f"{engine.name:18} {result.rate:10,.0f} {result.steady:11,.0f} {result.raw:15,.0f} "
+            f"{ratio:5.2f}x {f'{low:.2f}-{high:.2f}':>11} {steady:7.2f}x   "
             + " ".join(f"{result.stages[stage] * 1000:10.0f}" for stage in STAGES)
         )
     print(
-        f"({args.records} records of ~100 B on {SHARDS} shards, {MAX_RECORDS} per GetRecords; raw: {SHARDS} "
+        f"(medians of {args.rounds} round(s); the ratios are each round's e2e over its raw rate; "
+        f"{args.records} records of ~100 B on {SHARDS} shards, {MAX_RECORDS} per GetRecords; raw: {SHARDS} "
         "concurrent readers, as the daemon. Stages, median ms: start = STARTED to a processor's initialize "
         "answer; first = that to its first batch; per batch: to child = the JVM writing it to the processor "
         "starting on it; work = the processor's work to the checkpoint the KCL validated; checkpoint = its "

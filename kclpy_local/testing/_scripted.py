@@ -83,11 +83,11 @@ class Outcome:
             raise AssertionError(f"{self.transcript.name}:\n  {detail}\nstderr:\n{self.stderr}")
 
 
+@dataclass(frozen=True)
 class ScriptedDaemon:
     """Plays the daemon's side of a transcript against a processor."""
 
-    def __init__(self, transcript: Transcript) -> None:
-        self.transcript = transcript
+    transcript: Transcript
 
     def run(
         self,
