@@ -39,15 +39,19 @@ put (its comparison of dimension lists fails on all but identical single-pair
 lists) and takes time quadratic in the data points: about 4 s for the 10,000 a
 KCL 3.x worker on two shards puts in three minutes, 130 s for 50,000. The
 server's ``ListMetrics`` answers each namespace, name and set of dimensions
-once, as CloudWatch does, in one pass over the data points. And it routes a
-request without listing moto's package directory each time
-(:func:`list_moto_modules_once`).
+once, as CloudWatch does, in one pass over the data points. And two costs of
+moto's own go: it routes a request without listing moto's package directory
+each time (:func:`list_moto_modules_once`), and its Kinesis encodes a GetRecords
+answer straight to AWS JSON instead of through botocore's model, record by
+record (:func:`encode_get_records_directly`; the same document, a third of the
+time).
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import calendar
 import datetime as dt
 import functools
 import gzip
@@ -74,6 +78,7 @@ __all__ = [
     "SERVICES",
     "CborFront",
     "decode_request",
+    "encode_get_records_directly",
     "list_each_metric_once",
     "list_moto_modules_once",
     "main",
@@ -464,6 +469,57 @@ def list_moto_modules_once() -> bool:
     return True
 
 
+def encode_get_records_directly() -> bool:
+    """Make moto's Kinesis answer ``GetRecords`` with the records encoded straight
+    to AWS JSON: moto 5.2.5 decodes each record's base64, then walks botocore's
+    model for every member of every record to encode it again, which took about a
+    third of the server's time on a stream of GetRecords (28 ms of CPU for 1,000
+    records). The request, its parameters, the backend's reading and its errors
+    stay moto's; the answer has the same members and values (the data's base64,
+    the arrival time in epoch seconds truncated to the millisecond). Whether it
+    was done (not on a moto whose Kinesis has another shape: its own stays)."""
+    from moto.kinesis.responses import KinesisResponse
+
+    own = getattr(KinesisResponse, "get_records", None)
+    if not callable(own) or not hasattr(KinesisResponse, "kinesis_backend"):
+        return False
+
+    def get_records(self: Any) -> Any:
+        next_iterator, records, millis_behind = self.kinesis_backend.get_records(
+            self._get_param("StreamARN"), self._get_param("ShardIterator"), self._get_param("Limit")
+        )
+        try:
+            encoded = [_record_json(record) for record in records]
+        except (AttributeError, TypeError, ValueError):  # a record of another shape
+            return own(self)
+        document = {
+            "Records": encoded,
+            "NextShardIterator": next_iterator,
+            "MillisBehindLatest": millis_behind,
+        }
+        return json.dumps(document), {"Content-Type": _KINESIS_CONTENT_TYPE}
+
+    KinesisResponse.get_records = get_records  # type: ignore[method-assign]
+    return True
+
+
+_KINESIS_CONTENT_TYPE = "application/x-amz-json-1.1"
+
+
+def _record_json(record: Any) -> dict[str, object]:
+    """One moto Kinesis record as GetRecords answers it in AWS JSON."""
+    at: dt.datetime = record.created_at_datetime
+    seconds: float = calendar.timegm(at.timetuple())
+    if at.microsecond:  # as botocore's serializer: truncated to the millisecond
+        seconds += (at.microsecond // 1000) / 1000.0
+    return {
+        "SequenceNumber": str(record.sequence_number),
+        "ApproximateArrivalTimestamp": seconds,
+        "Data": base64.b64encode(base64.b64decode(record.data)).decode("ascii"),
+        "PartitionKey": record.partition_key,
+    }
+
+
 def make_app() -> WsgiApp:
     """moto's application (every service, routed by the signature) behind :class:`CborFront`."""
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
@@ -482,6 +538,7 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, _exit)
     list_each_metric_once()
     list_moto_modules_once()
+    encode_get_records_directly()
 
     from moto.moto_server.werkzeug_app import MotoRequestHandler
     from werkzeug.serving import run_simple
