@@ -49,7 +49,14 @@ class _Message:
 
     __slots__ = ()
     action: ClassVar[str]
+    """The message's ``action`` on the wire: a class keyword, ``class Shutdown(_Message,
+    action="shutdown")``."""
     __dataclass_fields__: ClassVar[dict[str, Field[Any]]]
+
+    def __init_subclass__(cls, *, action: str | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if action is not None:  # None when dataclass(slots=True) makes the class again
+            cls.action = action
 
     def to_wire(self) -> dict[str, Any]:
         wire: dict[str, Any] = {"action": self.action}
@@ -93,7 +100,7 @@ class Record:
 
 
 @dataclass(frozen=True, slots=True)
-class Initialize(_Message):
+class Initialize(_Message, action="initialize"):
     """The first message to a processor: which shard, and where it resumes.
 
     ``stream_name`` is the stream the shard belongs to, when the daemon says so
@@ -101,7 +108,6 @@ class Initialize(_Message):
     several (``streamNames``); KCL 1.x and the stock daemons do not.
     """
 
-    action: ClassVar[str] = "initialize"
     shard_id: str
     sequence_number: str | None = None
     sub_sequence_number: int | None = None
@@ -120,10 +126,9 @@ class Initialize(_Message):
 
 
 @dataclass(frozen=True, slots=True)
-class ProcessRecords(_Message):
+class ProcessRecords(_Message, action="processRecords"):
     """A batch of records, and how far behind the tip of the shard it is."""
 
-    action: ClassVar[str] = "processRecords"
     records: tuple[Record, ...]
     millis_behind_latest: int | None = None
 
@@ -136,39 +141,31 @@ class ProcessRecords(_Message):
 
 
 @dataclass(frozen=True, slots=True)
-class Shutdown(_Message):
+class Shutdown(_Message, action="shutdown"):
     """KCL 1.x: the processor is shut down (TERMINATE = shard end, ZOMBIE = lease lost)."""
 
-    action: ClassVar[str] = "shutdown"
     reason: ShutdownReason
 
 
 @dataclass(frozen=True, slots=True)
-class ShutdownRequested(_Message):
+class ShutdownRequested(_Message, action="shutdownRequested"):
     """The worker shuts down gracefully; the processor may checkpoint."""
 
-    action: ClassVar[str] = "shutdownRequested"
-
 
 @dataclass(frozen=True, slots=True)
-class LeaseLost(_Message):
+class LeaseLost(_Message, action="leaseLost"):
     """KCL 2.x/3.x: another worker took the lease; do not checkpoint."""
 
-    action: ClassVar[str] = "leaseLost"
-
 
 @dataclass(frozen=True, slots=True)
-class ShardEnded(_Message):
+class ShardEnded(_Message, action="shardEnded"):
     """KCL 2.x/3.x: the shard is closed and fully read; the processor must checkpoint."""
 
-    action: ClassVar[str] = "shardEnded"
-
 
 @dataclass(frozen=True, slots=True)
-class CheckpointReply(_Message):
+class CheckpointReply(_Message, action="checkpoint"):
     """The daemon's answer to a checkpoint request."""
 
-    action: ClassVar[str] = "checkpoint"
     sequence_number: str | None = None
     """The position checkpointed (``None``: the last record delivered)."""
     sub_sequence_number: int | None = None
@@ -178,18 +175,16 @@ class CheckpointReply(_Message):
 
 
 @dataclass(frozen=True, slots=True)
-class Status(_Message):
+class Status(_Message, action="status"):
     """Child to daemon: the message ``response_for`` has been fully handled."""
 
-    action: ClassVar[str] = "status"
     response_for: str
 
 
 @dataclass(frozen=True, slots=True)
-class CheckpointRequest(_Message):
+class CheckpointRequest(_Message, action="checkpoint"):
     """Child to daemon: checkpoint at this position (``None``: the last record delivered)."""
 
-    action: ClassVar[str] = "checkpoint"
     sequence_number: str | None = None
     sub_sequence_number: int | None = None
 
