@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kclpy_local import _aws
+from kclpy_local._emulators.moto import EmbeddedEmulator
 from kclpy_local._jvm.bootstrap import Installation, bootstrap
 from kclpy_local._jvm.daemon import Daemon
-from kclpy_local._emulators.moto import EmbeddedEmulator
 
 ROOT = Path(__file__).resolve().parents[1]
 PROFILE = ROOT / "properties" / "local.properties"

@@ -47,9 +47,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kclpy_local import _aws
+from kclpy_local._emulators.moto import EmbeddedEmulator
 from kclpy_local._jvm.bootstrap import Installation, bootstrap, default_cache_dir
 from kclpy_local._jvm.daemon import LOCAL_PROFILE, Daemon
-from kclpy_local._emulators.moto import EmbeddedEmulator
 
 ROOT = Path(__file__).resolve().parents[1]
 RECORDER = ROOT / "processors" / "recorder.py"

@@ -35,9 +35,9 @@ from pathlib import Path
 
 from kclpy_local import _aws
 from kclpy_local._config.generations import GENERATIONS
+from kclpy_local._emulators.moto import EmbeddedEmulator
 from kclpy_local._jvm.bootstrap import Installation, installation
 from kclpy_local._jvm.daemon import LOCAL_PROFILE, Daemon
-from kclpy_local._emulators.moto import EmbeddedEmulator
 
 ROOT = Path(__file__).resolve().parents[1]
 RECORDER = ROOT / "processors" / "recorder.py"

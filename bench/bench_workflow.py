@@ -32,9 +32,9 @@ import time
 from pathlib import Path
 
 from kclpy_local import _aws
+from kclpy_local._emulators.moto import EmbeddedEmulator
 from kclpy_local._jvm.bootstrap import installation
 from kclpy_local._jvm.daemon import LOCAL_PROFILE, Daemon, processor_command
-from kclpy_local._emulators.moto import EmbeddedEmulator
 
 ROOT = Path(__file__).resolve().parents[1]
 RECORDER = ROOT / "processors" / "recorder.py"

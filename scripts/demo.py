@@ -10,10 +10,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from kclpy_local import _aws
+from kclpy_local import KclpyLocalError, _aws
+from kclpy_local._emulators.moto import EmbeddedEmulator
 from kclpy_local._jvm.daemon import Daemon
 from kclpy_local._jvm.supervise import StopReport
-from kclpy_local._emulators.moto import EmbeddedEmulator
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -69,4 +69,10 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    try:
+        raise SystemExit(main())
+    except KclpyLocalError as exc:  # a stale launcher, a missing Java, a port taken: say so
+        print(f"demo: error: {exc}", file=sys.stderr)
+        if exc.hint:
+            print(f"hint: {exc.hint}", file=sys.stderr)
+        raise SystemExit(exc.exit_code) from None

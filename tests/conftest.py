@@ -26,7 +26,6 @@ from pathlib import Path
 import pytest
 
 from kclpy_local import _env
-from kclpy_local._env import default_cache_dir
 from kclpy_local._emulators.ferrokinesis import (
     Ferrokinesis,
     FerrokinesisInstallation,
@@ -34,14 +33,6 @@ from kclpy_local._emulators.ferrokinesis import (
 )
 from kclpy_local._emulators.ferrokinesis import ensure_installed as ensure_ferrokinesis
 from kclpy_local._emulators.ferrokinesis import find_installation as find_ferrokinesis
-from kclpy_local._exceptions import FerrokinesisInstallError
-from kclpy_local._emulators.ministack import (
-    MiniStack,
-    MiniStackInstallation,
-    MiniStackInstallError,
-)
-from kclpy_local._emulators.ministack import ensure_installed as ensure_ministack
-from kclpy_local._emulators.moto import EmbeddedEmulator
 from kclpy_local._emulators.kinesis_mock import (
     KinesisMock,
     KinesisMockInstallation,
@@ -50,6 +41,15 @@ from kclpy_local._emulators.kinesis_mock import (
     find_installation,
     node_problem,
 )
+from kclpy_local._emulators.ministack import (
+    MiniStack,
+    MiniStackInstallation,
+    MiniStackInstallError,
+)
+from kclpy_local._emulators.ministack import ensure_installed as ensure_ministack
+from kclpy_local._emulators.moto import EmbeddedEmulator
+from kclpy_local._env import default_cache_dir
+from kclpy_local._exceptions import FerrokinesisInstallError
 
 pytest_plugins = ["pytester"]
 

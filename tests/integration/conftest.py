@@ -31,10 +31,10 @@ import pytest
 
 from kclpy_local import _env
 from kclpy_local._emulators import localstack as _localstack
-from kclpy_local._env import default_cache_dir
-from kclpy_local._jvm.bootstrap import Installation, run_bootstrap
 from kclpy_local._emulators.moto import DEFAULT_HOST, EmbeddedEmulator, wait_ready
+from kclpy_local._env import default_cache_dir
 from kclpy_local._exceptions import ArtifactDownloadError, EmulatorError, JavaNotFoundError
+from kclpy_local._jvm.bootstrap import Installation, run_bootstrap
 
 
 @pytest.fixture(scope="session")

@@ -42,9 +42,9 @@ from _helpers import (
 )
 
 from kclpy_local import _aws
+from kclpy_local._emulators.moto import EmbeddedEmulator
 from kclpy_local._jvm.bootstrap import Installation
 from kclpy_local._jvm.daemon import LOCAL_PROFILE, Daemon
-from kclpy_local._emulators.moto import EmbeddedEmulator
 from kclpy_local._jvm.guard import GenerationConflictError
 
 pytestmark = pytest.mark.integration

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from kclpy_local._exceptions import DaemonStartError
 from kclpy_local._jvm.bootstrap import Installation
 from kclpy_local._jvm.daemon import READY_MARKER, Daemon
-from kclpy_local._exceptions import DaemonStartError
 
 pytestmark = pytest.mark.integration
 

@@ -23,9 +23,9 @@ from typing import Protocol
 import pytest
 
 from kclpy_local import _aws
+from kclpy_local._emulators.moto import EmbeddedEmulator
 from kclpy_local._jvm.bootstrap import Installation
 from kclpy_local._jvm.daemon import Daemon
-from kclpy_local._emulators.moto import EmbeddedEmulator
 
 pytestmark = pytest.mark.integration
 

@@ -40,11 +40,11 @@ import pytest
 from proxy import PausableProxy  # tests/proxy.py
 
 from kclpy_local import _aws
-from kclpy_local._jvm.bootstrap import Installation
 from kclpy_local._emulators.moto import EmbeddedEmulator, free_port
+from kclpy_local._jvm.bootstrap import Installation
+from kclpy_local._jvm.supervise import ExitReason
 from kclpy_local._process import pid_alive
 from kclpy_local._runtime.progress import ProgressBoard
-from kclpy_local._jvm.supervise import ExitReason
 from kclpy_local.testing import LocalStream, ProcessorRun
 
 pytestmark = pytest.mark.integration

@@ -25,9 +25,9 @@ from pathlib import Path
 import pytest
 
 from kclpy_local import _aws
+from kclpy_local._emulators.moto import READY_PATH, EmbeddedEmulator, free_port, wait_ready
 from kclpy_local._jvm.bootstrap import Installation, installation
 from kclpy_local._jvm.daemon import READY_MARKER, Daemon
-from kclpy_local._emulators.moto import READY_PATH, EmbeddedEmulator, free_port, wait_ready
 from kclpy_local._jvm.jars import load_lock
 
 pytestmark = pytest.mark.integration

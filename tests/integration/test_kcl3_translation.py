@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 
 from kclpy_local import _aws
-from kclpy_local._jvm.bootstrap import Installation
 from kclpy_local._cli import main
 from kclpy_local._emulators.moto import EmbeddedEmulator
+from kclpy_local._jvm.bootstrap import Installation
 from kclpy_local.testing import LocalStream, ProcessorRun
 
 pytestmark = pytest.mark.integration

@@ -25,19 +25,19 @@ from typing import Any
 import pytest
 
 from kclpy_local import _aws
-from kclpy_local._jvm.bootstrap import Installation
 from kclpy_local._cli import main
-from kclpy_local._emulators.registry import PID_FILE, read_record
-from kclpy_local._jvm.daemon import Daemon
-from kclpy_local._emulators.moto import EmbeddedEmulator
-from kclpy_local._process import pid_alive
-from kclpy_local._exceptions import PortInUseError
 from kclpy_local._emulators.kinesis_mock import (
     CBOR_RECORDS_WORK,
     KinesisMock,
     KinesisMockInstallation,
     stop_group,
 )
+from kclpy_local._emulators.moto import EmbeddedEmulator
+from kclpy_local._emulators.registry import PID_FILE, read_record
+from kclpy_local._exceptions import PortInUseError
+from kclpy_local._jvm.bootstrap import Installation
+from kclpy_local._jvm.daemon import Daemon
+from kclpy_local._process import pid_alive
 
 pytestmark = pytest.mark.integration
 

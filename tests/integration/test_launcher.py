@@ -13,15 +13,14 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import pytest
+from _helpers import SHARD_END, read_jsonl, shards, split_shard, wait_active, wait_for
 
 from kclpy_local import _aws
-from kclpy_local._jvm.bootstrap import Installation, installation
-from kclpy_local._jvm.daemon import READY_MARKER, Daemon
 from kclpy_local._emulators.kinesis_mock import KinesisMock
 from kclpy_local._emulators.moto import EmbeddedEmulator
+from kclpy_local._jvm.bootstrap import Installation, installation
+from kclpy_local._jvm.daemon import READY_MARKER, Daemon
 from kclpy_local._jvm.jars import load_lock
-
-from _helpers import SHARD_END, read_jsonl, shards, split_shard, wait_active, wait_for
 
 pytestmark = pytest.mark.integration
 

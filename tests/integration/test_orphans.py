@@ -21,13 +21,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from _helpers import read_jsonl, wait_for
 
 from kclpy_local import _aws
 from kclpy_local._emulators.moto import EmbeddedEmulator
 from kclpy_local._jvm.bootstrap import Installation
 from kclpy_local._jvm.supervise import GRACEFUL_MARKER
-
-from _helpers import read_jsonl, wait_for
 
 pytestmark = pytest.mark.integration
 

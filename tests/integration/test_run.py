@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from kclpy_local import _aws
-from kclpy_local._jvm.bootstrap import Installation
 from kclpy_local._emulators.moto import EmbeddedEmulator
+from kclpy_local._jvm.bootstrap import Installation
 
 pytestmark = pytest.mark.integration
 
@@ -385,9 +385,8 @@ def test_two_runs_of_one_application_keep_their_own_files(
     one, two = (run_directory(run) for run in runs)
     assert one != two and one.parent == two.parent == tmp_path / "state" / "runs"
     # Each holds its directory while it runs.
-    with pytest.raises(RunDirectoryBusyError):
-        with open_run_directory("twin", explicit=one):
-            pass
+    with pytest.raises(RunDirectoryBusyError), open_run_directory("twin", explicit=one):
+        pass
     put = _aws.put_records(_aws.client("kinesis", endpoint), "twin",
                            [(f"r{i}".encode(), f"pk{i}") for i in range(20)])
     wait_for(lambda: {p.sequence_number + p.shard_id for p in put}

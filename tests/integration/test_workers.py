@@ -43,9 +43,9 @@ from types import TracebackType
 import pytest
 
 from kclpy_local import _aws
+from kclpy_local._emulators.moto import EmbeddedEmulator
 from kclpy_local._jvm.bootstrap import Installation
 from kclpy_local._jvm.daemon import LOCAL_PROFILE, Daemon
-from kclpy_local._emulators.moto import EmbeddedEmulator
 
 pytestmark = pytest.mark.integration
 

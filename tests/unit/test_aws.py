@@ -5,15 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import moto.server  # noqa: F401 - the test extra installs it
 import pytest
 
 from kclpy_local import _aws
 from kclpy_local._aws import Lease, PutBatch, PutResult
-from kclpy_local._exceptions import PutRecordsError
 from kclpy_local._emulators.moto import EmbeddedEmulator, free_port
-from kclpy_local._exceptions import EmulatorError, KclpyLocalError
-
-import moto.server  # noqa: F401 - the test extra installs it
+from kclpy_local._exceptions import EmulatorError, KclpyLocalError, PutRecordsError
 
 
 @pytest.mark.parametrize(

@@ -26,6 +26,13 @@ from typing import Any
 
 import pytest
 
+from kclpy_local._cli import main
+from kclpy_local._exceptions import (
+    ArtifactDownloadError,
+    ArtifactIntegrityError,
+    BootstrapError,
+    UsageError,
+)
 from kclpy_local._jvm import bootstrap as _bootstrap
 from kclpy_local._jvm.bootstrap import (
     DownloadRetry,
@@ -34,9 +41,12 @@ from kclpy_local._jvm.bootstrap import (
     run_bootstrap,
 )
 from kclpy_local._jvm.cache import CacheLayout, atomic_writer, locked
-from kclpy_local._cli import main
-from kclpy_local._exceptions import ArtifactDownloadError, ArtifactIntegrityError, BootstrapError, UsageError
-from kclpy_local._jvm.fetch import DEFAULT_DOWNLOAD_TIMEOUT, DEFAULT_REPOSITORY, download_timeout, resolve_repository
+from kclpy_local._jvm.fetch import (
+    DEFAULT_DOWNLOAD_TIMEOUT,
+    DEFAULT_REPOSITORY,
+    download_timeout,
+    resolve_repository,
+)
 from kclpy_local._jvm.jars import Artifact, LauncherSpec, Lock, load_lock, sources_sha256
 
 # --------------------------------------------------------------------------- stub repository

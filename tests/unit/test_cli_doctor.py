@@ -16,14 +16,14 @@ from typing import Any
 
 import pytest
 
-from kclpy_local._jvm.bootstrap import installation
-from kclpy_local._env import default_cache_dir
-from kclpy_local._jvm.cache import CacheLayout
 from kclpy_local._cli import doctor, main
 from kclpy_local._emulators.moto import EmbeddedEmulator
+from kclpy_local._env import default_cache_dir
 from kclpy_local._exceptions import BootstrapError
-from kclpy_local._jvm.jars import Artifact, Lock, load_lock
+from kclpy_local._jvm.bootstrap import installation
+from kclpy_local._jvm.cache import CacheLayout
 from kclpy_local._jvm.discovery import JavaTool
+from kclpy_local._jvm.jars import Artifact, Lock, load_lock
 from kclpy_local._jvm.launcher import install_launcher
 
 GOOD_PROPERTIES = """\

@@ -7,13 +7,12 @@ import re
 import socket
 from typing import Any
 
+import moto.server  # noqa: F401 - the test extra installs it
 import pytest
 
 from kclpy_local import _aws
 from kclpy_local._cli import main
 from kclpy_local._emulators.moto import EmbeddedEmulator
-
-import moto.server  # noqa: F401 - the test extra installs it
 
 SEQ = "49590338271490256608559692538361571095921575989136588898"
 

@@ -8,14 +8,13 @@ import socket
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import moto.server  # noqa: F401 - the test extra installs it
 import pytest
 
 from kclpy_local import _aws
 from kclpy_local._cli import main
 from kclpy_local._cli.metrics import _period
 from kclpy_local._emulators.moto import EmbeddedEmulator
-
-import moto.server  # noqa: F401 - the test extra installs it
 
 SHARD = [{"Name": "ShardId", "Value": "shardId-000000000000"}, {"Name": "Operation", "Value": "ProcessTask"}]
 

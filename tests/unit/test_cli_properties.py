@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from kclpy_local._cli import main
-from kclpy_local._config.kcl3_keys import KCL3_KEYS
 from kclpy_local._config.kcl1_keys import KCL1_KEYS
+from kclpy_local._config.kcl3_keys import KCL3_KEYS
 from kclpy_local._config.properties import read_properties
 
 REPO = Path(__file__).resolve().parents[2]

@@ -10,14 +10,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+import moto.server  # noqa: F401 - the test extra installs it
 import pytest
 
 from kclpy_local import _aws
 from kclpy_local._cli import main
 from kclpy_local._cli import put as put_cli
 from kclpy_local._emulators.moto import EmbeddedEmulator
-
-import moto.server  # noqa: F401 - the test extra installs it
 
 
 def after_endpoint(err: str) -> str:

@@ -18,8 +18,8 @@ import pytest
 from kclpy_local import _aws
 from kclpy_local._cli import build_parser, main
 from kclpy_local._cli.run import RUN_PROFILE, plan
-from kclpy_local._runtime.progress import ProgressBoard, ProgressWriter
 from kclpy_local._runtime.loop import Runtime
+from kclpy_local._runtime.progress import ProgressBoard, ProgressWriter
 
 ROOT = Path(__file__).resolve().parents[2]
 RECORDER = ROOT / "processors" / "recorder.py"

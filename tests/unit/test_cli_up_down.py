@@ -11,22 +11,21 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import moto.server  # noqa: F401 - the test extra installs it
 import pytest
 
-from kclpy_local._emulators import moto as _emulator
 from kclpy_local._cli import main
+from kclpy_local._emulators import moto as _emulator
+from kclpy_local._emulators.moto import READY_PATH, wait_ready
 from kclpy_local._emulators.registry import (
     PID_FILE,
     EmulatorRecord,
     read_record,
     write_record,
 )
-from kclpy_local._emulators.moto import READY_PATH, wait_ready
-from kclpy_local._process import pid_alive
 from kclpy_local._env import default_state_dir
 from kclpy_local._exceptions import EmulatorError
-
-import moto.server  # noqa: F401 - the test extra installs it
+from kclpy_local._process import pid_alive
 
 
 @pytest.fixture

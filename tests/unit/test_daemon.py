@@ -19,11 +19,11 @@ from pathlib import Path
 
 import pytest
 
+from kclpy_local._cli import main
+from kclpy_local._exceptions import DaemonStartError, JavaNotFoundError, PropertiesError
 from kclpy_local._jvm import daemon as _daemon
 from kclpy_local._jvm.bootstrap import Installation
-from kclpy_local._cli import main
 from kclpy_local._jvm.daemon import READY_MARKER, Daemon, daemon_argv
-from kclpy_local._exceptions import DaemonStartError, JavaNotFoundError, PropertiesError
 
 FAKE_JVM = textwrap.dedent(
     """\

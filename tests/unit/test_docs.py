@@ -11,9 +11,8 @@ from typing import Any
 import pytest
 
 from kclpy_local import _docgen as _docs
-
-from kclpy_local._protocol import schemas as _schemas
 from kclpy_local._config.kcl1_keys import KCL1_KEYS, KCL1_UNSETTABLE
+from kclpy_local._protocol import schemas as _schemas
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"

@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import moto.server  # noqa: F401 - the test extra installs it
 import pytest
 
 from kclpy_local._emulators import _engine
@@ -22,8 +23,6 @@ from kclpy_local._emulators.moto import (
 )
 from kclpy_local._exceptions import EmulatorError, PortInUseError
 from kclpy_local._process import pid_alive
-
-import moto.server  # noqa: F401 - the test extra installs it
 
 
 def _answers(url: str) -> bool:

@@ -4,9 +4,9 @@ and no ``KCLPY_LOCAL_*`` name read anywhere that the table does not declare."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
-from pathlib import Path
 
 from kclpy_local import _env
 

@@ -15,16 +15,16 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import moto.server  # noqa: F401 - the test extra installs it
 import pytest
 
 from kclpy_local import _aws
-
-from kclpy_local._jvm import daemon as _daemon
-from kclpy_local._jvm.bootstrap import Installation
 from kclpy_local._cli import main
-from kclpy_local._jvm.daemon import Daemon
 from kclpy_local._emulators.moto import EmbeddedEmulator, free_port
 from kclpy_local._exceptions import DaemonError, JavaNotFoundError
+from kclpy_local._jvm import daemon as _daemon
+from kclpy_local._jvm.bootstrap import Installation
+from kclpy_local._jvm.daemon import Daemon
 from kclpy_local._jvm.guard import (
     GenerationConflictError,
     GuardResult,
@@ -33,8 +33,6 @@ from kclpy_local._jvm.guard import (
     check_generations,
     classify,
 )
-
-import moto.server  # noqa: F401 - the test extra installs it
 
 TABLE = "app-guard"
 SHARDS = [f"shardId-00000000000{i}" for i in range(3)]

@@ -12,7 +12,13 @@ from typing import Any
 import pytest
 
 from kclpy_local._exceptions import BootstrapError
-from kclpy_local._jvm.jars import Artifact, available_generations, load_lock, parse_lock, sources_sha256
+from kclpy_local._jvm.jars import (
+    Artifact,
+    available_generations,
+    load_lock,
+    parse_lock,
+    sources_sha256,
+)
 
 
 def _raw(generation: int = 1) -> dict[str, Any]:

@@ -15,10 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from kclpy_local._cli import main
 from kclpy_local._emulators import _engine
 from kclpy_local._emulators import kinesis_mock as km
-from kclpy_local._cli import main
-from kclpy_local._emulators.registry import PID_FILE
 from kclpy_local._emulators.kinesis_mock import (
     INTEGRITY,
     VERSION,
@@ -33,6 +32,7 @@ from kclpy_local._emulators.kinesis_mock import (
     node_problem,
     preload_path,
 )
+from kclpy_local._emulators.registry import PID_FILE
 
 NODE = km.shutil.which("node")
 NPM = km.shutil.which("npm")

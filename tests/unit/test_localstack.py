@@ -19,16 +19,16 @@ from pathlib import Path
 
 import pytest
 
-from kclpy_local._emulators import localstack as _localstack
 from kclpy_local._cli import main
-from kclpy_local._env import LOCALSTACK_IMAGE as IMAGE_VARIABLE
-from kclpy_local._exceptions import EmulatorError
+from kclpy_local._emulators import localstack as _localstack
 from kclpy_local._emulators.localstack import (
     AUTH_TOKEN_ENV,
     LOCALSTACK_IMAGE,
     configured_image,
     image_needs_token,
 )
+from kclpy_local._env import LOCALSTACK_IMAGE as IMAGE_VARIABLE
+from kclpy_local._exceptions import EmulatorError
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"

@@ -21,7 +21,12 @@ from kclpy_local._emulators.ministack import (
     ensure_installed,
     find_installation,
 )
-from kclpy_local._emulators.registry import EmulatorRecord, read_record, record_is_live, write_record
+from kclpy_local._emulators.registry import (
+    EmulatorRecord,
+    read_record,
+    record_is_live,
+    write_record,
+)
 from kclpy_local._exceptions import EmulatorError, UsageError
 
 

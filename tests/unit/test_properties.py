@@ -15,8 +15,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kclpy_local._exceptions import JavaNotFoundError, PropertiesError
-from kclpy_local._jvm.discovery import find_tool
+from kclpy_local._config import kcl3_keys
+from kclpy_local._config.generations import generation
+from kclpy_local._config.kcl1_keys import (
+    KCL1_KEYS,
+    KCL1_KEYS_BY_NAME,
+    KCL1_UNSETTABLE,
+    check_value,
+)
 from kclpy_local._config.kcl3_keys import (
     KCL1_ONLY_KEYS,
     KCL3_BEANS,
@@ -26,14 +32,6 @@ from kclpy_local._config.kcl3_keys import (
     KCL3_UNSETTABLE,
     bean_property,
 )
-from kclpy_local._config import kcl3_keys
-from kclpy_local._config.kcl1_keys import (
-    KCL1_KEYS,
-    KCL1_KEYS_BY_NAME,
-    KCL1_UNSETTABLE,
-    check_value,
-)
-from kclpy_local._config.generations import generation
 from kclpy_local._config.keyspec import KeyType
 from kclpy_local._config.properties import (
     Problem,
@@ -50,6 +48,8 @@ from kclpy_local._config.properties import (
     validate_properties,
     write_properties,
 )
+from kclpy_local._exceptions import JavaNotFoundError, PropertiesError
+from kclpy_local._jvm.discovery import find_tool
 
 REPO = Path(__file__).resolve().parents[2]
 PROFILE_DIR = REPO / "properties"

@@ -19,7 +19,6 @@ import pytest
 from kclpy_local._cli import main
 from kclpy_local._cli.run import _View
 from kclpy_local._jvm.daemon import READY_MARKER
-from kclpy_local._runtime.progress import ProgressBoard, ProgressWriter
 from kclpy_local._jvm.supervise import (
     GRACEFUL_MARKER,
     RELEASED_MARKER,
@@ -33,6 +32,7 @@ from kclpy_local._jvm.supervise import (
     run_exit_code,
     status_words,
 )
+from kclpy_local._runtime.progress import ProgressBoard, ProgressWriter
 
 ROOT = Path(__file__).resolve().parents[2]
 RECORDER = ROOT / "processors" / "recorder.py"

@@ -10,14 +10,14 @@ from pathlib import Path
 import javaproperties
 import pytest
 
-from kclpy_local._jvm import daemon as _daemon
 from kclpy_local._cli import main
-from kclpy_local._jvm.daemon import READY_MARKER, Daemon
-from kclpy_local._emulators.moto import EmbeddedEmulator
-from kclpy_local._exceptions import PropertiesError
-from kclpy_local._config.kcl3_keys import KCL1_ONLY_KEYS, SDK1_TO_SDK2_PROVIDERS
 from kclpy_local._config.kcl1_keys import SDK2_ONLY_PROVIDERS
-from kclpy_local._config.properties import effective_properties, read_properties, validate_properties
+from kclpy_local._config.kcl3_keys import KCL1_ONLY_KEYS, SDK1_TO_SDK2_PROVIDERS
+from kclpy_local._config.properties import (
+    effective_properties,
+    read_properties,
+    validate_properties,
+)
 from kclpy_local._config.translate import (
     DROPPED_KEYS,
     RENAMED_KEYS,
@@ -26,6 +26,10 @@ from kclpy_local._config.translate import (
     note_lines,
     to_kcl3,
 )
+from kclpy_local._emulators.moto import EmbeddedEmulator
+from kclpy_local._exceptions import PropertiesError
+from kclpy_local._jvm import daemon as _daemon
+from kclpy_local._jvm.daemon import READY_MARKER, Daemon
 
 ROOT = Path(__file__).resolve().parents[2]
 PROFILES = sorted((ROOT / "properties").glob("*.properties"))
