@@ -509,7 +509,10 @@ class Life:
 
     code: int
     stopping: bool
+    """A stop was sent to it: the user's (a stop signal) or the ready timeout's."""
     ran_for: float
+    timed_out: bool = False
+    """The stop was the ready timeout's: the worker did not start in time."""
 
 
 class Supervisor:
@@ -581,7 +584,7 @@ class Supervisor:
         sink, board, view = self.sink, self.board, self.view
         began = time.time()
         origin = self.started if number == 0 else began
-        announced_start = stopping = False
+        announced_start = stopping = timed_out = False
         daemon.start(wait_ready=False)
         code: int | None = None
         while code is None:
@@ -600,6 +603,7 @@ class Supervisor:
                 and time.time() - origin > self.ready_timeout
             ):
                 self.say(f"the worker did not start within {self.ready_timeout:.0f}s; stopping")
+                timed_out = True
                 stop.requested.set()
             notices = sink.watch.check() if sink.watch is not None else []
             for notice in notices + sink.trouble.check():
@@ -618,7 +622,7 @@ class Supervisor:
                 daemon.terminate()
             if code is None and stop.count > 1:
                 code = daemon.stop(timeout=0)
-        return Life(code, stopping, time.time() - began)
+        return Life(code, stopping, time.time() - began, timed_out)
 
     def _finish(self, daemon: Daemon, life: Life, *, interrupted: bool, gave_up: bool) -> int:
         board, view, policy = self.board, self.view, self.policy
@@ -632,6 +636,15 @@ class Supervisor:
             self.say(self.sink.stop.describe(life.code))
             return 0
         result = exit_status(life.code)
+        asked = life.stopping and not life.timed_out
+        if asked and self.sink.started_at is None and result in _STOP_SIGNALS:
+            # The launcher shuts a worker that has not started down at once: no
+            # record processor runs yet, so there is no graceful shutdown to report.
+            self.say(
+                "stopped before the worker started, as asked "
+                f"(daemon exit status {status_words(life.code)})"
+            )
+            return 0
         code = run_exit_code(life.code, self.sink.reason, stopping=life.stopping)
         if interrupted:
             self.say(f"stopped during the back-off; the last daemon exited with code {result}")

@@ -561,3 +561,40 @@ def test_a_stop_that_did_not_complete_says_so() -> None:
         "killed before the graceful shutdown finished: the leases are left to expire "
         "(daemon exit status 137 = SIGKILL)")
     assert _report().describe(1, asked=False) == "the daemon exited by itself (exit status 1)"
+
+
+class NotStartedDaemon(FakeDaemon):
+    """A daemon whose worker never reaches STARTED: a stop shuts it down at once,
+    without a graceful shutdown, and it exits with 143, as the launchers do."""
+
+    def terminate(self) -> None:
+        self.terminated = True
+        self.sink("kclpy-local: stop requested before the worker started; shutting it down")
+
+
+def test_ctrl_c_before_the_worker_started_is_a_clean_stop(tmp_path: Path) -> None:
+    h = Harness(tmp_path, [])
+    h.make = lambda: NotStartedDaemon(h.sink, ["kclpy-local: worker INITIALIZING"], 1, 60.0)  # type: ignore[method-assign]
+    timer = _interrupt_after(0.5)
+    try:
+        code = h.run(RestartPolicy(max_restarts=3, initial=0))
+    finally:
+        timer.cancel()
+    assert code == 0
+    err = h.err.getvalue()
+    assert "error" not in err
+    assert err.splitlines()[-1] == (
+        "kclpy-local: stopped before the worker started, as asked (daemon exit status 143 = SIGTERM)"
+    )
+
+
+def test_a_worker_that_does_not_start_in_time_is_an_error(tmp_path: Path) -> None:
+    h = Harness(tmp_path, [])
+    h.make = lambda: NotStartedDaemon(h.sink, ["kclpy-local: worker INITIALIZING"], 1, 60.0)  # type: ignore[method-assign]
+    supervisor = Supervisor(sink=h.sink, board=h.board, console=_View(h.err, False),
+                            started=time.time(), ready_timeout=0.3, policy=None)
+    code = supervisor.run(h.make)  # type: ignore[arg-type]
+    err = h.err.getvalue()
+    assert code == 143
+    assert "the worker did not start within 0s; stopping" in err
+    assert "error: the daemon exited with code 143 = SIGTERM" in err
