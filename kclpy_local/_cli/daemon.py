@@ -8,8 +8,9 @@ JVM starts when its Kinesis engine cannot serve it: by name for an engine that
 ``kclpy-local up`` started at the file's Kinesis endpoint, else by asking the
 endpoint (HTTP/2 as the launcher speaks it, and SubscribeToShard).  SIGINT and
 SIGTERM ask it to stop gracefully (record processors get shutdownRequested); a second signal
-kills it.  The exit
-code is the daemon's (128+N when it died of signal N).
+kills it.  The exit code is the daemon's (128+N when it died of signal N), except
+4 when its log says a record processor failed and no stop was asked for, as
+``run`` exits (the KCL daemon itself exits 1 then).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pathlib import Path
 
 from .._emulators.fanout import values_check
 from .._jvm.daemon import Daemon
-from .._jvm.supervise import StopSignals
+from .._jvm.supervise import DaemonLog, StopSignals, run_exit_code
 from . import _common
 from ._common import seconds
 
@@ -60,15 +61,12 @@ def register(subparsers: _common.Subparsers) -> None:
     p.set_defaults(func=_run)
 
 
-def _exit_code(code: int) -> int:
-    return 128 - code if code < 0 else code
-
-
 def _run(args: argparse.Namespace) -> int:
+    sink = DaemonLog(sys.stderr)  # the log as it comes, and why the daemon exited
     daemon = Daemon(
         args.properties,
         **_common.daemon_options(args),
-        log=sys.stderr,
+        log=sink,
         ready_timeout=None,
         stop_timeout=args.stop_timeout,
         validate=args.validate,
@@ -90,6 +88,6 @@ def _run(args: argparse.Namespace) -> int:
                     daemon.terminate()
                 if code is None and signals.count > 1:
                     code = daemon.stop(timeout=0)
-            return _exit_code(daemon.stop() if code is None else code)
+            return run_exit_code(code, sink.reason, stopping=stopping)
         finally:
             daemon.stop()

@@ -185,6 +185,59 @@ def test_run_exits_4_when_the_processor_fails(
     assert all(lease.checkpoint in ("TRIM_HORIZON", None) for lease in leases), leases
 
 
+def test_daemon_exits_4_when_the_processor_fails(
+    fresh_emulator: EmbeddedEmulator, kcl_cache: Path, tmp_path: Path
+) -> None:
+    """`kclpy-local daemon` exits as `run` does when a record processor failed: 4, not
+    the KCL daemon's own 1."""
+    failing = tmp_path / "failing.py"
+    failing.write_text(
+        "from kclpy_local import RecordProcessor, run\n"
+        "class P(RecordProcessor):\n"
+        "    def process_records(self, batch, checkpointer):\n"
+        "        raise RuntimeError('boom')\n"
+        "    def lease_lost(self): pass\n"
+        "    def shard_ended(self, checkpointer): checkpointer.checkpoint()\n"
+        "    def shutdown_requested(self, checkpointer): pass\n"
+        "run(P())\n"
+    )
+    endpoint = fresh_emulator.endpoint_url
+    kinesis = _aws.client("kinesis", endpoint)
+    _aws.ensure_stream(kinesis, "daemon-fail", 1)
+    properties = tmp_path / "failing.properties"
+    properties.write_text(
+        "applicationName = daemon-failing\n"
+        "streamName = daemon-fail\n"
+        f"executableName = {sys.executable} {failing}\n"
+        "initialPositionInStream = TRIM_HORIZON\n"
+        "AWSCredentialsProvider = EnvironmentVariableCredentialsProvider\n"
+        "regionName = us-east-1\n"
+        f"kinesisEndpoint = {endpoint}\n"
+        f"dynamoDBEndpoint = {endpoint}\n"
+        f"cloudWatchEndpoint = {endpoint}\n"
+        "isCBORProtocolDisabled = true\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "KCLPY_LOCAL_"))}
+    env.update(AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test")
+    stderr_path = tmp_path / "daemon.stderr"
+    with stderr_path.open("w") as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "kclpy_local", "daemon", str(properties), "--cache-dir", str(kcl_cache)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr, env=env, cwd=tmp_path,
+        )
+    try:
+        wait_for(lambda: "worker STARTED" in stderr_path.read_text() or proc.poll() is not None, 120, "start")
+        _aws.put_records(kinesis, "daemon-fail", [(b"x", "k")])
+        code = proc.wait(120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    text = stderr_path.read_text()
+    assert code == 4, text[-3000:]
+    assert "RuntimeError: boom" in text
+
+
 #: Records to the ledger and checkpoints each batch; raises on the record "poison"
 #: unless the marker file next to it exists, which it creates: fails once.
 FAILS_ONCE = '''
