@@ -17,7 +17,7 @@ idle while the next batch is fetched. On local endpoints the 1.x keys add the
 prefetch cache (the next batch is read while the processor handles this one),
 paced by the launcher's ``readPause = empty`` (a shard that is caught up is polled
 four times a second; a backlog is read as fast as the engine answers), and a
-worker loop that hands the next prefetched batch over within 20 ms. The loop's
+worker loop that hands the next prefetched batch over within 5 ms. The loop's
 interval is added only where the file prefetches: without the cache each loop
 reads from the engine.
 """
@@ -93,9 +93,9 @@ KCL1_STARTUP: tuple[StartupKey, ...] = (
     ),
     StartupKey(
         "idleTimeBetweenReadsInMillis",
-        "20",
+        "5",
         "the worker hands each shard's next prefetched batch to its processor within "
-        "20 ms instead of 1 s (added only with the prefetch cache)",
+        "5 ms instead of 1 s (added only with the prefetch cache)",
         "1000",
         when=_prefetching,
     ),

@@ -96,7 +96,7 @@ def test_the_read_pacing_comes_only_with_the_prefetch_cache(tmp_path: Path) -> N
     assert prepared.values["initialLeaseSync"] == "eager"
     # Prefetching, set by the file in any case: the pacing is added.
     prepared = prepare(_user_file(tmp_path, LOCAL_ENDPOINTS, "dataFetchingStrategy = prefetch_cached\n"), environ={})
-    assert (prepared.values["readPause"], prepared.values["idleTimeBetweenReadsInMillis"]) == ("empty", "20")
+    assert (prepared.values["readPause"], prepared.values["idleTimeBetweenReadsInMillis"]) == ("empty", "5")
     # A pause the file sets is kept, and the launcher's pacing still applies.
     prepared = prepare(_user_file(tmp_path, LOCAL_ENDPOINTS, "idleMillisBetweenCalls = 100\n"), environ={})
     assert (prepared.values["idleMillisBetweenCalls"], prepared.values["readPause"]) == ("100", "empty")
