@@ -154,20 +154,24 @@ def test_run_starts_the_embedded_emulator(start_run: Callable[..., RunProcess], 
         _aws.client("kinesis", match.group(1)).list_streams()
 
 
+#: A record processor that raises on its first batch.
+FAILING_PROCESSOR = (
+    "from kclpy_local import RecordProcessor, run\n"
+    "class P(RecordProcessor):\n"
+    "    def process_records(self, batch, checkpointer):\n"
+    "        raise RuntimeError('boom')\n"
+    "    def lease_lost(self): pass\n"
+    "    def shard_ended(self, checkpointer): checkpointer.checkpoint()\n"
+    "    def shutdown_requested(self, checkpointer): pass\n"
+    "run(P())\n"
+)
+
+
 def test_run_exits_4_when_the_processor_fails(
     start_run: Callable[..., RunProcess], fresh_emulator: EmbeddedEmulator, tmp_path: Path
 ) -> None:
     failing = tmp_path / "failing.py"
-    failing.write_text(
-        "from kclpy_local import RecordProcessor, run\n"
-        "class P(RecordProcessor):\n"
-        "    def process_records(self, batch, checkpointer):\n"
-        "        raise RuntimeError('boom')\n"
-        "    def lease_lost(self): pass\n"
-        "    def shard_ended(self, checkpointer): checkpointer.checkpoint()\n"
-        "    def shutdown_requested(self, checkpointer): pass\n"
-        "run(P())\n"
-    )
+    failing.write_text(FAILING_PROCESSOR)
     endpoint = fresh_emulator.endpoint_url
     run = start_run(str(failing), "--stream", "run-fail", "--endpoint", endpoint, "--log", "-")
     wait_for(lambda: "worker started after" in run.stderr or run.proc.poll() is not None, 120, "start")
@@ -191,16 +195,7 @@ def test_daemon_exits_4_when_the_processor_fails(
     """`kclpy-local daemon` exits as `run` does when a record processor failed: 4, not
     the KCL daemon's own 1."""
     failing = tmp_path / "failing.py"
-    failing.write_text(
-        "from kclpy_local import RecordProcessor, run\n"
-        "class P(RecordProcessor):\n"
-        "    def process_records(self, batch, checkpointer):\n"
-        "        raise RuntimeError('boom')\n"
-        "    def lease_lost(self): pass\n"
-        "    def shard_ended(self, checkpointer): checkpointer.checkpoint()\n"
-        "    def shutdown_requested(self, checkpointer): pass\n"
-        "run(P())\n"
-    )
+    failing.write_text(FAILING_PROCESSOR)
     endpoint = fresh_emulator.endpoint_url
     kinesis = _aws.client("kinesis", endpoint)
     _aws.ensure_stream(kinesis, "daemon-fail", 1)
