@@ -215,16 +215,28 @@ class EndToEnd:
     raw: float = float("nan")  # the engine's raw GetRecords rate, measured right after
 
 
-def median_of(rounds: list[EndToEnd]) -> tuple[EndToEnd, tuple[float, float]]:
-    """The medians of the rounds' figures, and the range of their ratios to raw."""
+@dataclass(frozen=True)
+class Rounds:
+    """The medians of the rounds' figures, and of their ratios to raw (each round's
+    own), with the range of the ratio from STARTED."""
+
+    medians: EndToEnd
+    ratio: float
+    steady_ratio: float
+    ratio_range: tuple[float, float]
+
+
+def median_of(rounds: list[EndToEnd]) -> Rounds:
     ratios = [r.rate / r.raw for r in rounds]
-    return (
+    return Rounds(
         EndToEnd(
             statistics.median(r.rate for r in rounds),
             statistics.median(r.steady for r in rounds),
             {stage: statistics.median(r.stages[stage] for r in rounds) for stage in STAGES},
             statistics.median(r.raw for r in rounds),
         ),
+        statistics.median(ratios),
+        statistics.median(r.steady / r.raw for r in rounds),
         (min(ratios), max(ratios)),
     )
 
@@ -386,12 +398,11 @@ def main() -> None:
         f"{'(range)':>11} {'(1st b.)':>8}   " + " ".join(f"{stage:>10}" for stage in STAGES)
     )
     for engine in contenders:
-        result, (low, high) = median_of(rounds[engine.name])
-        ratio = statistics.median(r.rate / r.raw for r in rounds[engine.name])
-        steady = statistics.median(r.steady / r.raw for r in rounds[engine.name])
+        summary = median_of(rounds[engine.name])
+        result, (low, high) = summary.medians, summary.ratio_range
         print(
             f"{engine.name:18} {result.rate:10,.0f} {result.steady:11,.0f} {result.raw:15,.0f} "
-            f"{ratio:5.2f}x {f'{low:.2f}-{high:.2f}':>11} {steady:7.2f}x   "
+            f"{summary.ratio:5.2f}x {f'{low:.2f}-{high:.2f}':>11} {summary.steady_ratio:7.2f}x   "
             + " ".join(f"{result.stages[stage] * 1000:10.0f}" for stage in STAGES)
         )
     print(

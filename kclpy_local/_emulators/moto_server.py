@@ -118,6 +118,7 @@ MAX_BODY_BYTES = 8 * 1024 * 1024
 
 _PATH = re.compile(r"/service/(?P<service>[^/]+)/operation/(?P<operation>[^/]+)\Z")
 _JSON_CONTENT_TYPE = "application/x-amz-json-1.0"
+_KINESIS_CONTENT_TYPE = "application/x-amz-json-1.1"  # Kinesis's own AWS JSON
 _PASSED_HEADERS = ("x-amzn-requestid", "x-amzn-query-error")
 _JSON_FLOATS = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 _STATUS_TEXT = {200: "OK", 400: "Bad Request", 404: "Not Found", 500: "Internal Server Error"}
@@ -501,9 +502,6 @@ def encode_get_records_directly() -> bool:
 
     KinesisResponse.get_records = get_records  # type: ignore[method-assign]
     return True
-
-
-_KINESIS_CONTENT_TYPE = "application/x-amz-json-1.1"
 
 
 def _record_json(record: Any) -> dict[str, object]:

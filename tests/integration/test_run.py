@@ -35,14 +35,14 @@ def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
 
 
 class RunProcess:
-    """``python -m kclpy_local run ...`` with its stderr collected."""
+    """``python -m kclpy_local run ...`` (or another ``command``) with its stderr collected."""
 
     def __init__(self, argv: list[str], env: dict[str, str], tmp: Path, name: str = "run",
-                 cwd: Path | None = None) -> None:
+                 cwd: Path | None = None, command: str = "run") -> None:
         self.stderr_path = tmp / f"{name}.stderr"
         self._stderr = self.stderr_path.open("w")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "kclpy_local", "run", *argv],
+            [sys.executable, "-m", "kclpy_local", command, *argv],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=self._stderr,
@@ -214,23 +214,16 @@ def test_daemon_exits_4_when_the_processor_fails(
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "KCLPY_LOCAL_"))}
     env.update(AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test")
-    stderr_path = tmp_path / "daemon.stderr"
-    with stderr_path.open("w") as stderr:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "kclpy_local", "daemon", str(properties), "--cache-dir", str(kcl_cache)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr, env=env, cwd=tmp_path,
-        )
+    daemon = RunProcess([str(properties), "--cache-dir", str(kcl_cache)], env, tmp_path, "daemon",
+                        command="daemon")
     try:
-        wait_for(lambda: "worker STARTED" in stderr_path.read_text() or proc.poll() is not None, 120, "start")
+        wait_for(lambda: "worker STARTED" in daemon.stderr or daemon.proc.poll() is not None, 120, "start")
         _aws.put_records(kinesis, "daemon-fail", [(b"x", "k")])
-        code = proc.wait(120)
+        code = daemon.proc.wait(120)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    text = stderr_path.read_text()
-    assert code == 4, text[-3000:]
-    assert "RuntimeError: boom" in text
+        daemon.close()
+    assert code == 4, daemon.stderr[-3000:]
+    assert "RuntimeError: boom" in daemon.stderr
 
 
 #: Records to the ledger and checkpoints each batch; raises on the record "poison"
