@@ -253,6 +253,11 @@ def add_kcl_argument(parser: argparse.ArgumentParser, help: str) -> None:
     )
 
 
+def add_properties_option(parser: argparse.ArgumentParser, help: str) -> None:
+    """``--properties FILE``: a daemon .properties file."""
+    parser.add_argument("--properties", type=Path, metavar="FILE", help=help)
+
+
 def add_cache_dir_argument(parser: argparse.ArgumentParser, help: str = CACHE_DIR_HELP) -> None:
     """``--cache-dir DIR``: the bootstrap cache directory."""
     parser.add_argument("--cache-dir", type=directory, metavar="DIR", help=help)

@@ -506,12 +506,7 @@ def run_checks(
 def register(subparsers: _common.Subparsers) -> None:
     summary = "check Python, packages, Java, the jar cache, the emulator and a properties file"
     p = _common.add_command(subparsers, "doctor", summary, _common.paragraph(__doc__, 1))
-    p.add_argument(
-        "--properties",
-        type=Path,
-        metavar="FILE",
-        help="also validate this daemon .properties file",
-    )
+    _common.add_properties_option(p, "also validate this daemon .properties file")
     p.add_argument(
         "--endpoint",
         metavar="URL",

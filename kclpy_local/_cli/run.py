@@ -186,11 +186,8 @@ def register(subparsers: _common.Subparsers) -> None:
         help="applicationName, also the lease table (default: the properties' value, "
         "or PROCESSOR's file name without suffix)",
     )
-    p.add_argument(
-        "--properties",
-        type=Path,
-        metavar="FILE",
-        help="a properties file to start from (default: the built-in local profile)",
+    _common.add_properties_option(
+        p, "a properties file to start from (default: the built-in local profile)"
     )
     p.add_argument(
         "--set",

@@ -398,7 +398,7 @@ public final class KclLocalLauncher implements Generation {
         try {
             config = streamNames == null ? new MultiLangDaemonConfig(propertiesPath)
                     : new MultiLangDaemonConfig(propertiesPath, Thread.currentThread().getContextClassLoader(),
-                            new MultiStreamConfigurator(streamNames.get(0)));
+                            multiStreamConfigurator(streamNames.get(0)));
         } catch (IllegalArgumentException | NullPointerException e) {
             throw new IllegalArgumentException(propertiesPath + ": " + e.getMessage(), e);
         }
@@ -1044,20 +1044,16 @@ public final class KclLocalLauncher implements Generation {
      * The stock configurator, for a file that names its streams in {@code streamNames}: it
      * requires a stream name, and is given the first (the launcher removes it afterwards).
      */
-    static final class MultiStreamConfigurator extends KinesisClientLibConfigurator {
-        private final String firstStream;
-
-        MultiStreamConfigurator(String firstStream) {
-            this.firstStream = firstStream;
-        }
-
-        @Override
-        public MultiLangDaemonConfiguration getConfiguration(Properties properties) {
-            Properties withStream = new Properties();
-            withStream.putAll(properties);
-            withStream.setProperty("streamName", firstStream);
-            return super.getConfiguration(withStream);
-        }
+    static KinesisClientLibConfigurator multiStreamConfigurator(final String firstStream) {
+        return new KinesisClientLibConfigurator() {
+            @Override
+            public MultiLangDaemonConfiguration getConfiguration(Properties properties) {
+                Properties withStream = new Properties();
+                withStream.putAll(properties);
+                withStream.setProperty("streamName", firstStream);
+                return super.getConfiguration(withStream);
+            }
+        };
     }
 
     /** Feeds the scheduler's states to the shared status (which prints the ready line). */
