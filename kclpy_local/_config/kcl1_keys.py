@@ -273,6 +273,20 @@ KCL1_KEYS: tuple[KeySpec, ...] = (
         choices=("ALWAYS", "EMPTY"),
     ),
     KeySpec(
+        "processorStart",
+        _S,
+        "initialize",
+        "early: the record processors' child processes are started while the worker "
+        "initializes, one per shard of the stream (at most maxLeasesForWorker, at most 64), "
+        "and each shard consumer that initializes takes one instead of starting its own, "
+        "so a shard's first batch does not wait for the processor's interpreter to start; "
+        "those no shard took 10 s after the worker started are stopped; initialize: the "
+        "KCL's own behaviour, each child started when its shard consumer initializes "
+        "(kclpy-local launcher).",
+        source="launcher",
+        choices=("EARLY", "INITIALIZE"),
+    ),
+    KeySpec(
         "gracefulLeaseHandoff",
         _B,
         "true",

@@ -565,6 +565,10 @@ def _kcl1_only_reason(name: str) -> str:
             "a key of the kclpy-local 1.x launcher; KCL 3.x hands leases over itself "
             "(isGracefulLeaseHandoffEnabled, default true)"
         ),
+        "processorStart": (
+            "a key of the kclpy-local 1.x launcher; the 3.x launcher starts each record "
+            "processor when its shard consumer initializes"
+        ),
         "http.proxyHost": "the 3.x multilang daemon has no proxy key",
         "http.proxyPort": "the 3.x multilang daemon has no proxy key",
         "userAgent": "the 3.x multilang daemon has no user agent key",

@@ -60,7 +60,8 @@ def _prefetching(values: Mapping[str, str]) -> bool:
 
 
 #: KCL 1.x: the eager initial lease sync of the launcher, the worker's pause at
-#: the end of its initialization, and the prefetch cache with its pacing.
+#: the end of its initialization, the processors started early, and the prefetch
+#: cache with its pacing.
 KCL1_STARTUP: tuple[StartupKey, ...] = (
     _EAGER,
     StartupKey(
@@ -69,6 +70,14 @@ KCL1_STARTUP: tuple[StartupKey, ...] = (
         "the worker sleeps this long once initialized before it starts (and a child "
         "shard polls for its parents' end as often): 0.5 s instead of 10 s",
         "10000",
+    ),
+    StartupKey(
+        "processorStart",
+        "early",
+        "the record processors start while the worker initializes, one per shard, so a "
+        "shard's first batch does not wait for its processor's interpreter (those no shard "
+        "took are stopped 10 s after the worker started)",
+        "initialize",
     ),
     StartupKey(
         "dataFetchingStrategy",

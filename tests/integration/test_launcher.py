@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -182,13 +183,14 @@ def test_missing_credentials_are_one_line_and_exit_1(
 
 
 def _start_local_profile(
-    kcl1: Installation, endpoint: str, app: str, stream: str, tmp_path: Path, lines: list[str]
+    kcl1: Installation, endpoint: str, app: str, stream: str, tmp_path: Path, lines: list[str],
+    *, log: Callable[[str], None] | None = None,
 ) -> Daemon:
     env = {"AWS_ACCESS_KEY_ID": "it", "AWS_SECRET_ACCESS_KEY": "it", "KCLPY_LOCAL_ENDPOINT": endpoint,
            "KCLPY_LOCAL_APP": app, "KCLPY_LOCAL_STREAM": stream,
            "KCLPY_LOCAL_LEDGER": str(tmp_path / "ledger.jsonl")}
-    return Daemon(LOCAL_PROFILE, installation=kcl1, env=env, cwd=ROOT, log=lines.append, ready_timeout=120,
-                  overrides={"executableName": f"{sys.executable} processors/recorder.py"})
+    return Daemon(LOCAL_PROFILE, installation=kcl1, env=env, cwd=ROOT, log=log or lines.append,
+                  ready_timeout=120, overrides={"executableName": f"{sys.executable} processors/recorder.py"})
 
 
 def test_local_profile_creates_every_lease_before_the_worker_starts(
@@ -256,6 +258,103 @@ def test_read_pause_empty_reads_a_backlog_without_the_pause(
     else:
         # The first batch was fetched while the processor started, so it waited less.
         assert min(gaps) >= 2.5 and min(gaps[1:]) >= 2.9, gaps
+
+
+EARLY_LINE = "kclpy-local: record processors started early: {} (processorStart = early)"
+LEFTOVER_LINE = "kclpy-local: stopped {} record processor(s) started early that no shard took"
+# The recorder, noting its process id and the time it started in STARTS_LOG.
+STAMPED_RECORDER = """\
+import json
+import os
+import sys
+import time
+
+with open(os.environ["STARTS_LOG"], "a", encoding="utf-8") as starts:
+    starts.write(json.dumps({"pid": os.getpid(), "t": time.time()}) + "\\n")
+
+sys.path.insert(0, "processors")
+from recorder import RecorderProcessor  # noqa: E402
+
+from kclpy_local import run  # noqa: E402
+
+run(RecorderProcessor())
+"""
+
+
+def _stamped_daemon(
+    kcl1: Installation, endpoint: str, stream: str, tmp_path: Path, lines: list[tuple[float, str]], *, start: str
+) -> Daemon:
+    script = tmp_path / "stamped_recorder.py"
+    script.write_text(STAMPED_RECORDER, encoding="utf-8")
+    daemon = _start_local_profile(
+        kcl1, endpoint, f"{stream}-app", stream, tmp_path, [], log=lambda line: lines.append((time.time(), line))
+    )
+    daemon.env.update({"STARTS_LOG": str(tmp_path / "starts.jsonl"),
+                       "KCLPY_LOCAL_CHECKPOINTS": str(tmp_path / "checkpoints.jsonl")})
+    daemon.overrides.update({"executableName": f"{sys.executable} {script}", "processorStart": start})
+    return daemon
+
+
+@pytest.mark.parametrize("start", ["early", "initialize"])
+def test_processor_start_early_starts_the_processors_before_the_worker(
+    kcl1: Installation, fresh_emulator: EmbeddedEmulator, tmp_path: Path, start: str
+) -> None:
+    """processorStart = early: one processor per shard is started before the worker
+    reaches STARTED, and the shards' initialize messages reach those processes; with
+    initialize (the KCL's own) each starts after STARTED, when its shard initializes."""
+    endpoint = fresh_emulator.endpoint_url
+    stream = f"it-start-{start}"
+    kinesis = _aws.client("kinesis", endpoint)
+    _aws.ensure_stream(kinesis, stream, 2)
+    _aws.put_records(kinesis, stream, [(f"r{i}".encode(), f"k{i}") for i in range(200)])
+    lines: list[tuple[float, str]] = []
+    with _stamped_daemon(kcl1, endpoint, stream, tmp_path, lines, start=start):
+        wait_for(lambda: len(read_jsonl(tmp_path / "ledger.jsonl")) >= 200, 120, "200 records in the ledger")
+    ready = next(at for at, line in lines if line.startswith(READY_MARKER))
+    started = {entry["pid"]: entry["t"] for entry in read_jsonl(tmp_path / "starts.jsonl")}
+    initialized = {e["shard"]: e["pid"] for e in read_jsonl(tmp_path / "checkpoints.jsonl") if e["event"] == "initialize"}
+    assert len(initialized) == 2, initialized
+    said = [line for _, line in lines]
+    if start == "early":
+        assert EARLY_LINE.format(2) in said, said
+        assert all(started[pid] < ready for pid in initialized.values()), (started, initialized, ready)
+        assert len(started) == 2, started
+    else:
+        assert not [line for line in said if "started early" in line], said
+        assert all(started[pid] > ready for pid in initialized.values()), (started, initialized, ready)
+
+
+def test_processors_started_early_that_no_shard_takes_are_stopped(
+    kcl1: Installation, fresh_emulator: EmbeddedEmulator, tmp_path: Path
+) -> None:
+    """A closed parent (moto never ends a shard) and its two children: three processors
+    start early, the parent's consumer takes one, the children's wait on their parent and
+    never initialize: the two left are stopped 10 s after the worker started."""
+    endpoint = fresh_emulator.endpoint_url
+    stream = "it-start-leftovers"
+    kinesis = _aws.client("kinesis", endpoint)
+    _aws.ensure_stream(kinesis, stream, 1)
+    wait_active(kinesis, stream)
+    (parent,) = shards(kinesis, stream)
+    split_shard(kinesis, stream, parent)
+    lines: list[tuple[float, str]] = []
+    with _stamped_daemon(kcl1, endpoint, stream, tmp_path, lines, start="early"):
+        wait_for(lambda: LEFTOVER_LINE.format(2) in [line for _, line in lines], 60, "the leftovers stopped")
+        said = [line for _, line in lines]
+        assert EARLY_LINE.format(3) in said, said
+        started = {entry["pid"] for entry in read_jsonl(tmp_path / "starts.jsonl")}
+        initialized = {e["pid"] for e in read_jsonl(tmp_path / "checkpoints.jsonl") if e["event"] == "initialize"}
+        assert len(started) == 3 and len(initialized) == 1 and initialized < started, (started, initialized)
+
+        def gone(pid: int) -> bool:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return True
+            return False
+
+        wait_for(lambda: all(gone(pid) for pid in started - initialized), 10, "the leftovers gone")
+        assert not gone(next(iter(initialized)))
 
 
 SLOW_RECORDER = """\

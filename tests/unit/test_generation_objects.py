@@ -51,6 +51,7 @@ LOCAL = {
     "cloudWatchEndpoint": "http://127.0.0.1:4566",
     "initialLeaseSync": "eager",  # set: no start-up key to add (test_startup.py)
     "parentShardPollIntervalMillis": "500",
+    "processorStart": "early",
     "dataFetchingStrategy": "DEFAULT",  # no prefetch: its pacing keys are not added either
 }
 
@@ -150,7 +151,7 @@ def test_pipeline_overrides_substitutes_translates_and_validates(tmp_path: Path)
     assert dict(prepared.effective) == prepared.values
     # The unknown key x, found in the translated file, with the file's line.
     assert [(p.key, p.line) for p in prepared.problems if p.severity == "error"] == []
-    assert ("x", 13) in [(p.key, p.line) for p in prepared.problems]
+    assert ("x", 14) in [(p.key, p.line) for p in prepared.problems]
 
 
 def test_pipeline_kcl1_runs_the_file_as_written(tmp_path: Path) -> None:

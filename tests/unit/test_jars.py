@@ -161,16 +161,20 @@ def test_kcl3_launcher_spec_and_source() -> None:
 
 def test_launchers_share_the_common_sources() -> None:
     one, three = (load_lock(g) for g in (1, 3))
-    assert one.launcher.shared_sources == three.launcher.shared_sources == ("_jvm/launchers/common",)
+    assert one.launcher.shared_sources == ("_jvm/launchers/common", "_jvm/launchers/kcl1_multilang")
+    assert three.launcher.shared_sources == ("_jvm/launchers/common",)
     sources1, sources3 = one.launcher_sources(), three.launcher_sources()
     # The generation's own source first, then the same shared files for both.
     assert next(iter(sources1)) == one.launcher.source
     assert next(iter(sources3)) == three.launcher.source
-    shared1 = {path: text for path, text in sources1.items() if path != one.launcher.source}
+    shared1 = {path: text for path, text in sources1.items() if path.startswith("_jvm/launchers/common/")}
     shared3 = {path: text for path, text in sources3.items() if path != three.launcher.source}
     assert shared1 == shared3
     assert "_jvm/launchers/common/Launch.java" in shared1
     assert all(b"package dev.kclpylocal.common;" in text for text in shared1.values())
+    # KCL 1.x's own folder: the class its multilang package lets override a processor's start.
+    own1 = set(sources1) - set(shared1) - {one.launcher.source}
+    assert own1 == {"_jvm/launchers/kcl1_multilang/EarlyStart.java"}
     assert one.launcher_sha256() == sources_sha256(sources1)
 
 

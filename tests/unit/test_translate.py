@@ -415,7 +415,7 @@ def test_daemon_generation_3_keeps_metrics_where_cloudwatch_answers_cbor(
 def test_daemon_generation_1_is_not_translated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     _fake_jvm(monkeypatch)
     path = _local_file(tmp_path, initialLeaseSync="eager", parentShardPollIntervalMillis="500",
-                       dataFetchingStrategy="DEFAULT")  # nothing to add
+                       processorStart="early", dataFetchingStrategy="DEFAULT")  # nothing to add
     lines: list[str] = []
     with Daemon(path, log=lines.append, guard=False) as daemon:
         daemon.wait(30)
@@ -496,7 +496,7 @@ def test_run_print_properties_shows_the_translated_file(capsys: pytest.CaptureFi
     assert not set(props) & set(KCL1_ONLY_KEYS)
     notes = [line for line in err.splitlines() if line.startswith(NOTE)]
     assert (NOTE + "dropped keys KCL 3.x does not read: dataFetchingStrategy, readPause, "
-            "idleMillisBetweenCalls, leaseCleanupIntervalMillis") in notes
+            "idleMillisBetweenCalls, processorStart, leaseCleanupIntervalMillis") in notes
     assert validate_properties(props, profile="local", generation=3, environ={}) == []
     # The same command for 1.x prints the file untranslated, and no note.
     assert main(["run", str(RECORDER), "--stream", "orders", "--print-properties"]) == 0

@@ -105,6 +105,12 @@ public final class Lifeline {
         return watched;
     }
 
+    /** Removes {@value #VARIABLE} from the environment of the children {@code builder} starts. */
+    public static ProcessBuilder keepFrom(ProcessBuilder builder) {
+        builder.environment().remove(VARIABLE);
+        return builder;
+    }
+
     /**
      * Removes {@value #VARIABLE} from the environment of the child process a stock
      * multilang record processor will start: its {@code ProcessBuilder} field, reached
@@ -123,7 +129,7 @@ public final class Lifeline {
                         field.setAccessible(true);
                         ProcessBuilder builder = (ProcessBuilder) field.get(processor);
                         if (builder != null) {
-                            builder.environment().remove(VARIABLE);
+                            keepFrom(builder);
                             return processor;
                         }
                     }

@@ -42,7 +42,10 @@ import com.amazonaws.services.kinesis.metrics.impl.MetricsHelper;
 import com.amazonaws.services.kinesis.metrics.impl.NullMetricsFactory;
 import com.amazonaws.services.kinesis.metrics.interfaces.IMetricsFactory;
 import com.amazonaws.services.kinesis.model.GetRecordsResult;
+import com.amazonaws.services.kinesis.model.ListShardsRequest;
+import com.amazonaws.services.kinesis.model.ListShardsResult;
 import com.amazonaws.services.kinesis.model.Record;
+import com.amazonaws.services.kinesis.multilang.EarlyStart;
 import com.amazonaws.services.kinesis.multilang.MultiLangDaemon;
 import com.amazonaws.services.kinesis.multilang.MultiLangDaemonConfig;
 
@@ -98,6 +101,13 @@ import static dev.kclpylocal.common.Settings.trimmedOrNull;
  *   <li>{@code gracefulLeaseHandoff} (boolean, default {@code true}): see below;</li>
  *   <li>{@code readPause} ({@code always} or {@code empty}, any case; default
  *       {@code always}): see below;</li>
+ *   <li>{@code processorStart} ({@code initialize} or {@code early}, any case; default
+ *       {@code initialize}): with {@code early} the record processors' child processes
+ *       are started while the worker initializes, one per shard of the stream (at most
+ *       {@code maxLeasesForWorker}, at most {@value EarlyProcessors#MAX_EARLY}), and each
+ *       shard consumer takes one instead of starting its own; those no shard took
+ *       {@value EarlyProcessors#LEFTOVER_MILLIS} ms after STARTED are stopped (see
+ *       {@code EarlyStart});</li>
  *   <li>the three AWS clients are built with the SDK's client builders, with an
  *       {@code EndpointConfiguration(endpoint, regionName)} when an endpoint is
  *       set, and injected into the Worker;</li>
@@ -272,16 +282,23 @@ public final class KclLocalLauncher implements Generation {
         /** {@code null} unless {@code gracefulLeaseHandoff = true}. */
         final LeaseRelease release;
 
+        /** {@code null} unless {@code processorStart = early}. */
+        final EarlyProcessors early;
+
         PreparedWorker(Worker worker, WorkerStatus status, ExecutorService executor, long graceMillis,
-                EagerLeaseSync eagerSync, LeaseRelease release) {
+                EagerLeaseSync eagerSync, LeaseRelease release, EarlyProcessors early) {
             super(worker, worker::shutdown, worker::startGracefulShutdown, status, executor, graceMillis);
             this.worker = worker;
             this.eagerSync = eagerSync;
             this.release = release;
+            this.early = early;
         }
 
         @Override
         protected void beforeStart() {
+            if (early != null) {
+                early.start();
+            }
             if (eagerSync != null) {
                 eagerSync.run();
             }
@@ -353,14 +370,23 @@ public final class KclLocalLauncher implements Generation {
         }
         WorkerStatus status = new WorkerStatus(kcl.getApplicationName(), "stream " + kcl.getStreamName(),
                 kcl.getWorkerIdentifier());
-        // The worker's states feed the shared status (which prints the ready line).
-        WorkerStateChangeListener listener = state -> status.changed(state,
-                state == WorkerStateChangeListener.WorkerState.STARTED);
         ExecutorService executor = config.getExecutorService();
+        final EarlyStart early = EarlyStart.EARLY.equals(
+                parseChoice(extra, EarlyStart.KEY, EarlyStart.ON_INITIALIZE, EarlyStart.EARLY))
+                ? new EarlyStart(config.getRecordProcessorFactory(), executor, kcl) : null;
+        // The worker's states feed the shared status (which prints the ready line).
+        WorkerStateChangeListener listener = state -> {
+            boolean started = state == WorkerStateChangeListener.WorkerState.STARTED;
+            if (started && early != null) {
+                EarlyProcessors.stopLeftoversLater(early);
+            }
+            status.changed(state, started);
+        };
         // The stock factory, with KCLPY_LOCAL_LIFELINE kept from the processors' environment.
         IRecordProcessorFactory stock = config.getRecordProcessorFactory();
         Worker.Builder builder = new Worker.Builder()
-                .recordProcessorFactory(() -> Lifeline.keepFromProcessor(stock.createProcessor()))
+                .recordProcessorFactory(early != null ? early
+                        : () -> Lifeline.keepFromProcessor(stock.createProcessor()))
                 .config(kcl)
                 .execService(executor)
                 .kinesisClient(kinesis)
@@ -389,7 +415,78 @@ public final class KclLocalLauncher implements Generation {
         }
         Worker worker = builder.build();
         long grace = settings.graceMillis(kcl.getShutdownGraceMillis());
-        return new PreparedWorker(worker, status, executor, grace, eagerSync, release);
+        EarlyProcessors earlyProcessors = early != null ? new EarlyProcessors(early, kcl, kinesis) : null;
+        return new PreparedWorker(worker, status, executor, grace, eagerSync, release, earlyProcessors);
+    }
+
+    /**
+     * {@code processorStart = early}: as many record processors as this worker may take
+     * shards are started while the worker initializes (see {@code EarlyStart}).
+     */
+    static final class EarlyProcessors implements Runnable {
+        /** How long after STARTED the children no shard took are stopped. */
+        static final long LEFTOVER_MILLIS = 10000L;
+        /** At most this many children are started early, whatever the shard count. */
+        static final int MAX_EARLY = 64;
+
+        final EarlyStart early;
+        final KinesisClientLibConfiguration kcl;
+        final AmazonKinesis kinesis;
+
+        EarlyProcessors(EarlyStart early, KinesisClientLibConfiguration kcl, AmazonKinesis kinesis) {
+            this.early = early;
+            this.kcl = kcl;
+            this.kinesis = kinesis;
+        }
+
+        /** Starts the thread that lists the shards and starts the children, and stops them at exit. */
+        void start() {
+            Runtime.getRuntime().addShutdownHook(new Thread(early::stopLeftovers, "kclpy-local-early-stop"));
+            Thread thread = new Thread(this, "kclpy-local-early-start");
+            thread.setDaemon(true);
+            thread.start();
+        }
+
+        @Override
+        public void run() {
+            int shards = 0;
+            try {
+                String token = null;
+                do {
+                    ListShardsRequest request = token == null
+                            ? new ListShardsRequest().withStreamName(kcl.getStreamName())
+                            : new ListShardsRequest().withNextToken(token);
+                    ListShardsResult result = kinesis.listShards(request);
+                    shards += result.getShards().size();
+                    token = result.getNextToken();
+                } while (token != null);
+            } catch (RuntimeException e) {
+                say("record processors not started early: the shards of " + kcl.getStreamName()
+                        + " could not be listed (" + oneLine(e) + "); each starts when its shard initializes");
+                return;
+            }
+            int count = Math.min(Math.min(shards, kcl.getMaxLeasesForWorker()), MAX_EARLY);
+            int started = early.start(count);
+            say("record processors started early: " + started + " (" + EarlyStart.KEY + " = "
+                    + EarlyStart.EARLY + ")");
+        }
+
+        /** Stops the children no shard took, {@link #LEFTOVER_MILLIS} ms from now, on a thread of its own. */
+        static void stopLeftoversLater(final EarlyStart early) {
+            Thread thread = new Thread(() -> {
+                try {
+                    Thread.sleep(LEFTOVER_MILLIS);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+                int stopped = early.stopLeftovers();
+                if (stopped > 0) {
+                    say("stopped " + stopped + " record processor(s) started early that no shard took");
+                }
+            }, "kclpy-local-early-leftovers");
+            thread.setDaemon(true);
+            thread.start();
+        }
     }
 
     /**
