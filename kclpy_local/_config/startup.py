@@ -19,7 +19,9 @@ paced by the launcher's ``readPause = empty`` (a shard that is caught up is poll
 four times a second; a backlog is read as fast as the engine answers), and a
 worker loop that hands the next prefetched batch over within 5 ms. The loop's
 interval is added only where the file prefetches: without the cache each loop
-reads from the engine.
+reads from the engine. They also start the record processors while the worker
+initializes (the launcher's ``processorStart = early``), so a shard's first
+batch does not wait for its processor's interpreter to start.
 """
 
 from __future__ import annotations
