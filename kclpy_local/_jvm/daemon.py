@@ -399,6 +399,8 @@ class Daemon(Lifecycle):
         return self
 
     def _on_line(self, line: str) -> None:
+        # Forwarded first: when start() returns, the log has seen the STARTED line.
+        self._forward(line)
         if line.startswith(READY_MARKER) and not self._ready.is_set():
             self._ready.set()
             values = self._values
@@ -411,7 +413,6 @@ class Daemon(Lifecycle):
                     name="kclpy-local-claim",
                     daemon=True,
                 ).start()
-        self._forward(line)
 
     def _forward(self, line: str) -> None:
         sink = self.log

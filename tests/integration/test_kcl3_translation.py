@@ -117,7 +117,7 @@ def test_the_1x_local_file_runs_on_kcl3(
                    "enhanced fan-out (SubscribeToShard)") in notes
     assert not any("metricsLevel" in note for note in notes)
     assert NOTE + ("dropped keys KCL 3.x does not read: dataFetchingStrategy, readPause, "
-                   "idleMillisBetweenCalls, leaseCleanupIntervalMillis") in notes
+                   "idleMillisBetweenCalls, processorStart, leaseCleanupIntervalMillis") in notes
     assert not any("CloudWatch metrics cannot be delivered" in line for line in log)
     assert "kclpy-local: graceful shutdown complete" in log
 
