@@ -449,3 +449,16 @@ def keys_in(low: int, high: int, count: int, prefix: str) -> list[str]:
             if len(found) == count:
                 return found
     raise AssertionError(f"fewer than {count} keys in [{low}, {high}]")
+
+
+def running(pid: int) -> bool:
+    """Whether ``pid`` is a live process (a zombie waiting for its reaper is not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    try:
+        return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True  # no /proc (macOS): os.kill said it exists

@@ -14,7 +14,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import pytest
-from _helpers import SHARD_END, read_jsonl, shards, split_shard, wait_active, wait_for
+from _helpers import SHARD_END, read_jsonl, running, shards, split_shard, wait_active, wait_for
 
 from kclpy_local import _aws
 from kclpy_local._emulators.kinesis_mock import KinesisMock
@@ -345,16 +345,8 @@ def test_processors_started_early_that_no_shard_takes_are_stopped(
         started = {entry["pid"] for entry in read_jsonl(tmp_path / "starts.jsonl")}
         initialized = {e["pid"] for e in read_jsonl(tmp_path / "checkpoints.jsonl") if e["event"] == "initialize"}
         assert len(started) == 3 and len(initialized) == 1 and initialized < started, (started, initialized)
-
-        def gone(pid: int) -> bool:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                return True
-            return False
-
-        wait_for(lambda: all(gone(pid) for pid in started - initialized), 10, "the leftovers gone")
-        assert not gone(next(iter(initialized)))
+        wait_for(lambda: not any(running(pid) for pid in started - initialized), 10, "the leftovers gone")
+        assert running(next(iter(initialized)))
 
 
 SLOW_RECORDER = """\

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import IO
 
 import pytest
+from _helpers import running
 
 from kclpy_local._config.pipeline import prepare
 from kclpy_local._config.properties import write_temporary
@@ -77,19 +78,6 @@ PROCESSOR = textwrap.dedent(
     run(Noting())
     """
 )
-
-
-def running(pid: int) -> bool:
-    """Whether ``pid`` is a live process (a zombie waiting for its reaper is not)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    stat = Path(f"/proc/{pid}/stat")
-    try:
-        return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True  # no /proc (macOS): os.kill said it exists
 
 
 def group_alive(pgid: int) -> bool:
